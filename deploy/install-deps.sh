@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install what building, running and testing Sol needs on Debian 12, only where it is missing.
+set -e
+PKGS="build-essential cmake pkg-config libuv1-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler \
+libcmocka-dev libssl-dev libhttp-parser-dev libcjson-dev mosquitto mosquitto-clients python3-paho-mqtt \
+python3-pytest clang libclang-rt-14-dev iproute2 dnsutils procps curl python3-yaml python3-jsonschema"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,59 @@
+/*
+ * config.h - every setting of a node, from three sources: flags > SOL_* environment > config file.
+ *
+ * Each setting has one name used three ways: flag --max-inflight, config key max_inflight (a dash also
+ * accepted: max-inflight), environment SOL_MAX_INFLIGHT. The config file is "key value" lines, '#' comments.
+ */
+#ifndef SOL_CONFIG_H
+#define SOL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+#define CONFIG_MAX_SEEDS 64
+
+struct sol_config {
+    /* MQTT listener */
+    char bind[64];            /* default "0.0.0.0" */
+    uint16_t port;            /* default 1883 */
+    char acl_file[256];       /* "" = no ACL: everything allowed */
+    char password_file[256];  /* "" = no password file */
+    bool allow_anonymous;     /* default true */
+    size_t max_packet_size;   /* default 1048576 (bytes of remaining length) */
+    size_t max_connections;   /* default 100000; 0 = unlimited */
+    uint16_t max_inflight;    /* default 20: outbound QoS 1/2 messages in flight per client */
+    size_t max_queued;        /* default 1000: messages queued per offline or slow session */
+    enum log_level log_level; /* default info; flag values: error|warn|info|debug */
+    unsigned sys_interval;    /* seconds between $SYS updates, default 10; 0 = off */
+
+    /* Cluster (used by cluster/; no seeds = a cluster of one) */
+    char node_name[64];       /* default: hostname */
+    char cluster_bind[64];    /* default: same as bind */
+    uint16_t cluster_port;    /* default 7946; 0 = clustering off */
+    char seeds[1024];         /* comma-separated host:port list; host may be a DNS name */
+    uint16_t http_port;       /* default 8080; 0 = no HTTP endpoint */
+    unsigned gossip_interval_ms; /* probe period, default 200 */
+    unsigned probe_timeout_ms;   /* direct probe timeout, default 100 */
+    unsigned suspicion_mult;     /* suspicion timeout multiplier (Lifeguard), default 4 */
+    unsigned dns_interval_ms;    /* re-resolve seeds, default 2000 */
+    unsigned leave_timeout_ms;   /* how long SIGTERM waits to announce leave, default 1000 */
+};
+
+/* Outcome of parsing. CONFIG_EXIT_OK: --help or --version printed, exit 0. */
+enum config_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = -1 };
+
+/* Fill cfg with defaults. */
+void config_defaults(struct sol_config *cfg);
+
+/* Parse argv, environment (envp-style array, NULL-terminated; pass environ) and the --config file (flag or
+ * SOL_CONFIG). On error writes one line naming the setting into err (errlen bytes) and returns
+ * CONFIG_ERROR; the caller prints it and exits 2. --help and --version print to stdout and return
+ * CONFIG_EXIT_OK. */
+int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char *err, size_t errlen);
+
+const char *config_log_level_name(enum log_level level);
+
+#endif
