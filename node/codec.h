@@ -53,11 +53,13 @@ enum codec_result {
     CODEC_INCOMPLETE = 1,          /* not a whole packet yet: read more */
     CODEC_ERR_MALFORMED = -1,      /* bad length, truncated field, trailing bytes, bad flag combination */
     CODEC_ERR_TOO_LARGE = -2,      /* remaining length above max_packet, or a 5th length byte */
-    CODEC_ERR_FLAGS = -3,          /* fixed-header flags not as the spec fixes them [MQTT-2.2.2-2] */
+    CODEC_ERR_FLAGS = -3,          /* fixed-header flags not as the spec fixes them [MQTT-2.2.2-2],
+                                    * incl. DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2] */
     CODEC_ERR_PROTOCOL_NAME = -4,  /* CONNECT protocol name is not "MQTT" [MQTT-3.1.2-1] */
     CODEC_ERR_PROTOCOL_LEVEL = -5, /* CONNECT level is not 4 [MQTT-3.1.2-2] */
     CODEC_ERR_UTF8 = -6,           /* ill-formed UTF-8, surrogate or U+0000 in a string [MQTT-1.5.3-1/2] */
-    CODEC_ERR_TOPIC = -7,          /* PUBLISH topic empty or with + or # [MQTT-3.3.2-2], or bad filter */
+    CODEC_ERR_TOPIC = -7,          /* PUBLISH or will topic empty or with + or # [MQTT-3.3.2-2],
+                                    * or an empty filter [MQTT-4.7.3-1] */
     CODEC_ERR_QOS = -8,            /* QoS 3 anywhere [MQTT-3.3.1-4], [MQTT-3-8.3-4] */
     CODEC_ERR_PACKET_ID = -9,      /* packet id 0 where one is required [MQTT-2.3.1-1] */
     CODEC_ERR_EMPTY = -10,         /* SUBSCRIBE/UNSUBSCRIBE without any filter [MQTT-3.8.3-3] */
@@ -141,7 +143,9 @@ bool codec_unsubscribe_next(const struct mqtt_list *l, size_t *pos, struct mqtt_
 /* UTF-8 check per [MQTT-1.5.3]: well-formed, no surrogates, no U+0000. */
 bool codec_utf8_valid(const char *s, size_t len);
 
-/* Variable-length "remaining length": bytes needed (1..4) and encoder (returns bytes written). */
+/* Variable-length "remaining length": bytes needed (1..4) and encoder (returns bytes written).
+ * Both return 0 for a value above MQTT_MAX_REMAINING_LENGTH, and so do the *_size() functions
+ * below for a packet that cannot be encoded. */
 size_t codec_varint_size(size_t value);
 size_t codec_varint_encode(uint8_t *out, size_t value);
 
@@ -164,6 +168,7 @@ size_t codec_encode_publish(uint8_t *out, const struct mqtt_publish *p, size_t *
 void codec_publish_patch(uint8_t *pkt, size_t id_offset, uint16_t packet_id, bool dup);
 
 /* ---- Encoders, client side (tests, benchmark) ---- */
+/* CONNECT: level 0 in c means 4 (3.1.1); will QoS/retain are written only when will_flag is set. */
 size_t codec_connect_size(const struct mqtt_connect *c);
 size_t codec_encode_connect(uint8_t *out, const struct mqtt_connect *c);
 /* filters[i] with qos[i]; qos may be NULL for UNSUBSCRIBE. */
