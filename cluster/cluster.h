@@ -1,0 +1,32 @@
+/*
+ * cluster.h - the cluster as main() sees it: membership, route replication, PUBLISH forwarding, retained
+ * replication, cluster-wide client-id takeover, and the operators' HTTP endpoint. Plugs into the broker only
+ * through struct broker_hooks and the broker's inbound functions (broker.h).
+ *
+ * With cfg->cluster_port == 0 it is a cluster of one: only the HTTP endpoint runs.
+ * Threading: nng runs its own threads; everything they receive is handed to the loop (uv_async) before it
+ * touches the broker, so the broker stays single-threaded.
+ */
+#ifndef SOL_CLUSTER_H
+#define SOL_CLUSTER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "config.h"
+
+struct cluster;
+
+/* Start on loop, attach to b (sets its hooks). Returns NULL with a reason in err (e.g. port in use). */
+struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct sol_config *cfg, char *err,
+                              size_t errlen);
+
+/* SIGTERM path: /readyz turns 503, leave is announced (peers mark this node left, drop its routes), then
+ * done is called on the loop. */
+void cluster_leave(struct cluster *c, void (*done)(void *ctx), void *ctx);
+
+/* Close everything; frees c once libuv and nng have let go of it. */
+void cluster_stop(struct cluster *c);
+
+#endif

@@ -1,0 +1,79 @@
+/* message.c - refcounted application messages and their cached wire encodings (see message.h). */
+#include "message.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+/* One allocation holds the struct, the topic and the payload: one malloc per accepted PUBLISH. */
+struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
+                            size_t payload_len, uint8_t qos, bool retain)
+{
+    if (topic_len > UINT16_MAX)
+        return NULL;
+    struct message *m = malloc(sizeof(*m) + topic_len + 1 + payload_len);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof(*m));
+    m->refs = 1;
+    m->qos = qos;
+    m->retain = retain;
+    m->topic_len = (uint16_t)topic_len;
+    m->payload_len = payload_len;
+    m->topic = (char *)(m + 1);
+    memcpy(m->topic, topic, topic_len);
+    m->topic[topic_len] = '\0';
+    m->payload = (uint8_t *)m->topic + topic_len + 1;
+    if (payload_len)
+        memcpy(m->payload, payload, payload_len);
+    return m;
+}
+
+void message_unref(struct message *m)
+{
+    if (!m || --m->refs > 0)
+        return;
+    for (int q = 0; q < 3; q++)
+        free(m->wire[q]);
+    free(m);
+}
+
+const uint8_t *message_wire(struct message *m, uint8_t qos, size_t *len, size_t *id_offset)
+{
+    if (!m->wire[qos]) {
+        size_t n = codec_publish_size(m->topic_len, m->payload_len, qos);
+        uint8_t *buf = malloc(n);
+        if (!buf)
+            return NULL;
+        struct mqtt_publish p = {
+            .qos = qos,
+            .packet_id = qos ? 1 : 0,
+            .topic = {m->topic, m->topic_len},
+            .payload = m->payload,
+            .payload_len = m->payload_len,
+        };
+        m->wire_len[qos] = codec_encode_publish(buf, &p, &m->id_offset[qos]);
+        m->wire[qos] = buf;
+    }
+    *len = m->wire_len[qos];
+    if (id_offset)
+        *id_offset = m->id_offset[qos];
+    return m->wire[qos];
+}
+
+size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_t packet_id, bool dup,
+                           bool retain)
+{
+    size_t len, off;
+    const uint8_t *wire = message_wire(m, qos, &len, &off);
+    if (!wire)
+        return 0;
+    memcpy(out, wire, len);
+    out[0] = (uint8_t)(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0));
+    if (qos) {
+        out[off] = (uint8_t)(packet_id >> 8);
+        out[off + 1] = (uint8_t)(packet_id & 0xff);
+    }
+    return len;
+}

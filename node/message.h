@@ -1,0 +1,55 @@
+/*
+ * message.h - one application message (a PUBLISH's topic, payload, QoS and retain flag), refcounted and
+ * shared by every session, queue, retained store and cluster forwarder that holds it.
+ *
+ * The wire encoding is built once per QoS level on first use and reused for every subscriber: delivering a
+ * message to a connection is a memcpy of that encoding plus a patch of the flags byte and packet id.
+ */
+#ifndef SOL_MESSAGE_H
+#define SOL_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct message {
+    uint32_t refs;
+    uint8_t qos;     /* QoS it was published with */
+    bool retain;     /* retain flag it was published with */
+    uint16_t topic_len;
+    size_t payload_len;
+    char *topic;      /* NUL-terminated, inside the same allocation */
+    uint8_t *payload; /* inside the same allocation */
+    /* Cluster metadata: hybrid-logical-clock stamp and origin node, for last-writer-wins on retained
+     * messages; 0 / "" for messages that never met the cluster. */
+    uint64_t hlc;
+    char origin[64];
+    /* Cached encodings: wire[q] is this message as a PUBLISH at QoS q (flags byte and packet id to be
+     * patched per delivery), id_offset[q] where its packet id sits. Built lazily. */
+    uint8_t *wire[3];
+    size_t wire_len[3];
+    size_t id_offset[3];
+};
+
+/* A new message with one reference, or NULL on allocation failure. */
+struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
+                            size_t payload_len, uint8_t qos, bool retain);
+
+static inline struct message *message_ref(struct message *m)
+{
+    m->refs++;
+    return m;
+}
+
+/* Drop one reference; frees the message and its encodings with the last. */
+void message_unref(struct message *m);
+
+/* The cached PUBLISH encoding at qos (built on first call). NULL on allocation failure. */
+const uint8_t *message_wire(struct message *m, uint8_t qos, size_t *len, size_t *id_offset);
+
+/* Write the encoding at qos into out (message_wire_len bytes) with the flags and packet id of this one
+ * delivery. Returns bytes written, 0 on allocation failure. */
+size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_t packet_id, bool dup,
+                           bool retain);
+
+#endif
