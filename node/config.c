@@ -1,0 +1,569 @@
+/*
+ * config.c - settings from flags, SOL_* environment variables and a "key value" config file.
+ *
+ * One table describes every setting (name, type, range, help). The same table drives the flag
+ * parser, the environment scan, the file parser and --help, so a setting cannot exist in one source
+ * and not another. Precedence is flag > env > file > default: we apply the file first, then the
+ * environment, then flags, each overwriting the previous.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SOL_VERSION
+#define SOL_VERSION "0.0.0"
+#endif
+
+enum opt_type { OPT_STR, OPT_U16, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_LEVEL };
+
+struct config_opt {
+    const char *name; /* config key form, underscores */
+    enum opt_type type;
+    size_t offset;
+    size_t size;            /* OPT_STR: buffer size */
+    unsigned long long min; /* numeric range, inclusive */
+    unsigned long long max;
+    bool nonempty;           /* OPT_STR: an empty value is invalid */
+    const char *metavar;     /* for --help */
+    const char *help;        /* one line for --help */
+    const char *default_txt; /* --help default when it is not a constant */
+};
+
+#define FIELD(f) offsetof(struct sol_config, f), sizeof(((struct sol_config *)0)->f)
+
+static const struct config_opt config_opts[] = {
+    {"bind", OPT_STR, FIELD(bind), 0, 0, true, "ADDR", "MQTT listener address", NULL},
+    {"port", OPT_U16, FIELD(port), 1, 65535, false, "PORT", "MQTT listener TCP port", NULL},
+    {"acl_file", OPT_STR, FIELD(acl_file), 0, 0, false, "FILE",
+     "Mosquitto acl_file; empty = allow all", NULL},
+    {"password_file", OPT_STR, FIELD(password_file), 0, 0, false, "FILE",
+     "mosquitto_passwd file; empty = none", NULL},
+    {"allow_anonymous", OPT_BOOL, FIELD(allow_anonymous), 0, 0, false, "BOOL",
+     "accept clients that send no username", NULL},
+    {"max_packet_size", OPT_SIZE, FIELD(max_packet_size), 1, 268435455, false, "BYTES",
+     "largest remaining length accepted", NULL},
+    {"max_connections", OPT_SIZE, FIELD(max_connections), 0, 4294967295ULL, false, "N",
+     "client connections; 0 = unlimited", NULL},
+    {"max_inflight", OPT_U16, FIELD(max_inflight), 1, 65535, false, "N",
+     "outbound QoS 1/2 in flight per client", NULL},
+    {"max_queued", OPT_SIZE, FIELD(max_queued), 0, 4294967295ULL, false, "N",
+     "queued per offline/slow session", NULL},
+    {"log_level", OPT_LEVEL, FIELD(log_level), 0, 0, false, "LEVEL", "error|warn|info|debug", NULL},
+    {"sys_interval", OPT_UINT, FIELD(sys_interval), 0, 86400, false, "SECONDS",
+     "seconds between $SYS updates; 0 = off", NULL},
+    {"node_name", OPT_STR, FIELD(node_name), 0, 0, true, "NAME", "this node's name in the cluster",
+     "the hostname"},
+    {"cluster_bind", OPT_STR, FIELD(cluster_bind), 0, 0, true, "ADDR", "cluster listener address",
+     "same as --bind"},
+    {"cluster_port", OPT_U16, FIELD(cluster_port), 0, 65535, false, "PORT",
+     "cluster port; 0 = clustering off", NULL},
+    {"seeds", OPT_STR, FIELD(seeds), 0, 0, false, "LIST", "host:port,... to join; empty = alone",
+     NULL},
+    {"http_port", OPT_U16, FIELD(http_port), 0, 65535, false, "PORT", "HTTP endpoint port; 0 = off",
+     NULL},
+    {"gossip_interval_ms", OPT_UINT, FIELD(gossip_interval_ms), 1, 60000, false, "MS",
+     "membership probe period", NULL},
+    {"probe_timeout_ms", OPT_UINT, FIELD(probe_timeout_ms), 1, 60000, false, "MS",
+     "direct probe timeout", NULL},
+    {"suspicion_mult", OPT_UINT, FIELD(suspicion_mult), 1, 100, false, "N",
+     "suspicion timeout multiplier", NULL},
+    {"dns_interval_ms", OPT_UINT, FIELD(dns_interval_ms), 1, 86400000, false, "MS",
+     "seed DNS re-resolve period", NULL},
+    {"leave_timeout_ms", OPT_UINT, FIELD(leave_timeout_ms), 0, 60000, false, "MS",
+     "SIGTERM wait to announce leave", NULL},
+};
+
+#define CONFIG_NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
+
+/* Where a value came from, for error messages. */
+struct config_src {
+    const char *prefix; /* "" or "config file F line N: " */
+    const char *name;   /* "--port", "SOL_PORT" or the key as written */
+};
+
+/* printf into err, if the caller gave room for it. */
+static void config_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+const char *config_log_level_name(enum log_level level)
+{
+    switch (level) {
+    case LOG_LEVEL_ERROR:
+        return "error";
+    case LOG_LEVEL_WARN:
+        return "warn";
+    case LOG_LEVEL_INFO:
+        return "info";
+    case LOG_LEVEL_DEBUG:
+        return "debug";
+    }
+    return "unknown";
+}
+
+/* Fill cfg with the documented defaults; node_name is the hostname (or "sol" if it has none). */
+void config_defaults(struct sol_config *cfg)
+{
+    char host[256];
+
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->bind, sizeof(cfg->bind), "0.0.0.0");
+    cfg->port = 1883;
+    cfg->allow_anonymous = true;
+    cfg->max_packet_size = 1048576;
+    cfg->max_connections = 100000;
+    cfg->max_inflight = 20;
+    cfg->max_queued = 1000;
+    cfg->log_level = LOG_LEVEL_INFO;
+    cfg->sys_interval = 10;
+    if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+        snprintf(host, sizeof(host), "sol");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(cfg->node_name, sizeof(cfg->node_name), "%.*s", (int)sizeof(cfg->node_name) - 1, host);
+    snprintf(cfg->cluster_bind, sizeof(cfg->cluster_bind), "%s", cfg->bind);
+    cfg->cluster_port = 7946;
+    cfg->http_port = 8080;
+    cfg->gossip_interval_ms = 200;
+    cfg->probe_timeout_ms = 100;
+    cfg->suspicion_mult = 4;
+    cfg->dns_interval_ms = 2000;
+    cfg->leave_timeout_ms = 1000;
+}
+
+/* Find a setting by key; '-' and '_' are interchangeable. Returns its index or -1. */
+static int config_find(const char *key, size_t len)
+{
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        const char *n = config_opts[i].name;
+        size_t j = 0;
+
+        for (; j < len && n[j] != '\0'; j++) {
+            char c = key[j] == '-' ? '_' : key[j];
+            if (c != n[j])
+                break;
+        }
+        if (j == len && n[j] == '\0')
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Parse a plain decimal number (no sign, no spaces, no suffix). */
+static bool config_parse_ull(const char *s, unsigned long long *out)
+{
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    return errno == 0 && *end == '\0';
+}
+
+static bool config_parse_bool(const char *s, bool *out)
+{
+    static const char *yes[] = {"true", "yes", "1", "on"};
+    static const char *no[] = {"false", "no", "0", "off"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool config_parse_level(const char *s, enum log_level *out)
+{
+    for (int l = LOG_LEVEL_ERROR; l <= LOG_LEVEL_DEBUG; l++) {
+        if (strcasecmp(s, config_log_level_name((enum log_level)l)) == 0) {
+            *out = (enum log_level)l;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Validate value for opt and store it in cfg. On error writes one line naming src. */
+static int config_set(struct sol_config *cfg, const struct config_opt *opt, const char *value,
+                      const struct config_src *src, char *err, size_t errlen)
+{
+    char *field = (char *)cfg + opt->offset;
+    unsigned long long n;
+    bool b;
+    enum log_level level;
+
+    switch (opt->type) {
+    case OPT_STR:
+        if (opt->nonempty && value[0] == '\0') {
+            config_err(err, errlen, "%sinvalid value '' for %s (expected a non-empty value)",
+                       src->prefix, src->name);
+            return -1;
+        }
+        if (strlen(value) >= opt->size) {
+            config_err(err, errlen, "%svalue for %s is too long (at most %zu characters)",
+                       src->prefix, src->name, opt->size - 1);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    case OPT_U16:
+    case OPT_SIZE:
+    case OPT_UINT:
+        if (!config_parse_ull(value, &n) || n < opt->min || n > opt->max) {
+            config_err(err, errlen, "%sinvalid value '%s' for %s (expected an integer %llu-%llu)",
+                       src->prefix, value, src->name, opt->min, opt->max);
+            return -1;
+        }
+        if (opt->type == OPT_U16)
+            *(uint16_t *)field = (uint16_t)n;
+        else if (opt->type == OPT_SIZE)
+            *(size_t *)field = (size_t)n;
+        else
+            *(unsigned *)field = (unsigned)n;
+        return 0;
+    case OPT_BOOL:
+        if (!config_parse_bool(value, &b)) {
+            config_err(err, errlen,
+                       "%sinvalid value '%s' for %s (expected true/false/yes/no/1/0/on/off)",
+                       src->prefix, value, src->name);
+            return -1;
+        }
+        *(bool *)field = b;
+        return 0;
+    case OPT_LEVEL:
+        if (!config_parse_level(value, &level)) {
+            config_err(err, errlen, "%sinvalid value '%s' for %s (expected error|warn|info|debug)",
+                       src->prefix, value, src->name);
+            return -1;
+        }
+        *(enum log_level *)field = level;
+        return 0;
+    }
+    return -1;
+}
+
+/* Strip leading and trailing whitespace in place; returns the new start. */
+static char *config_trim(char *s)
+{
+    size_t len;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    len = strlen(s);
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        s[--len] = '\0';
+    return s;
+}
+
+/* Apply one "key value" line of the config file. */
+static int config_file_line(struct sol_config *cfg, bool *set, const char *path, unsigned lineno,
+                            char *line, char *err, size_t errlen)
+{
+    char prefix[512];
+    char *key = config_trim(line);
+    char *value;
+    size_t keylen;
+    int idx;
+    struct config_src src;
+
+    if (key[0] == '\0' || key[0] == '#')
+        return 0;
+    keylen = strcspn(key, " \t");
+    value = key + keylen;
+    if (*value != '\0')
+        *value++ = '\0';
+    value = config_trim(value);
+    snprintf(prefix, sizeof(prefix), "config file %s line %u: ", path, lineno);
+    idx = config_find(key, keylen);
+    if (idx < 0) {
+        config_err(err, errlen, "%sunknown key '%s'", prefix, key);
+        return -1;
+    }
+    if (value[0] == '\0' && config_opts[idx].type != OPT_STR) {
+        config_err(err, errlen, "%smissing value for %s", prefix, key);
+        return -1;
+    }
+    src.prefix = prefix;
+    src.name = key;
+    if (config_set(cfg, &config_opts[idx], value, &src, err, errlen) != 0)
+        return -1;
+    set[idx] = true;
+    return 0;
+}
+
+/* Read the config file line by line, applying each setting. */
+static int config_file_load(struct sol_config *cfg, bool *set, const char *path, char *err,
+                            size_t errlen)
+{
+    FILE *f;
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    int rc = 0;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        config_err(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    while (getline(&line, &cap, f) != -1) {
+        lineno++;
+        rc = config_file_line(cfg, set, path, lineno, line, err, errlen);
+        if (rc != 0)
+            goto out;
+    }
+    if (ferror(f)) {
+        config_err(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
+        rc = -1;
+    }
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Apply every SOL_<NAME> variable naming a setting; other SOL_* variables are ignored. */
+static int config_env_load(struct sol_config *cfg, bool *set, char **envp, char *err, size_t errlen)
+{
+    char name[64];
+    struct config_src src = {"", name};
+
+    for (size_t e = 0; envp != NULL && envp[e] != NULL; e++) {
+        const char *var = envp[e];
+        const char *eq = strchr(var, '=');
+        size_t namelen;
+
+        if (strncmp(var, "SOL_", 4) != 0 || eq == NULL)
+            continue;
+        namelen = (size_t)(eq - var);
+        for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+            const char *n = config_opts[i].name;
+            size_t j;
+
+            if (strlen(n) + 4 != namelen)
+                continue;
+            for (j = 0; n[j] != '\0'; j++) {
+                if (var[4 + j] != toupper((unsigned char)n[j]))
+                    break;
+            }
+            if (n[j] != '\0')
+                continue;
+            snprintf(name, sizeof(name), "%.*s", (int)namelen, var);
+            if (config_set(cfg, &config_opts[i], eq + 1, &src, err, errlen) != 0)
+                return -1;
+            set[i] = true;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Value of environment variable name in envp, or NULL. */
+static const char *config_getenv(char **envp, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t e = 0; envp != NULL && envp[e] != NULL; e++) {
+        if (strncmp(envp[e], name, len) == 0 && envp[e][len] == '=')
+            return envp[e] + len + 1;
+    }
+    return NULL;
+}
+
+static void config_print_default(FILE *out, const struct config_opt *opt,
+                                 const struct sol_config *def)
+{
+    const char *field = (const char *)def + opt->offset;
+
+    if (opt->default_txt != NULL) {
+        fprintf(out, "%s", opt->default_txt);
+        return;
+    }
+    switch (opt->type) {
+    case OPT_STR:
+        fprintf(out, field[0] != '\0' ? "%s" : "empty", field);
+        break;
+    case OPT_U16:
+        fprintf(out, "%u", (unsigned)*(const uint16_t *)field);
+        break;
+    case OPT_SIZE:
+        fprintf(out, "%zu", *(const size_t *)field);
+        break;
+    case OPT_UINT:
+        fprintf(out, "%u", *(const unsigned *)field);
+        break;
+    case OPT_BOOL:
+        fprintf(out, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case OPT_LEVEL:
+        fprintf(out, "%s", config_log_level_name(*(const enum log_level *)field));
+        break;
+    }
+}
+
+/* --help: every flag with its one-line description and default. */
+static void config_usage(FILE *out, const char *prog)
+{
+    struct sol_config def;
+    char flag[64];
+
+    config_defaults(&def);
+    fprintf(out, "Usage: %s [OPTIONS]\n\n", prog);
+    fprintf(out, "sol %s, a clustered MQTT 3.1.1 broker.\n\n", SOL_VERSION);
+    fprintf(
+        out,
+        "Every option is also a config file key (max_inflight 20, a dash also accepted) and an\n"
+        "environment variable (SOL_MAX_INFLIGHT=20). Precedence: flag > environment > file > "
+        "default.\n\n");
+    fprintf(out, "  %-26s %s\n", "--config FILE", "read settings from FILE (also SOL_CONFIG)");
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        const struct config_opt *opt = &config_opts[i];
+        int n = snprintf(flag, sizeof(flag), "--");
+
+        for (const char *c = opt->name; *c != '\0' && n < (int)sizeof(flag) - 1; c++)
+            flag[n++] = *c == '_' ? '-' : *c;
+        snprintf(flag + n, sizeof(flag) - (size_t)n, " %s", opt->metavar);
+        fprintf(out, "  %-26s %s (default: ", flag, opt->help);
+        config_print_default(out, opt, &def);
+        fprintf(out, ")\n");
+    }
+    fprintf(out, "  %-26s %s\n", "--help, -h", "print this help and exit");
+    fprintf(out, "  %-26s %s\n", "--version", "print the version and exit");
+}
+
+/*
+ * Walk argv. With apply false: reject unknown options and missing values, handle --help/--version
+ * and find --config. With apply true: store every flag's value (they were already checked for
+ * shape).
+ */
+static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv, bool apply,
+                       const char **config_path, char *err, size_t errlen)
+{
+    const char *prog = argc > 0 && argv[0] != NULL ? argv[0] : "sol";
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *name, *eq, *value = NULL;
+        size_t namelen;
+        int idx;
+        struct config_src src;
+        char flag[80];
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            config_usage(stdout, prog);
+            return CONFIG_EXIT_OK;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("sol %s\n", SOL_VERSION);
+            return CONFIG_EXIT_OK;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            config_err(err, errlen, "unexpected argument '%s'", arg);
+            return CONFIG_ERROR;
+        }
+        name = arg + 2;
+        eq = strchr(name, '=');
+        namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        snprintf(flag, sizeof(flag), "--%.*s", (int)namelen, name);
+        if (eq != NULL)
+            value = eq + 1;
+
+        if (namelen == 6 && strncmp(name, "config", 6) == 0) {
+            if (value == NULL) {
+                if (i + 1 >= argc) {
+                    config_err(err, errlen, "missing value for --config");
+                    return CONFIG_ERROR;
+                }
+                value = argv[++i];
+            }
+            if (value[0] == '\0') {
+                config_err(err, errlen, "invalid value '' for --config (expected a file name)");
+                return CONFIG_ERROR;
+            }
+            *config_path = value;
+            continue;
+        }
+        idx = config_find(name, namelen);
+        if (idx < 0) {
+            config_err(err, errlen, "unknown option %s", flag);
+            return CONFIG_ERROR;
+        }
+        if (value == NULL) {
+            bool b;
+
+            if (config_opts[idx].type == OPT_BOOL &&
+                (i + 1 >= argc || !config_parse_bool(argv[i + 1], &b))) {
+                value = "true"; /* a bare boolean flag turns the setting on */
+            } else if (i + 1 >= argc) {
+                config_err(err, errlen, "missing value for %s", flag);
+                return CONFIG_ERROR;
+            } else {
+                value = argv[++i];
+            }
+        }
+        if (!apply)
+            continue;
+        src.prefix = "";
+        src.name = flag;
+        if (config_set(cfg, &config_opts[idx], value, &src, err, errlen) != 0)
+            return CONFIG_ERROR;
+        set[idx] = true;
+    }
+    return CONFIG_OK;
+}
+
+/* Defaults, then the config file, then the environment, then flags. */
+int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char *err,
+                size_t errlen)
+{
+    bool set[CONFIG_NOPTS] = {false};
+    const char *config_path = NULL;
+    int rc;
+
+    config_defaults(cfg);
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    rc = config_argv(cfg, set, argc, argv, false, &config_path, err, errlen);
+    if (rc != CONFIG_OK)
+        return rc;
+    if (config_path == NULL)
+        config_path = config_getenv(envp, "SOL_CONFIG");
+    if (config_path != NULL && config_path[0] == '\0') {
+        config_err(err, errlen, "invalid value '' for SOL_CONFIG (expected a file name)");
+        return CONFIG_ERROR;
+    }
+    if (config_path != NULL && config_file_load(cfg, set, config_path, err, errlen) != 0)
+        return CONFIG_ERROR;
+    if (config_env_load(cfg, set, envp, err, errlen) != 0)
+        return CONFIG_ERROR;
+    rc = config_argv(cfg, set, argc, argv, true, &config_path, err, errlen);
+    if (rc != CONFIG_OK)
+        return rc;
+
+    /* cluster_bind follows bind unless it was given explicitly. */
+    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
+        if (strcmp(config_opts[i].name, "cluster_bind") == 0 && !set[i])
+            memcpy(cfg->cluster_bind, cfg->bind, sizeof(cfg->cluster_bind));
+    }
+    return CONFIG_OK;
+}
