@@ -188,6 +188,7 @@ static void rnode_prune(struct retain_store *store, struct rnode *node)
     while (node != store->root && node->value == NULL && node->nkids == 0) {
         struct rnode *parent = node->parent;
         kids_remove(parent, node);
+        free(node->slots); /* an empty table may be left by a failed insert */
         free(node);
         node = parent;
     }

@@ -271,6 +271,8 @@ static void tree_prune(struct tnode *node)
             parent->hash = NULL;
         else
             kids_remove(parent, node);
+        free(node->slots); /* an empty table may be left by a failed insert */
+        free(node->subs);
         free(node);
         node = parent;
     }
