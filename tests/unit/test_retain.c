@@ -172,6 +172,9 @@ static void test_set_get_replace_clear(void **state)
     assert_int_equal(a.released, 1);
     assert_null(retain_get(st, S("a/+")));
     assert_int_equal(retain_count(st), 1);
+    store_done(state);
+    assert_int_equal(c.released, 1);
+    assert_int_equal(releases, 3);
 }
 
 static void test_prune(void **state)
