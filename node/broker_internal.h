@@ -1,0 +1,209 @@
+/*
+ * broker_internal.h - the broker's state and the functions its files share. Not part of the public face
+ * (broker.h): only the files in node/ include it.
+ *
+ * Ownership in one paragraph: struct broker owns the listener, every struct conn (until libuv's close
+ * callback frees it), every struct session (in b->sessions, keyed by client id), the subscription tree and
+ * the retained store. A conn points at its session while attached; a session points back at its conn while
+ * the client is online. Messages are refcounted: each queue slot, in-flight slot and retained entry holds
+ * one reference.
+ */
+#ifndef SOL_BROKER_INTERNAL_H
+#define SOL_BROKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "acl.h"
+#include "auth.h"
+#include "broker.h"
+#include "codec.h"
+#include "message.h"
+#include "retain.h"
+#include "strmap.h"
+#include "topic.h"
+
+#define BROKER_READ_CHUNK (64 * 1024)       /* shared read buffer: one read drains a socket buffer */
+#define BROKER_OUT_HIGH_WATER (8 << 20)     /* QoS 0 to a client this far behind is dropped */
+#define BROKER_CONNECT_TIMEOUT_MS 10000     /* a socket must send CONNECT within this */
+#define BROKER_TICK_MS 250                  /* keepalive and timeout sweep period */
+
+/* ---- sessions (session.c) ---- */
+
+struct session_sub {
+    char *filter;
+    uint8_t qos;
+};
+
+enum inflight_state {
+    INFLIGHT_PUBLISH_SENT = 0, /* QoS 1 awaiting PUBACK, QoS 2 awaiting PUBREC */
+    INFLIGHT_PUBREL_SENT = 1,  /* QoS 2 awaiting PUBCOMP */
+};
+
+struct inflight {
+    struct message *msg; /* NULL once PUBREL was sent */
+    uint16_t id;
+    uint8_t qos;
+    uint8_t state;
+    bool retain; /* a retained message sent for a new subscription */
+};
+
+struct queued {
+    struct message *msg;
+    uint8_t qos;
+    bool retain;
+};
+
+struct session {
+    char *client_id;
+    size_t id_len;
+    char *username; /* of the connection now or last attached; NULL = anonymous */
+    bool clean;
+    struct conn *conn; /* NULL while offline */
+    struct session_sub *subs;
+    size_t nsubs, subs_cap;
+    struct inflight *inflight; /* capacity cfg.max_inflight, allocated on first use */
+    size_t ninflight;
+    uint16_t next_id;
+    struct queued *queue; /* ring buffer */
+    size_t qhead, qlen, qcap;
+    uint16_t *rx_qos2; /* inbound QoS 2 ids received, PUBREL not yet */
+    size_t nrx, rx_cap;
+    uint64_t match_gen; /* dedupe overlapping subscriptions during one routing pass */
+    uint8_t match_qos;
+};
+
+/* ---- connections (conn.c) ---- */
+
+enum conn_state {
+    CONN_NEW = 0, /* socket accepted, waiting for CONNECT */
+    CONN_HELD,    /* CONNECT accepted, waiting for the cluster (broker_connect_resume) */
+    CONN_ACTIVE,  /* CONNACK sent */
+    CONN_CLOSING, /* uv_close called; freed in the close callback */
+};
+
+struct conn {
+    uv_tcp_t tcp; /* first: the handle's address is the conn's */
+    struct broker *b;
+    struct session *session;
+    enum conn_state state;
+    struct conn *prev, *next;   /* b->conns */
+    struct conn *dirty_next;    /* b->dirty: has output to flush this loop turn */
+    bool dirty;
+    bool writing;               /* a uv_write is in flight with wbuf */
+    bool got_disconnect;        /* DISCONNECT received: no will */
+    uint8_t *in;                /* partial packet carried between reads (NULL when none) */
+    size_t in_len, in_cap;
+    uint8_t *out;               /* coalesced output of this loop turn */
+    size_t out_len, out_cap;
+    uint8_t *wbuf;              /* buffer owned by the in-flight uv_write */
+    uv_write_t wreq;
+    uint64_t last_rx_ms;        /* last complete packet, for keepalive */
+    uint64_t accepted_ms;
+    uint16_t keepalive;
+    /* CONNECT details kept while held and until attached */
+    char *client_id;
+    char *username;
+    bool clean;
+    uint64_t token;
+    struct message *will;
+    char peer[64];
+};
+
+/* ---- the broker ---- */
+
+struct route_count {
+    char *filter;
+    size_t count; /* local sessions subscribed to exactly this filter */
+};
+
+struct broker {
+    uv_loop_t *loop;
+    struct sol_config cfg;
+    struct logger log;
+    uv_tcp_t listener;
+    bool listening;
+    uv_check_t flush_check; /* flushes dirty connections once per loop turn */
+    uv_idle_t flush_idle;   /* keeps poll from blocking while output is pending */
+    uv_timer_t tick;        /* keepalive / timeouts */
+    uv_timer_t sys_timer;   /* $SYS updates */
+    uint8_t *read_buf;      /* shared by every connection's reads (single thread) */
+    struct conn *conns;
+    struct conn *dirty;
+    struct strmap sessions;   /* client id -> struct session */
+    struct strmap routes;     /* filter -> struct route_count */
+    struct topic_tree *subs;  /* filter -> struct session */
+    struct retain_store *retained;
+    struct acl *acl;
+    struct auth *auth;
+    struct broker_hooks hooks;
+    struct broker_stats stats;
+    uint64_t start_ms;
+    uint64_t match_gen;
+    struct session **matched; /* scratch for routing */
+    size_t matched_cap, match_count;
+    uint64_t next_token;
+    uint64_t id_counter; /* generated client ids */
+    bool shutting_down;
+    int handles_open;    /* listener, check, idle, timers: counted down by close callbacks */
+    void (*shutdown_done)(void *ctx);
+    void *shutdown_ctx;
+};
+
+uint64_t broker_now_ms(const struct broker *b);
+
+/* conn.c */
+void conn_on_accept(uv_stream_t *server, int status);
+void conn_flush_all(uv_check_t *check);
+void conn_close(struct conn *c, const char *why);
+void conn_protocol_error(struct conn *c, const char *why);
+int conn_write(struct conn *c, const uint8_t *data, size_t len);
+uint8_t *conn_reserve(struct conn *c, size_t len);
+void conn_commit(struct conn *c, size_t len);
+int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
+                      bool retain);
+void conn_process_input(struct conn *c);
+void conn_read_start(struct conn *c);
+void conn_sweep(struct broker *b);
+
+/* session.c */
+struct session *session_get(struct broker *b, const char *client_id, size_t len);
+struct session *session_create(struct broker *b, const char *client_id, size_t len, bool clean);
+void session_destroy(struct broker *b, struct session *s);
+int session_subscribe(struct broker *b, struct session *s, const char *filter, size_t len, uint8_t qos);
+bool session_unsubscribe(struct broker *b, struct session *s, const char *filter, size_t len);
+void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
+                     bool retain);
+void session_resume(struct broker *b, struct session *s);
+void session_pump(struct broker *b, struct session *s);
+bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint16_t id);
+bool session_rx_qos2_has(const struct session *s, uint16_t id);
+int session_rx_qos2_add(struct session *s, uint16_t id);
+void session_rx_qos2_del(struct session *s, uint16_t id);
+void session_detach(struct broker *b, struct session *s);
+
+/* broker.c */
+void broker_publish(struct broker *b, struct message *msg, bool from_local_client);
+void broker_deliver_local(struct broker *b, struct message *msg);
+void broker_send_retained(struct broker *b, struct conn *c, const char *filter, size_t len,
+                          uint8_t granted);
+bool broker_acl_allows(const struct broker *b, const struct session *s, const char *topic, size_t len,
+                       enum acl_access access);
+void broker_route_ref(struct broker *b, const char *filter, size_t len);
+void broker_route_unref(struct broker *b, const char *filter, size_t len);
+
+/* handle_*.c: one handler per packet type */
+void handle_connect(struct conn *c, const struct mqtt_connect *p);
+void connect_finish(struct conn *c);
+void handle_publish(struct conn *c, const struct mqtt_publish *p);
+void handle_subscribe(struct conn *c, const struct mqtt_list *l);
+void handle_unsubscribe(struct conn *c, const struct mqtt_list *l);
+void handle_ack(struct conn *c, enum mqtt_type type, uint16_t id);
+void handle_pingreq(struct conn *c);
+void handle_disconnect(struct conn *c);
+
+/* sys.c */
+void sys_publish(struct broker *b);
+
+#endif

@@ -1,0 +1,445 @@
+/*
+ * conn.c - client connections: accept, read, parse, dispatch, coalesced writes, close.
+ *
+ * Reads land in one broker-wide buffer (a socket's whole kernel buffer per read, many packets parsed per
+ * read); only the tail of a packet split across reads is copied into the connection, so an idle connection
+ * holds no buffer at all. Writes are appended to the connection's output buffer and flushed once per loop
+ * turn by a check handle: one write syscall per connection per turn, however many packets it carries.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_internal.h"
+
+static void conn_on_close(uv_handle_t *h);
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Grow a byte buffer to hold at least need bytes. */
+static int buf_reserve(uint8_t **data, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 1024;
+    while (ncap < need)
+        ncap *= 2;
+    uint8_t *nd = realloc(*data, ncap);
+    if (!nd)
+        return -1;
+    *data = nd;
+    *cap = ncap;
+    return 0;
+}
+
+/* New connection on the listener: accept it, or refuse it over max-connections. */
+void conn_on_accept(uv_stream_t *server, int status)
+{
+    struct broker *b = server->data;
+    if (status < 0 || b->shutting_down)
+        return;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_error(&b->log, "out of memory accepting a connection");
+        return;
+    }
+    c->b = b;
+    if (uv_tcp_init(b->loop, &c->tcp) < 0) {
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->state = CONN_NEW;
+    /* Link first so conn_on_close can always unlink. */
+    c->next = b->conns;
+    if (b->conns)
+        b->conns->prev = c;
+    b->conns = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c, NULL);
+        return;
+    }
+    b->stats.connections_total++;
+    size_t open = (size_t)b->stats.clients_connected;
+    if (b->cfg.max_connections && open >= b->cfg.max_connections) {
+        b->stats.connections_refused++;
+        conn_close(c, NULL);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char ip[48] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->accepted_ms = c->last_rx_ms = broker_now_ms(b);
+    conn_read_start(c);
+}
+
+/* (Re)start reading: after accept, and when a held CONNECT resumes. */
+void conn_read_start(struct conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) < 0)
+        conn_close(c, "read start failed");
+}
+
+/* libuv asks where to read: into the connection's partial-packet buffer when it holds one, else into the
+ * shared buffer. Either way one read takes up to 64 KiB. */
+static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    struct broker *b = c->b;
+    if (c->in_len == 0) {
+        *buf = uv_buf_init((char *)b->read_buf, BROKER_READ_CHUNK);
+        return;
+    }
+    if (buf_reserve(&c->in, &c->in_cap, c->in_len + BROKER_READ_CHUNK) < 0) {
+        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; we close */
+        return;
+    }
+    *buf = uv_buf_init((char *)c->in + c->in_len, c->in_cap - c->in_len);
+}
+
+/* Decode and dispatch every complete packet in data[0..len). Returns the bytes consumed; stops early when
+ * the connection closes or is held for the cluster. */
+static size_t conn_parse(struct conn *c, const uint8_t *data, size_t len)
+{
+    struct broker *b = c->b;
+    size_t off = 0;
+    while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE)) {
+        struct mqtt_packet p;
+        int rc = codec_decode(data + off, len - off, b->cfg.max_packet_size, &p);
+        if (rc == CODEC_INCOMPLETE)
+            break;
+        if (rc < 0) {
+            if (rc == CODEC_ERR_PROTOCOL_LEVEL && c->state == CONN_NEW) {
+                /* [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01, then close. */
+                uint8_t ack[CODEC_CONNACK_SIZE];
+                conn_write(c, ack, codec_encode_connack(ack, false, MQTT_CONNACK_BAD_PROTOCOL));
+            }
+            conn_protocol_error(c, codec_strerror(rc));
+            break;
+        }
+        off += p.total_len;
+        c->last_rx_ms = broker_now_ms(b);
+        if (c->state == CONN_NEW && p.type != MQTT_CONNECT) {
+            conn_protocol_error(c, "first packet is not CONNECT"); /* [MQTT-3.1.0-1] */
+            break;
+        }
+        switch (p.type) {
+        case MQTT_CONNECT:
+            if (c->state != CONN_NEW) {
+                conn_protocol_error(c, "second CONNECT"); /* [MQTT-3.1.0-2] */
+                break;
+            }
+            handle_connect(c, &p.u.connect);
+            break;
+        case MQTT_PUBLISH:
+            handle_publish(c, &p.u.publish);
+            break;
+        case MQTT_PUBACK:
+        case MQTT_PUBREC:
+        case MQTT_PUBREL:
+        case MQTT_PUBCOMP:
+            handle_ack(c, p.type, p.u.packet_id);
+            break;
+        case MQTT_SUBSCRIBE:
+            handle_subscribe(c, &p.u.subscribe);
+            break;
+        case MQTT_UNSUBSCRIBE:
+            handle_unsubscribe(c, &p.u.unsubscribe);
+            break;
+        case MQTT_PINGREQ:
+            handle_pingreq(c);
+            break;
+        case MQTT_DISCONNECT:
+            handle_disconnect(c);
+            break;
+        default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP: only a server sends these */
+            conn_protocol_error(c, "packet type only a server may send");
+            break;
+        }
+    }
+    return off;
+}
+
+/* Parse what the connection has buffered (after a read into c->in, or when a held CONNECT resumes). */
+void conn_process_input(struct conn *c)
+{
+    size_t used = conn_parse(c, c->in, c->in_len);
+    if (c->state == CONN_CLOSING)
+        return;
+    c->in_len -= used;
+    if (c->in_len == 0) {
+        free(c->in); /* idle connections keep no buffer */
+        c->in = NULL;
+        c->in_cap = 0;
+    } else if (used) {
+        memmove(c->in, c->in + used, c->in_len);
+    }
+}
+
+/* Bytes arrived (or EOF / error). Who owns buf: the broker's shared buffer or c->in, never freed here. */
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    struct broker *b = c->b;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "connection closed by client" : uv_strerror((int)nread));
+        return;
+    }
+    b->stats.bytes_received += (uint64_t)nread;
+    if ((uint8_t *)buf->base != b->read_buf) {
+        c->in_len += (size_t)nread;
+        conn_process_input(c);
+        return;
+    }
+    size_t used = conn_parse(c, b->read_buf, (size_t)nread);
+    if (c->state == CONN_CLOSING || used == (size_t)nread)
+        return;
+    /* Keep the unparsed tail (a split packet, or input behind a held CONNECT) for the next read. */
+    size_t rest = (size_t)nread - used;
+    if (buf_reserve(&c->in, &c->in_cap, rest) < 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    memcpy(c->in, b->read_buf + used, rest);
+    c->in_len = rest;
+}
+
+/* The idle handle only exists to make the loop's poll return at once while output waits for the check
+ * handle; it has nothing to do itself. */
+static void conn_on_idle(uv_idle_t *idle)
+{
+    (void)idle;
+}
+
+/* Queue the connection for this loop turn's flush. */
+static void conn_mark_dirty(struct conn *c)
+{
+    struct broker *b = c->b;
+    if (c->dirty || c->state == CONN_CLOSING)
+        return;
+    c->dirty = true;
+    if (!b->dirty)
+        uv_idle_start(&b->flush_idle, conn_on_idle);
+    c->dirty_next = b->dirty;
+    b->dirty = c;
+}
+
+/* Room for len more output bytes; conn_commit(len) after writing them. NULL on allocation failure. */
+uint8_t *conn_reserve(struct conn *c, size_t len)
+{
+    if (buf_reserve(&c->out, &c->out_cap, c->out_len + len) < 0)
+        return NULL;
+    return c->out + c->out_len;
+}
+
+void conn_commit(struct conn *c, size_t len)
+{
+    c->out_len += len;
+    c->b->stats.bytes_sent += len;
+    conn_mark_dirty(c);
+}
+
+/* Append bytes to this turn's output. Returns 0 or -1 (out of memory: the connection is closed). */
+int conn_write(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CONN_CLOSING)
+        return -1;
+    uint8_t *p = conn_reserve(c, len);
+    if (!p) {
+        conn_close(c, "out of memory");
+        return -1;
+    }
+    memcpy(p, data, len);
+    conn_commit(c, len);
+    return 0;
+}
+
+/* Append one PUBLISH of msg: a copy of its shared encoding with this delivery's flags and id. */
+int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
+                      bool retain)
+{
+    if (c->state != CONN_ACTIVE)
+        return -1;
+    size_t len;
+    if (!message_wire(msg, qos, &len, NULL))
+        return -1;
+    uint8_t *p = conn_reserve(c, len);
+    if (!p) {
+        conn_close(c, "out of memory");
+        return -1;
+    }
+    message_encode_into(msg, p, qos, id, dup, retain);
+    conn_commit(c, len);
+    c->b->stats.msgs_sent++;
+    return 0;
+}
+
+/* A uv_write finished. Owns: c->wbuf (freed here). The conn is alive: libuv calls this before the close
+ * callback even when the write was cancelled by uv_close. */
+static void conn_on_write(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    free(c->wbuf);
+    c->wbuf = NULL;
+    c->writing = false;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        conn_close(c, uv_strerror(status));
+        return;
+    }
+    if (c->out_len)
+        conn_mark_dirty(c);
+}
+
+/* Write out one connection's pending output: try the syscall directly, hand any remainder to uv_write. */
+static void conn_flush(struct conn *c)
+{
+    if (c->writing || c->out_len == 0)
+        return;
+    uv_buf_t buf = uv_buf_init((char *)c->out, c->out_len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        n = 0;
+    if (n < 0) {
+        conn_close(c, uv_strerror(n));
+        return;
+    }
+    if ((size_t)n == c->out_len) {
+        c->out_len = 0;
+        if (c->out_cap > 64 * 1024) { /* give back what a burst grew */
+            free(c->out);
+            c->out = NULL;
+            c->out_cap = 0;
+        }
+        return;
+    }
+    /* The rest goes asynchronously; the output buffer moves to the request and a new one starts. */
+    c->wbuf = c->out;
+    uv_buf_t rest = uv_buf_init((char *)c->out + n, c->out_len - (size_t)n);
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+    c->wreq.data = c;
+    c->writing = true;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, conn_on_write) < 0) {
+        c->writing = false;
+        free(c->wbuf);
+        c->wbuf = NULL;
+        conn_close(c, "write failed");
+    }
+}
+
+/* Once per loop turn, after all I/O callbacks: flush every connection that has output. */
+void conn_flush_all(uv_check_t *check)
+{
+    struct broker *b = check->data;
+    struct conn *c = b->dirty;
+    b->dirty = NULL;
+    uv_idle_stop(&b->flush_idle);
+    while (c) {
+        struct conn *next = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->state != CONN_CLOSING)
+            conn_flush(c);
+        c = next;
+    }
+}
+
+/* Close for bad input: one log line, counted, then the normal close (will published). */
+void conn_protocol_error(struct conn *c, const char *why)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->b->stats.protocol_errors++;
+    log_info(&c->b->log, "closing %s (%s): %s", c->peer,
+             c->session ? c->session->client_id : "no CONNECT yet", why);
+    conn_close(c, NULL);
+}
+
+/* Close the connection: publish its will unless it sent DISCONNECT [MQTT-3.1.2-8], detach its session,
+ * push out what is pending (e.g. a refusing CONNACK), and let libuv free it. why NULL = already logged. */
+void conn_close(struct conn *c, const char *why)
+{
+    struct broker *b = c->b;
+    if (c->state == CONN_CLOSING)
+        return;
+    bool was_active = c->state == CONN_ACTIVE;
+    c->state = CONN_CLOSING;
+    if (why)
+        log_debug(&b->log, "closing %s (%s): %s", c->peer, c->client_id ? c->client_id : "-", why);
+    if (c->session) {
+        struct session *s = c->session;
+        session_detach(b, s);
+        c->session = NULL;
+        if (was_active)
+            b->stats.clients_connected--;
+    }
+    if (c->will) {
+        struct message *will = c->will;
+        c->will = NULL;
+        if (!c->got_disconnect && was_active && !b->shutting_down)
+            broker_publish(b, will, true);
+        message_unref(will);
+    }
+    if (c->out_len && !c->writing) {
+        uv_buf_t buf = uv_buf_init((char *)c->out, c->out_len);
+        uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, conn_on_close);
+}
+
+/* libuv is done with the socket: unlink and free. Owns everything the conn still holds. */
+static void conn_on_close(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct broker *b = c->b;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->in);
+    free(c->out);
+    free(c->wbuf);
+    free(c->client_id);
+    free(c->username);
+    free(c);
+    if (b->shutting_down && !b->conns && b->handles_open == 0 && b->shutdown_done) {
+        void (*done)(void *) = b->shutdown_done;
+        b->shutdown_done = NULL;
+        done(b->shutdown_ctx);
+    }
+}
+
+/* Periodic sweep: keepalive at 1.5x [MQTT-3.1.2-24], CONNECT timeout for silent sockets. */
+void conn_sweep(struct broker *b)
+{
+    uint64_t now = broker_now_ms(b);
+    struct conn *c = b->conns;
+    while (c) {
+        struct conn *next = c->next;
+        if (c->state == CONN_NEW && now - c->accepted_ms > BROKER_CONNECT_TIMEOUT_MS) {
+            conn_protocol_error(c, "no CONNECT in time");
+        } else if (c->state == CONN_ACTIVE && c->keepalive &&
+                   now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) {
+            conn_protocol_error(c, "keepalive timeout");
+        }
+        c = next;
+    }
+}

@@ -1,0 +1,37 @@
+/*
+ * handle_publish.c - PUBLISH from a client: QoS 0/1/2 inbound flows, ACL, retained messages, routing.
+ *
+ * Inbound QoS 2 uses the spec's "method B": the message is delivered on first receipt and its packet id is
+ * remembered until PUBREL, so a re-sent PUBLISH (DUP) is acknowledged again but never delivered twice
+ * [MQTT-4.3.3-2].
+ */
+#include "broker_internal.h"
+
+void handle_publish(struct conn *c, const struct mqtt_publish *p)
+{
+    struct broker *b = c->b;
+    struct session *s = c->session;
+    b->stats.msgs_received++;
+    bool duplicate = p->qos == 2 && session_rx_qos2_has(s, p->packet_id);
+    if (!duplicate && broker_acl_allows(b, s, p->topic.data, p->topic.len, ACL_WRITE)) {
+        struct message *msg =
+            message_new(p->topic.data, p->topic.len, p->payload, p->payload_len, p->qos, p->retain);
+        if (!msg) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        broker_publish(b, msg, true);
+        message_unref(msg);
+    }
+    /* A denied PUBLISH is still acknowledged: 3.1.1 has no way to refuse one. */
+    uint8_t ack[CODEC_ACK_SIZE];
+    if (p->qos == 1) {
+        conn_write(c, ack, codec_encode_ack(ack, MQTT_PUBACK, p->packet_id)); /* [MQTT-4.3.2-2] */
+    } else if (p->qos == 2) {
+        if (!duplicate && session_rx_qos2_add(s, p->packet_id) < 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        conn_write(c, ack, codec_encode_ack(ack, MQTT_PUBREC, p->packet_id)); /* [MQTT-4.3.3-2] */
+    }
+}

@@ -1,0 +1,57 @@
+/*
+ * handle_subscribe.c - SUBSCRIBE and UNSUBSCRIBE: filter validation, ACL, granted QoS, SUBACK/UNSUBACK,
+ * and the retained messages a new subscription receives.
+ */
+#include <stdlib.h>
+
+#include "broker_internal.h"
+
+void handle_subscribe(struct conn *c, const struct mqtt_list *l)
+{
+    struct broker *b = c->b;
+    struct session *s = c->session;
+    uint8_t stack_codes[64];
+    uint8_t *codes = l->count <= sizeof(stack_codes) ? stack_codes : malloc(l->count);
+    if (!codes) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    size_t pos = 0, i = 0;
+    struct mqtt_str f;
+    uint8_t qos;
+    while (codec_subscribe_next(l, &pos, &f, &qos)) {
+        uint8_t code = MQTT_SUBACK_FAILURE;
+        if (topic_filter_valid(f.data, f.len) && broker_acl_allows(b, s, f.data, f.len, ACL_READ) &&
+            session_subscribe(b, s, f.data, f.len, qos) == 0)
+            code = qos; /* granted QoS: all three are supported */
+        codes[i++] = code;
+    }
+    /* SUBACK first, with codes in request order [MQTT-3.8.4-1/5], then retained messages. */
+    size_t n = codec_suback_size(i);
+    uint8_t *out = conn_reserve(c, n);
+    if (!out) {
+        conn_close(c, "out of memory");
+        goto done;
+    }
+    codec_encode_suback(out, l->packet_id, codes, i);
+    conn_commit(c, n);
+    pos = 0;
+    i = 0;
+    while (codec_subscribe_next(l, &pos, &f, &qos)) {
+        if (codes[i++] != MQTT_SUBACK_FAILURE)
+            broker_send_retained(b, c, f.data, f.len, qos); /* [MQTT-3.8.4-3] also on re-subscribe */
+    }
+done:
+    if (codes != stack_codes)
+        free(codes);
+}
+
+void handle_unsubscribe(struct conn *c, const struct mqtt_list *l)
+{
+    size_t pos = 0;
+    struct mqtt_str f;
+    while (codec_unsubscribe_next(l, &pos, &f))
+        session_unsubscribe(c->b, c->session, f.data, f.len);
+    uint8_t ack[CODEC_ACK_SIZE]; /* [MQTT-3.10.4-4/5] even when nothing matched */
+    conn_write(c, ack, codec_encode_ack(ack, MQTT_UNSUBACK, l->packet_id));
+}

@@ -1,0 +1,93 @@
+/*
+ * main.c - the sol program: configuration, the broker, the cluster, signals, orderly shutdown.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "cluster.h"
+#include "config.h"
+
+extern char **environ;
+
+/* Everything main owns; lives on main's stack for the life of the loop. */
+struct sol_main {
+    uv_loop_t *loop;
+    struct broker *broker;
+    struct cluster *cluster;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+};
+
+static void main_on_broker_closed(void *ctx)
+{
+    struct sol_main *m = ctx;
+    if (m->cluster)
+        cluster_stop(m->cluster);
+    m->cluster = NULL;
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+}
+
+/* Leave announced (or not clustered): close clients and listeners, then stop. */
+static void main_on_left(void *ctx)
+{
+    struct sol_main *m = ctx;
+    broker_shutdown(m->broker, main_on_broker_closed, m);
+}
+
+/* SIGTERM / SIGINT: leave the cluster first, so peers mark us left and stop routing to us, then close. */
+static void main_on_signal(uv_signal_t *h, int signum)
+{
+    struct sol_main *m = h->data;
+    if (m->stopping)
+        return;
+    m->stopping = true;
+    log_info(broker_logger(m->broker), "signal %d: shutting down", signum);
+    if (m->cluster)
+        cluster_leave(m->cluster, main_on_left, m);
+    else
+        main_on_left(m);
+}
+
+int main(int argc, char **argv)
+{
+    struct sol_config cfg;
+    char err[512] = "";
+    signal(SIGPIPE, SIG_IGN);
+    int rc = config_load(&cfg, argc, argv, environ, err, sizeof(err));
+    if (rc == CONFIG_EXIT_OK)
+        return 0;
+    if (rc != CONFIG_OK) {
+        fprintf(stderr, "sol: %s\n", err);
+        return 2;
+    }
+    struct sol_main m = {.loop = uv_default_loop()};
+    m.broker = broker_new(m.loop, &cfg, err, sizeof(err));
+    if (!m.broker) {
+        fprintf(stderr, "sol: %s\n", err);
+        return 2;
+    }
+    if (broker_start(m.broker, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sol: %s\n", err);
+        broker_free(m.broker);
+        return 1;
+    }
+    m.cluster = cluster_start(m.loop, m.broker, &cfg, err, sizeof(err));
+    if (!m.cluster) {
+        fprintf(stderr, "sol: %s\n", err);
+        return 1;
+    }
+    uv_signal_init(m.loop, &m.sigterm);
+    uv_signal_init(m.loop, &m.sigint);
+    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_start(&m.sigterm, main_on_signal, SIGTERM);
+    uv_signal_start(&m.sigint, main_on_signal, SIGINT);
+    uv_run(m.loop, UV_RUN_DEFAULT);
+    broker_free(m.broker);
+    uv_loop_close(m.loop);
+    return 0;
+}

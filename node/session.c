@@ -1,0 +1,306 @@
+/*
+ * session.c - MQTT sessions: subscriptions, outbound QoS 1/2 in flight, the queue for offline or busy
+ * clients, and inbound QoS 2 packet ids awaiting PUBREL. A session outlives its connection unless it is
+ * clean [MQTT-3.1.2-4..6].
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_internal.h"
+
+struct session *session_get(struct broker *b, const char *client_id, size_t len)
+{
+    return strmap_get(&b->sessions, client_id, len);
+}
+
+/* A new empty session registered under client_id, or NULL on allocation failure. */
+struct session *session_create(struct broker *b, const char *client_id, size_t len, bool clean)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->client_id = malloc(len + 1);
+    if (!s->client_id)
+        goto fail;
+    memcpy(s->client_id, client_id, len);
+    s->client_id[len] = '\0';
+    s->id_len = len;
+    s->clean = clean;
+    s->next_id = 1;
+    if (strmap_put(&b->sessions, s->client_id, len, s) < 0)
+        goto fail;
+    b->stats.sessions++;
+    return s;
+fail:
+    free(s->client_id);
+    free(s);
+    return NULL;
+}
+
+/* Forget the session: its subscriptions leave the tree, its messages are released. */
+void session_destroy(struct broker *b, struct session *s)
+{
+    for (size_t i = 0; i < s->nsubs; i++) {
+        const char *f = s->subs[i].filter;
+        size_t len = strlen(f);
+        topic_tree_unsubscribe(b->subs, f, len, s);
+        broker_route_unref(b, f, len);
+        b->stats.subscriptions--;
+        free(s->subs[i].filter);
+    }
+    for (size_t i = 0; i < s->ninflight; i++)
+        message_unref(s->inflight[i].msg);
+    for (size_t i = 0; i < s->qlen; i++)
+        message_unref(s->queue[(s->qhead + i) % s->qcap].msg);
+    strmap_del(&b->sessions, s->client_id, s->id_len);
+    b->stats.sessions--;
+    free(s->subs);
+    free(s->inflight);
+    free(s->queue);
+    free(s->rx_qos2);
+    free(s->username);
+    free(s->client_id);
+    free(s);
+}
+
+/* The connection went away: a clean session ends with it, a persistent one waits offline. */
+void session_detach(struct broker *b, struct session *s)
+{
+    s->conn = NULL;
+    if (s->clean)
+        session_destroy(b, s);
+}
+
+/* Add or update a subscription [MQTT-3.8.4-3: an identical filter replaces the old one]. 0 or -1. */
+int session_subscribe(struct broker *b, struct session *s, const char *filter, size_t len, uint8_t qos)
+{
+    for (size_t i = 0; i < s->nsubs; i++) {
+        if (strlen(s->subs[i].filter) == len && memcmp(s->subs[i].filter, filter, len) == 0) {
+            s->subs[i].qos = qos;
+            return topic_tree_subscribe(b->subs, filter, len, s, qos) < 0 ? -1 : 0;
+        }
+    }
+    if (s->nsubs == s->subs_cap) {
+        size_t ncap = s->subs_cap ? s->subs_cap * 2 : 4;
+        struct session_sub *ns = realloc(s->subs, ncap * sizeof(*ns));
+        if (!ns)
+            return -1;
+        s->subs = ns;
+        s->subs_cap = ncap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, filter, len);
+    copy[len] = '\0';
+    if (topic_tree_subscribe(b->subs, filter, len, s, qos) < 0) {
+        free(copy);
+        return -1;
+    }
+    s->subs[s->nsubs].filter = copy;
+    s->subs[s->nsubs].qos = qos;
+    s->nsubs++;
+    b->stats.subscriptions++;
+    broker_route_ref(b, filter, len);
+    return 0;
+}
+
+/* Remove a subscription; true if there was one. */
+bool session_unsubscribe(struct broker *b, struct session *s, const char *filter, size_t len)
+{
+    for (size_t i = 0; i < s->nsubs; i++) {
+        if (strlen(s->subs[i].filter) != len || memcmp(s->subs[i].filter, filter, len) != 0)
+            continue;
+        topic_tree_unsubscribe(b->subs, filter, len, s);
+        broker_route_unref(b, filter, len);
+        b->stats.subscriptions--;
+        free(s->subs[i].filter);
+        s->subs[i] = s->subs[--s->nsubs];
+        return true;
+    }
+    return false;
+}
+
+/* The next packet id not used by a message in flight [MQTT-2.3.1-2]. */
+static uint16_t session_next_id(struct session *s)
+{
+    for (;;) {
+        uint16_t id = s->next_id++;
+        if (s->next_id == 0)
+            s->next_id = 1;
+        bool used = false;
+        for (size_t i = 0; i < s->ninflight && !used; i++)
+            used = s->inflight[i].id == id;
+        if (!used)
+            return id;
+    }
+}
+
+/* Put msg in flight and send it. The caller checked there is room. Takes a reference. */
+static void session_send_inflight(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
+                                  bool retain)
+{
+    struct inflight *f = &s->inflight[s->ninflight++];
+    f->msg = message_ref(msg);
+    f->qos = qos;
+    f->id = session_next_id(s);
+    f->state = INFLIGHT_PUBLISH_SENT;
+    f->retain = retain;
+    conn_send_publish(s->conn, msg, qos, f->id, false, retain);
+}
+
+static int session_ensure_inflight(struct broker *b, struct session *s)
+{
+    if (s->inflight)
+        return 0;
+    s->inflight = calloc(b->cfg.max_inflight ? b->cfg.max_inflight : 1, sizeof(*s->inflight));
+    return s->inflight ? 0 : -1;
+}
+
+static bool session_can_send(const struct broker *b, const struct session *s)
+{
+    return s->conn && s->conn->state == CONN_ACTIVE && s->ninflight < b->cfg.max_inflight;
+}
+
+/* Append to the queue (bounded by max-queued; what does not fit is dropped and counted). */
+static void session_enqueue(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
+                            bool retain)
+{
+    if (s->qlen >= b->cfg.max_queued) {
+        b->stats.msgs_dropped++;
+        return;
+    }
+    if (s->qlen == s->qcap) {
+        size_t ncap = s->qcap ? s->qcap * 2 : 16;
+        struct queued *nq = malloc(ncap * sizeof(*nq));
+        if (!nq) {
+            b->stats.msgs_dropped++;
+            return;
+        }
+        for (size_t i = 0; i < s->qlen; i++)
+            nq[i] = s->queue[(s->qhead + i) % s->qcap];
+        free(s->queue);
+        s->queue = nq;
+        s->qcap = ncap;
+        s->qhead = 0;
+    }
+    s->queue[(s->qhead + s->qlen) % s->qcap] = (struct queued){message_ref(msg), qos, retain};
+    s->qlen++;
+}
+
+/* Hand one message to a session at the QoS it gets: QoS 0 only to an online client (dropped if it is far
+ * behind); QoS 1/2 in flight if the window allows, else queued. */
+void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
+                     bool retain)
+{
+    if (qos == 0) {
+        struct conn *c = s->conn;
+        if (!c || c->state != CONN_ACTIVE)
+            return;
+        if (c->out_len > BROKER_OUT_HIGH_WATER) {
+            b->stats.msgs_dropped++;
+            return;
+        }
+        conn_send_publish(c, msg, 0, 0, false, retain);
+        return;
+    }
+    if (s->qlen == 0 && session_can_send(b, s) && session_ensure_inflight(b, s) == 0) {
+        session_send_inflight(b, s, msg, qos, retain);
+        return;
+    }
+    session_enqueue(b, s, msg, qos, retain);
+}
+
+/* Move queued messages into flight while the window has room. */
+void session_pump(struct broker *b, struct session *s)
+{
+    if (s->qlen && session_ensure_inflight(b, s) < 0)
+        return;
+    while (s->qlen && session_can_send(b, s)) {
+        struct queued q = s->queue[s->qhead];
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+        session_send_inflight(b, s, q.msg, q.qos, q.retain);
+        message_unref(q.msg);
+    }
+}
+
+/* A client reattached to its persistent session: re-send what was in flight, in order, with DUP
+ * [MQTT-4.4.0-1], PUBREL for QoS 2 already acknowledged by PUBREC, then drain the queue. */
+void session_resume(struct broker *b, struct session *s)
+{
+    for (size_t i = 0; i < s->ninflight; i++) {
+        struct inflight *f = &s->inflight[i];
+        if (f->state == INFLIGHT_PUBLISH_SENT) {
+            conn_send_publish(s->conn, f->msg, f->qos, f->id, true, f->retain);
+        } else {
+            uint8_t pkt[CODEC_ACK_SIZE];
+            conn_write(s->conn, pkt, codec_encode_ack(pkt, MQTT_PUBREL, f->id));
+        }
+    }
+    session_pump(b, s);
+}
+
+/* An acknowledgement for an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL (which the
+ * caller sends), PUBCOMP ends QoS 2. Returns true if it matched a message in flight. */
+bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint16_t id)
+{
+    for (size_t i = 0; i < s->ninflight; i++) {
+        struct inflight *f = &s->inflight[i];
+        if (f->id != id)
+            continue;
+        if (type == MQTT_PUBREC) {
+            if (f->qos != 2)
+                return false;
+            if (f->state == INFLIGHT_PUBLISH_SENT) {
+                message_unref(f->msg); /* [MQTT-4.3.3-1] the message is done; only the id stays */
+                f->msg = NULL;
+                f->state = INFLIGHT_PUBREL_SENT;
+            }
+            return true;
+        }
+        bool ends = (type == MQTT_PUBACK && f->qos == 1) ||
+                    (type == MQTT_PUBCOMP && f->qos == 2 && f->state == INFLIGHT_PUBREL_SENT);
+        if (!ends)
+            return false;
+        message_unref(f->msg);
+        /* Keep order: in-flight messages are re-sent in the order they were first sent. */
+        memmove(f, f + 1, (s->ninflight - i - 1) * sizeof(*f));
+        s->ninflight--;
+        session_pump(b, s);
+        return true;
+    }
+    return false;
+}
+
+bool session_rx_qos2_has(const struct session *s, uint16_t id)
+{
+    for (size_t i = 0; i < s->nrx; i++)
+        if (s->rx_qos2[i] == id)
+            return true;
+    return false;
+}
+
+int session_rx_qos2_add(struct session *s, uint16_t id)
+{
+    if (s->nrx == s->rx_cap) {
+        size_t ncap = s->rx_cap ? s->rx_cap * 2 : 8;
+        uint16_t *n = realloc(s->rx_qos2, ncap * sizeof(*n));
+        if (!n)
+            return -1;
+        s->rx_qos2 = n;
+        s->rx_cap = ncap;
+    }
+    s->rx_qos2[s->nrx++] = id;
+    return 0;
+}
+
+void session_rx_qos2_del(struct session *s, uint16_t id)
+{
+    for (size_t i = 0; i < s->nrx; i++) {
+        if (s->rx_qos2[i] == id) {
+            s->rx_qos2[i] = s->rx_qos2[--s->nrx];
+            return;
+        }
+    }
+}

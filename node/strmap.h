@@ -1,0 +1,34 @@
+/*
+ * strmap.h - a string-keyed hash map (open addressing, linear probing, backward-shift deletion).
+ * Keys are not copied: the caller keeps each key alive while its entry exists (usually the value owns it).
+ */
+#ifndef SOL_STRMAP_H
+#define SOL_STRMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct strmap_slot {
+    const char *key; /* NULL = empty slot */
+    size_t len;
+    uint64_t hash;
+    void *value;
+};
+
+struct strmap {
+    struct strmap_slot *slots;
+    size_t cap; /* power of two, or 0 before the first insert */
+    size_t count;
+};
+
+void strmap_init(struct strmap *m);
+void strmap_destroy(struct strmap *m);
+void *strmap_get(const struct strmap *m, const char *key, size_t len);
+/* Insert or replace. Returns 0, or -1 on allocation failure (map unchanged). */
+int strmap_put(struct strmap *m, const char *key, size_t len, void *value);
+/* Remove and return the value, or NULL if absent. */
+void *strmap_del(struct strmap *m, const char *key, size_t len);
+
+/* Iterate: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... (no insert/delete meanwhile). */
+
+#endif
