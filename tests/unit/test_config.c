@@ -624,6 +624,84 @@ static void test_tiny_error_buffer(void **state)
     assert_int_equal(load(&cfg, NULL, NULL, 0, "--port=abc", NULL), CONFIG_ERROR);
 }
 
+/* conf/sol.conf documents every key, commented out, with its default. */
+static void test_example_conf_documents_every_key(void **state)
+{
+    struct sol_config cfg, def;
+    char err[256];
+    char key[64];
+    char *text;
+    long size;
+    FILE *f = fopen("../../conf/sol.conf", "r");
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    assert_true(size > 0);
+    rewind(f);
+    text = malloc((size_t)size + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
+    text[size] = '\0';
+    fclose(f);
+    for (size_t i = 0; i < sizeof(all_flags) / sizeof(all_flags[0]); i++) {
+        const char *flag = all_flags[i];
+        size_t n = 0;
+
+        if (strcmp(flag, "--config") == 0 || strcmp(flag, "--help") == 0 ||
+            strcmp(flag, "--version") == 0)
+            continue;
+        key[n++] = '\n';
+        key[n++] = '#';
+        for (const char *c = flag + 2; *c != '\0'; c++)
+            key[n++] = *c == '-' ? '_' : *c;
+        key[n] = '\0';
+        if (strstr(text, key) == NULL)
+            fail_msg("conf/sol.conf does not document %s", key + 2);
+    }
+    free(text);
+
+    /* As shipped (all commented out) it yields the defaults. */
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", "../../conf/sol.conf", NULL),
+                     CONFIG_OK);
+    config_defaults(&def);
+    assert_memory_equal(&cfg, &def, sizeof(cfg));
+}
+
+/* Uncommenting every "#key value" line of conf/sol.conf is valid and changes nothing: the values
+ * shown are the real defaults. */
+static void test_example_conf_values_are_defaults(void **state)
+{
+    struct sol_config cfg, def;
+    char err[256];
+    char line[512];
+    char path[] = "/tmp/sol_conf_XXXXXX";
+    int fd = mkstemp(path);
+    FILE *in = fopen("../../conf/sol.conf", "r");
+    FILE *out;
+    int uncommented = 0;
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_non_null(in);
+    out = fdopen(fd, "w");
+    assert_non_null(out);
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z' && strchr(line, ' ') != NULL) {
+            fputs(line + 1, out);
+            uncommented++;
+        }
+    }
+    fclose(in);
+    fclose(out);
+    assert_true(uncommented == 16);
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), CONFIG_OK);
+    unlink(path);
+    config_defaults(&def);
+    assert_memory_equal(&cfg, &def, sizeof(cfg));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +728,8 @@ int main(void)
         cmocka_unit_test(test_help_line_per_setting),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_tiny_error_buffer),
+        cmocka_unit_test(test_example_conf_documents_every_key),
+        cmocka_unit_test(test_example_conf_values_are_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
