@@ -105,7 +105,7 @@ static size_t rnode_count(const struct rnode *n)
     return c;
 }
 
-/* Free the test's store while the values it holds (on the test's stack) are still alive. */
+/* Free the test's store, so release counts can be checked at the end of the test. */
 static void store_done(void **state)
 {
     retain_free(*state);
@@ -131,7 +131,7 @@ static int teardown(void **state)
 static void test_set_get_replace_clear(void **state)
 {
     struct retain_store *st = *state;
-    struct val a = {0}, b = {0}, c = {0};
+    static struct val a = {0}, b = {0}, c = {0};
 
     assert_null(retain_get(st, S("x/y")));
     assert_int_equal(retain_set(st, S("x/y"), &a), 0);
@@ -180,7 +180,7 @@ static void test_set_get_replace_clear(void **state)
 static void test_prune(void **state)
 {
     struct retain_store *st = *state;
-    struct val v[4] = {{0}};
+    static struct val v[4] = {{0}};
     assert_int_equal(retain_set(st, S("a/b/c/d"), &v[0]), 0);
     assert_int_equal(retain_set(st, S("a/b"), &v[1]), 0);
     assert_int_equal(retain_set(st, S("a/x"), &v[2]), 0);
@@ -216,7 +216,7 @@ static void test_match_basic(void **state)
         "sport/tennis/player2",
     };
     enum { NT = sizeof(topics) / sizeof(topics[0]) };
-    struct val v[NT];
+    static struct val v[NT];
     memset(v, 0, sizeof(v));
     for (size_t i = 0; i < NT; i++)
         assert_int_equal(retain_set(st, S(topics[i]), &v[i]), 0);
@@ -293,6 +293,37 @@ static void test_match_basic(void **state)
         assert_int_equal(v[i].released, 1);
 }
 
+/* [MQTT-4.7.2-1] with only '$' topics at the first level, leading wildcards find nothing. */
+static void test_dollar_only(void **state)
+{
+    struct retain_store *st = *state;
+    static struct val v[2] = {{0}};
+    struct seen *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    assert_int_equal(retain_set(st, S("$SYS/x"), &v[0]), 0);
+    rmatch(st, "+/x", s);
+    assert_int_equal(s->n, 0);
+    rmatch(st, "+/+", s);
+    assert_int_equal(s->n, 0);
+    rmatch(st, "#", s);
+    assert_int_equal(s->n, 0);
+    rmatch(st, "+/#", s);
+    assert_int_equal(s->n, 0);
+    rmatch(st, "$SYS/+", s);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(retain_set(st, S("$"), &v[1]), 0);
+    rmatch(st, "+", s);
+    assert_int_equal(s->n, 0);
+    rmatch(st, "$", s);
+    assert_int_equal(s->n, 1);
+    rmatch(st, "$/#", s);
+    assert_int_equal(s->n, 1);
+    free(s);
+    store_done(state);
+    assert_int_equal(v[0].released, 1);
+    assert_int_equal(v[1].released, 1);
+}
+
 /* Random topics and filters: retain_match visits exactly the topics topic_match accepts. */
 static void test_match_random_vs_topic_match(void **state)
 {
@@ -300,7 +331,7 @@ static void test_match_random_vs_topic_match(void **state)
     enum { NT = 200, NF = 400 };
     static const char *levels[] = {"a", "b", "", "$s", "+", "#"};
     char topics[NT][32];
-    struct val v[NT];
+    static struct val v[NT];
     memset(v, 0, sizeof(v));
     unsigned seed = 777;
     size_t stored = 0;
@@ -362,7 +393,7 @@ static void test_release_exactly_once(void **state)
 {
     (void)state;
     enum { N = 50 };
-    struct val v[N];
+    static struct val v[N];
     memset(v, 0, sizeof(v));
     releases = 0;
     struct retain_store *st = retain_new(val_release);
@@ -469,7 +500,7 @@ static void test_deep(void **state)
     assert_non_null(topic);
     for (size_t i = 0; i < len; i++)
         topic[i] = (i % 2) ? '/' : 'a';
-    struct val v[2] = {{0}};
+    static struct val v[2] = {{0}};
     assert_int_equal(retain_set(st, topic, len, &v[0]), 0);
     memset(topic, '/', 32767); /* 32768 empty levels */
     assert_int_equal(retain_set(st, topic, 32767, &v[1]), 0);
@@ -495,7 +526,7 @@ static void test_deep(void **state)
 static void test_alloc_failure(void **state)
 {
     struct retain_store *st = *state;
-    struct val old = {0}, v = {0}, w = {0};
+    static struct val old = {0}, v = {0}, w = {0};
     char buf[32];
     assert_int_equal(retain_set(st, S("p/q"), &old), 0);
     for (int i = 0; i < 3; i++) {
@@ -547,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_get_replace_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dollar_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_random_vs_topic_match, setup, teardown),
         cmocka_unit_test(test_release_exactly_once),
         cmocka_unit_test_setup_teardown(test_large, setup, teardown),
