@@ -320,9 +320,12 @@ bool auth_check(const struct auth *auth, const char *username, const char *passw
         else
             lo = mid + 1;
     }
-    if (e == NULL)
+    if (e == NULL && auth->n == 0)
         return false;
-    ok = auth_hash(e, password, len, out) && CRYPTO_memcmp(out, e->hash, AUTH_HASH_LEN) == 0;
+    /* An unknown user costs one hash too (with the first entry's parameters), so response time does
+     * not tell which user names exist. */
+    ok = auth_hash(e != NULL ? e : &auth->v[0], password, len, out) && e != NULL &&
+         CRYPTO_memcmp(out, e->hash, AUTH_HASH_LEN) == 0;
     OPENSSL_cleanse(out, sizeof(out));
     return ok;
 }
