@@ -156,6 +156,7 @@ class RawClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.timeout = timeout
+        self.pending = []  # packets read ahead (while waiting for a PUBREL) but not yet consumed
 
     def send(self, data):
         self.sock.sendall(data)
@@ -200,6 +201,8 @@ class RawClient:
 
     def recv(self, timeout=None):
         """Next packet; raises Timeout or Closed."""
+        if self.pending:
+            return self.pending.pop(0)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             pkt = self._try_parse()
@@ -225,7 +228,7 @@ class RawClient:
         """Wait until the broker closes the connection; return packets received before the close.
 
         Fails if the connection is still open at the deadline."""
-        got = []
+        got, self.pending = self.pending, []
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -297,10 +300,21 @@ class RawClient:
             self.send(ack_pkt(PUBACK, pkt.pid))
         elif ack and pkt.qos == 2:
             self.send(ack_pkt(PUBREC, pkt.pid))
-            rel = self.recv_type(PUBREL)
-            assert rel.pid == pkt.pid and rel.flags == 0x02, rel
-            self.send(ack_pkt(PUBCOMP, pkt.pid))
+            self.complete_pubrel(pkt.pid)
         return pkt
+
+    def complete_pubrel(self, pid, timeout=None):
+        """Wait for the PUBREL of pid (keeping other packets for later) and answer PUBCOMP."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        ahead = []
+        while True:
+            pkt = self.recv(max(0.01, deadline - time.monotonic()))
+            if pkt.type == PUBREL and pkt.pid == pid:
+                assert pkt.flags == 0x02, pkt
+                break
+            ahead.append(pkt)
+        self.pending = ahead + self.pending
+        self.send(ack_pkt(PUBCOMP, pid))
 
     def close(self):
         try:
