@@ -89,9 +89,12 @@ def cluster_states(host, port):
 
 
 def view_is(host, port, expected):
-    """True when the node's /cluster shows every name in expected with that state."""
+    """True when the node's /cluster shows every name in expected with that state; else AssertionError
+    naming what it shows (so a timed-out wait_for reports the last view)."""
     _, states = cluster_states(host, port)
-    return all(states.get(n) == s for n, s in expected.items()) or states
+    if all(states.get(n) == s for n, s in expected.items()):
+        return True
+    raise AssertionError(f"{host}:{port} sees {states}")
 
 
 class Node:
