@@ -94,7 +94,7 @@ static void test_publish_dup_qos0_MQTT_3_3_1_2(void **state)
 }
 
 /* [MQTT-3.3.2-1] topic is UTF-8, [MQTT-3.3.2-2] no wildcards, [MQTT-4.7.3-1] not empty,
- * [MQTT-1.5.3-2] no U+0000. */
+ * [MQTT-1.5.3-2] [MQTT-4.7.3-2] no U+0000, [MQTT-4.7.1-1] wildcards only in filters. */
 static void test_publish_topic_MQTT_3_3_2_1_2(void **state)
 {
     assert_int_equal(dec(BYTES(0x30, 0x02, 0, 0)), CODEC_ERR_TOPIC);
