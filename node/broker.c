@@ -147,6 +147,7 @@ void broker_free(struct broker *b)
 {
     if (!b)
         return;
+    memset(&b->hooks, 0, sizeof(b->hooks)); /* the cluster may be gone already: tell it nothing */
     for (size_t i = 0; i < b->sessions.cap; i++) {
         if (b->sessions.slots && b->sessions.slots[i].key) {
             session_destroy(b, b->sessions.slots[i].value);

@@ -130,6 +130,7 @@ struct broker {
     uv_timer_t sys_timer;   /* $SYS updates */
     uint8_t *read_buf;      /* shared by every connection's reads (single thread) */
     struct conn *conns;
+    size_t open_conns; /* sockets, CONNECTed or not */
     struct conn *dirty;
     struct strmap sessions;   /* client id -> struct session */
     struct strmap routes;     /* filter -> struct route_count */

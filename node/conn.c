@@ -54,13 +54,13 @@ void conn_on_accept(uv_stream_t *server, int status)
     if (b->conns)
         b->conns->prev = c;
     b->conns = c;
+    b->open_conns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
         conn_close(c, NULL);
         return;
     }
     b->stats.connections_total++;
-    size_t open = (size_t)b->stats.clients_connected;
-    if (b->cfg.max_connections && open >= b->cfg.max_connections) {
+    if (b->cfg.max_connections && b->open_conns > b->cfg.max_connections) {
         b->stats.connections_refused++;
         conn_close(c, NULL);
         return;
@@ -414,6 +414,7 @@ static void conn_on_close(uv_handle_t *h)
         b->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    b->open_conns--;
     free(c->in);
     free(c->out);
     free(c->wbuf);
