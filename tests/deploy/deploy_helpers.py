@@ -69,6 +69,35 @@ def free_port_both(host="127.0.0.1"):
     raise RuntimeError("no free TCP+UDP port")
 
 
+def port_free_on(addrs):
+    """A port free for TCP and UDP on every address in addrs (nodes that share one port number)."""
+    for _ in range(100):
+        port = free_port_both(addrs[0])
+        try:
+            for a in addrs:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, socket.socket(
+                    socket.AF_INET, socket.SOCK_DGRAM
+                ) as u:
+                    t.bind((a, port))
+                    u.bind((a, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError(f"no port free on all of {addrs}")
+
+
+def pids_gone(pids):
+    """True when none of pids is a live process (zombies count as gone)."""
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    return False
+        except OSError:
+            continue
+    return True
+
+
 def http_get(host, port, path, timeout=2.0):
     """GET http://host:port/path; returns (status, body text). Raises OSError when nothing answers."""
     url = f"http://{host}:{port}{path}"
