@@ -1,0 +1,240 @@
+/*
+ * cluster_int.h - the cluster's private parts, shared by cluster/cluster*.c only.
+ *
+ * Modules: cluster.c (lifecycle, membership events, dispatch of what peers send), cluster_net.c
+ * (nng transport: one pull0 listener, one push0 dialer per peer, batching), cluster_routes.c (route
+ * replication), cluster_publish.c (forwarding and retained replication), cluster_takeover.c
+ * (client-id takeover), cluster_status.c (HTTP endpoints), cluster_clock.c (pure logic: HLC,
+ * last-writer-wins, version checks).
+ *
+ * Threading: every field is touched on the loop thread only, except those marked "nng threads",
+ * which are guarded by the mutex next to them.
+ */
+#ifndef SOL_CLUSTER_INT_H
+#define SOL_CLUSTER_INT_H
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "cluster.h"
+#include "cluster.pb-c.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "membership.h"
+#include "retain.h"
+#include "topic.h"
+
+/* Limits. A frame batches queued envelopes up to FRAME_SOFT_MAX bytes (one bigger envelope goes
+ * alone). */
+#define CLUSTER_FRAME_SOFT_MAX (256u * 1024u)
+#define CLUSTER_CHUNK_MAX (128u * 1024u)             /* full-sync and session-transfer chunks */
+#define CLUSTER_PEER_QUEUE_MAX (64u * 1024u * 1024u) /* bytes queued for one peer before dropping  \
+                                                      */
+#define CLUSTER_INBOX_MAX 100000u /* frames waiting for the loop before dropping */
+#define CLUSTER_TICK_MS 50
+#define CLUSTER_HEARTBEAT_MS 1000
+#define CLUSTER_TAKEOVER_TIMEOUT_MS 500
+#define CLUSTER_RESYNC_THROTTLE_MS 500
+#define CLUSTER_LOG_EVERY_MS 60000
+
+/* ---- cluster_clock.c: pure logic, unit-tested on its own ---- */
+
+/* Next local HLC stamp: wall milliseconds in the high 48 bits, a counter in the low 16; always
+ * greater than every stamp seen before (local or merged). */
+uint64_t hlc_next(uint64_t *last, uint64_t wall_ms);
+/* Merge a stamp received from a peer so later local stamps order after it. */
+void hlc_merge(uint64_t *last, uint64_t remote);
+/* Last writer wins: is (hlc_a, origin_a) strictly newer than (hlc_b, origin_b)? Ties go to the
+ * greater node name, so every node picks the same winner. */
+bool lww_newer(uint64_t hlc_a, const char *origin_a, uint64_t hlc_b, const char *origin_b);
+
+enum route_step { ROUTE_APPLY, ROUTE_IGNORE, ROUTE_RESYNC };
+/* What to do with a route delta (generation gen, from base to ver) given what we hold for its
+ * sender. */
+enum route_step route_delta_step(bool synced, uint64_t have_gen, uint64_t have_ver, uint64_t gen,
+                                 uint64_t base, uint64_t ver);
+/* Does a heartbeat (gen, ver) show that our copy of the sender's routes is stale? */
+bool route_version_stale(bool synced, uint64_t have_gen, uint64_t have_ver, uint64_t gen,
+                         uint64_t ver);
+
+/* Append a protobuf varint; returns bytes written (at most 10). */
+size_t pb_varint(uint8_t *out, uint64_t v);
+
+/* ---- shared structures ---- */
+
+/* One encoded Envelope, shared by every peer queue that sends it. */
+struct wbuf {
+    atomic_uint refs;
+    size_t len;
+    uint8_t data[];
+};
+
+struct peer {
+    struct peer *next;
+    struct cluster *c;
+    char name[64];
+    char host[64];
+    uint16_t port;
+    enum member_state state;
+    bool open; /* socket dialed: member alive or suspect */
+
+    /* Its routes (loop). */
+    struct topic_tree *routes;
+    struct topic_tree *staging; /* RouteSync chunks being received */
+    bool synced;
+    bool retained_synced;
+    uint64_t gen, version;
+    uint64_t resync_at; /* loop ms of the last SyncRequest we sent it */
+
+    /* Transmit side (nng threads + loop, under mu). */
+    nng_socket sock;
+    nng_aio *aio;
+    pthread_mutex_t mu;
+    struct wbuf **q;
+    size_t qhead, qlen, qcap, qbytes;
+    bool busy;      /* a send is in flight */
+    bool accepting; /* socket open: enqueue allowed */
+    uint64_t tx_dropped;
+    uint64_t tx_frames;
+
+    /* Counters (loop). */
+    uint64_t fwd_msgs, fwd_bytes;   /* PUBLISH envelopes forwarded to it */
+    uint64_t sent_msgs, sent_bytes; /* every envelope queued for it */
+    uint64_t rx_msgs, rx_bytes;     /* PUBLISH envelopes received from it */
+    uint64_t rx_envelopes;
+    uint64_t last_log_ms;
+};
+
+struct takeover {
+    struct takeover *next;
+    uint64_t token;
+    char *client_id;
+    uint64_t deadline;
+    struct peer **waiting;
+    size_t nwaiting;
+};
+
+struct log_slot {
+    char key[64];
+    uint64_t at;
+};
+
+struct cluster {
+    uv_loop_t *loop;
+    struct broker *b;
+    const struct sol_config *cfg;
+    const struct logger *log;
+    char self[64];
+    struct membership *ms;
+    struct http_server *http;
+    bool leaving;
+    bool stopping;
+    void (*leave_done)(void *ctx);
+    void *leave_ctx;
+
+    /* Receive side: nng thread -> inbox -> async -> loop. */
+    bool rx_open;
+    nng_socket rx;
+    nng_aio *rx_aio;
+    uv_async_t async;
+    bool async_on;
+    pthread_mutex_t in_mu;
+    nng_msg **inbox; /* under in_mu */
+    size_t in_len, in_cap;
+    uint64_t in_dropped; /* under in_mu */
+
+    uv_timer_t tick;
+    uv_timer_t leave_timer;
+    int handles; /* libuv handles still open */
+    uint64_t last_heartbeat;
+
+    struct peer *peers;
+
+    /* Routes owned by this node. */
+    struct topic_tree *local;
+    uint64_t route_gen, route_version;
+
+    /* Publish and retained. */
+    uint64_t hlc, seq;
+    struct retain_store *tombs; /* cleared retained topics: struct tomb */
+
+    struct takeover *takeovers;
+
+    uint64_t decode_errors;
+    uint64_t strangers;
+    struct log_slot logged[16];
+};
+
+struct tomb {
+    uint64_t hlc;
+    char origin[64];
+};
+
+/* ---- cluster.c ---- */
+uint64_t cluster_wall_ms(void);
+struct peer *cluster_peer_find(struct cluster *c, const char *name);
+/* Count a bad frame or envelope; log at most once a minute per key (peer name or address). */
+void cluster_bad_input(struct cluster *c, const char *key, const char *what);
+/* Pack env (its sender is set here) into a shareable buffer; NULL on allocation failure. */
+struct wbuf *cluster_pack(struct cluster *c, Cl__Envelope *env);
+/* Handle one received frame on the loop. */
+void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from);
+
+/* ---- cluster_net.c ---- */
+int net_listen(struct cluster *c, char *err, size_t errlen);
+void net_close_listener(struct cluster *c);
+int peer_open(struct peer *p);
+void peer_close(struct peer *p);
+int peer_init_tx(struct peer *p);
+void peer_free_tx(struct peer *p);
+/* Queue w for p (adds a reference). False if p is closed or its queue is full (counted as dropped).
+ */
+bool peer_send(struct peer *p, struct wbuf *w);
+struct wbuf *wbuf_new(size_t len);
+void wbuf_unref(struct wbuf *w);
+
+/* ---- cluster_routes.c ---- */
+void routes_hook_add(void *ctx, const char *filter, size_t len);
+void routes_hook_del(void *ctx, const char *filter, size_t len);
+/* Record a local filter gained outside the broker's hooks (imported session); idempotent. */
+void routes_local_add(struct cluster *c, const char *filter, size_t len);
+void routes_on_delta(struct cluster *c, struct peer *p, const Cl__RouteDelta *d);
+void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s);
+void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v);
+void routes_send_full(struct cluster *c, struct peer *p);
+void routes_heartbeat(struct cluster *c);
+/* Forget p's routes (dead, left, restarted). */
+void routes_drop(struct peer *p);
+/* Ask p for whatever we miss of its state (throttled unless force). */
+void cluster_request_sync(struct cluster *c, struct peer *p, bool force);
+void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRequest *r);
+
+/* ---- cluster_publish.c ---- */
+void publish_hook(void *ctx, struct message *msg);
+void publish_on_remote(struct cluster *c, struct peer *p, const Cl__Publish *pb, bool deliver);
+void retained_send_full(struct cluster *c, struct peer *p);
+void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s);
+/* Fill pb from msg (pointers into msg). */
+void publish_fill(Cl__Publish *pb, struct message *msg);
+/* A message from a received Publish, or NULL if invalid or out of memory. */
+struct message *publish_to_message(const Cl__Publish *pb, bool retain);
+
+/* ---- cluster_takeover.c ---- */
+bool takeover_hook(void *ctx, const char *client_id, bool clean_session, uint64_t token);
+void takeover_on_request(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *r);
+void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverReply *r);
+void takeover_tick(struct cluster *c, uint64_t now);
+void takeover_peer_gone(struct cluster *c, struct peer *p);
+void takeover_free_all(struct cluster *c);
+
+/* ---- cluster_status.c ---- */
+int status_http_handler(void *ctx, const char *method, const char *path,
+                        struct http_response *resp);
+
+#endif

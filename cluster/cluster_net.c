@@ -1,0 +1,342 @@
+/*
+ * cluster_net.c - the cluster's nng transport.
+ *
+ * Each node listens with one pull0 socket on tcp://cluster_bind:cluster_port; every peer dials it
+ * with its own push0 socket. So each direction between two nodes is one TCP connection carrying one
+ * ordered stream, and a message meant for one peer goes to that peer only.
+ *
+ * Receive: the nng thread that completes a receive appends the nng_msg to a mutex-guarded inbox and
+ * wakes the loop with uv_async_send; the loop decodes and acts (the broker is single-threaded).
+ * Send: the loop appends encoded envelopes to the peer's queue; one nng send is in flight per peer,
+ * and its completion callback (on an nng thread) batches whatever is queued into the next frame.
+ * One sender, one queue, one pipe: order is kept. The loop never waits on the network.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "cluster_int.h"
+
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+
+struct wbuf *wbuf_new(size_t len)
+{
+    struct wbuf *w = malloc(sizeof(*w) + len);
+    if (!w)
+        return NULL;
+    atomic_init(&w->refs, 1);
+    w->len = len;
+    return w;
+}
+
+void wbuf_unref(struct wbuf *w)
+{
+    if (w && atomic_fetch_sub(&w->refs, 1) == 1)
+        free(w);
+}
+
+/* ---- receive ---- */
+
+/* Describe the remote end of the pipe a frame came in on, for rate-limited logs. */
+static void net_msg_from(nng_msg *m, char *out, size_t outlen)
+{
+    nng_sockaddr sa;
+    snprintf(out, outlen, "unknown");
+    if (nng_pipe_get_addr(nng_msg_get_pipe(m), NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    if (sa.s_family == NNG_AF_INET) {
+        char ip[INET_ADDRSTRLEN];
+        if (inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip)))
+            snprintf(out, outlen, "%s", ip);
+    }
+}
+
+/* nng thread: hand the frame to the loop, then receive the next. */
+static void net_rx_cb(void *arg)
+{
+    struct cluster *c = arg;
+    int rv = nng_aio_result(c->rx_aio);
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return;
+    if (rv == 0) {
+        nng_msg *m = nng_aio_get_msg(c->rx_aio);
+        bool queued = false;
+        pthread_mutex_lock(&c->in_mu);
+        if (c->in_len == c->in_cap && c->in_cap < CLUSTER_INBOX_MAX) {
+            size_t cap = c->in_cap ? c->in_cap * 2 : 64;
+            nng_msg **n = realloc(c->inbox, cap * sizeof(*n));
+            if (n) {
+                c->inbox = n;
+                c->in_cap = cap;
+            }
+        }
+        if (c->in_len < c->in_cap) {
+            c->inbox[c->in_len++] = m;
+            queued = true;
+        } else {
+            c->in_dropped++;
+        }
+        pthread_mutex_unlock(&c->in_mu);
+        if (queued)
+            uv_async_send(&c->async);
+        else
+            nng_msg_free(m);
+    }
+    nng_recv_aio(c->rx, c->rx_aio);
+}
+
+/* Loop: take everything the nng threads queued and handle it in arrival order. */
+static void net_async_cb(uv_async_t *h)
+{
+    struct cluster *c = h->data;
+    for (;;) {
+        pthread_mutex_lock(&c->in_mu);
+        nng_msg **items = c->inbox;
+        size_t n = c->in_len;
+        c->inbox = NULL;
+        c->in_len = c->in_cap = 0;
+        pthread_mutex_unlock(&c->in_mu);
+        if (n == 0) {
+            free(items);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!c->stopping) {
+                char from[64];
+                net_msg_from(items[i], from, sizeof(from));
+                cluster_handle_frame(c, nng_msg_body(items[i]), nng_msg_len(items[i]), from);
+            }
+            nng_msg_free(items[i]);
+        }
+        free(items);
+    }
+}
+
+int net_listen(struct cluster *c, char *err, size_t errlen)
+{
+    char url[128];
+    int rv;
+    snprintf(url, sizeof(url), "tcp://%s:%u", c->cfg->cluster_bind, c->cfg->cluster_port);
+    if (uv_async_init(c->loop, &c->async, net_async_cb) != 0) {
+        snprintf(err, errlen, "cluster: uv_async_init failed");
+        return -1;
+    }
+    c->async.data = c;
+    c->async_on = true;
+    c->handles++;
+    if ((rv = nng_pull0_open(&c->rx)) != 0) {
+        snprintf(err, errlen, "cluster: nng socket: %s", nng_strerror(rv));
+        return -1;
+    }
+    c->rx_open = true;
+    /* A frame holds at most one PUBLISH over the batching threshold, so this bounds honest traffic.
+     */
+    size_t maxsz = c->cfg->max_packet_size + CLUSTER_FRAME_SOFT_MAX + 64 * 1024;
+    nng_socket_set_size(c->rx, NNG_OPT_RECVMAXSZ, maxsz);
+    if ((rv = nng_listen(c->rx, url, NULL, 0)) != 0) {
+        snprintf(err, errlen, "cluster: listen %s: %s", url, nng_strerror(rv));
+        return -1;
+    }
+    if ((rv = nng_aio_alloc(&c->rx_aio, net_rx_cb, c)) != 0) {
+        snprintf(err, errlen, "cluster: nng aio: %s", nng_strerror(rv));
+        return -1;
+    }
+    nng_recv_aio(c->rx, c->rx_aio);
+    return 0;
+}
+
+/* Stop receiving: after this no nng thread touches c's receive side. Frames not yet handled are
+ * freed. */
+void net_close_listener(struct cluster *c)
+{
+    if (c->rx_open) {
+        nng_close(c->rx);
+        c->rx_open = false;
+    }
+    if (c->rx_aio) {
+        nng_aio_free(c->rx_aio);
+        c->rx_aio = NULL;
+    }
+    pthread_mutex_lock(&c->in_mu);
+    for (size_t i = 0; i < c->in_len; i++)
+        nng_msg_free(c->inbox[i]);
+    free(c->inbox);
+    c->inbox = NULL;
+    c->in_len = c->in_cap = 0;
+    pthread_mutex_unlock(&c->in_mu);
+}
+
+/* ---- send ---- */
+
+/* Under p->mu: move queued envelopes into one frame (repeated field 1 of Frame). NULL if none or
+ * ENOMEM. */
+static nng_msg *peer_build_locked(struct peer *p)
+{
+    nng_msg *m;
+    if (p->qlen == 0 || nng_msg_alloc(&m, 0) != 0)
+        return NULL;
+    size_t total = 0;
+    while (p->qlen) {
+        struct wbuf *w = p->q[p->qhead];
+        if (total > 0 && total + w->len > CLUSTER_FRAME_SOFT_MAX)
+            break;
+        uint8_t hdr[11];
+        size_t n = 0;
+        hdr[n++] = 0x0a; /* field 1, length-delimited */
+        n += pb_varint(hdr + n, w->len);
+        if (nng_msg_append(m, hdr, n) != 0 || nng_msg_append(m, w->data, w->len) != 0)
+            p->tx_dropped++;
+        total += n + w->len;
+        p->qhead = (p->qhead + 1) % p->qcap;
+        p->qlen--;
+        p->qbytes -= w->len;
+        wbuf_unref(w);
+    }
+    if (nng_msg_len(m) == 0) {
+        nng_msg_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* nng thread: the previous frame is handed to the pipe (or failed); send what queued meanwhile. */
+static void peer_tx_cb(void *arg)
+{
+    struct peer *p = arg;
+    int rv = nng_aio_result(p->aio);
+    nng_msg *next = NULL;
+    if (rv != 0) {
+        nng_msg_free(nng_aio_get_msg(p->aio));
+        nng_aio_set_msg(p->aio, NULL);
+    }
+    pthread_mutex_lock(&p->mu);
+    if (rv != 0)
+        p->tx_dropped++;
+    if (p->accepting)
+        next = peer_build_locked(p);
+    p->busy = next != NULL;
+    if (next)
+        p->tx_frames++;
+    pthread_mutex_unlock(&p->mu);
+    if (next) {
+        nng_aio_set_msg(p->aio, next);
+        nng_send_aio(p->sock, p->aio);
+    }
+}
+
+int peer_init_tx(struct peer *p)
+{
+    return pthread_mutex_init(&p->mu, NULL) != 0 ? -1 : 0;
+}
+
+/* Dial the peer's listener. nng reconnects by itself while the member stays alive or suspect. */
+int peer_open(struct peer *p)
+{
+    char url[128];
+    int rv;
+    if (p->open)
+        return 0;
+    snprintf(url, sizeof(url), "tcp://%s:%u", p->host, p->port);
+    if (nng_aio_alloc(&p->aio, peer_tx_cb, p) != 0)
+        return -1;
+    if ((rv = nng_push0_open(&p->sock)) != 0) {
+        nng_aio_free(p->aio);
+        p->aio = NULL;
+        return -1;
+    }
+    nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 500);
+    if ((rv = nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+        log_warn(p->c->log, "cluster: dial %s (%s): %s", p->name, url, nng_strerror(rv));
+        nng_close(p->sock);
+        nng_aio_free(p->aio);
+        p->aio = NULL;
+        return -1;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->accepting = true;
+    pthread_mutex_unlock(&p->mu);
+    p->open = true;
+    return 0;
+}
+
+/* Close the peer's socket and drop what is queued for it; afterwards no nng thread touches p. */
+void peer_close(struct peer *p)
+{
+    if (!p->open)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->accepting = false;
+    while (p->qlen) {
+        p->tx_dropped++;
+        wbuf_unref(p->q[p->qhead]);
+        p->qhead = (p->qhead + 1) % p->qcap;
+        p->qlen--;
+    }
+    p->qbytes = 0;
+    pthread_mutex_unlock(&p->mu);
+    nng_close(p->sock);
+    nng_aio_free(p->aio); /* waits for a completion callback in progress */
+    p->aio = NULL;
+    p->busy = false;
+    p->open = false;
+}
+
+void peer_free_tx(struct peer *p)
+{
+    peer_close(p);
+    free(p->q);
+    p->q = NULL;
+    pthread_mutex_destroy(&p->mu);
+}
+
+/* Under p->mu: room for one more pointer in the ring. */
+static int peer_q_reserve_locked(struct peer *p)
+{
+    if (p->qlen < p->qcap)
+        return 0;
+    size_t cap = p->qcap ? p->qcap * 2 : 256;
+    struct wbuf **n = malloc(cap * sizeof(*n));
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < p->qlen; i++)
+        n[i] = p->q[(p->qhead + i) % p->qcap];
+    free(p->q);
+    p->q = n;
+    p->qhead = 0;
+    p->qcap = cap;
+    return 0;
+}
+
+bool peer_send(struct peer *p, struct wbuf *w)
+{
+    nng_msg *first = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (!p->accepting || p->qbytes + w->len > CLUSTER_PEER_QUEUE_MAX ||
+        peer_q_reserve_locked(p) != 0) {
+        p->tx_dropped++;
+        pthread_mutex_unlock(&p->mu);
+        return false;
+    }
+    atomic_fetch_add(&w->refs, 1);
+    p->q[(p->qhead + p->qlen) % p->qcap] = w;
+    p->qlen++;
+    p->qbytes += w->len;
+    if (!p->busy) {
+        first = peer_build_locked(p);
+        p->busy = first != NULL;
+        if (first)
+            p->tx_frames++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    p->sent_msgs++;
+    p->sent_bytes += w->len;
+    if (first) {
+        nng_aio_set_msg(p->aio, first);
+        nng_send_aio(p->sock, p->aio);
+    }
+    return true;
+}

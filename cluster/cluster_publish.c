@@ -1,0 +1,288 @@
+/*
+ * cluster_publish.c - PUBLISH forwarding and retained-message replication.
+ *
+ * A local PUBLISH is encoded once and queued once for each peer with at least one matching filter,
+ * at the QoS it was published with (the receiving broker applies each subscriber's granted QoS).
+ * What arrives from a peer is delivered locally and never forwarded again. A retained PUBLISH (or
+ * clear) also goes to every other peer, stamped with a hybrid logical clock and its origin node;
+ * every node keeps the last writer by (stamp, origin), and remembers clears as tombstones so an
+ * older set arriving late cannot resurrect a topic.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_int.h"
+
+void publish_fill(Cl__Publish *pb, struct message *msg)
+{
+    pb->topic = msg->topic;
+    pb->payload.data = msg->payload;
+    pb->payload.len = msg->payload_len;
+    pb->qos = msg->qos;
+    pb->retain = msg->retain;
+    pb->origin = msg->origin;
+    pb->hlc = msg->hlc;
+}
+
+struct message *publish_to_message(const Cl__Publish *pb, bool retain)
+{
+    size_t tlen = pb->topic ? strlen(pb->topic) : 0;
+    if (tlen == 0 || tlen > UINT16_MAX || !topic_name_valid(pb->topic, tlen) || pb->qos > 2)
+        return NULL;
+    struct message *m =
+        message_new(pb->topic, tlen, pb->payload.data, pb->payload.len, (uint8_t)pb->qos, retain);
+    if (!m)
+        return NULL;
+    m->hlc = pb->hlc;
+    snprintf(m->origin, sizeof(m->origin), "%s", pb->origin ? pb->origin : "");
+    return m;
+}
+
+static void tomb_set(struct cluster *c, const char *topic, size_t len, uint64_t hlc,
+                     const char *origin)
+{
+    struct tomb *t = malloc(sizeof(*t));
+    if (!t)
+        return;
+    t->hlc = hlc;
+    snprintf(t->origin, sizeof(t->origin), "%s", origin);
+    if (retain_set(c->tombs, topic, len, t) != 0)
+        free(t);
+}
+
+/* Record what this node's retained store now holds for a topic the broker itself just set or
+ * cleared. */
+static void retained_stamp_local(struct cluster *c, struct message *msg)
+{
+    msg->hlc = hlc_next(&c->hlc, cluster_wall_ms());
+    snprintf(msg->origin, sizeof(msg->origin), "%s", c->self);
+    if (msg->payload_len == 0)
+        tomb_set(c, msg->topic, msg->topic_len, msg->hlc, c->self);
+    else
+        retain_set(c->tombs, msg->topic, msg->topic_len, NULL);
+}
+
+void publish_hook(void *ctx, struct message *msg)
+{
+    struct cluster *c = ctx;
+    if (msg->retain)
+        retained_stamp_local(c, msg);
+    else if (!msg->origin[0])
+        snprintf(msg->origin, sizeof(msg->origin), "%s", c->self);
+
+    Cl__Publish pb = CL__PUBLISH__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    publish_fill(&pb, msg);
+    pb.seq = ++c->seq;
+    env.publish = &pb;
+    struct wbuf *fwd = NULL, *ret = NULL;
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (!p->open)
+            continue;
+        if (topic_tree_has_match(p->routes, msg->topic, msg->topic_len)) {
+            if (!fwd) {
+                env.body_case = CL__ENVELOPE__BODY_PUBLISH;
+                if (!(fwd = cluster_pack(c, &env))) {
+                    log_error(c->log, "cluster: out of memory forwarding a PUBLISH");
+                    break;
+                }
+            }
+            if (peer_send(p, fwd)) {
+                p->fwd_msgs++;
+                p->fwd_bytes += fwd->len;
+            }
+        } else if (msg->retain) {
+            if (!ret) {
+                env.body_case = CL__ENVELOPE__BODY_RETAIN;
+                env.retain = &pb;
+                if (!(ret = cluster_pack(c, &env))) {
+                    log_error(c->log, "cluster: out of memory replicating a retained message");
+                    break;
+                }
+            }
+            peer_send(p, ret);
+        }
+    }
+    wbuf_unref(fwd);
+    wbuf_unref(ret);
+}
+
+/* Last writer wins against whatever the broker holds, or the tombstone of a clear. */
+static void retained_apply(struct cluster *c, struct message *m)
+{
+    hlc_merge(&c->hlc, m->hlc);
+    uint64_t have_hlc = 0;
+    const char *have_origin = "";
+    struct message *cur = broker_retain_get(c->b, m->topic, m->topic_len);
+    struct tomb *t = retain_get(c->tombs, m->topic, m->topic_len);
+    if (cur) {
+        have_hlc = cur->hlc;
+        have_origin = cur->origin;
+    } else if (t) {
+        have_hlc = t->hlc;
+        have_origin = t->origin;
+    } else if (m->payload_len == 0) {
+        tomb_set(c, m->topic, m->topic_len, m->hlc, m->origin);
+        return; /* nothing to clear, but remember the clear */
+    }
+    if (!lww_newer(m->hlc, m->origin, have_hlc, have_origin))
+        return;
+    if (m->payload_len == 0)
+        tomb_set(c, m->topic, m->topic_len, m->hlc, m->origin);
+    else if (t)
+        retain_set(c->tombs, m->topic, m->topic_len, NULL);
+    if (cur || m->payload_len > 0) {
+        if (broker_retain_apply(c->b, m) != 0)
+            log_error(c->log, "cluster: cannot store retained %s", m->topic);
+    }
+}
+
+void publish_on_remote(struct cluster *c, struct peer *p, const Cl__Publish *pb, bool deliver)
+{
+    struct message *m = publish_to_message(pb, false);
+    if (!m) {
+        cluster_bad_input(c, p->name, "an invalid PUBLISH");
+        return;
+    }
+    if (deliver) {
+        p->rx_msgs++;
+        p->rx_bytes += m->topic_len + m->payload_len;
+        broker_deliver_remote(c->b, m);
+    }
+    if (pb->retain) {
+        /* The delivered copy may sit in session queues; the stored one is its own message. */
+        struct message *r = deliver ? publish_to_message(pb, true) : message_ref(m);
+        if (r) {
+            r->retain = true;
+            retained_apply(c, r);
+            message_unref(r);
+        }
+    }
+    message_unref(m);
+}
+
+/* ---- full retained sync ---- */
+
+struct retain_chunk {
+    struct cluster *c;
+    struct peer *p;
+    Cl__Publish *items;
+    Cl__Publish **ptrs;
+    struct message **held; /* references kept while the chunk is built */
+    size_t n, cap, bytes;
+    bool failed;
+};
+
+static void retained_flush(struct retain_chunk *rc, bool last)
+{
+    Cl__RetainSync s = CL__RETAIN_SYNC__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    for (size_t i = 0; i < rc->n; i++)
+        rc->ptrs[i] = &rc->items[i];
+    s.items = rc->ptrs;
+    s.n_items = rc->n;
+    s.last = last;
+    env.body_case = CL__ENVELOPE__BODY_RETAIN_SYNC;
+    env.retain_sync = &s;
+    struct wbuf *w = cluster_pack(rc->c, &env);
+    if (w)
+        peer_send(rc->p, w);
+    wbuf_unref(w);
+    for (size_t i = 0; i < rc->n; i++) {
+        if (rc->held[i])
+            message_unref(rc->held[i]);
+        else
+            free(rc->items[i].topic);
+    }
+    rc->n = 0;
+    rc->bytes = 0;
+}
+
+static bool retained_reserve(struct retain_chunk *rc)
+{
+    if (rc->failed)
+        return false;
+    if (rc->n < rc->cap)
+        return true;
+    size_t cap = rc->cap ? rc->cap * 2 : 64;
+    Cl__Publish *items = realloc(rc->items, cap * sizeof(*items));
+    if (items)
+        rc->items = items;
+    Cl__Publish **ptrs = realloc(rc->ptrs, cap * sizeof(*ptrs));
+    if (ptrs)
+        rc->ptrs = ptrs;
+    struct message **held = realloc(rc->held, cap * sizeof(*held));
+    if (held)
+        rc->held = held;
+    if (!items || !ptrs || !held) {
+        rc->failed = true;
+        return false;
+    }
+    rc->cap = cap;
+    return true;
+}
+
+static void retained_collect_msg(struct message *msg, void *ctx)
+{
+    struct retain_chunk *rc = ctx;
+    if (!retained_reserve(rc))
+        return;
+    Cl__Publish *pb = &rc->items[rc->n];
+    cl__publish__init(pb);
+    publish_fill(pb, msg);
+    pb->retain = true;
+    rc->held[rc->n++] = message_ref(msg);
+    rc->bytes += msg->topic_len + msg->payload_len + 32;
+    if (rc->bytes >= CLUSTER_CHUNK_MAX)
+        retained_flush(rc, false);
+}
+
+static void retained_collect_tomb(const char *topic, size_t len, void *value, void *ctx)
+{
+    struct retain_chunk *rc = ctx;
+    struct tomb *t = value;
+    if (!retained_reserve(rc))
+        return;
+    Cl__Publish *pb = &rc->items[rc->n];
+    cl__publish__init(pb);
+    if (!(pb->topic = strndup(topic, len))) {
+        rc->failed = true;
+        return;
+    }
+    pb->retain = true;
+    pb->hlc = t->hlc;
+    pb->origin = t->origin;
+    rc->held[rc->n++] = NULL;
+    rc->bytes += len + 32;
+    if (rc->bytes >= CLUSTER_CHUNK_MAX)
+        retained_flush(rc, false);
+}
+
+void retained_send_full(struct cluster *c, struct peer *p)
+{
+    struct retain_chunk rc = {.c = c, .p = p};
+    broker_retain_foreach(c->b, retained_collect_msg, &rc);
+    retain_foreach(c->tombs, retained_collect_tomb, &rc);
+    if (rc.failed)
+        log_error(c->log, "cluster: out of memory sending retained messages to %s", p->name);
+    retained_flush(&rc, !rc.failed);
+    free(rc.items);
+    free(rc.ptrs);
+    free(rc.held);
+}
+
+void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s)
+{
+    for (size_t i = 0; i < s->n_items; i++) {
+        struct message *m = publish_to_message(s->items[i], true);
+        if (!m) {
+            cluster_bad_input(c, p->name, "an invalid retained message");
+            continue;
+        }
+        retained_apply(c, m);
+        message_unref(m);
+    }
+    if (s->last)
+        p->retained_synced = true;
+}

@@ -1,0 +1,284 @@
+/*
+ * cluster_routes.c - route replication: which filters each node has local subscribers for.
+ *
+ * This node's filters carry a generation (new at every start) and a version (+1 per change). Each
+ * change is sent to every live peer as a delta from version v-1 to v; a peer applies a delta only
+ * on top of exactly v-1, so a lost delta shows up as a gap and the peer asks for the full set. A
+ * heartbeat with the current (generation, version) every second catches a lost last delta and a
+ * restart. A full set travels in chunks and is installed at once when its last chunk arrives, so
+ * forwarding never sees half a set. Each peer's filters live in a topic_tree whose only subscriber
+ * is the peer itself: forwarding asks topic_tree_has_match(peer->routes, topic).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_int.h"
+
+/* Send one envelope to every peer we have a link to. */
+static void routes_broadcast(struct cluster *c, Cl__Envelope *env)
+{
+    struct wbuf *w = NULL;
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (!p->open)
+            continue;
+        if (!w && !(w = cluster_pack(c, env))) {
+            log_error(c->log, "cluster: out of memory sending routes");
+            return;
+        }
+        peer_send(p, w);
+    }
+    wbuf_unref(w);
+}
+
+static void routes_send_delta(struct cluster *c, char *filter, bool added)
+{
+    Cl__RouteDelta d = CL__ROUTE_DELTA__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    d.generation = c->route_gen;
+    d.base_version = c->route_version - 1;
+    d.version = c->route_version;
+    if (added) {
+        d.n_added = 1;
+        d.added = &filter;
+    } else {
+        d.n_removed = 1;
+        d.removed = &filter;
+    }
+    env.body_case = CL__ENVELOPE__BODY_ROUTE_DELTA;
+    env.route_delta = &d;
+    routes_broadcast(c, &env);
+}
+
+/* The broker's filters are length-counted; protobuf strings are NUL-terminated. */
+static char *routes_cstr(const char *filter, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (s) {
+        memcpy(s, filter, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
+void routes_local_add(struct cluster *c, const char *filter, size_t len)
+{
+    if (topic_tree_subscribe(c->local, filter, len, c, 0) != 1)
+        return;
+    c->route_version++;
+    char *s = routes_cstr(filter, len);
+    if (s)
+        routes_send_delta(c, s, true);
+    free(s);
+}
+
+void routes_hook_add(void *ctx, const char *filter, size_t len)
+{
+    routes_local_add(ctx, filter, len);
+}
+
+void routes_hook_del(void *ctx, const char *filter, size_t len)
+{
+    struct cluster *c = ctx;
+    if (topic_tree_unsubscribe(c->local, filter, len, c) != 0)
+        return;
+    c->route_version++;
+    char *s = routes_cstr(filter, len);
+    if (s)
+        routes_send_delta(c, s, false);
+    free(s);
+}
+
+void routes_drop(struct peer *p)
+{
+    struct topic_tree *fresh = topic_tree_new();
+    if (fresh) {
+        topic_tree_free(p->routes);
+        p->routes = fresh;
+    }
+    topic_tree_free(p->staging);
+    p->staging = NULL;
+    p->synced = false;
+    p->gen = p->version = 0;
+}
+
+/* Filters from the wire are checked like a client's: a bad one is dropped, not installed. */
+static void routes_tree_add(struct cluster *c, struct peer *p, struct topic_tree *t, const char *f)
+{
+    size_t len = strlen(f);
+    if (len == 0 || len > UINT16_MAX || !topic_filter_valid(f, len)) {
+        cluster_bad_input(c, p->name, "an invalid route filter");
+        return;
+    }
+    if (topic_tree_subscribe(t, f, len, p, 0) < 0)
+        log_error(c->log, "cluster: out of memory storing a route of %s", p->name);
+}
+
+void routes_on_delta(struct cluster *c, struct peer *p, const Cl__RouteDelta *d)
+{
+    switch (route_delta_step(p->synced, p->gen, p->version, d->generation, d->base_version,
+                             d->version)) {
+    case ROUTE_IGNORE:
+        return;
+    case ROUTE_RESYNC:
+        cluster_request_sync(c, p, false);
+        return;
+    case ROUTE_APPLY:
+        break;
+    }
+    for (size_t i = 0; i < d->n_added; i++)
+        routes_tree_add(c, p, p->routes, d->added[i]);
+    for (size_t i = 0; i < d->n_removed; i++)
+        topic_tree_unsubscribe(p->routes, d->removed[i], strlen(d->removed[i]), p);
+    p->version = d->version;
+}
+
+void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
+{
+    if (s->first) {
+        topic_tree_free(p->staging);
+        p->staging = topic_tree_new();
+        if (!p->staging) {
+            log_error(c->log, "cluster: out of memory syncing routes of %s", p->name);
+            return;
+        }
+    }
+    if (!p->staging)
+        return; /* a chunk of a set whose start we did not see: wait for the next full sync */
+    for (size_t i = 0; i < s->n_filters; i++)
+        routes_tree_add(c, p, p->staging, s->filters[i]);
+    if (!s->last)
+        return;
+    topic_tree_free(p->routes);
+    p->routes = p->staging;
+    p->staging = NULL;
+    p->gen = s->generation;
+    p->version = s->version;
+    p->synced = true;
+    log_debug(c->log, "cluster: routes of %s synced: %zu filters at version %llu", p->name,
+              topic_tree_filter_count(p->routes), (unsigned long long)p->version);
+}
+
+void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v)
+{
+    if (route_version_stale(p->synced, p->gen, p->version, v->generation, v->version) ||
+        !p->retained_synced)
+        cluster_request_sync(c, p, false);
+}
+
+/* Collects filters into chunks of about CLUSTER_CHUNK_MAX bytes. */
+struct route_chunk {
+    struct cluster *c;
+    struct peer *p;
+    char **filters;
+    size_t n, cap, bytes;
+    bool first;
+    bool failed;
+};
+
+static void routes_flush(struct route_chunk *rc, bool last)
+{
+    Cl__RouteSync s = CL__ROUTE_SYNC__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    s.generation = rc->c->route_gen;
+    s.version = rc->c->route_version;
+    s.filters = rc->filters;
+    s.n_filters = rc->n;
+    s.first = rc->first;
+    s.last = last;
+    env.body_case = CL__ENVELOPE__BODY_ROUTE_SYNC;
+    env.route_sync = &s;
+    struct wbuf *w = cluster_pack(rc->c, &env);
+    if (w)
+        peer_send(rc->p, w);
+    else
+        rc->failed = true;
+    wbuf_unref(w);
+    for (size_t i = 0; i < rc->n; i++)
+        free(rc->filters[i]);
+    rc->n = 0;
+    rc->bytes = 0;
+    rc->first = false;
+}
+
+static void routes_collect(const char *filter, size_t len, void *ctx)
+{
+    struct route_chunk *rc = ctx;
+    if (rc->failed)
+        return;
+    if (rc->n == rc->cap) {
+        size_t cap = rc->cap ? rc->cap * 2 : 64;
+        char **n = realloc(rc->filters, cap * sizeof(*n));
+        if (!n) {
+            rc->failed = true;
+            return;
+        }
+        rc->filters = n;
+        rc->cap = cap;
+    }
+    if (!(rc->filters[rc->n] = routes_cstr(filter, len))) {
+        rc->failed = true;
+        return;
+    }
+    rc->n++;
+    rc->bytes += len + 4;
+    if (rc->bytes >= CLUSTER_CHUNK_MAX)
+        routes_flush(rc, false);
+}
+
+void routes_send_full(struct cluster *c, struct peer *p)
+{
+    struct route_chunk rc = {.c = c, .p = p, .first = true};
+    broker_routes_foreach(c->b, routes_collect, &rc);
+    if (rc.failed) {
+        /* The peer will see a set without its last chunk never installed, and ask again. */
+        log_error(c->log, "cluster: out of memory sending routes to %s", p->name);
+        for (size_t i = 0; i < rc.n; i++)
+            free(rc.filters[i]);
+    } else {
+        routes_flush(&rc, true);
+    }
+    free(rc.filters);
+}
+
+void routes_heartbeat(struct cluster *c)
+{
+    Cl__RouteVersion v = CL__ROUTE_VERSION__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    v.generation = c->route_gen;
+    v.version = c->route_version;
+    env.body_case = CL__ENVELOPE__BODY_ROUTE_VERSION;
+    env.route_version = &v;
+    routes_broadcast(c, &env);
+}
+
+void cluster_request_sync(struct cluster *c, struct peer *p, bool force)
+{
+    uint64_t now = uv_now(c->loop);
+    if (!p->open)
+        return;
+    if (!force && p->resync_at && now - p->resync_at < CLUSTER_RESYNC_THROTTLE_MS)
+        return;
+    p->resync_at = now;
+    Cl__SyncRequest r = CL__SYNC_REQUEST__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    r.routes = true; /* cheap next to a lost route, and a stale generation needs it anyway */
+    r.retained = !p->retained_synced;
+    env.body_case = CL__ENVELOPE__BODY_SYNC_REQUEST;
+    env.sync_request = &r;
+    struct wbuf *w = cluster_pack(c, &env);
+    if (w)
+        peer_send(p, w);
+    wbuf_unref(w);
+}
+
+/* Answer with our full state; and if we lack the asker's, ask back (its earlier request to us may
+ * have arrived before we knew it, and been dropped as a stranger's). */
+void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRequest *r)
+{
+    if (r->routes)
+        routes_send_full(c, p);
+    if (r->retained)
+        retained_send_full(c, p);
+    if (!p->synced || !p->retained_synced)
+        cluster_request_sync(c, p, false);
+}

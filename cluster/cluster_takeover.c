@@ -1,0 +1,307 @@
+/*
+ * cluster_takeover.c - one client id, one connection, cluster-wide.
+ *
+ * When a client connects here, the broker holds its CONNACK (on_connect returns true) while every
+ * live peer is told "client X is connecting on this node". A peer that holds X closes it there (its
+ * will is published there and forwarded like any PUBLISH) and sends back the persistent session:
+ * subscriptions, then queued and in-flight messages, in chunks. This node imports them and lets the
+ * CONNACK go once every peer asked has answered, or after CLUSTER_TAKEOVER_TIMEOUT_MS, or when the
+ * peers it waits for die.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_int.h"
+
+static void takeover_finish(struct cluster *c, struct takeover *t)
+{
+    for (struct takeover **pp = &c->takeovers; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    broker_connect_resume(c->b, t->token);
+    free(t->client_id);
+    free(t->waiting);
+    free(t);
+}
+
+bool takeover_hook(void *ctx, const char *client_id, bool clean_session, uint64_t token)
+{
+    struct cluster *c = ctx;
+    size_t n = 0;
+    for (struct peer *p = c->peers; p; p = p->next)
+        n += p->open;
+    if (n == 0)
+        return false; /* a cluster of one */
+    struct takeover *t = calloc(1, sizeof(*t));
+    Cl__TakeoverRequest r = CL__TAKEOVER_REQUEST__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    struct wbuf *w = NULL;
+    if (!t || !(t->client_id = strdup(client_id)) || !(t->waiting = calloc(n, sizeof(*t->waiting))))
+        goto fail;
+    r.client_id = t->client_id;
+    r.token = token;
+    r.clean_session = clean_session;
+    env.body_case = CL__ENVELOPE__BODY_TAKEOVER_REQUEST;
+    env.takeover_request = &r;
+    if (!(w = cluster_pack(c, &env)))
+        goto fail;
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (p->open && peer_send(p, w))
+            t->waiting[t->nwaiting++] = p;
+    wbuf_unref(w);
+    if (t->nwaiting == 0)
+        goto fail;
+    t->token = token;
+    t->deadline = uv_now(c->loop) + CLUSTER_TAKEOVER_TIMEOUT_MS;
+    t->next = c->takeovers;
+    c->takeovers = t;
+    return true;
+fail:
+    if (t) {
+        free(t->client_id);
+        free(t->waiting);
+    }
+    free(t);
+    return false;
+}
+
+/* Builds TakeoverReply chunks from what broker_session_takeover reports. */
+struct session_out {
+    struct cluster *c;
+    struct peer *p;
+    const Cl__TakeoverRequest *req;
+    bool had_session;
+    Cl__SessionSub *subs;
+    Cl__SessionSub **sub_ptrs;
+    size_t nsubs, subcap;
+    Cl__SessionMsg *msgs;
+    Cl__SessionMsg **msg_ptrs;
+    Cl__Publish *pubs;
+    struct message **held;
+    size_t nmsgs, msgcap;
+    size_t bytes;
+    bool failed;
+};
+
+static void session_flush(struct session_out *so, bool last)
+{
+    Cl__TakeoverReply r = CL__TAKEOVER_REPLY__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    for (size_t i = 0; i < so->nsubs; i++)
+        so->sub_ptrs[i] = &so->subs[i];
+    for (size_t i = 0; i < so->nmsgs; i++) {
+        so->msgs[i].msg = &so->pubs[i];
+        so->msg_ptrs[i] = &so->msgs[i];
+    }
+    r.client_id = so->req->client_id;
+    r.token = so->req->token;
+    r.had_session = so->had_session;
+    r.subs = so->sub_ptrs;
+    r.n_subs = so->nsubs;
+    r.msgs = so->msg_ptrs;
+    r.n_msgs = so->nmsgs;
+    r.last = last;
+    env.body_case = CL__ENVELOPE__BODY_TAKEOVER_REPLY;
+    env.takeover_reply = &r;
+    struct wbuf *w = cluster_pack(so->c, &env);
+    if (w)
+        peer_send(so->p, w);
+    else
+        log_error(so->c->log, "cluster: out of memory moving session %s", so->req->client_id);
+    wbuf_unref(w);
+    for (size_t i = 0; i < so->nsubs; i++)
+        free(so->subs[i].filter);
+    for (size_t i = 0; i < so->nmsgs; i++)
+        message_unref(so->held[i]);
+    so->nsubs = so->nmsgs = 0;
+    so->bytes = 0;
+}
+
+static void session_sub(const char *filter, uint8_t qos, void *ctx)
+{
+    struct session_out *so = ctx;
+    so->had_session = true;
+    if (so->failed || so->req->clean_session)
+        return;
+    if (so->nsubs == so->subcap) {
+        size_t cap = so->subcap ? so->subcap * 2 : 16;
+        Cl__SessionSub *s = realloc(so->subs, cap * sizeof(*s));
+        if (s)
+            so->subs = s;
+        Cl__SessionSub **sp = realloc(so->sub_ptrs, cap * sizeof(*sp));
+        if (sp)
+            so->sub_ptrs = sp;
+        if (!s || !sp) {
+            so->failed = true;
+            return;
+        }
+        so->subcap = cap;
+    }
+    Cl__SessionSub *s = &so->subs[so->nsubs];
+    cl__session_sub__init(s);
+    if (!(s->filter = strdup(filter))) {
+        so->failed = true;
+        return;
+    }
+    s->qos = qos;
+    so->nsubs++;
+    so->bytes += strlen(filter) + 8;
+    if (so->bytes >= CLUSTER_CHUNK_MAX)
+        session_flush(so, false);
+}
+
+static void session_msg(struct message *msg, uint8_t qos, void *ctx)
+{
+    struct session_out *so = ctx;
+    so->had_session = true;
+    if (so->failed || so->req->clean_session)
+        return;
+    if (so->nmsgs == so->msgcap) {
+        size_t cap = so->msgcap ? so->msgcap * 2 : 16;
+        Cl__SessionMsg *m = realloc(so->msgs, cap * sizeof(*m));
+        if (m)
+            so->msgs = m;
+        Cl__SessionMsg **mp = realloc(so->msg_ptrs, cap * sizeof(*mp));
+        if (mp)
+            so->msg_ptrs = mp;
+        Cl__Publish *pb = realloc(so->pubs, cap * sizeof(*pb));
+        if (pb)
+            so->pubs = pb;
+        struct message **h = realloc(so->held, cap * sizeof(*h));
+        if (h)
+            so->held = h;
+        if (!m || !mp || !pb || !h) {
+            so->failed = true;
+            return;
+        }
+        so->msgcap = cap;
+    }
+    size_t i = so->nmsgs++;
+    cl__session_msg__init(&so->msgs[i]);
+    cl__publish__init(&so->pubs[i]);
+    publish_fill(&so->pubs[i], msg);
+    so->msgs[i].qos = qos;
+    so->held[i] = message_ref(msg);
+    so->bytes += msg->topic_len + msg->payload_len + 32;
+    if (so->bytes >= CLUSTER_CHUNK_MAX)
+        session_flush(so, false);
+}
+
+/* A peer's client is connecting there: close ours and send the session over (unless it starts
+ * clean). */
+void takeover_on_request(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *r)
+{
+    if (!r->client_id || !r->client_id[0]) {
+        cluster_bad_input(c, p->name, "a takeover request without a client id");
+        return;
+    }
+    struct session_out so = {.c = c, .p = p, .req = r};
+    bool existed = broker_session_takeover(c->b, r->client_id, session_sub, session_msg, &so);
+    so.had_session = so.had_session || existed;
+    if (existed)
+        log_info(c->log, "cluster: client %s moved to %s", r->client_id, p->name);
+    if (so.failed)
+        log_error(c->log, "cluster: out of memory moving session %s: part of it is lost",
+                  r->client_id);
+    session_flush(&so, true);
+    free(so.subs);
+    free(so.sub_ptrs);
+    free(so.msgs);
+    free(so.msg_ptrs);
+    free(so.pubs);
+    free(so.held);
+}
+
+static struct takeover *takeover_find(struct cluster *c, uint64_t token)
+{
+    for (struct takeover *t = c->takeovers; t; t = t->next)
+        if (t->token == token)
+            return t;
+    return NULL;
+}
+
+/* Stop waiting for p; resume the CONNECT when nobody is left to wait for. */
+static void takeover_unwait(struct cluster *c, struct takeover *t, struct peer *p)
+{
+    for (size_t i = 0; i < t->nwaiting; i++) {
+        if (t->waiting[i] == p) {
+            t->waiting[i] = t->waiting[--t->nwaiting];
+            break;
+        }
+    }
+    if (t->nwaiting == 0)
+        takeover_finish(c, t);
+}
+
+/* Import what a peer moved, even after our wait timed out: the peer has already deleted it there.
+ */
+void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverReply *r)
+{
+    if (!r->client_id || !r->client_id[0]) {
+        cluster_bad_input(c, p->name, "a takeover reply without a client id");
+        return;
+    }
+    for (size_t i = 0; i < r->n_subs; i++) {
+        const char *f = r->subs[i]->filter;
+        size_t len = f ? strlen(f) : 0;
+        if (len == 0 || len > UINT16_MAX || !topic_filter_valid(f, len) || r->subs[i]->qos > 2) {
+            cluster_bad_input(c, p->name, "an invalid moved subscription");
+            continue;
+        }
+        if (broker_session_import_sub(c->b, r->client_id, f, (uint8_t)r->subs[i]->qos) == 0)
+            routes_local_add(c, f, len);
+    }
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        const Cl__SessionMsg *sm = r->msgs[i];
+        struct message *m = sm->msg ? publish_to_message(sm->msg, sm->msg->retain) : NULL;
+        if (!m || sm->qos > 2) {
+            cluster_bad_input(c, p->name, "an invalid moved message");
+            if (m)
+                message_unref(m);
+            continue;
+        }
+        broker_session_import_msg(c->b, r->client_id, m, (uint8_t)sm->qos);
+        message_unref(m);
+    }
+    struct takeover *t = takeover_find(c, r->token);
+    if (r->last && t && strcmp(t->client_id, r->client_id) == 0)
+        takeover_unwait(c, t, p);
+}
+
+void takeover_tick(struct cluster *c, uint64_t now)
+{
+    struct takeover *t = c->takeovers;
+    while (t) {
+        struct takeover *next = t->next;
+        if (now >= t->deadline) {
+            log_warn(c->log, "cluster: takeover of %s: %zu peer(s) did not answer in %d ms",
+                     t->client_id, t->nwaiting, CLUSTER_TAKEOVER_TIMEOUT_MS);
+            takeover_finish(c, t);
+        }
+        t = next;
+    }
+}
+
+void takeover_peer_gone(struct cluster *c, struct peer *p)
+{
+    struct takeover *t = c->takeovers;
+    while (t) {
+        struct takeover *next = t->next;
+        takeover_unwait(c, t, p);
+        t = next;
+    }
+}
+
+void takeover_free_all(struct cluster *c)
+{
+    while (c->takeovers) {
+        struct takeover *t = c->takeovers;
+        c->takeovers = t->next;
+        free(t->client_id);
+        free(t->waiting);
+        free(t);
+    }
+}
