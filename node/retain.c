@@ -19,9 +19,12 @@
 
 struct rnode {
     struct rnode *parent;
-    struct rnode **slots; /* children, open addressing; NULL when cap == 0 */
-    void *value;          /* NULL: no retained message here */
-    char *topic;          /* full topic, NUL-terminated, while value is set */
+    union {
+        struct rnode **table; /* cap > 1: open addressing, power-of-two size */
+        struct rnode *one;    /* cap == 1: a single child held inline */
+    } kids;
+    void *value; /* NULL: no retained message here */
+    char *topic; /* full topic, NUL-terminated, while value is set */
     uint32_t nkids, cap;
     uint32_t hval;
     uint16_t len;  /* length of level */
@@ -68,16 +71,31 @@ static size_t level_start(const char *s, size_t end)
     return end;
 }
 
+/* The child table. A node with one child holds it inline (cap 1): no allocation and one cache miss
+ * less on the many nodes with a single child. */
+static struct rnode *const *kids_table(const struct rnode *node)
+{
+    return node->cap == 1 ? &node->kids.one : node->kids.table;
+}
+
+static bool kid_is(const struct rnode *k, const char *s, size_t n, uint32_t h)
+{
+    return k->hval == h && k->len == n && memcmp(k->level, s, n) == 0;
+}
+
+/* The child of node named s[0..n), or NULL. */
 static struct rnode *kids_find(const struct rnode *node, const char *s, size_t n, uint32_t h)
 {
     if (node->nkids == 0)
         return NULL;
+    if (node->cap == 1)
+        return kid_is(node->kids.one, s, n, h) ? node->kids.one : NULL;
     uint32_t mask = node->cap - 1;
     for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        struct rnode *k = node->slots[i];
+        struct rnode *k = node->kids.table[i];
         if (k == NULL)
             return NULL;
-        if (k->hval == h && k->len == n && memcmp(k->level, s, n) == 0)
+        if (kid_is(k, s, n, h))
             return k;
     }
 }
@@ -85,13 +103,15 @@ static struct rnode *kids_find(const struct rnode *node, const char *s, size_t n
 /* Slot index of child in node's table (child must be there). */
 static uint32_t kids_slot(const struct rnode *node, const struct rnode *child)
 {
+    struct rnode *const *slots = kids_table(node);
     uint32_t mask = node->cap - 1;
     uint32_t i = child->hval & mask;
-    while (node->slots[i] != child)
+    while (slots[i] != child)
         i = (i + 1) & mask;
     return i;
 }
 
+/* Put child into a table known to have a free slot. */
 static void kids_place(struct rnode **slots, uint32_t cap, struct rnode *child)
 {
     uint32_t mask = cap - 1;
@@ -101,61 +121,92 @@ static void kids_place(struct rnode **slots, uint32_t cap, struct rnode *child)
     slots[i] = child;
 }
 
-/* Move node's children into a table of newcap slots. Returns -1 (nothing changed) on failure. */
+/* Move node's children into a table of newcap (at least 4) slots. Returns -1 (nothing changed) on
+ * failure. */
 static int kids_rehash(struct rnode *node, uint32_t newcap)
 {
     struct rnode **slots = calloc(newcap, sizeof(*slots));
     if (slots == NULL)
         return -1;
+    struct rnode *const *old = kids_table(node);
     for (uint32_t i = 0; i < node->cap; i++)
-        if (node->slots[i] != NULL)
-            kids_place(slots, newcap, node->slots[i]);
-    free(node->slots);
-    node->slots = slots;
+        if (old[i] != NULL)
+            kids_place(slots, newcap, old[i]);
+    if (node->cap > 1)
+        free(node->kids.table);
+    node->kids.table = slots;
     node->cap = newcap;
     return 0;
 }
 
-/* Make room for one more child (load factor at most 3/4). */
+/* Make room for one more child: inline for the first, then a table with load at most 3/4. */
 static int kids_reserve(struct rnode *node)
 {
+    if (node->cap == 0 || (node->cap == 1 && node->nkids == 0)) {
+        node->cap = 1;
+        node->kids.one = NULL;
+        return 0;
+    }
+    if (node->cap == 1)
+        return kids_rehash(node, 4);
     if ((uint64_t)(node->nkids + 1) * 4 <= (uint64_t)node->cap * 3)
         return 0;
     if (node->cap >= (1u << 30))
         return -1;
-    return kids_rehash(node, node->cap ? node->cap * 2 : 2);
+    return kids_rehash(node, node->cap * 2);
+}
+
+/* Add child after a successful kids_reserve. */
+static void kids_insert(struct rnode *node, struct rnode *child)
+{
+    kids_place(node->cap == 1 ? &node->kids.one : node->kids.table, node->cap, child);
+    node->nkids++;
+}
+
+/* Drop node's child table (node has no children left). */
+static void kids_clear(struct rnode *node)
+{
+    if (node->cap > 1)
+        free(node->kids.table);
+    node->kids.table = NULL;
+    node->cap = 0;
 }
 
 /* Remove child from node's table with backward-shift deletion; shrink a sparse table. */
 static void kids_remove(struct rnode *node, struct rnode *child)
 {
+    if (node->cap == 1) {
+        node->nkids = 0;
+        kids_clear(node);
+        return;
+    }
+    struct rnode **slots = node->kids.table;
     uint32_t mask = node->cap - 1;
     uint32_t i = kids_slot(node, child);
-    for (uint32_t j = (i + 1) & mask; node->slots[j] != NULL; j = (j + 1) & mask) {
-        uint32_t home = node->slots[j]->hval & mask;
+    for (uint32_t j = (i + 1) & mask; slots[j] != NULL; j = (j + 1) & mask) {
+        uint32_t home = slots[j]->hval & mask;
+        /* slots[j] may fill the hole at i unless its home lies cyclically in (i, j]. */
         if (((j - home) & mask) >= ((j - i) & mask)) {
-            node->slots[i] = node->slots[j];
+            slots[i] = slots[j];
             i = j;
         }
     }
-    node->slots[i] = NULL;
+    slots[i] = NULL;
     node->nkids--;
-    if (node->nkids == 0) {
-        free(node->slots);
-        node->slots = NULL;
-        node->cap = 0;
-    } else if (node->cap > 16 && node->nkids < node->cap / 8) {
+    if (node->nkids == 0)
+        kids_clear(node);
+    else if (node->cap > 16 && node->nkids < node->cap / 8)
         (void)kids_rehash(node, node->cap / 4); /* best effort */
-    }
 }
 
 /* First child of node in slot order from slot i on, skipping '$' levels if asked; or NULL. */
 static struct rnode *kids_next(const struct rnode *node, uint32_t i, bool skip_dollar)
 {
+    struct rnode *const *slots = kids_table(node);
     for (; i < node->cap; i++) {
-        const struct rnode *k = node->slots[i];
+        struct rnode *k = slots[i];
         if (k != NULL && !(skip_dollar && k->len > 0 && k->level[0] == '$'))
-            return node->slots[i];
+            return k;
     }
     return NULL;
 }
@@ -188,7 +239,7 @@ static void rnode_prune(struct retain_store *store, struct rnode *node)
     while (node != store->root && node->value == NULL && node->nkids == 0) {
         struct rnode *parent = node->parent;
         kids_remove(parent, node);
-        free(node->slots); /* an empty table may be left by a failed insert */
+        kids_clear(node); /* an empty table may be left by a failed insert */
         free(node);
         node = parent;
     }
@@ -226,8 +277,7 @@ static struct rnode *rnode_make(struct retain_store *store, const char *topic, s
                 rnode_prune(store, node);
                 return NULL;
             }
-            kids_place(node->slots, node->cap, child);
-            node->nkids++;
+            kids_insert(node, child);
         }
         node = child;
         if (end == len)
@@ -263,16 +313,17 @@ void retain_free(struct retain_store *store)
     while (todo != NULL) {
         struct rnode *node = todo;
         todo = node->parent;
+        struct rnode *const *slots = kids_table(node);
         for (uint32_t i = 0; i < node->cap; i++) {
-            if (node->slots[i]) {
-                node->slots[i]->parent = todo;
-                todo = node->slots[i];
+            if (slots[i]) {
+                slots[i]->parent = todo;
+                todo = slots[i];
             }
         }
         if (node->value && store->release)
             store->release(node->value);
         free(node->topic);
-        free(node->slots);
+        kids_clear(node);
         free(node);
     }
     free(store);

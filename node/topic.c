@@ -28,10 +28,13 @@ struct tsub {
 
 struct tnode {
     struct tnode *parent;
-    struct tnode *plus;   /* the '+' child */
-    struct tnode *hash;   /* the '#' child (a leaf: '#' is always last) */
-    struct tnode **slots; /* exact children, open addressing; NULL when cap == 0 */
-    struct tsub *subs;    /* sorted by subscriber pointer */
+    struct tnode *plus; /* the '+' child */
+    struct tnode *hash; /* the '#' child (a leaf: '#' is always last) */
+    union {
+        struct tnode **table; /* cap > 1: open addressing, power-of-two size */
+        struct tnode *one;    /* cap == 1: a single child held inline */
+    } kids;                   /* exact children */
+    struct tsub *subs;        /* sorted by subscriber pointer */
     uint32_t nkids, cap;
     uint32_t nsubs, subcap;
     uint32_t hval; /* hash of level, for exact children */
@@ -133,17 +136,31 @@ static uint32_t level_hash(const char *s, size_t n)
     return h;
 }
 
+/* The child table. A node with one child holds it inline (cap 1): no allocation and one cache miss
+ * less on the many nodes with a single child, like the <id> in "devices/<id>/status". */
+static struct tnode **kids_table(struct tnode *node)
+{
+    return node->cap == 1 ? &node->kids.one : node->kids.table;
+}
+
+static bool kid_is(const struct tnode *k, const char *s, size_t n, uint32_t h)
+{
+    return k->hval == h && k->len == n && memcmp(k->level, s, n) == 0;
+}
+
 /* The exact child of node named s[0..n), or NULL. */
 static struct tnode *kids_find(const struct tnode *node, const char *s, size_t n, uint32_t h)
 {
     if (node->nkids == 0)
         return NULL;
+    if (node->cap == 1)
+        return kid_is(node->kids.one, s, n, h) ? node->kids.one : NULL;
     uint32_t mask = node->cap - 1;
     for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        struct tnode *k = node->slots[i];
+        struct tnode *k = node->kids.table[i];
         if (k == NULL)
             return NULL;
-        if (k->hval == h && k->len == n && memcmp(k->level, s, n) == 0)
+        if (kid_is(k, s, n, h))
             return k;
     }
 }
@@ -158,55 +175,84 @@ static void kids_place(struct tnode **slots, uint32_t cap, struct tnode *child)
     slots[i] = child;
 }
 
-/* Move node's children into a table of newcap slots. Returns -1 (nothing changed) on failure. */
+/* Move node's children into a table of newcap (at least 4) slots. Returns -1 (nothing changed) on
+ * failure. */
 static int kids_rehash(struct tnode *node, uint32_t newcap)
 {
     struct tnode **slots = calloc(newcap, sizeof(*slots));
     if (slots == NULL)
         return -1;
+    struct tnode **old = kids_table(node);
     for (uint32_t i = 0; i < node->cap; i++)
-        if (node->slots[i] != NULL)
-            kids_place(slots, newcap, node->slots[i]);
-    free(node->slots);
-    node->slots = slots;
+        if (old[i] != NULL)
+            kids_place(slots, newcap, old[i]);
+    if (node->cap > 1)
+        free(old);
+    node->kids.table = slots;
     node->cap = newcap;
     return 0;
 }
 
-/* Make room for one more exact child (load factor at most 3/4). */
+/* Make room for one more exact child: inline for the first, then a table with load at most 3/4. */
 static int kids_reserve(struct tnode *node)
 {
+    if (node->cap == 0 || (node->cap == 1 && node->nkids == 0)) {
+        node->cap = 1;
+        node->kids.one = NULL;
+        return 0;
+    }
+    if (node->cap == 1)
+        return kids_rehash(node, 4);
     if ((uint64_t)(node->nkids + 1) * 4 <= (uint64_t)node->cap * 3)
         return 0;
     if (node->cap >= (1u << 30))
         return -1;
-    return kids_rehash(node, node->cap ? node->cap * 2 : 2);
+    return kids_rehash(node, node->cap * 2);
+}
+
+/* Add child after a successful kids_reserve. */
+static void kids_insert(struct tnode *node, struct tnode *child)
+{
+    kids_place(kids_table(node), node->cap, child);
+    node->nkids++;
+}
+
+/* Drop node's child table (node has no children left). */
+static void kids_clear(struct tnode *node)
+{
+    if (node->cap > 1)
+        free(node->kids.table);
+    node->kids.table = NULL;
+    node->cap = 0;
 }
 
 /* Remove child from node's table (backward-shift deletion keeps probe chains intact). */
 static void kids_remove(struct tnode *node, struct tnode *child)
 {
+    if (node->cap == 1) {
+        node->nkids = 0;
+        kids_clear(node);
+        return;
+    }
+    struct tnode **slots = node->kids.table;
     uint32_t mask = node->cap - 1;
     uint32_t i = child->hval & mask;
-    while (node->slots[i] != child)
+    while (slots[i] != child)
         i = (i + 1) & mask;
-    for (uint32_t j = (i + 1) & mask; node->slots[j] != NULL; j = (j + 1) & mask) {
-        uint32_t home = node->slots[j]->hval & mask;
+    for (uint32_t j = (i + 1) & mask; slots[j] != NULL; j = (j + 1) & mask) {
+        uint32_t home = slots[j]->hval & mask;
         /* slots[j] may fill the hole at i unless its home lies cyclically in (i, j]. */
         if (((j - home) & mask) >= ((j - i) & mask)) {
-            node->slots[i] = node->slots[j];
+            slots[i] = slots[j];
             i = j;
         }
     }
-    node->slots[i] = NULL;
+    slots[i] = NULL;
     node->nkids--;
-    if (node->nkids == 0) {
-        free(node->slots);
-        node->slots = NULL;
-        node->cap = 0;
-    } else if (node->cap > 16 && node->nkids < node->cap / 8) {
+    if (node->nkids == 0)
+        kids_clear(node);
+    else if (node->cap > 16 && node->nkids < node->cap / 8)
         (void)kids_rehash(node, node->cap / 4); /* best effort: a failed shrink changes nothing */
-    }
 }
 
 /* ---- nodes ---- */
@@ -248,13 +294,14 @@ static void tnode_free_all(struct tnode *top)
                 todo = kids[k];
             }
         }
+        struct tnode **slots = kids_table(node);
         for (uint32_t i = 0; i < node->cap; i++) {
-            if (node->slots[i]) {
-                node->slots[i]->parent = todo;
-                todo = node->slots[i];
+            if (slots[i]) {
+                slots[i]->parent = todo;
+                todo = slots[i];
             }
         }
-        free(node->slots);
+        kids_clear(node);
         free(node->subs);
         free(node);
     }
@@ -271,7 +318,7 @@ static void tree_prune(struct tnode *node)
             parent->hash = NULL;
         else
             kids_remove(parent, node);
-        free(node->slots); /* an empty table may be left by a failed insert */
+        kids_clear(node); /* an empty table may be left by a failed insert */
         free(node->subs);
         free(node);
         node = parent;
@@ -349,8 +396,7 @@ static struct tnode *tree_child(struct tnode *node, const char *s, size_t n, boo
     child = tnode_new(node, kind, s, n, h);
     if (child == NULL)
         return NULL;
-    kids_place(node->slots, node->cap, child);
-    node->nkids++;
+    kids_insert(node, child);
     return child;
 }
 

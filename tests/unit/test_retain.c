@@ -99,9 +99,10 @@ static void rmatch(const struct retain_store *st, const char *filter, struct see
 static size_t rnode_count(const struct rnode *n)
 {
     size_t c = 1;
+    struct rnode *const *slots = kids_table(n);
     for (uint32_t i = 0; i < n->cap; i++)
-        if (n->slots[i])
-            c += rnode_count(n->slots[i]);
+        if (slots[i])
+            c += rnode_count(slots[i]);
     return c;
 }
 

@@ -106,9 +106,10 @@ static size_t node_count(const struct tnode *n)
         c += node_count(n->plus);
     if (n->hash)
         c += node_count(n->hash);
+    struct tnode **slots = kids_table((struct tnode *)n);
     for (uint32_t i = 0; i < n->cap; i++)
-        if (n->slots[i])
-            c += node_count(n->slots[i]);
+        if (slots[i])
+            c += node_count(slots[i]);
     return c;
 }
 
