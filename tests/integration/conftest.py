@@ -10,6 +10,7 @@ Markers:
   soak                bounded stress case (seconds, not minutes).
 """
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -153,6 +154,8 @@ def _sol_command(port, workdir, opts):
 
 def _mosquitto_command(port, workdir, opts):
     lines = [f"listener {port} {HOST}", "persistence false", "log_dest stderr",
+             # as root, mosquitto would drop to user "mosquitto", unable to read pytest's tmp dir
+             "user " + pwd.getpwuid(os.getuid()).pw_name,
              "log_type error", "log_type warning", "log_type notice", "log_type information"]
     allow = opts.get("allow_anonymous")
     if allow is None:

@@ -216,6 +216,23 @@ class RawClient:
         assert pkt.type == ptype, f"expected {NAMES[ptype]}, got {pkt!r}"
         return pkt
 
+    def recv_ack(self, ptype, pid, timeout=None):
+        """Wait for an acknowledgement (type, pid); PUBLISH packets that arrive first are kept for
+        later recv() calls (a broker may route a client's own message before acknowledging it)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        ahead = []
+        try:
+            while True:
+                pkt = self.recv(max(0.01, deadline - time.monotonic()))
+                if pkt.type == PUBLISH:
+                    ahead.append(pkt)
+                    continue
+                assert pkt.type == ptype, f"expected {NAMES[ptype]}, got {pkt!r}"
+                assert pkt.pid == pid, f"expected {NAMES[ptype]} for id {pid}, got {pkt!r}"
+                return pkt
+        finally:
+            self.pending = ahead + self.pending
+
     def recv_nothing(self, timeout):
         """Assert no packet arrives within timeout (the connection may stay open)."""
         try:
@@ -266,16 +283,14 @@ class RawClient:
         return sp, rc
 
     def subscribe(self, pid, filters):
-        """SUBSCRIBE and read SUBACK (skipping nothing); returns the return codes."""
+        """SUBSCRIBE and wait for its SUBACK; returns the return codes."""
         self.send(subscribe_pkt(pid, filters))
-        pkt = self.recv_type(SUBACK)
-        assert pkt.pid == pid, pkt
-        return list(pkt.body[2:])
+        return list(self.recv_ack(SUBACK, pid).body[2:])
 
     def unsubscribe(self, pid, filters):
         self.send(unsubscribe_pkt(pid, filters))
-        pkt = self.recv_type(UNSUBACK)
-        assert pkt.pid == pid and len(pkt.body) == 2, pkt
+        pkt = self.recv_ack(UNSUBACK, pid)
+        assert len(pkt.body) == 2, pkt
         return pkt
 
     def publish(self, topic, payload=b"", qos=0, retain=False, pid=None, dup=False):
@@ -284,14 +299,11 @@ class RawClient:
             pid = 1
         self.send(publish_pkt(topic, payload, qos, retain, dup, pid if qos else None))
         if qos == 1:
-            ack = self.recv_type(PUBACK)
-            assert ack.pid == pid
+            self.recv_ack(PUBACK, pid)
         elif qos == 2:
-            rec = self.recv_type(PUBREC)
-            assert rec.pid == pid
+            self.recv_ack(PUBREC, pid)
             self.send(ack_pkt(PUBREL, pid))
-            comp = self.recv_type(PUBCOMP)
-            assert comp.pid == pid
+            self.recv_ack(PUBCOMP, pid)
 
     def recv_publish(self, timeout=None, ack=True):
         """Next PUBLISH; with ack, answer it as a well-behaved client (PUBACK / PUBREC+PUBCOMP)."""
