@@ -1,0 +1,190 @@
+/*
+ * bench.h - solbench, the MQTT load generator: shared types of its three parts.
+ *
+ *   bench_stats.c  the payload header every message carries, the latency histogram and the per
+ *                  (publisher, subscriber) accounting of lost, duplicated and out-of-order
+ * messages; bench_io.c     non-blocking sockets on one epoll loop: whole-buffer reads decoded
+ * packet by packet, writes coalesced per connection and flushed once per loop turn; solbench.c
+ * options, the MQTT client flows (QoS 0/1/2 both ways), the run phases, the report.
+ *
+ * No globals: everything lives in one struct bench owned by main().
+ */
+#ifndef SOL_BENCH_H
+#define SOL_BENCH_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+/* ---- Payload header (bench_stats.c) ---- */
+
+/* Every payload starts with this header, little-endian, then filler up to the payload size. */
+#define BENCH_HDR_SIZE 32
+#define BENCH_MAGIC 0x424c4f53u /* "SOLB" */
+
+enum bench_kind {
+    BENCH_KIND_DATA = 1,  /* counted message */
+    BENCH_KIND_PROBE = 2, /* route probe sent before the run; never counted */
+};
+
+struct bench_hdr {
+    uint32_t run_id;
+    uint32_t pub_id;
+    uint64_t seq;     /* 0, 1, 2 ... per publisher */
+    uint64_t send_ns; /* CLOCK_MONOTONIC at encoding time */
+    uint8_t kind;
+};
+
+/* Write h into buf[0..BENCH_HDR_SIZE). */
+void bench_hdr_write(uint8_t *buf, const struct bench_hdr *h);
+/* Parse a payload: 0 and h filled, or -1 if it is not a solbench payload. */
+int bench_hdr_read(const uint8_t *buf, size_t len, struct bench_hdr *h);
+
+/* ---- Latency histogram: log-linear buckets, 64 per power of two (<1.6% error) ---- */
+
+#define HIST_SUB_BITS 6
+#define HIST_MAX_EXP 40 /* values up to 2^41 ns (~36 min); larger ones go to the last bucket */
+#define HIST_BUCKETS ((HIST_MAX_EXP - HIST_SUB_BITS + 2) << HIST_SUB_BITS)
+
+struct hist {
+    uint64_t count;
+    uint64_t min;
+    uint64_t max;
+    uint64_t buckets[HIST_BUCKETS];
+};
+
+void hist_init(struct hist *h);
+void hist_record(struct hist *h, uint64_t v);
+/* Value at percentile p (0..100), as the upper edge of its bucket, clamped to max; 0 if empty. */
+uint64_t hist_percentile(const struct hist *h, double p);
+
+/* ---- What one subscriber received from one publisher ---- */
+
+struct pair {
+    uint64_t *seen;     /* bitmap of sequence numbers received */
+    uint64_t seen_bits; /* bitmap capacity in bits */
+    uint64_t unique;    /* distinct sequence numbers received */
+    uint64_t dup;       /* receptions of a sequence number already received */
+    uint64_t ooo;       /* new sequence numbers arriving after a higher one */
+    uint64_t next_seq;  /* highest sequence number received + 1 */
+    bool probed;        /* a route probe from this publisher arrived */
+};
+
+enum pair_result { PAIR_NEW = 0, PAIR_DUP = 1, PAIR_OOO = 2, PAIR_NOMEM = -1 };
+
+/* Account one reception of seq. */
+int pair_record(struct pair *p, uint64_t seq);
+void pair_free(struct pair *p);
+
+/* ---- Connections and the loop (bench_io.c) ---- */
+
+enum conn_role { ROLE_PUB = 0, ROLE_SUB = 1, ROLE_IDLE = 2 };
+
+enum conn_state {
+    CS_NEW = 0,      /* not started yet */
+    CS_TCP,          /* non-blocking connect in progress */
+    CS_CONNECT_SENT, /* CONNECT written, waiting for CONNACK */
+    CS_SUBSCRIBING,  /* SUBSCRIBE written, waiting for SUBACK */
+    CS_READY,        /* usable */
+    CS_CLOSED,       /* closed by us at the end */
+    CS_FAILED,       /* refused, reset or closed by the broker */
+};
+
+struct conn {
+    int fd;
+    uint8_t role;
+    uint8_t state;
+    bool dirty;          /* has bytes to write and is on the dirty list */
+    bool want_out;       /* EPOLLOUT registered (a write was partial or connect pending) */
+    uint32_t index;      /* publisher, subscriber or idle number */
+    uint32_t addr_index; /* which 127.0.0.x and which broker address */
+    uint8_t *out;        /* bytes to write: out[out_off..out_len) */
+    uint32_t out_off, out_len, out_cap;
+    uint8_t *carry; /* partial packet left over from the last read */
+    uint32_t carry_len, carry_cap;
+};
+
+struct bench; /* solbench.c */
+
+/* Called for every complete packet read from c; returns 0, or -1 to fail the connection. */
+typedef int (*io_packet_fn)(struct bench *b, struct conn *c, const struct mqtt_packet *pkt);
+
+struct bench_io {
+    int epfd;
+    uint8_t *scratch; /* one big read buffer shared by all connections */
+    size_t scratch_cap;
+    struct conn **dirty; /* connections with pending output, flushed once per loop turn */
+    size_t ndirty, dirty_cap;
+    uint64_t reads, writes; /* syscall counts, for the report */
+    uint64_t bytes_in, bytes_out;
+};
+
+int io_init(struct bench_io *io, size_t max_conns, size_t scratch_cap);
+void io_free(struct bench_io *io);
+
+/* Start a non-blocking connect from src (0 = let the kernel pick) to dst; c->state becomes CS_TCP.
+ * Returns 0 or -errno. */
+int io_connect(struct bench_io *io, struct conn *c, uint32_t src_ip_be,
+               const struct sockaddr_in *dst);
+/* Finish a pending connect after EPOLLOUT: 0 connected, -errno failed. */
+int io_connect_result(struct bench_io *io, struct conn *c);
+
+/* Space for n more output bytes (NULL if out of memory); io_commit() then queues them. */
+uint8_t *io_reserve(struct bench_io *io, struct conn *c, size_t n);
+void io_commit(struct bench_io *io, struct conn *c, size_t n);
+/* Bytes queued and not yet written. */
+static inline size_t io_pending(const struct conn *c)
+{
+    return c->out_len - c->out_off;
+}
+
+/* Write every dirty connection once. Connections whose socket failed get state CS_FAILED and are
+ * returned through failed (up to max_failed); the count is returned. */
+size_t io_flush(struct bench_io *io, struct conn **failed, size_t max_failed);
+/* Write one connection after EPOLLOUT: 0 or -errno. */
+int io_write_ready(struct bench_io *io, struct conn *c);
+
+/* Read what is available on c and call fn for each whole packet. Returns 0, -1 on a decode error or
+ * a callback failure, or -errno (ECONNRESET for an orderly close by the peer). */
+int io_read(struct bench_io *io, struct bench *b, struct conn *c, io_packet_fn fn);
+
+/* Close the socket and drop buffers; state is left for the caller to set. */
+void io_close(struct bench_io *io, struct conn *c);
+
+/* ---- Options (bench_opts.c) ---- */
+
+struct bench_opts {
+    char host[64]; /* broker for publishers and idle connections */
+    uint16_t port;
+    char sub_host[64]; /* broker for subscribers (another cluster node); default: host */
+    uint16_t sub_port;
+    uint32_t npub, nsub, nidle;
+    uint8_t qos;          /* publish QoS */
+    uint8_t sub_qos;      /* subscription QoS; default: qos */
+    size_t size;          /* payload bytes, >= BENCH_HDR_SIZE */
+    bool shared_topic;    /* one topic for all publishers instead of one each */
+    bool wildcard;        /* subscribe with a wildcard filter instead of exact topics */
+    uint32_t window;      /* QoS 1/2: max unacknowledged PUBLISH per publisher */
+    double duration;      /* seconds of publishing (unless count) */
+    uint64_t count;       /* messages per publisher; 0 = use duration */
+    double rate;          /* total msgs/s over all publishers; 0 = as fast as possible */
+    uint64_t max_lag;     /* deliveries in flight over all publishers x subscribers: each publisher
+                             stays max_lag/(npub*nsub) ahead of its slowest subscriber; 0 = off */
+    uint32_t src_addrs;   /* spread connections over 127.0.0.1 .. 127.0.0.N (1 = kernel's choice) */
+    uint32_t max_pending; /* connects in progress at once */
+    double hold;          /* idle-only runs: seconds to hold the connections */
+    double connect_timeout, sync_timeout, drain_timeout, drain_idle;
+    uint16_t keepalive;
+    uint32_t run_id;
+    char prefix[64];
+    bool check; /* exit 3 if anything was lost or duplicated */
+    bool quiet;
+};
+
+/* Parse argv into o (defaults first). Returns 0, 1 after --help, or -1 after printing an error. */
+int bench_opts_parse(struct bench_opts *o, int argc, char **argv);
+
+#endif

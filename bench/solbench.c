@@ -1,0 +1,837 @@
+/*
+ * solbench.c - MQTT load generator: the client flows, the run phases and the report.
+ *
+ * Phases: SETUP (connect everyone, paced; subscribers SUBSCRIBE), SYNC (each publisher sends route
+ * probes until every subscriber got one: a cluster learns routes asynchronously, and a message
+ * published before that would be "lost" for the wrong reason), RUN (publish for --duration or
+ * --count, flat out or at --rate), DRAIN (stop publishing, wait for what is still on its way), then
+ * the report. Runs with no publishers SETUP and then HOLD their connections for --hold seconds.
+ */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NS 1000000000ull
+#define SYNC_INTERVAL_NS (100ull * 1000000ull)
+#define OUT_HIGH_WATER                                                                             \
+    (1u << 20) /* stop generating for a publisher whose socket is this far behind */
+#define BURST_BYTES                                                                                \
+    (64u * 1024) /* flat out: about this much new data per publisher per loop turn */
+
+enum phase { PH_SETUP, PH_SYNC, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE };
+
+struct publisher {
+    struct conn c; /* first: a struct conn * of role ROLE_PUB is a struct publisher * */
+    uint64_t seq;  /* data messages sent so far = next sequence number */
+    uint64_t acked;
+    uint32_t unacked;
+    uint16_t next_id;
+    uint64_t *inflight; /* QoS 1/2: bitmap of packet ids awaiting PUBACK / PUBCOMP */
+    char topic[128];
+    uint16_t topic_len;
+};
+
+struct subscriber {
+    struct conn c;      /* first, as above */
+    struct pair *pairs; /* one per publisher */
+};
+
+struct bench {
+    struct bench_opts o;
+    struct bench_io io;
+    struct publisher *pubs;
+    struct subscriber *subs;
+    struct conn *idle;
+    struct conn **order; /* start order: subscribers, publishers, idle */
+    size_t nconns, next_start, pending;
+    struct sockaddr_in pub_addr, sub_addr;
+    int sigfd;
+    enum phase phase;
+    uint8_t *payload;
+    struct hist hist;
+    uint64_t now, t_start, t_setup_done, t_run_start, t_run_end, t_drain_start, t_last_event,
+        t_last_recv, t_last_sync, t_last_ping, t_end;
+    uint64_t ready_pubs, ready_subs, ready_idle, failed_idle;
+    uint64_t generated;   /* messages generated in the last loop turn */
+    uint64_t lag_per_pub; /* --max-lag deliveries shared out over publishers and subscribers */
+    uint64_t probes_seen, unique, dup, ooo, foreign, delivered, bad_acks;
+    struct rusage ru_start, ru_end;
+    uint64_t reads_start, writes_start;
+    int exit_code;
+    char err[256];
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+/* Record the first fatal error; the loop ends and the report says why. */
+__attribute__((format(printf, 2, 3))) static void bench_fail(struct bench *b, const char *fmt, ...)
+{
+    if (!b->err[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(b->err, sizeof(b->err), fmt, ap);
+        va_end(ap);
+    }
+    b->exit_code = 1;
+    b->phase = PH_DONE;
+}
+
+static const char *role_name(const struct conn *c)
+{
+    return c->role == ROLE_PUB ? "publisher" : c->role == ROLE_SUB ? "subscriber" : "idle";
+}
+
+/* A connection failed (refused, reset, protocol error): idle ones are counted, others end the
+ * run. A close during teardown is expected and ignored. */
+static void conn_failed(struct bench *b, struct conn *c, int err)
+{
+    bool was_pending = c->state != CS_READY && c->state != CS_NEW;
+    bool was_ready = c->state == CS_READY;
+    io_close(&b->io, c);
+    c->state = CS_FAILED;
+    if (was_pending && b->pending > 0)
+        b->pending--;
+    if (c->role == ROLE_IDLE) {
+        b->failed_idle++;
+        if (was_ready)
+            b->ready_idle--;
+        return;
+    }
+    const char *why = err == -EPROTO ? "protocol error or refused" : strerror(err < 0 ? -err : err);
+    bench_fail(b, "%s %u failed: %s", role_name(c), c->index, why);
+}
+
+/* Queue a fixed 4-byte ack (PUBACK, PUBREC, PUBREL, PUBCOMP). */
+static int send_ack(struct bench *b, struct conn *c, enum mqtt_type type, uint16_t id)
+{
+    uint8_t *p = io_reserve(&b->io, c, CODEC_ACK_SIZE);
+    if (!p)
+        return -1;
+    io_commit(&b->io, c, codec_encode_ack(p, type, id));
+    return 0;
+}
+
+static int send_connect(struct bench *b, struct conn *c)
+{
+    char id[48];
+    int n = snprintf(id, sizeof(id), "sb-%08x-%c%u", b->o.run_id, "psi"[c->role], c -> index);
+    struct mqtt_connect cn = {.level = MQTT_PROTOCOL_LEVEL_311,
+                              .clean_session = true,
+                              .keepalive = b->o.keepalive,
+                              .client_id = {id, (uint16_t)n}};
+    uint8_t *p = io_reserve(&b->io, c, codec_connect_size(&cn));
+    if (!p)
+        return -1;
+    io_commit(&b->io, c, codec_encode_connect(p, &cn));
+    c->state = CS_CONNECT_SENT;
+    return 0;
+}
+
+/* One SUBSCRIBE: the wildcard filter, or every publisher's exact topic. */
+static int send_subscribe(struct bench *b, struct subscriber *s)
+{
+    char wild[160];
+    size_t n = 1;
+    struct mqtt_str one, *filters = &one;
+    uint8_t *qos = NULL;
+    int rc = -1;
+    if (b->o.wildcard || b->o.shared_topic || b->o.npub == 0) {
+        if (b->o.wildcard) {
+            int len = snprintf(wild, sizeof(wild), "%s/%08x/%s", b->o.prefix, b->o.run_id,
+                               b->o.shared_topic ? "#" : "p/+");
+            one = (struct mqtt_str){wild, (uint16_t)len};
+        } else {
+            int len = snprintf(wild, sizeof(wild), "%s/%08x/all", b->o.prefix, b->o.run_id);
+            one = (struct mqtt_str){wild, (uint16_t)len};
+        }
+    } else {
+        n = b->o.npub;
+        filters = calloc(n, sizeof(*filters));
+        if (!filters)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            filters[i] = (struct mqtt_str){b->pubs[i].topic, b->pubs[i].topic_len};
+    }
+    qos = malloc(n);
+    if (!qos)
+        goto out;
+    memset(qos, b->o.sub_qos, n);
+    uint8_t *p = io_reserve(&b->io, &s->c, codec_subscribe_size(filters, n));
+    if (!p)
+        goto out;
+    io_commit(&b->io, &s->c, codec_encode_subscribe(p, 1, filters, qos, n));
+    s->c.state = CS_SUBSCRIBING;
+    rc = 0;
+out:
+    free(qos);
+    if (filters != &one)
+        free(filters);
+    return rc;
+}
+
+/* Encode one PUBLISH (data or probe) straight into the publisher's output buffer. */
+static int publish_one(struct bench *b, struct publisher *p, uint8_t kind)
+{
+    uint8_t qos = kind == BENCH_KIND_DATA ? b->o.qos : 0;
+    struct bench_hdr h = {.run_id = b->o.run_id,
+                          .pub_id = p->c.index,
+                          .seq = kind == BENCH_KIND_DATA ? p->seq : 0,
+                          .send_ns = now_ns(),
+                          .kind = kind};
+    bench_hdr_write(b->payload, &h);
+    struct mqtt_publish m = {.qos = qos,
+                             .topic = {p->topic, p->topic_len},
+                             .payload = b->payload,
+                             .payload_len = b->o.size};
+    if (qos) {
+        uint16_t id = p->next_id;
+        while (p->inflight[id >> 6] & (1ull << (id & 63)))
+            id = (uint16_t)(id == 65535 ? 1 : id + 1);
+        p->inflight[id >> 6] |= 1ull << (id & 63);
+        p->next_id = (uint16_t)(id == 65535 ? 1 : id + 1);
+        p->unacked++;
+        m.packet_id = id;
+    }
+    uint8_t *dst = io_reserve(&b->io, &p->c, codec_publish_size(p->topic_len, b->o.size, qos));
+    if (!dst)
+        return -1;
+    io_commit(&b->io, &p->c, codec_encode_publish(dst, &m, NULL));
+    if (kind == BENCH_KIND_DATA)
+        p->seq++;
+    return 0;
+}
+
+/* A PUBACK (QoS 1) or PUBCOMP (QoS 2) frees a window slot; an unknown id is counted, not fatal. */
+static void publisher_acked(struct bench *b, struct publisher *p, uint16_t id)
+{
+    uint64_t bit = 1ull << (id & 63);
+    if (!p->inflight || !(p->inflight[id >> 6] & bit)) {
+        b->bad_acks++;
+        return;
+    }
+    p->inflight[id >> 6] &= ~bit;
+    p->unacked--;
+    p->acked++;
+    b->t_last_event = b->now;
+}
+
+/* A message for a subscriber: acknowledge per QoS, then account it. */
+static int subscriber_publish(struct bench *b, struct subscriber *s, const struct mqtt_publish *m)
+{
+    if (m->qos == 1 && send_ack(b, &s->c, MQTT_PUBACK, m->packet_id) < 0)
+        return -1;
+    if (m->qos == 2 && send_ack(b, &s->c, MQTT_PUBREC, m->packet_id) < 0)
+        return -1;
+    struct bench_hdr h;
+    if (bench_hdr_read(m->payload, m->payload_len, &h) < 0 || h.run_id != b->o.run_id ||
+        h.pub_id >= b->o.npub) {
+        b->foreign++;
+        return 0;
+    }
+    struct pair *pr = &s->pairs[h.pub_id];
+    if (h.kind == BENCH_KIND_PROBE) {
+        if (!pr->probed) {
+            pr->probed = true;
+            b->probes_seen++;
+        }
+        return 0;
+    }
+    if (h.seq >= b->pubs[h.pub_id].seq) { /* never sent: not ours after all */
+        b->foreign++;
+        return 0;
+    }
+    uint64_t t = now_ns();
+    b->delivered++;
+    b->t_last_event = b->t_last_recv = t;
+    int r = pair_record(pr, h.seq);
+    if (r == PAIR_NOMEM)
+        return -1;
+    if (r == PAIR_DUP) {
+        b->dup++;
+        return 0;
+    }
+    b->unique++;
+    if (r == PAIR_OOO)
+        b->ooo++;
+    hist_record(&b->hist, t > h.send_ns ? t - h.send_ns : 0);
+    return 0;
+}
+
+/* Every packet the broker sends us. Anything out of place is a protocol error (-1). */
+static int on_packet(struct bench *b, struct conn *c, const struct mqtt_packet *pkt)
+{
+    struct publisher *p = c->role == ROLE_PUB ? (struct publisher *)c : NULL;
+    struct subscriber *s = c->role == ROLE_SUB ? (struct subscriber *)c : NULL;
+    switch (pkt->type) {
+    case MQTT_CONNACK:
+        if (c->state != CS_CONNECT_SENT || pkt->u.connack.rc != MQTT_CONNACK_ACCEPTED)
+            return -1;
+        if (s)
+            return send_subscribe(b, s);
+        c->state = CS_READY;
+        b->pending--;
+        if (p)
+            b->ready_pubs++;
+        else
+            b->ready_idle++;
+        return 0;
+    case MQTT_SUBACK:
+        if (!s || c->state != CS_SUBSCRIBING)
+            return -1;
+        for (size_t i = 0; i < pkt->u.suback.count; i++)
+            if (pkt->u.suback.ptr[i] == MQTT_SUBACK_FAILURE)
+                return -1;
+        c->state = CS_READY;
+        b->pending--;
+        b->ready_subs++;
+        return 0;
+    case MQTT_PUBLISH:
+        return s ? subscriber_publish(b, s, &pkt->u.publish) : -1;
+    case MQTT_PUBACK:
+    case MQTT_PUBCOMP:
+        if (!p)
+            return -1;
+        publisher_acked(b, p, pkt->u.packet_id);
+        return 0;
+    case MQTT_PUBREC:
+        if (!p)
+            return -1;
+        return send_ack(b, c, MQTT_PUBREL, pkt->u.packet_id);
+    case MQTT_PUBREL:
+        return s ? send_ack(b, c, MQTT_PUBCOMP, pkt->u.packet_id) : -1;
+    case MQTT_PINGRESP:
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* Start connects up to --max-pending in flight, each from 127.0.0.(1 + i % src_addrs). */
+static void start_connects(struct bench *b)
+{
+    while (b->next_start < b->nconns && b->pending < b->o.max_pending && b->phase != PH_DONE) {
+        struct conn *c = b->order[b->next_start];
+        uint32_t src = b->o.src_addrs > 1 ? htonl(0x7f000001u + c->addr_index % b->o.src_addrs) : 0;
+        const struct sockaddr_in *dst = c->role == ROLE_SUB ? &b->sub_addr : &b->pub_addr;
+        b->next_start++;
+        b->pending++;
+        int rc = io_connect(&b->io, c, src, dst);
+        if (rc < 0) {
+            c->state = CS_TCP; /* counted as pending until conn_failed */
+            conn_failed(b, c, rc);
+        }
+    }
+}
+
+/* The TCP handshake finished (or failed): send CONNECT. */
+static void on_tcp_done(struct bench *b, struct conn *c)
+{
+    int rc = io_connect_result(&b->io, c);
+    if (rc == 0)
+        rc = send_connect(b, c) < 0 ? -ENOMEM : 0;
+    if (rc < 0)
+        conn_failed(b, c, rc);
+}
+
+/* Slowest subscriber's progress on publisher i: the highest sequence number all of them reached. */
+static uint64_t slowest_sub(const struct bench *b, uint32_t i)
+{
+    uint64_t low = UINT64_MAX;
+    for (uint32_t j = 0; j < b->o.nsub; j++)
+        if (b->subs[j].pairs[i].next_seq < low)
+            low = b->subs[j].pairs[i].next_seq;
+    return low;
+}
+
+/* RUN: how many messages publisher p may generate this turn, by rate, window, lag and count. */
+static uint64_t publish_budget(const struct bench *b, const struct publisher *p, uint64_t burst)
+{
+    const struct bench_opts *o = &b->o;
+    uint64_t n = burst;
+    if (o->rate > 0) {
+        double per_pub = o->rate / o->npub;
+        uint64_t due = (uint64_t)((double)(b->now - b->t_run_start) / 1e9 * per_pub) + 1;
+        n = due > p->seq ? due - p->seq : 0;
+    }
+    if (o->qos > 0)
+        n = n < o->window - p->unacked ? n : o->window - p->unacked;
+    if (o->max_lag > 0 && o->nsub > 0) {
+        /* Refill only once half the lag has drained: big writes, not a trickle of small ones. */
+        uint64_t lag = b->lag_per_pub;
+        uint64_t limit = slowest_sub(b, p->c.index) + lag;
+        uint64_t room = limit > p->seq ? limit - p->seq : 0;
+        if (room < (lag + 1) / 2 && o->rate <= 0)
+            room = 0;
+        n = n < room ? n : room;
+    }
+    if (o->count > 0)
+        n = o->count > p->seq ? (n < o->count - p->seq ? n : o->count - p->seq) : 0;
+    if (io_pending(&p->c) > OUT_HIGH_WATER)
+        n = 0;
+    return n;
+}
+
+static bool all_published(const struct bench *b)
+{
+    for (uint32_t i = 0; i < b->o.npub; i++)
+        if (b->pubs[i].seq < b->o.count)
+            return false;
+    return true;
+}
+
+/* DRAIN is over when every subscriber has every message and every publish was acknowledged. */
+static bool all_delivered(const struct bench *b)
+{
+    uint64_t expected = 0;
+    for (uint32_t i = 0; i < b->o.npub; i++) {
+        if (b->pubs[i].unacked > 0)
+            return false;
+        expected += b->pubs[i].seq * b->o.nsub;
+    }
+    return b->unique >= expected;
+}
+
+static void enter_run(struct bench *b)
+{
+    b->phase = PH_RUN;
+    b->t_run_start = b->t_last_event = b->now;
+    getrusage(RUSAGE_SELF, &b->ru_start);
+    b->reads_start = b->io.reads;
+    b->writes_start = b->io.writes;
+}
+
+static void enter_drain(struct bench *b)
+{
+    b->phase = PH_DRAIN;
+    b->t_run_end = b->t_drain_start = b->now;
+}
+
+/* Advance the phase machine and generate this turn's messages. */
+static void bench_step(struct bench *b)
+{
+    const struct bench_opts *o = &b->o;
+    uint64_t now = b->now;
+    switch (b->phase) {
+    case PH_SETUP:
+        if (b->next_start == b->nconns && b->pending == 0) {
+            b->t_setup_done = now;
+            if (!o->quiet)
+                printf("setup: %u publishers, %u subscribers, %llu/%u idle connected in %.2f s\n",
+                       o->npub, o->nsub, (unsigned long long)b->ready_idle, o->nidle,
+                       (double)(now - b->t_start) / 1e9);
+            if (o->nidle > 0) {
+                printf("IDLE_READY connected=%llu failed=%llu\n", (unsigned long long)b->ready_idle,
+                       (unsigned long long)b->failed_idle);
+            }
+            fflush(stdout);
+            if (o->npub == 0) {
+                b->phase = PH_HOLD;
+                getrusage(RUSAGE_SELF, &b->ru_start);
+            } else if (o->nsub == 0) {
+                enter_run(b);
+            } else {
+                b->phase = PH_SYNC;
+                b->t_last_sync = 0;
+            }
+        } else if (now - b->t_start > (uint64_t)(o->connect_timeout * 1e9)) {
+            if (b->ready_pubs < o->npub || b->ready_subs < o->nsub) {
+                bench_fail(b, "setup timed out: %llu/%u subscribers, %llu/%u publishers ready",
+                           (unsigned long long)b->ready_subs, o->nsub,
+                           (unsigned long long)b->ready_pubs, o->npub);
+                return;
+            }
+            for (size_t i = 0; i < b->nconns; i++) /* idle stragglers count as failed */
+                if (b->order[i]->state != CS_READY && b->order[i]->state != CS_FAILED)
+                    conn_failed(b, b->order[i], -ETIMEDOUT);
+            b->next_start = b->nconns;
+        }
+        return;
+    case PH_SYNC:
+        if (b->probes_seen == (uint64_t)o->npub * o->nsub) {
+            enter_run(b);
+            break;
+        }
+        if (now - b->t_setup_done > (uint64_t)(o->sync_timeout * 1e9)) {
+            bench_fail(b,
+                       "route probes reached only %llu of %llu (publisher, subscriber) pairs "
+                       "within --sync-timeout",
+                       (unsigned long long)b->probes_seen, (unsigned long long)o->npub * o->nsub);
+            return;
+        }
+        if (now - b->t_last_sync >= SYNC_INTERVAL_NS) {
+            b->t_last_sync = now;
+            for (uint32_t i = 0; i < o->npub; i++)
+                if (publish_one(b, &b->pubs[i], BENCH_KIND_PROBE) < 0)
+                    conn_failed(b, &b->pubs[i].c, -ENOMEM);
+        }
+        return;
+    case PH_RUN:
+        break;
+    case PH_DRAIN:
+        if (all_delivered(b) || now - b->t_drain_start > (uint64_t)(o->drain_timeout * 1e9) ||
+            (now - b->t_last_event > (uint64_t)(o->drain_idle * 1e9) &&
+             now - b->t_drain_start > (uint64_t)(o->drain_idle * 1e9))) {
+            b->phase = PH_DONE;
+        }
+        return;
+    case PH_HOLD:
+        if (now - b->t_setup_done > (uint64_t)(o->hold * 1e9))
+            b->phase = PH_DONE;
+        return;
+    case PH_DONE:
+        return;
+    }
+    /* PH_RUN */
+    if (o->count ? all_published(b) : now - b->t_run_start >= (uint64_t)(o->duration * 1e9)) {
+        enter_drain(b);
+        return;
+    }
+    size_t pkt = codec_publish_size(b->pubs[0].topic_len, o->size, o->qos);
+    uint64_t burst = BURST_BYTES / pkt + 1;
+    b->generated = 0;
+    for (uint32_t i = 0; i < o->npub && b->phase == PH_RUN; i++) {
+        struct publisher *p = &b->pubs[i];
+        if (p->c.state != CS_READY)
+            continue;
+        uint64_t n = publish_budget(b, p, burst);
+        b->generated += n;
+        for (uint64_t k = 0; k < n; k++) {
+            if (publish_one(b, p, BENCH_KIND_DATA) < 0) {
+                conn_failed(b, &p->c, -ENOMEM);
+                break;
+            }
+        }
+    }
+}
+
+/* PINGREQ on every ready connection at half the keepalive, so long holds stay connected. */
+static void send_pings(struct bench *b)
+{
+    if (b->o.keepalive == 0 || b->now - b->t_last_ping < (uint64_t)b->o.keepalive * NS / 2)
+        return;
+    b->t_last_ping = b->now;
+    for (size_t i = 0; i < b->nconns; i++) {
+        struct conn *c = b->order[i];
+        uint8_t *p;
+        if (c->state == CS_READY && (p = io_reserve(&b->io, c, CODEC_PING_SIZE)))
+            io_commit(&b->io, c, codec_encode_pingreq(p));
+    }
+}
+
+/* How long epoll may sleep: not at all while publishers are generating flat out; otherwise until
+ * an event (an ack or a delivery opens the window again) or the next 1 ms tick. */
+static int loop_timeout(const struct bench *b)
+{
+    if (b->phase == PH_RUN && b->o.rate <= 0 && b->generated > 0)
+        return 0;
+    if (b->phase == PH_RUN || b->phase == PH_SYNC)
+        return 1;
+    return 10;
+}
+
+/* Handle one epoll event. */
+static void on_event(struct bench *b, struct conn *c, uint32_t ev)
+{
+    if (c->fd < 0)
+        return;
+    if (c->state == CS_TCP) {
+        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            on_tcp_done(b, c);
+        return;
+    }
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        int rc = io_read(&b->io, b, c, on_packet);
+        if (rc < 0) {
+            conn_failed(b, c, rc);
+            return;
+        }
+    }
+    if ((ev & EPOLLOUT) && c->fd >= 0 && io_write_ready(&b->io, c) < 0)
+        conn_failed(b, c, -EPIPE);
+}
+
+/* The event loop: events, new connects, phase step, one flush per turn. */
+static void bench_loop(struct bench *b)
+{
+    struct epoll_event evs[512];
+    struct conn *failed[64];
+    while (b->phase != PH_DONE) {
+        int n = epoll_wait(b->io.epfd, evs, 512, loop_timeout(b));
+        if (n < 0 && errno != EINTR) {
+            bench_fail(b, "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        b->now = now_ns();
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL) {
+                bench_fail(b, "interrupted by a signal");
+                break;
+            }
+            on_event(b, evs[i].data.ptr, evs[i].events);
+        }
+        start_connects(b);
+        bench_step(b);
+        send_pings(b);
+        size_t nf = io_flush(&b->io, failed, 64);
+        for (size_t i = 0; i < nf; i++)
+            conn_failed(b, failed[i], -EPIPE);
+    }
+    b->t_end = now_ns();
+    getrusage(RUSAGE_SELF, &b->ru_end);
+}
+
+/* Send DISCONNECT on every live connection, flush it and close. */
+static void bench_teardown(struct bench *b)
+{
+    struct conn *failed[64];
+    for (size_t i = 0; i < b->nconns; i++) {
+        struct conn *c = b->order[i];
+        uint8_t *p;
+        if (c->state == CS_READY && (p = io_reserve(&b->io, c, CODEC_PING_SIZE)))
+            io_commit(&b->io, c, codec_encode_disconnect(p));
+    }
+    io_flush(&b->io, failed, 64);
+    for (size_t i = 0; i < b->nconns; i++) {
+        io_close(&b->io, b->order[i]);
+        if (b->order[i]->state == CS_READY)
+            b->order[i]->state = CS_CLOSED;
+    }
+}
+
+static double tv_s(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* Human summary (unless --quiet) and the RESULT line. Returns the exit code. */
+static int bench_report(struct bench *b)
+{
+    const struct bench_opts *o = &b->o;
+    uint64_t sent = 0, acked = 0;
+    for (uint32_t i = 0; i < o->npub; i++) {
+        sent += b->pubs[i].seq;
+        acked += b->pubs[i].acked;
+    }
+    uint64_t expected = sent * o->nsub;
+    uint64_t lost = expected > b->unique ? expected - b->unique : 0;
+    double run_s = b->t_run_start
+                       ? (double)((b->t_run_end ? b->t_run_end : b->t_end) - b->t_run_start) / 1e9
+                       : 0;
+    double recv_s =
+        b->t_last_recv > b->t_run_start ? (double)(b->t_last_recv - b->t_run_start) / 1e9 : 0;
+    double wall_s = b->t_run_start ? (double)(b->t_end - b->t_run_start) / 1e9
+                                   : (double)(b->t_end - b->t_start) / 1e9;
+    double user = tv_s(b->ru_end.ru_utime) - tv_s(b->ru_start.ru_utime);
+    double sys = tv_s(b->ru_end.ru_stime) - tv_s(b->ru_start.ru_stime);
+    double sent_rate = run_s > 0 ? (double)sent / run_s : 0;
+    double recv_rate = recv_s > 0 ? (double)b->unique / recv_s : 0;
+    double p50 = (double)hist_percentile(&b->hist, 50) / 1e3;
+    double p99 = (double)hist_percentile(&b->hist, 99) / 1e3;
+    double pmax = (double)b->hist.max / 1e3;
+    double cpu_pct = wall_s > 0 ? 100.0 * (user + sys) / wall_s : 0;
+    if (!o->quiet) {
+        printf("solbench run %08x: %u pub -> %u sub, QoS %u/%u, %zu B, %s topics, %s subs, "
+               "%u idle\n",
+               o->run_id, o->npub, o->nsub, o->qos, o->sub_qos, o->size,
+               o->shared_topic ? "shared" : "per-pub", o->wildcard ? "wildcard" : "exact",
+               o->nidle);
+        if (o->npub)
+            printf("  sent      %llu msgs in %.2f s (%.0f msg/s)%s\n", (unsigned long long)sent,
+                   run_s, sent_rate, o->qos ? ", acknowledged:" : "");
+        if (o->npub && o->qos)
+            printf("            %llu acked, %llu unexpected acks\n", (unsigned long long)acked,
+                   (unsigned long long)b->bad_acks);
+        if (o->npub && o->nsub) {
+            printf("  received  %llu of %llu expected in %.2f s (%.0f msg/s)\n",
+                   (unsigned long long)b->unique, (unsigned long long)expected, recv_s, recv_rate);
+            printf("  lost %llu  dup %llu  out-of-order %llu  foreign %llu\n",
+                   (unsigned long long)lost, (unsigned long long)b->dup, (unsigned long long)b->ooo,
+                   (unsigned long long)b->foreign);
+            printf("  latency   p50 %.1f us  p99 %.1f us  max %.1f us\n", p50, p99, pmax);
+        }
+        if (o->nidle)
+            printf("  idle      %llu connected, %llu failed\n", (unsigned long long)b->ready_idle,
+                   (unsigned long long)b->failed_idle);
+        printf("  cpu       user %.2f s  sys %.2f s  (%.0f%% of one core)  reads %llu  writes "
+               "%llu\n",
+               user, sys, cpu_pct, (unsigned long long)(b->io.reads - b->reads_start),
+               (unsigned long long)(b->io.writes - b->writes_start));
+        if (b->err[0])
+            printf("  error     %s\n", b->err);
+    }
+    printf("RESULT run=%08x pubs=%u subs=%u idle=%u qos=%u sub_qos=%u size=%zu rate=%.0f "
+           "duration_s=%.3f sent=%llu expected=%llu recv=%llu delivered=%llu sent_rate=%.0f "
+           "recv_rate=%.0f lost=%llu dup=%llu ooo=%llu foreign=%llu bad_acks=%llu p50_us=%.1f "
+           "p99_us=%.1f max_us=%.1f idle_ok=%llu idle_failed=%llu cpu_user_s=%.3f "
+           "cpu_sys_s=%.3f cpu_pct=%.1f errors=%d\n",
+           o->run_id, o->npub, o->nsub, o->nidle, o->qos, o->sub_qos, o->size, o->rate, run_s,
+           (unsigned long long)sent, (unsigned long long)expected, (unsigned long long)b->unique,
+           (unsigned long long)b->delivered, sent_rate, recv_rate, (unsigned long long)lost,
+           (unsigned long long)b->dup, (unsigned long long)b->ooo, (unsigned long long)b->foreign,
+           (unsigned long long)b->bad_acks, p50, p99, pmax, (unsigned long long)b->ready_idle,
+           (unsigned long long)b->failed_idle, user, sys, cpu_pct, b->err[0] ? 1 : 0);
+    fflush(stdout);
+    if (b->err[0]) {
+        fprintf(stderr, "solbench: %s\n", b->err);
+        return 1;
+    }
+    if (o->check && (lost || b->dup)) {
+        fprintf(stderr, "solbench: check failed: lost=%llu dup=%llu\n", (unsigned long long)lost,
+                (unsigned long long)b->dup);
+        return 3;
+    }
+    return 0;
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_in *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->sin_family = AF_INET;
+    out->sin_port = htons(port);
+    return inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -1;
+}
+
+/* Allocate connections, topics and accounting; order subscribers first so routes exist early. */
+static int bench_setup(struct bench *b)
+{
+    const struct bench_opts *o = &b->o;
+    if (resolve(o->host, o->port, &b->pub_addr) < 0 ||
+        resolve(o->sub_host, o->sub_port, &b->sub_addr) < 0) {
+        fprintf(stderr, "solbench: --host/--sub-host must be IPv4 addresses\n");
+        return -1;
+    }
+    b->nconns = (size_t)o->npub + o->nsub + o->nidle;
+    b->pubs = calloc(o->npub ? o->npub : 1, sizeof(*b->pubs));
+    b->subs = calloc(o->nsub ? o->nsub : 1, sizeof(*b->subs));
+    b->idle = calloc(o->nidle ? o->nidle : 1, sizeof(*b->idle));
+    b->order = calloc(b->nconns, sizeof(*b->order));
+    b->payload = malloc(o->size);
+    if (!b->pubs || !b->subs || !b->idle || !b->order || !b->payload)
+        return -1;
+    memset(b->payload, 'x', o->size);
+    size_t k = 0;
+    for (uint32_t j = 0; j < o->nsub; j++) {
+        struct subscriber *s = &b->subs[j];
+        s->c = (struct conn){.fd = -1, .role = ROLE_SUB, .index = j};
+        if (o->npub && !(s->pairs = calloc(o->npub, sizeof(*s->pairs))))
+            return -1;
+        b->order[k++] = &s->c;
+    }
+    for (uint32_t i = 0; i < o->npub; i++) {
+        struct publisher *p = &b->pubs[i];
+        p->c = (struct conn){.fd = -1, .role = ROLE_PUB, .index = i};
+        p->next_id = 1;
+        int n = o->shared_topic
+                    ? snprintf(p->topic, sizeof(p->topic), "%s/%08x/all", o->prefix, o->run_id)
+                    : snprintf(p->topic, sizeof(p->topic), "%s/%08x/p/%u", o->prefix, o->run_id, i);
+        p->topic_len = (uint16_t)n;
+        if (o->qos && !(p->inflight = calloc(65536 / 64, sizeof(uint64_t))))
+            return -1;
+        b->order[k++] = &p->c;
+    }
+    for (uint32_t i = 0; i < o->nidle; i++) {
+        b->idle[i] = (struct conn){.fd = -1, .role = ROLE_IDLE, .index = i};
+        b->order[k++] = &b->idle[i];
+    }
+    for (size_t i = 0; i < b->nconns; i++)
+        b->order[i]->addr_index = (uint32_t)i;
+    if (o->npub && o->nsub) {
+        b->lag_per_pub = o->max_lag / ((uint64_t)o->npub * o->nsub);
+        if (b->lag_per_pub < 2)
+            b->lag_per_pub = 2;
+    }
+    hist_init(&b->hist);
+    return io_init(&b->io, b->nconns, 1u << 20);
+}
+
+static void bench_free(struct bench *b)
+{
+    for (uint32_t j = 0; b->subs && j < b->o.nsub; j++) {
+        for (uint32_t i = 0; b->subs[j].pairs && i < b->o.npub; i++)
+            pair_free(&b->subs[j].pairs[i]);
+        free(b->subs[j].pairs);
+    }
+    for (uint32_t i = 0; b->pubs && i < b->o.npub; i++)
+        free(b->pubs[i].inflight);
+    free(b->pubs);
+    free(b->subs);
+    free(b->idle);
+    free(b->order);
+    free(b->payload);
+    if (b->io.epfd >= 0)
+        io_free(&b->io);
+    if (b->sigfd >= 0)
+        close(b->sigfd);
+}
+
+/* SIGINT/SIGTERM arrive as an epoll event (data.ptr NULL) through a signalfd: no handler state. */
+static int bench_signals(struct bench *b)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (b->sigfd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    return epoll_ctl(b->io.epfd, EPOLL_CTL_ADD, b->sigfd, &ev);
+}
+
+/* Raise the open-file limit as far as allowed: idle runs need one descriptor per connection. */
+static void raise_nofile(size_t need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need + 64) {
+        rl.rlim_cur = need + 64 < rl.rlim_max ? need + 64 : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct bench *b = calloc(1, sizeof(*b));
+    if (!b) {
+        fprintf(stderr, "solbench: out of memory\n");
+        return 1;
+    }
+    b->io.epfd = b->sigfd = -1;
+    int rc = bench_opts_parse(&b->o, argc, argv);
+    if (rc != 0) {
+        free(b);
+        return rc > 0 ? 0 : 2;
+    }
+    raise_nofile((size_t)b->o.npub + b->o.nsub + b->o.nidle);
+    if (bench_setup(b) < 0 || bench_signals(b) < 0) {
+        fprintf(stderr, "solbench: setup failed: %s\n", strerror(errno ? errno : ENOMEM));
+        bench_free(b);
+        free(b);
+        return 1;
+    }
+    b->t_start = b->now = now_ns();
+    getrusage(RUSAGE_SELF, &b->ru_start);
+    bench_loop(b);
+    bench_teardown(b);
+    rc = bench_report(b);
+    bench_free(b);
+    free(b);
+    return rc;
+}
