@@ -43,6 +43,7 @@ copy_with_libs() {
 
 copy_with_libs "$bin" /usr/local/bin/sol
 copy_with_libs /usr/bin/bash /usr/bin/bash
+copy_with_libs /usr/bin/sleep /usr/bin/sleep   # the Kubernetes preStop hook runs `sleep 5`
 ln -s bash "$rootfs/usr/bin/sh"
 install -m 0755 "$here/sol-http" "$rootfs/usr/local/bin/sol-http"
 
