@@ -26,6 +26,10 @@ if [ -d "$here/corpus" ]; then
     cp -R "$here/corpus/." "$work/corpus/"
 fi
 
+# UBSan only reports by default; make any undefined behaviour a finding.
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export UBSAN_OPTIONS
+
 echo "run_fuzz: $target for ${seconds}s in $work"
 status=0
 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
