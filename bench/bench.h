@@ -79,6 +79,9 @@ enum pair_result { PAIR_NEW = 0, PAIR_DUP = 1, PAIR_OOO = 2, PAIR_NOMEM = -1 };
 int pair_record(struct pair *p, uint64_t seq);
 void pair_free(struct pair *p);
 
+/* Check the header, histogram and pair accounting against known inputs (solbench --self-test). */
+int bench_stats_selftest(char *err, size_t errlen);
+
 /* ---- Connections and the loop (bench_io.c) ---- */
 
 enum conn_role { ROLE_PUB = 0, ROLE_SUB = 1, ROLE_IDLE = 2 };
@@ -182,6 +185,7 @@ struct bench_opts {
     char prefix[64];
     bool check; /* exit 3 if anything was lost or duplicated */
     bool quiet;
+    bool self_test; /* run bench_stats_selftest() and exit */
 };
 
 /* Parse argv into o (defaults first). Returns 0, 1 after --help, or -1 after printing an error. */

@@ -53,6 +53,7 @@ static const char usage[] =
     "  --topic-prefix P       [solbench]\n"
     "  --check                exit 3 if any message was lost or duplicated\n"
     "  --quiet                only the RESULT line\n"
+    "  --self-test            check the accounting code against known inputs and exit\n"
     "  --help\n"
     "\n"
     "Prints a summary and one line 'RESULT key=value ...'. Exit 0 ok, 1 run error, 2 usage, 3 "
@@ -88,6 +89,7 @@ enum {
     OPT_PREFIX,
     OPT_CHECK,
     OPT_QUIET,
+    OPT_SELF_TEST,
     OPT_HELP,
 };
 
@@ -121,6 +123,7 @@ static const struct option long_opts[] = {
     {"topic-prefix", required_argument, NULL, OPT_PREFIX},
     {"check", no_argument, NULL, OPT_CHECK},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"self-test", no_argument, NULL, OPT_SELF_TEST},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -286,6 +289,9 @@ static int opts_apply(struct bench_opts *o, int opt, const char *arg)
     case OPT_QUIET:
         o->quiet = true;
         return 0;
+    case OPT_SELF_TEST:
+        o->self_test = true;
+        return 0;
     }
     return -1;
 }
@@ -322,6 +328,8 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
         strcpy(o->sub_host, o->host);
     if (!o->sub_port)
         o->sub_port = o->port;
+    if (o->self_test)
+        return 0;
     if (o->npub + o->nsub + o->nidle == 0) {
         fprintf(stderr, "solbench: nothing to do: --pubs, --subs and --idle are all 0\n");
         return -1;

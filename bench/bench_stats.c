@@ -6,6 +6,7 @@
  */
 #include "bench.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,8 @@ uint64_t hist_percentile(const struct hist *h, double p)
     for (size_t i = 0; i < HIST_BUCKETS; i++) {
         cum += h->buckets[i];
         if (cum >= rank) {
+            if (i == HIST_BUCKETS - 1) /* the overflow bucket: only max is known */
+                return h->max;
             uint64_t v = hist_upper(i);
             return v > h->max ? h->max : v;
         }
@@ -163,4 +166,65 @@ void pair_free(struct pair *p)
     free(p->seen);
     p->seen = NULL;
     p->seen_bits = 0;
+}
+
+/* Built-in check of the accounting above (solbench --self-test): the numbers every report rests on.
+ * Returns 0, or -1 with the first failure described in err. */
+int bench_stats_selftest(char *err, size_t errlen)
+{
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            snprintf(err, errlen, "self-test failed at %s:%d: %s", __FILE__, __LINE__, #cond);     \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+    uint8_t buf[BENCH_HDR_SIZE + 8];
+    struct bench_hdr in = {.run_id = 0xdeadbeef,
+                           .pub_id = 7,
+                           .seq = 1ull << 40,
+                           .send_ns = 123456789,
+                           .kind = BENCH_KIND_DATA},
+                     out;
+    struct pair p = {0};
+    struct hist *h = malloc(sizeof(*h));
+    CHECK(h != NULL);
+
+    bench_hdr_write(buf, &in);
+    CHECK(bench_hdr_read(buf, BENCH_HDR_SIZE, &out) == 0);
+    CHECK(out.run_id == in.run_id && out.pub_id == 7 && out.seq == in.seq &&
+          out.send_ns == in.send_ns && out.kind == BENCH_KIND_DATA);
+    CHECK(bench_hdr_read(buf, BENCH_HDR_SIZE - 1, &out) < 0); /* short */
+    buf[0] ^= 1;
+    CHECK(bench_hdr_read(buf, BENCH_HDR_SIZE, &out) < 0); /* wrong magic */
+    buf[0] ^= 1;
+    buf[12] = 9;
+    CHECK(bench_hdr_read(buf, BENCH_HDR_SIZE, &out) < 0); /* unknown kind */
+
+    hist_init(h);
+    CHECK(hist_percentile(h, 50) == 0);
+    for (uint64_t v = 1; v <= 100000; v++)
+        hist_record(h, v * 10);
+    uint64_t p50 = hist_percentile(h, 50), p99 = hist_percentile(h, 99);
+    CHECK(p50 >= 500000 && p50 <= 500000 * 1.02);
+    CHECK(p99 >= 990000 && p99 <= 990000 * 1.02);
+    CHECK(hist_percentile(h, 100) == 1000000 && h->max == 1000000 && h->min == 10);
+    hist_record(h, UINT64_MAX / 2); /* beyond the last bucket: clamped, never out of bounds */
+    CHECK(hist_percentile(h, 100) == UINT64_MAX / 2);
+
+    /* 0 1 2 5 3 3 4 100000: 3 and 4 arrive after 5 (out of order), the second 3 is a duplicate. */
+    const uint64_t seqs[] = {0, 1, 2, 5, 3, 3, 4, 100000};
+    const int want[] = {PAIR_NEW, PAIR_NEW, PAIR_NEW, PAIR_NEW,
+                        PAIR_OOO, PAIR_DUP, PAIR_OOO, PAIR_NEW};
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++)
+        CHECK(pair_record(&p, seqs[i]) == want[i]);
+    CHECK(p.unique == 7 && p.dup == 1 && p.ooo == 2 && p.next_seq == 100001);
+    pair_free(&p);
+    free(h);
+    return 0;
+fail:
+    pair_free(&p);
+    free(h);
+    return -1;
+#undef CHECK
 }

@@ -819,6 +819,13 @@ int main(int argc, char **argv)
         free(b);
         return rc > 0 ? 0 : 2;
     }
+    if (b->o.self_test) {
+        char err[256];
+        rc = bench_stats_selftest(err, sizeof(err));
+        printf("%s\n", rc == 0 ? "self-test ok" : err);
+        free(b);
+        return rc == 0 ? 0 : 1;
+    }
     raise_nofile((size_t)b->o.npub + b->o.nsub + b->o.nidle);
     if (bench_setup(b) < 0 || bench_signals(b) < 0) {
         fprintf(stderr, "solbench: setup failed: %s\n", strerror(errno ? errno : ENOMEM));

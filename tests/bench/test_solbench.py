@@ -1,0 +1,203 @@
+"""Benchmark smoke tests: solbench against a real broker for about two seconds.
+
+These check correctness of both sides, never timing: the RESULT line parses, every message published
+at QoS 1 (and 2) arrives exactly once, and solbench's loss accounting does see loss when a broker
+drops messages. The broker is Sol (SOL_BIN, default build/sol); solbench is SOLBENCH (default: next
+to SOL_BIN). Mosquitto (/usr/sbin/mosquitto) is used to check solbench itself.
+"""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _abs(path):
+    return path if os.path.isabs(path) else os.path.join(REPO, path)
+
+
+SOL_BIN = _abs(os.environ.get("SOL_BIN", "build/sol"))
+SOLBENCH = _abs(os.environ.get("SOLBENCH", os.path.join(os.path.dirname(SOL_BIN), "solbench")))
+MOSQUITTO = os.environ.get("MOSQUITTO_BIN", "/usr/sbin/mosquitto")
+HOST = "127.0.0.1"
+
+
+def free_port():
+    """A port free right now on 127.0.0.1 (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, proc, deadline_s=10.0):
+    """Poll until the broker accepts connections; fail early if it exited."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"broker exited with {proc.returncode}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"broker not listening on {port} after {deadline_s}s")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def sol_args(port):
+    """Sol with queues large enough that nothing is dropped at benchmark rates."""
+    args = [SOL_BIN, "--bind", HOST, "--port", str(port), "--max-queued", "1000000",
+            "--log-level", "warn"]
+    help_text = subprocess.run([SOL_BIN, "--help"], capture_output=True, text=True).stdout
+    for flag in ("--cluster-port", "--http-port"):
+        if flag in help_text:
+            args += [flag, "0"]
+    return args
+
+
+@pytest.fixture
+def sol():
+    if not os.access(SOL_BIN, os.X_OK):
+        pytest.skip(f"{SOL_BIN} not built")
+    port = free_port()
+    proc = subprocess.Popen(sol_args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+        yield port
+    finally:
+        stop(proc)
+
+
+def start_mosquitto(extra_conf=""):
+    port = free_port()
+    conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+    conf.write(f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n"
+               f"log_dest none\n{extra_conf}")
+    conf.close()
+    proc = subprocess.Popen([MOSQUITTO, "-c", conf.name], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+    except AssertionError:
+        stop(proc)
+        os.unlink(conf.name)
+        raise
+    return port, proc, conf.name
+
+
+@pytest.fixture
+def mosquitto():
+    if not os.access(MOSQUITTO, os.X_OK):
+        pytest.skip("mosquitto not installed")
+    port, proc, conf = start_mosquitto("max_queued_messages 1000000\n")
+    try:
+        yield port
+    finally:
+        stop(proc)
+        os.unlink(conf)
+
+
+def solbench(*args, timeout=60):
+    """Run solbench; return (exit code, RESULT fields as a dict of strings, full output)."""
+    if not os.access(SOLBENCH, os.X_OK):
+        pytest.skip(f"{SOLBENCH} not built")
+    proc = subprocess.run([SOLBENCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert len(lines) == 1, proc.stdout + proc.stderr
+    fields = dict(kv.split("=", 1) for kv in lines[0].split()[1:])
+    return proc.returncode, fields, proc.stdout + proc.stderr
+
+
+def check_result(fields, out):
+    """Fields every run reports, and their arithmetic."""
+    for key in ("sent", "recv", "expected", "lost", "dup", "ooo", "sent_rate", "recv_rate",
+                "p50_us", "p99_us", "max_us", "cpu_user_s", "cpu_sys_s", "errors"):
+        assert key in fields, f"RESULT lacks {key}: {out}"
+    assert fields["errors"] == "0", out
+    sent, recv = int(fields["sent"]), int(fields["recv"])
+    assert sent > 0 and recv > 0, out
+    assert int(fields["expected"]) == sent * int(fields["subs"]), out
+    assert int(fields["lost"]) == int(fields["expected"]) - recv, out
+    assert float(fields["p50_us"]) <= float(fields["p99_us"]) <= float(fields["max_us"]), out
+
+
+def test_self_test():
+    if not os.access(SOLBENCH, os.X_OK):
+        pytest.skip(f"{SOLBENCH} not built")
+    proc = subprocess.run([SOLBENCH, "--self-test"], capture_output=True, text=True, timeout=30)
+    rc, out = proc.returncode, proc.stdout + proc.stderr
+    assert rc == 0 and "self-test ok" in out, out
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_sol_exactly_once_where_qos_allows(sol, qos):
+    """QoS 1 and 2: nothing lost, nothing duplicated. QoS 0 on an unloaded broker: nothing lost."""
+    rc, fields, out = solbench("--port", sol, "--duration", 2, "--qos", qos, "--window", 20,
+                               "--pubs", 2, "--subs", 2, "--check")
+    assert rc == 0, out
+    check_result(fields, out)
+    assert fields["lost"] == "0" and fields["dup"] == "0", out
+    if qos > 0:
+        assert fields["bad_acks"] == "0", out
+
+
+def test_sol_fanout_wildcard_shared(sol):
+    rc, fields, out = solbench("--port", sol, "--count", 2000, "--pubs", 3, "--subs", 5,
+                               "--topic", "shared", "--sub", "wildcard", "--qos", 1, "--check")
+    assert rc == 0, out
+    check_result(fields, out)
+    assert int(fields["recv"]) == 3 * 2000 * 5, out
+
+
+def test_sol_idle_connections(sol):
+    rc, fields, out = solbench("--port", sol, "--pubs", 0, "--subs", 0, "--idle", 200,
+                               "--src-addrs", 4, "--hold", 0.2)
+    assert rc == 0, out
+    assert "IDLE_READY connected=200 failed=0" in out, out
+    assert fields["idle_ok"] == "200", out
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_solbench_against_mosquitto(mosquitto, qos):
+    """solbench's own correctness: scenarios (a) and (b) against Mosquitto lose and duplicate nothing."""
+    rc, fields, out = solbench("--port", mosquitto, "--duration", 2, "--qos", qos, "--check")
+    assert rc == 0, out
+    check_result(fields, out)
+    assert fields["lost"] == "0" and fields["dup"] == "0" and fields["ooo"] == "0", out
+
+
+def test_solbench_sees_loss():
+    """A Mosquitto allowed to queue one message per client drops QoS 0 under fan-out: solbench must
+    count it as lost, not report a clean run."""
+    if not os.access(MOSQUITTO, os.X_OK):
+        pytest.skip("mosquitto not installed")
+    port, proc, conf = start_mosquitto("max_queued_messages 1\n")
+    try:
+        rc, fields, out = solbench("--port", port, "--duration", 1, "--subs", 20, "--max-lag", 0,
+                                   "--drain-idle", 1, "--check")
+    finally:
+        stop(proc)
+        os.unlink(conf)
+    assert rc == 3, out  # --check fails the run
+    assert int(fields["lost"]) > 0, out
+    assert int(fields["recv"]) + int(fields["lost"]) == int(fields["expected"]), out
+
+
+def test_bad_option_is_usage_error():
+    if not os.access(SOLBENCH, os.X_OK):
+        pytest.skip(f"{SOLBENCH} not built")
+    proc = subprocess.run([SOLBENCH, "--size", "8"], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 2 and "--size" in proc.stderr
