@@ -99,10 +99,12 @@ def cluster():
     tool = compose_tool()
     if tool is None:
         pytest.skip("a Docker engine answers but neither `docker compose` nor `docker-compose` is installed")
-    binary = sol_bin()
+    binary = sol_bin() if not os.environ.get("SOL_TEST_IMAGE") else None
 
     project = f"solt{os.getpid()}"
-    tag = f"sol-test:{os.getpid()}"
+    # SOL_TEST_IMAGE: run an image built elsewhere (e.g. from deploy/Dockerfile) instead of assembling one.
+    given = os.environ.get("SOL_TEST_IMAGE")
+    tag = given or f"sol-test:{os.getpid()}"
     # container_name is fixed (sol1..sol3): remove leftovers of an earlier run of this test, and never
     # touch containers of that name that belong to anything else.
     for name in NODES:
@@ -124,7 +126,8 @@ def cluster():
         env[f"{n.upper()}_HTTP_PORT"] = str(free_port(HOST))
     c = Cluster(tool, project, env)
     try:
-        run([os.path.join(REPO, "deploy", "local-image.sh"), binary, tag], timeout=120)
+        if not given:
+            run([os.path.join(REPO, "deploy", "local-image.sh"), binary, tag], timeout=120)
         up = ["up", "-d", "--no-build"]
         if tool == ["docker", "compose"]:
             up += ["--pull", "never"]
@@ -132,7 +135,8 @@ def cluster():
         yield c
     finally:
         c.compose("down", "-v", "--remove-orphans", "-t", "10", timeout=300, check=False)
-        run(["docker", "rmi", "-f", tag], check=False)
+        if not given:
+            run(["docker", "rmi", "-f", tag], check=False)
 
 
 def test_image_matches_the_dockerfile_runtime_settings(cluster):
