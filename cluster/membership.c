@@ -344,8 +344,9 @@ struct membership *membership_start(uv_loop_t *loop, const struct sol_config *cf
                                     const struct logger *log, membership_change_fn on_change,
                                     void *ctx, char *err, size_t errlen)
 {
-    if (!cfg->node_name[0] || strlen(cfg->node_name) >= MB_NAME_MAX) {
-        snprintf(err, errlen, "node name must be 1 to %d characters", MB_NAME_MAX - 1);
+    if (!membership_valid_name(cfg->node_name)) {
+        snprintf(err, errlen, "node name must be 1 to %d printable ASCII characters, no spaces",
+                 MB_NAME_MAX - 1);
         return NULL;
     }
     if (cfg->cluster_port == 0) {

@@ -201,6 +201,7 @@ int membership_send_states(struct membership *m, const struct sockaddr_storage *
 int membership_addr_parse(const char *host, uint16_t port, struct sockaddr_storage *out);
 bool membership_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 void membership_addr_host(const struct sockaddr_storage *a, char *host, size_t len, uint16_t *port);
+bool membership_valid_name(const char *s);
 bool membership_is_self_addr(const struct membership *m, const struct sockaddr_storage *a);
 
 /* membership_seeds.c */

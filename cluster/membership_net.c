@@ -363,14 +363,14 @@ static void bad_input(struct membership *m, const struct sockaddr_storage *src, 
              host, port, why);
 }
 
-static bool valid_name(const char *s)
+bool membership_valid_name(const char *s)
 {
     size_t len = strlen(s);
     if (len == 0 || len >= MB_NAME_MAX)
         return false;
     for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return false; /* printable ASCII only: names end up in logs and JSON */
     return true;
 }
 
@@ -386,8 +386,8 @@ static bool valid_host(const char *host, uint32_t port)
 
 static bool valid_record(const Gossip__MemberState *r)
 {
-    return valid_name(r->name) && valid_host(r->host, r->port) && (int)r->status >= 0 &&
-           (int)r->status <= 3 && (!r->from[0] || valid_name(r->from));
+    return membership_valid_name(r->name) && valid_host(r->host, r->port) && (int)r->status >= 0 &&
+           (int)r->status <= 3 && (!r->from[0] || membership_valid_name(r->from));
 }
 
 /* Check everything a handler will rely on; return a reason, or NULL if the envelope is good. */
@@ -395,7 +395,7 @@ static const char *validate(const Gossip__Envelope *env)
 {
     if (env->version != 1)
         return "unknown protocol version";
-    if (!valid_name(env->from_name) || !valid_host(env->from_host, env->from_port))
+    if (!membership_valid_name(env->from_name) || !valid_host(env->from_host, env->from_port))
         return "bad sender";
     if (env->n_gossip > MB_PIGGY_MAX * 4)
         return "too many gossip records";
@@ -406,12 +406,13 @@ static const char *validate(const Gossip__Envelope *env)
     case GOSSIP__ENVELOPE__BODY__NOT_SET:
         return env->n_gossip ? NULL : "empty message";
     case GOSSIP__ENVELOPE__BODY_PING:
-        return !env->ping->target[0] || valid_name(env->ping->target) ? NULL : "bad ping";
+        return !env->ping->target[0] || membership_valid_name(env->ping->target) ? NULL
+                                                                                 : "bad ping";
     case GOSSIP__ENVELOPE__BODY_ACK:
     case GOSSIP__ENVELOPE__BODY_NACK:
         return NULL;
     case GOSSIP__ENVELOPE__BODY_PING_REQ:
-        if (!valid_name(env->ping_req->target) || !env->ping_req->target_host[0] ||
+        if (!membership_valid_name(env->ping_req->target) || !env->ping_req->target_host[0] ||
             !valid_host(env->ping_req->target_host, env->ping_req->target_port))
             return "bad ping-req";
         return NULL;
