@@ -1,11 +1,13 @@
 /*
  * bench.h - solbench, the MQTT load generator: shared types of its three parts.
  *
- *   bench_stats.c  the payload header every message carries, the latency histogram and the per
- *                  (publisher, subscriber) accounting of lost, duplicated and out-of-order
- * messages; bench_io.c     non-blocking sockets on one epoll loop: whole-buffer reads decoded
- * packet by packet, writes coalesced per connection and flushed once per loop turn; solbench.c
- * options, the MQTT client flows (QoS 0/1/2 both ways), the run phases, the report.
+ *   bench_stats.c   the payload header every message carries, the latency histogram and the per
+ *                   (publisher, subscriber) accounting of lost, duplicated and out-of-order messages;
+ *   bench_io.c      non-blocking sockets on one epoll loop: whole-buffer reads decoded packet by
+ *                   packet, writes coalesced per connection and flushed once per loop turn;
+ *   bench_opts.c    the command line;
+ *   solbench.c      the MQTT client flows (QoS 0/1/2 both ways), the run phases, main();
+ *   bench_report.c  the summary and the RESULT line.
  *
  * No globals: everything lives in one struct bench owned by main().
  */
@@ -13,6 +15,7 @@
 #define SOL_BENCH_H
 
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,7 +113,7 @@ struct conn {
     uint32_t carry_len, carry_cap;
 };
 
-struct bench; /* solbench.c */
+struct bench; /* defined below */
 
 /* Called for every complete packet read from c; returns 0, or -1 to fail the connection. */
 typedef int (*io_packet_fn)(struct bench *b, struct conn *c, const struct mqtt_packet *pkt);
@@ -144,9 +147,11 @@ static inline size_t io_pending(const struct conn *c)
     return c->out_len - c->out_off;
 }
 
-/* Write every dirty connection once. Connections whose socket failed get state CS_FAILED and are
- * returned through failed (up to max_failed); the count is returned. */
-size_t io_flush(struct bench_io *io, struct conn **failed, size_t max_failed);
+/* Called for a connection whose socket failed while flushing (err is -errno). */
+typedef void (*io_fail_fn)(struct bench *b, struct conn *c, int err);
+
+/* Write every dirty connection once; fail is called for each one whose socket failed. */
+void io_flush(struct bench_io *io, struct bench *b, io_fail_fn fail);
 /* Write one connection after EPOLLOUT: 0 or -errno. */
 int io_write_ready(struct bench_io *io, struct conn *c);
 
@@ -190,5 +195,54 @@ struct bench_opts {
 
 /* Parse argv into o (defaults first). Returns 0, 1 after --help, or -1 after printing an error. */
 int bench_opts_parse(struct bench_opts *o, int argc, char **argv);
+
+/* ---- The run (solbench.c) and its report (bench_report.c) ---- */
+
+enum phase { PH_SETUP, PH_SYNC, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE };
+
+struct publisher {
+    struct conn c; /* first: a struct conn * of role ROLE_PUB is a struct publisher * */
+    uint64_t seq;  /* data messages sent so far = next sequence number */
+    uint64_t acked;
+    uint32_t unacked;
+    uint16_t next_id;
+    uint64_t *inflight; /* QoS 1/2: bitmap of packet ids awaiting PUBACK / PUBCOMP */
+    char topic[128];
+    uint16_t topic_len;
+};
+
+struct subscriber {
+    struct conn c;      /* first, as above */
+    struct pair *pairs; /* one per publisher */
+};
+
+/* The whole state of one run (solbench.c); bench_report.c reads it at the end. */
+struct bench {
+    struct bench_opts o;
+    struct bench_io io;
+    struct publisher *pubs;
+    struct subscriber *subs;
+    struct conn *idle;
+    struct conn **order; /* start order: subscribers, publishers, idle */
+    size_t nconns, next_start, pending;
+    struct sockaddr_in pub_addr, sub_addr;
+    int sigfd;
+    enum phase phase;
+    uint8_t *payload;
+    struct hist hist;
+    uint64_t now, t_start, t_setup_done, t_run_start, t_run_end, t_drain_start, t_last_event,
+        t_last_recv, t_last_sync, t_last_ping, t_end;
+    uint64_t ready_pubs, ready_subs, ready_idle, failed_idle;
+    uint64_t generated;   /* messages generated in the last loop turn */
+    uint64_t lag_per_pub; /* --max-lag deliveries shared out over publishers and subscribers */
+    uint64_t probes_seen, unique, dup, ooo, foreign, delivered, bad_acks;
+    struct rusage ru_start, ru_end;
+    uint64_t reads_start, writes_start;
+    int exit_code;
+    char err[256];
+};
+
+/* Print the human summary (unless --quiet) and the RESULT line; returns the exit code. */
+int bench_report(struct bench *b);
 
 #endif

@@ -163,23 +163,19 @@ static int io_write_once(struct bench_io *io, struct conn *c)
     return io_set_out(io, c, true);
 }
 
-size_t io_flush(struct bench_io *io, struct conn **failed, size_t max_failed)
+void io_flush(struct bench_io *io, struct bench *b, io_fail_fn fail)
 {
-    size_t nfailed = 0;
     for (size_t i = 0; i < io->ndirty; i++) {
         struct conn *c = io->dirty[i];
         c->dirty = false;
         /* Closed, or still connecting / already waiting for EPOLLOUT: written when writable. */
         if (c->fd < 0 || c->state == CS_TCP || c->want_out)
             continue;
-        if (io_write_once(io, c) < 0) {
-            c->state = CS_FAILED;
-            if (nfailed < max_failed)
-                failed[nfailed++] = c;
-        }
+        int rc = io_write_once(io, c);
+        if (rc < 0)
+            fail(b, c, rc);
     }
     io->ndirty = 0;
-    return nfailed;
 }
 
 int io_write_ready(struct bench_io *io, struct conn *c)

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,49 +27,6 @@
     (1u << 20) /* stop generating for a publisher whose socket is this far behind */
 #define BURST_BYTES                                                                                \
     (64u * 1024) /* flat out: about this much new data per publisher per loop turn */
-
-enum phase { PH_SETUP, PH_SYNC, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE };
-
-struct publisher {
-    struct conn c; /* first: a struct conn * of role ROLE_PUB is a struct publisher * */
-    uint64_t seq;  /* data messages sent so far = next sequence number */
-    uint64_t acked;
-    uint32_t unacked;
-    uint16_t next_id;
-    uint64_t *inflight; /* QoS 1/2: bitmap of packet ids awaiting PUBACK / PUBCOMP */
-    char topic[128];
-    uint16_t topic_len;
-};
-
-struct subscriber {
-    struct conn c;      /* first, as above */
-    struct pair *pairs; /* one per publisher */
-};
-
-struct bench {
-    struct bench_opts o;
-    struct bench_io io;
-    struct publisher *pubs;
-    struct subscriber *subs;
-    struct conn *idle;
-    struct conn **order; /* start order: subscribers, publishers, idle */
-    size_t nconns, next_start, pending;
-    struct sockaddr_in pub_addr, sub_addr;
-    int sigfd;
-    enum phase phase;
-    uint8_t *payload;
-    struct hist hist;
-    uint64_t now, t_start, t_setup_done, t_run_start, t_run_end, t_drain_start, t_last_event,
-        t_last_recv, t_last_sync, t_last_ping, t_end;
-    uint64_t ready_pubs, ready_subs, ready_idle, failed_idle;
-    uint64_t generated;   /* messages generated in the last loop turn */
-    uint64_t lag_per_pub; /* --max-lag deliveries shared out over publishers and subscribers */
-    uint64_t probes_seen, unique, dup, ooo, foreign, delivered, bad_acks;
-    struct rusage ru_start, ru_end;
-    uint64_t reads_start, writes_start;
-    int exit_code;
-    char err[256];
-};
 
 static uint64_t now_ns(void)
 {
@@ -101,6 +57,8 @@ static const char *role_name(const struct conn *c)
  * run. A close during teardown is expected and ignored. */
 static void conn_failed(struct bench *b, struct conn *c, int err)
 {
+    if (c->state == CS_FAILED || c->state == CS_CLOSED)
+        return;
     bool was_pending = c->state != CS_READY && c->state != CS_NEW;
     bool was_ready = c->state == CS_READY;
     io_close(&b->io, c);
@@ -570,7 +528,6 @@ static void on_event(struct bench *b, struct conn *c, uint32_t ev)
 static void bench_loop(struct bench *b)
 {
     struct epoll_event evs[512];
-    struct conn *failed[64];
     while (b->phase != PH_DONE) {
         int n = epoll_wait(b->io.epfd, evs, 512, loop_timeout(b));
         if (n < 0 && errno != EINTR) {
@@ -588,115 +545,35 @@ static void bench_loop(struct bench *b)
         start_connects(b);
         bench_step(b);
         send_pings(b);
-        size_t nf = io_flush(&b->io, failed, 64);
-        for (size_t i = 0; i < nf; i++)
-            conn_failed(b, failed[i], -EPIPE);
+        io_flush(&b->io, b, conn_failed);
     }
     b->t_end = now_ns();
     getrusage(RUSAGE_SELF, &b->ru_end);
 }
 
+/* At teardown a failing socket is about to be closed anyway. */
+static void ignore_failure(struct bench *b, struct conn *c, int err)
+{
+    (void)b;
+    (void)c;
+    (void)err;
+}
+
 /* Send DISCONNECT on every live connection, flush it and close. */
 static void bench_teardown(struct bench *b)
 {
-    struct conn *failed[64];
     for (size_t i = 0; i < b->nconns; i++) {
         struct conn *c = b->order[i];
         uint8_t *p;
         if (c->state == CS_READY && (p = io_reserve(&b->io, c, CODEC_PING_SIZE)))
             io_commit(&b->io, c, codec_encode_disconnect(p));
     }
-    io_flush(&b->io, failed, 64);
+    io_flush(&b->io, b, ignore_failure);
     for (size_t i = 0; i < b->nconns; i++) {
         io_close(&b->io, b->order[i]);
         if (b->order[i]->state == CS_READY)
             b->order[i]->state = CS_CLOSED;
     }
-}
-
-static double tv_s(struct timeval tv)
-{
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-/* Human summary (unless --quiet) and the RESULT line. Returns the exit code. */
-static int bench_report(struct bench *b)
-{
-    const struct bench_opts *o = &b->o;
-    uint64_t sent = 0, acked = 0;
-    for (uint32_t i = 0; i < o->npub; i++) {
-        sent += b->pubs[i].seq;
-        acked += b->pubs[i].acked;
-    }
-    uint64_t expected = sent * o->nsub;
-    uint64_t lost = expected > b->unique ? expected - b->unique : 0;
-    double run_s = b->t_run_start
-                       ? (double)((b->t_run_end ? b->t_run_end : b->t_end) - b->t_run_start) / 1e9
-                       : 0;
-    double recv_s =
-        b->t_last_recv > b->t_run_start ? (double)(b->t_last_recv - b->t_run_start) / 1e9 : 0;
-    double wall_s = b->t_run_start ? (double)(b->t_end - b->t_run_start) / 1e9
-                                   : (double)(b->t_end - b->t_start) / 1e9;
-    double user = tv_s(b->ru_end.ru_utime) - tv_s(b->ru_start.ru_utime);
-    double sys = tv_s(b->ru_end.ru_stime) - tv_s(b->ru_start.ru_stime);
-    double sent_rate = run_s > 0 ? (double)sent / run_s : 0;
-    double recv_rate = recv_s > 0 ? (double)b->unique / recv_s : 0;
-    double p50 = (double)hist_percentile(&b->hist, 50) / 1e3;
-    double p99 = (double)hist_percentile(&b->hist, 99) / 1e3;
-    double pmax = (double)b->hist.max / 1e3;
-    double cpu_pct = wall_s > 0 ? 100.0 * (user + sys) / wall_s : 0;
-    if (!o->quiet) {
-        printf("solbench run %08x: %u pub -> %u sub, QoS %u/%u, %zu B, %s topics, %s subs, "
-               "%u idle\n",
-               o->run_id, o->npub, o->nsub, o->qos, o->sub_qos, o->size,
-               o->shared_topic ? "shared" : "per-pub", o->wildcard ? "wildcard" : "exact",
-               o->nidle);
-        if (o->npub)
-            printf("  sent      %llu msgs in %.2f s (%.0f msg/s)%s\n", (unsigned long long)sent,
-                   run_s, sent_rate, o->qos ? ", acknowledged:" : "");
-        if (o->npub && o->qos)
-            printf("            %llu acked, %llu unexpected acks\n", (unsigned long long)acked,
-                   (unsigned long long)b->bad_acks);
-        if (o->npub && o->nsub) {
-            printf("  received  %llu of %llu expected in %.2f s (%.0f msg/s)\n",
-                   (unsigned long long)b->unique, (unsigned long long)expected, recv_s, recv_rate);
-            printf("  lost %llu  dup %llu  out-of-order %llu  foreign %llu\n",
-                   (unsigned long long)lost, (unsigned long long)b->dup, (unsigned long long)b->ooo,
-                   (unsigned long long)b->foreign);
-            printf("  latency   p50 %.1f us  p99 %.1f us  max %.1f us\n", p50, p99, pmax);
-        }
-        if (o->nidle)
-            printf("  idle      %llu connected, %llu failed\n", (unsigned long long)b->ready_idle,
-                   (unsigned long long)b->failed_idle);
-        printf("  cpu       user %.2f s  sys %.2f s  (%.0f%% of one core)  reads %llu  writes "
-               "%llu\n",
-               user, sys, cpu_pct, (unsigned long long)(b->io.reads - b->reads_start),
-               (unsigned long long)(b->io.writes - b->writes_start));
-        if (b->err[0])
-            printf("  error     %s\n", b->err);
-    }
-    printf("RESULT run=%08x pubs=%u subs=%u idle=%u qos=%u sub_qos=%u size=%zu rate=%.0f "
-           "duration_s=%.3f sent=%llu expected=%llu recv=%llu delivered=%llu sent_rate=%.0f "
-           "recv_rate=%.0f lost=%llu dup=%llu ooo=%llu foreign=%llu bad_acks=%llu p50_us=%.1f "
-           "p99_us=%.1f max_us=%.1f idle_ok=%llu idle_failed=%llu cpu_user_s=%.3f "
-           "cpu_sys_s=%.3f cpu_pct=%.1f errors=%d\n",
-           o->run_id, o->npub, o->nsub, o->nidle, o->qos, o->sub_qos, o->size, o->rate, run_s,
-           (unsigned long long)sent, (unsigned long long)expected, (unsigned long long)b->unique,
-           (unsigned long long)b->delivered, sent_rate, recv_rate, (unsigned long long)lost,
-           (unsigned long long)b->dup, (unsigned long long)b->ooo, (unsigned long long)b->foreign,
-           (unsigned long long)b->bad_acks, p50, p99, pmax, (unsigned long long)b->ready_idle,
-           (unsigned long long)b->failed_idle, user, sys, cpu_pct, b->err[0] ? 1 : 0);
-    fflush(stdout);
-    if (b->err[0]) {
-        fprintf(stderr, "solbench: %s\n", b->err);
-        return 1;
-    }
-    if (o->check && (lost || b->dup)) {
-        fprintf(stderr, "solbench: check failed: lost=%llu dup=%llu\n", (unsigned long long)lost,
-                (unsigned long long)b->dup);
-        return 3;
-    }
-    return 0;
 }
 
 static int resolve(const char *host, uint16_t port, struct sockaddr_in *out)
