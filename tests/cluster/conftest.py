@@ -182,6 +182,20 @@ class Node:
         mem = self.members()
         return None if mem is None else {k: v["state"] for k, v in mem.items()}
 
+    def metric(self, name):
+        """Sum of every sample of a Prometheus metric from /metrics (any labels), or None if absent."""
+        status, body = self.get("/metrics")
+        if status != 200:
+            return None
+        total = None
+        for line in body.decode("utf-8", "replace").splitlines():
+            if line.startswith("#"):
+                continue
+            parts = line.rsplit(" ", 1)
+            if len(parts) == 2 and (parts[0] == name or parts[0].startswith(name + "{")):
+                total = (total or 0.0) + float(parts[1])
+        return total
+
     def ready(self):
         return self.get("/readyz")[0] == 200
 

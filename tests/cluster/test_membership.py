@@ -214,3 +214,107 @@ def test_restart_same_address_before_detection(cluster):
     cluster.wait_until(lambda: cluster.converged([n1, n2b, n3]), 5, "n2 alive everywhere")
     time.sleep(1.0)
     assert cluster.converged([n1, n2b, n3]), [n.states() for n in (n1, n2b, n3)]
+
+
+def _varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _field(num, wire_type, value):
+    """One protobuf field: wire type 0 (varint) or 2 (bytes)."""
+    key = _varint((num << 3) | wire_type)
+    return key + (_varint(value) if wire_type == 0 else _varint(len(value)) + value)
+
+
+def _envelope(sender, host, port, body_field, body, gossip=(), version=1):
+    """A gossip.proto Envelope built by hand (field numbers from proto/gossip.proto)."""
+    e = _field(1, 0, version) + _field(2, 2, sender) + _field(3, 2, host) + _field(4, 0, port)
+    e += _field(body_field, 2, body)
+    for g in gossip:
+        e += _field(20, 2, g)
+    return e
+
+
+def _member_state(name, host, port, inc, status, frm=b""):
+    return (_field(1, 2, name) + _field(2, 2, host) + _field(3, 0, port) + _field(4, 0, inc) +
+            _field(5, 0, status) + _field(6, 2, frm))
+
+
+def test_garbage_on_gossip_port(cluster):
+    """Garbage, truncated and mutated protobuf, oversized datagrams, wrong versions, bad names, messages
+    claiming to come from the receiver itself, and a stranger's false suspicion: every node stays up,
+    the suspected node refutes, and membership stays converged."""
+    import random
+    import socket
+
+    nodes = cluster.start_nodes(3)
+    cluster.wait_until(lambda: cluster.converged(nodes), 5, "convergence")
+    errors_before = {n.name: n.metric("sol_gossip_decode_errors_total") for n in nodes}
+    assert None not in errors_before.values(), "no sol_gossip_decode_errors_total in /metrics"
+    me = b"127.0.0.1"
+    port = 40000
+    ping = _envelope(b"stranger", me, port, 10, _field(1, 0, 7) + _field(2, 2, b"n1"))
+    samples = [
+        ping,
+        _envelope(b"stranger", me, port, 10, _field(1, 0, 7), version=2),
+        _envelope(b"bad name", me, port, 11, _field(1, 0, 7)),
+        _envelope(b"\xff\xfe", me, port, 11, _field(1, 0, 7)),
+        _envelope(b"stranger", b"not-an-ip", port, 11, _field(1, 0, 7)),
+        _envelope(b"stranger", me, 0, 11, _field(1, 0, 7)),
+        _envelope(b"n1", b"127.0.1.1", cluster.cluster_port, 10, _field(1, 0, 7)),
+        _envelope(b"stranger", me, port, 14, _field(3, 2, _member_state(b"x", b"1.2.3.4", 1, 1, 9))),
+        _envelope(b"stranger", me, port, 12, _field(1, 0, 1) + _field(2, 2, b"n2")),
+        b"",
+        b"\x00" * 10,
+        os.urandom(60000),
+    ]
+    rnd = random.Random(3)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", port))
+    sock.setblocking(False)
+    try:
+        for i in range(3000):
+            data = bytearray(rnd.choice(samples))
+            mode = rnd.random()
+            if data and mode < 0.3:
+                for _ in range(rnd.randint(1, 4)):
+                    data[rnd.randrange(len(data))] = rnd.randrange(256)
+            elif data and mode < 0.5:
+                data = data[:rnd.randrange(len(data))]
+            elif mode < 0.6:
+                data = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 300)))
+            target = rnd.choice(nodes)
+            try:
+                sock.sendto(bytes(data), (target.addr, target.cluster_port))
+            except OSError:
+                pass
+            if i % 100 == 0:
+                time.sleep(0.01)
+                try:
+                    while True:
+                        sock.recvfrom(65536)
+                except (BlockingIOError, OSError):
+                    pass
+        # A stranger falsely claims n2 is suspect: n2 must refute (higher incarnation), not die.
+        inc = nodes[0].members()["n2"]["incarnation"]
+        false_suspect = _envelope(b"stranger", me, port, 13, _field(1, 0, 1),
+                                  [_member_state(b"n2", b"127.0.1.2", cluster.cluster_port, inc, 1,
+                                                 b"stranger")])
+        for n in nodes:
+            sock.sendto(false_suspect, (n.addr, n.cluster_port))
+    finally:
+        sock.close()
+    assert all(n.running for n in nodes)
+    cluster.wait_until(lambda: all(n.members() and n.members()["n2"]["incarnation"] > inc
+                                   for n in nodes if n.name != "n2"), 5, "n2 to refute")
+    cluster.wait_until(lambda: cluster.converged(nodes), 10, "convergence after the garbage")
+    assert all(n.running for n in nodes)
+    for n in nodes:
+        assert n.metric("sol_gossip_decode_errors_total") > errors_before[n.name] + 100, n.name
