@@ -186,7 +186,10 @@ static void apply_self(struct membership *m, const struct mb_state *s)
         return;
     bool newer = s->incarnation > self->pub.incarnation;
     bool accuses = s->incarnation == self->pub.incarnation && s->state != MEMBER_ALIVE;
-    if (!newer && !accuses)
+    /* Our previous life at another address (a restart before anyone noticed): claim our new one. */
+    bool moved = !m->wildcard && s->incarnation == self->pub.incarnation && s->host[0] &&
+                 (strcmp(s->host, self->pub.host) != 0 || s->port != self->pub.port);
+    if (!newer && !accuses && !moved)
         return;
     if (s->state == MEMBER_SUSPECT || s->state == MEMBER_DEAD) {
         /* Lifeguard: being suspected hints that we are the slow one. */
