@@ -31,10 +31,29 @@ class PahoClient:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_unsubscribe = self._on_unsubscribe
+        self.unsubacks = set()
         self.host, self.port, self.keepalive = host, port, keepalive
         self.started = False
         if connect:
             self.connect()
+
+    def _start_loop(self):
+        """Our own network thread (short select timeout, so stopping is quick; no reconnects)."""
+        self._stop = False
+
+        def run():
+            while not self._stop:
+                if self.client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    time.sleep(0.02)
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        self.started = True
+
+    def _stop_loop(self):
+        self._stop = True
+        self.thread.join(5)
+        self.started = False
 
     def _on_connect(self, client, userdata, flags, rc):
         with self.cond:
@@ -49,6 +68,11 @@ class PahoClient:
     def _on_subscribe(self, client, userdata, mid, granted):
         with self.cond:
             self.subacks[mid] = list(granted)
+            self.cond.notify_all()
+
+    def _on_unsubscribe(self, client, userdata, mid):
+        with self.cond:
+            self.unsubacks.add(mid)
             self.cond.notify_all()
 
     def _on_disconnect(self, client, userdata, rc):
@@ -68,10 +92,8 @@ class PahoClient:
 
     def connect(self, expect_rc=0):
         """Connect and wait for CONNACK; returns (session_present, rc)."""
-        self.client.reconnect_delay_set(60, 120)  # never auto-reconnect within a test
         self.client.connect(self.host, self.port, self.keepalive)
-        self.client.loop_start()
-        self.started = True
+        self._start_loop()
         assert self._wait(lambda: self.connack is not None), "no CONNACK"
         if expect_rc is not None:
             assert self.connack[1] == expect_rc, f"CONNACK rc {self.connack[1]}"
@@ -83,6 +105,12 @@ class PahoClient:
         assert rc == mqtt.MQTT_ERR_SUCCESS
         assert self._wait(lambda: mid in self.subacks), "no SUBACK"
         return self.subacks[mid]
+
+    def unsubscribe(self, topic):
+        """Unsubscribe and wait for UNSUBACK."""
+        rc, mid = self.client.unsubscribe(topic)
+        assert rc == mqtt.MQTT_ERR_SUCCESS
+        assert self._wait(lambda: mid in self.unsubacks), "no UNSUBACK"
 
     def publish(self, topic, payload, qos=0, retain=False):
         """Publish and wait until the flow completes (PUBACK / PUBCOMP for QoS > 0)."""
@@ -105,25 +133,25 @@ class PahoClient:
         """Clean DISCONNECT."""
         self.client.disconnect()
         self.wait_disconnected(2)
-        self.client.loop_stop()
-        self.started = False
+        self._stop_loop()
 
     def stop(self):
         """Teardown: disconnect if still connected."""
         try:
             if self.started:
                 self.client.disconnect()
-                self.client.loop_stop()
+                self.wait_disconnected(1)
+                self._stop_loop()
         except Exception:
             pass
-        self.started = False
 
 
 class MosquittoSub:
     """mosquitto_sub in the background (-d), ready once its SUBACK is printed."""
 
     def __init__(self, host, port, topics, qos=0, extra=(), count=None, timeout=10.0):
-        args = ["mosquitto_sub", "-h", host, "-p", str(port), "-V", "mqttv311", "-d", "-v",
+        # stdbuf: mosquitto_sub's stdout is a pipe here; make it line buffered to see lines live.
+        args = ["stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", str(port), "-V", "mqttv311", "-d", "-v",
                 "-q", str(qos)]
         for t in topics:
             args += ["-t", t]

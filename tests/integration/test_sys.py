@@ -39,8 +39,10 @@ def test_sys_topics_published(raw, broker_factory):
     c.subscribe(1, [("$SYS/broker/#", 0)])
     # The first values may be retained ones from before this client connected: wait for an update
     # that counts this client.
-    values = collect_sys(c, SYS_TOPICS, timeout=4, until=lambda v: first_int(
-        v["$SYS/broker/clients/connected"]) >= 1)
+    values = collect_sys(c, SYS_TOPICS, timeout=4, until=lambda v: (
+        first_int(v["$SYS/broker/clients/connected"]) >= 1 and
+        first_int(v["$SYS/broker/bytes/received"]) > 0 and
+        first_int(v["$SYS/broker/messages/sent"]) > 0))
     for t in SYS_TOPICS[:5]:
         assert re.fullmatch(r"\d+", values[t].strip()), (t, values[t])
     assert first_int(values["$SYS/broker/clients/connected"]) >= 1

@@ -1,0 +1,191 @@
+"""Command line, config file, environment, exit codes and signals."""
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+from conftest import IS_MOSQUITTO, SOL_BIN, free_port, start_broker, wait_port, HOST
+import mqttraw
+
+FLAGS = ["--bind", "--port", "--config", "--acl-file", "--password-file", "--allow-anonymous",
+         "--max-packet-size", "--max-connections", "--max-inflight", "--max-queued",
+         "--log-level", "--sys-interval", "--help", "--version"]
+
+
+def sol_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
+    env["SOL_CLUSTER_PORT"] = "0"
+    env["SOL_HTTP_PORT"] = "0"
+    env.update(extra)
+    return env
+
+
+def run_sol(args, env=None, timeout=10):
+    if not os.path.exists(SOL_BIN):
+        pytest.fail(f"{SOL_BIN} not found")
+    return subprocess.run([SOL_BIN] + args, capture_output=True, text=True, timeout=timeout,
+                          env=env or sol_env())
+
+
+def setting_named(text, name):
+    """True if text names the setting (flag, config key or env spelling)."""
+    pats = [name, name.replace("-", "_"), "SOL_" + name.replace("-", "_").upper()]
+    return any(p in text for p in pats)
+
+
+@pytest.mark.sol_only
+def test_help_lists_every_flag():
+    r = run_sol(["--help"])
+    assert r.returncode == 0, r.stderr
+    for flag in FLAGS:
+        assert flag in r.stdout, f"--help does not mention {flag}"
+
+
+@pytest.mark.sol_only
+def test_version():
+    r = run_sol(["--version"])
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"\d+\.\d+", r.stdout), r.stdout
+
+
+@pytest.mark.sol_only
+def test_unknown_flag_exit_2():
+    r = run_sol(["--bind", HOST, "--port", str(free_port()), "--no-such-flag"])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "no-such-flag" in r.stderr + r.stdout
+
+
+@pytest.mark.sol_only
+@pytest.mark.parametrize("flag,value", [
+    ("port", "notaport"), ("port", "70000"), ("port", "-1"),
+    ("max-inflight", "abc"), ("max-inflight", "70000"), ("max-queued", "-5"),
+    ("max-packet-size", "huge"), ("max-packet-size", "300000000"), ("max-connections", "x"),
+    ("allow-anonymous", "maybe"), ("log-level", "loud"), ("sys-interval", "soon"),
+])
+def test_bad_flag_value_exit_2(flag, value):
+    """A bad value: exit code 2 and one error naming the setting."""
+    r = run_sol(["--bind", HOST, "--port", str(free_port()), f"--{flag}", value]
+                if flag != "port" else ["--bind", HOST, "--port", value])
+    assert r.returncode == 2, (flag, value, r.returncode, r.stderr)
+    assert setting_named(r.stderr, flag), r.stderr
+
+
+@pytest.mark.sol_only
+def test_flag_missing_value_exit_2():
+    r = run_sol(["--bind", HOST, "--port"])
+    assert r.returncode == 2 and setting_named(r.stderr, "port"), r.stderr
+
+
+@pytest.mark.sol_only
+@pytest.mark.parametrize("flag", ["acl-file", "password-file", "config"])
+def test_missing_file_exit_2(flag, tmp_path):
+    r = run_sol(["--bind", HOST, "--port", str(free_port()), f"--{flag}",
+                 str(tmp_path / "does-not-exist")])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert setting_named(r.stderr, flag) or "does-not-exist" in r.stderr, r.stderr
+
+
+@pytest.mark.sol_only
+def test_bad_config_key_exit_2(tmp_path):
+    cfg = tmp_path / "sol.conf"
+    cfg.write_text(f"# comment\nbind {HOST}\nport {free_port()}\nno_such_setting 1\n")
+    r = run_sol(["--config", str(cfg)])
+    assert r.returncode == 2 and "no_such_setting" in r.stderr, r.stderr
+
+
+@pytest.mark.sol_only
+def test_bad_config_value_exit_2(tmp_path):
+    cfg = tmp_path / "sol.conf"
+    cfg.write_text(f"bind {HOST}\nport {free_port()}\nmax_inflight lots\n")
+    r = run_sol(["--config", str(cfg)])
+    assert r.returncode == 2 and setting_named(r.stderr, "max-inflight"), r.stderr
+
+
+@pytest.mark.sol_only
+def test_bad_env_value_exit_2():
+    r = run_sol(["--bind", HOST, "--port", str(free_port())], env=sol_env(SOL_MAX_QUEUED="many"))
+    assert r.returncode == 2 and setting_named(r.stderr, "max-queued"), r.stderr
+
+
+def listening(port, proc):
+    import time
+    return wait_port(HOST, port, proc, time.monotonic() + 10)
+
+
+def spawn(args, env, tmp_path):
+    log = open(tmp_path / "sol.log", "w")
+    return subprocess.Popen([SOL_BIN] + args, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+@pytest.mark.sol_only
+def test_config_env_flag_precedence(tmp_path):
+    """Every setting is a flag, a config key and a SOL_* variable: flag > env > file."""
+    p_file, p_env, p_flag = free_port(), free_port(), free_port()
+    cfg = tmp_path / "sol.conf"
+    cfg.write_text(f"# test config\nbind {HOST}\nport {p_file}\nmax-inflight 5\n")
+    cases = [([], {}, p_file), ([], {"SOL_PORT": str(p_env)}, p_env),
+             (["--port", str(p_flag)], {"SOL_PORT": str(p_env)}, p_flag)]
+    for args, env, expect in cases:
+        proc = spawn(["--config", str(cfg)] + args, sol_env(**env), tmp_path)
+        try:
+            assert listening(expect, proc), (args, env, (tmp_path / "sol.log").read_text())
+            c = mqttraw.RawClient(HOST, expect)
+            c.connect("prec")
+            c.close()
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.sol_only
+def test_config_file_via_env(tmp_path):
+    """SOL_CONFIG names the config file."""
+    port = free_port()
+    cfg = tmp_path / "sol.conf"
+    cfg.write_text(f"bind {HOST}\nport {port}\n")
+    proc = spawn([], sol_env(SOL_CONFIG=str(cfg)), tmp_path)
+    try:
+        assert listening(port, proc), (tmp_path / "sol.log").read_text()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_exits_zero(broker_factory, sig):
+    """SIGTERM / SIGINT: listeners closed, exit code 0."""
+    b = broker_factory()
+    c = b.raw()
+    c.connect("sig")
+    assert b.stop(sig, timeout=10) == 0
+    c.expect_closed(3)
+
+
+def test_sigterm_publishes_wills_of_connected_clients(broker_factory):
+    """On SIGTERM the server closes client connections without a DISCONNECT from them, so, like
+    Mosquitto, it publishes their wills [MQTT-3.1.2-8] (observable by a subscriber still connected
+    while the broker shuts down); clients that sent DISCONNECT have no will [MQTT-3.14.4-3]."""
+    b = broker_factory()
+    w = b.raw()
+    w.connect("term-watch")
+    w.subscribe(1, [("term/#", 1)])
+    gone = b.raw()
+    gone.connect("term-gone", will=("term/gone", b"disconnected", 1, False))
+    gone.send(b"\xe0\x00")
+    gone.expect_closed()
+    live = b.raw()
+    live.connect("term-live", will=("term/live", b"broker-stopped", 1, False))
+    assert b.stop(signal.SIGTERM) == 0
+    got = w.expect_closed(5)
+    wills = [(p.topic, p.payload) for p in got if p.type == mqttraw.PUBLISH]
+    assert wills == [("term/live", b"broker-stopped")], got
+
+
+def test_listener_closed_after_sigterm(broker_factory):
+    b = broker_factory()
+    assert b.stop(signal.SIGTERM) == 0
+    import socket
+    with pytest.raises(OSError):
+        socket.create_connection(b.addr, timeout=1).close()
