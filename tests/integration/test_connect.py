@@ -240,8 +240,8 @@ def test_connect_truncated_payload(raw):
 
 
 def test_username_password_accepted_without_password_file(raw):
-    """[MQTT-3.1.2-18] [MQTT-3.1.2-20] user name / password fields parsed when flagged; without a
-    password file any credentials are accepted."""
+    """[MQTT-3.1.2-18] [MQTT-3.1.2-20] user name / password fields parsed when flagged, in the
+    payload order of [MQTT-3.1.3-1]; without a password file any credentials are accepted."""
     c = raw()
     assert c.connect("creds", username="someone", password=b"\x00\x01binary") == (0, 0)
     assert c.is_open()

@@ -174,7 +174,7 @@ def test_outbound_packet_ids_unique_while_inflight(raw, broker):
 
 
 def test_qos1_receiver_acks_each_redelivery(raw, broker):
-    """[MQTT-4.5.0-2] [MQTT-4.3.2-2] a QoS 1 PUBLISH re-sent with DUP=1 and the same id is
+    """[MQTT-4.3.2-2] a QoS 1 PUBLISH re-sent with DUP=1 and the same id is
     acknowledged again (QoS 1 is at least once: the broker may forward it twice)."""
     s, p = pair(raw, "q1r/t", 1)
     p.send(publish_pkt("q1r/t", b"r", qos=1, pid=12))

@@ -29,7 +29,8 @@ def test_clean_session_discards_subscriptions(raw, broker):
 
 
 def test_persistent_session_present_and_subscriptions_kept(raw, broker):
-    """[MQTT-3.1.2-4] CleanSession 0 resumes the stored session; [MQTT-3.2.2-2] session present 1;
+    """[MQTT-3.1.2-4] CleanSession 0 resumes the stored session, found by client id
+    [MQTT-3.1.3-2]; [MQTT-3.2.2-2] session present 1;
     [MQTT-3.2.2-3] no stored session -> session present 0; [MQTT-4.1.0-1] session state kept."""
     a = raw()
     assert a.connect("ps1", clean=False) == (0, 0)

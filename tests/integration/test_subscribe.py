@@ -36,7 +36,8 @@ MATCHES = [
 @pytest.mark.parametrize("flt,topic,match", MATCHES)
 def test_wildcard_matching(raw, broker, flt, topic, match):
     """[MQTT-4.7.1-2] '#' matches the parent and any number of levels; [MQTT-4.7.1-3] '+' matches
-    exactly one level; [MQTT-3.3.2-3] delivered topic name is the published one."""
+    exactly one level; [MQTT-3.3.2-3] delivered topic name is the published one; [MQTT-3.8.3-2]
+    wildcard filters are supported (so never rejected for containing wildcards)."""
     s = client(raw, "wm-sub", [(flt, 0)])
     p = client(raw, "wm-pub")
     p.publish(topic, b"probe")
