@@ -95,4 +95,4 @@ def test_container_serves_and_turns_healthy(image):
         state = json.loads(run(["docker", "inspect", "-f", "{{json .State}}", name]).stdout)
         assert state["ExitCode"] == 0, state
     finally:
-        run(["docker", "rm", "-f", name], check=False)
+        run(["docker", "rm", "-f", "-v", name], check=False)
