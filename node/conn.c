@@ -1,10 +1,11 @@
 /*
  * conn.c - client connections: accept, read, parse, dispatch, coalesced writes, close.
  *
- * Reads land in one broker-wide buffer (a socket's whole kernel buffer per read, many packets parsed per
- * read); only the tail of a packet split across reads is copied into the connection, so an idle connection
- * holds no buffer at all. Writes are appended to the connection's output buffer and flushed once per loop
- * turn by a check handle: one write syscall per connection per turn, however many packets it carries.
+ * Reads land in one broker-wide buffer (a socket's whole kernel buffer per read, many packets
+ * parsed per read); only the tail of a packet split across reads is copied into the connection, so
+ * an idle connection holds no buffer at all. Writes are appended to the connection's output buffer
+ * and flushed once per loop turn by a check handle: one write syscall per connection per turn,
+ * however many packets it carries.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +92,8 @@ void conn_read_start(struct conn *c)
         conn_close(c, "read start failed");
 }
 
-/* libuv asks where to read: into the connection's partial-packet buffer when it holds one, else into the
- * shared buffer. Either way one read takes up to 64 KiB. */
+/* libuv asks where to read: into the connection's partial-packet buffer when it holds one, else
+ * into the shared buffer. Either way one read takes up to 64 KiB. */
 static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
@@ -108,8 +109,22 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->in + c->in_len, c->in_cap - c->in_len);
 }
 
-/* Decode and dispatch every complete packet in data[0..len). Returns the bytes consumed; stops early when
- * the connection closes or is held for the cluster. */
+/* An MQTT 3.1 CONNECT (protocol name "MQIsdp"), which this 3.1.1 server answers with CONNACK 0x01.
+ */
+static bool conn_is_mqtt31(const uint8_t *p, size_t len)
+{
+    static const uint8_t name[] = {0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p'};
+    if (len < 2 || p[0] != 0x10)
+        return false;
+    size_t i = 1;
+    while (i < len && i < 5 && (p[i] & 0x80))
+        i++;
+    i++;
+    return len >= i + sizeof(name) && memcmp(p + i, name, sizeof(name)) == 0;
+}
+
+/* Decode and dispatch every complete packet in data[0..len). Returns the bytes consumed; stops
+ * early when the connection closes or is held for the cluster. */
 static size_t conn_parse(struct conn *c, const uint8_t *data, size_t len)
 {
     struct broker *b = c->b;
@@ -120,12 +135,18 @@ static size_t conn_parse(struct conn *c, const uint8_t *data, size_t len)
         if (rc == CODEC_INCOMPLETE)
             break;
         if (rc < 0) {
-            if (rc == CODEC_ERR_PROTOCOL_LEVEL && c->state == CONN_NEW) {
-                /* [MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01, then close. */
+            if (c->state == CONN_NEW &&
+                (rc == CODEC_ERR_PROTOCOL_LEVEL || conn_is_mqtt31(data + off, len - off))) {
+                /* [MQTT-3.1.2-2] unacceptable protocol level (an MQTT 3.1 "MQIsdp" client
+                 * included): CONNACK 0x01, then close, so the client knows why. */
                 uint8_t ack[CODEC_CONNACK_SIZE];
                 conn_write(c, ack, codec_encode_connack(ack, false, MQTT_CONNACK_BAD_PROTOCOL));
             }
             conn_protocol_error(c, codec_strerror(rc));
+            break;
+        }
+        if (p.total_len > b->cfg.max_packet_size) { /* the limit counts the whole packet */
+            conn_protocol_error(c, "packet larger than max-packet-size");
             break;
         }
         off += p.total_len;
@@ -171,7 +192,8 @@ static size_t conn_parse(struct conn *c, const uint8_t *data, size_t len)
     return off;
 }
 
-/* Parse what the connection has buffered (after a read into c->in, or when a held CONNECT resumes). */
+/* Parse what the connection has buffered (after a read into c->in, or when a held CONNECT resumes).
+ */
 void conn_process_input(struct conn *c)
 {
     size_t used = conn_parse(c, c->in, c->in_len);
@@ -187,7 +209,8 @@ void conn_process_input(struct conn *c)
     }
 }
 
-/* Bytes arrived (or EOF / error). Who owns buf: the broker's shared buffer or c->in, never freed here. */
+/* Bytes arrived (or EOF / error). Who owns buf: the broker's shared buffer or c->in, never freed
+ * here. */
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
@@ -217,8 +240,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->in_len = rest;
 }
 
-/* The idle handle only exists to make the loop's poll return at once while output waits for the check
- * handle; it has nothing to do itself. */
+/* The idle handle only exists to make the loop's poll return at once while output waits for the
+ * check handle; it has nothing to do itself. */
 static void conn_on_idle(uv_idle_t *idle)
 {
     (void)idle;
@@ -237,7 +260,8 @@ static void conn_mark_dirty(struct conn *c)
     b->dirty = c;
 }
 
-/* Room for len more output bytes; conn_commit(len) after writing them. NULL on allocation failure. */
+/* Room for len more output bytes; conn_commit(len) after writing them. NULL on allocation failure.
+ */
 uint8_t *conn_reserve(struct conn *c, size_t len)
 {
     if (buf_reserve(&c->out, &c->out_cap, c->out_len + len) < 0)
@@ -287,8 +311,8 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
     return 0;
 }
 
-/* A uv_write finished. Owns: c->wbuf (freed here). The conn is alive: libuv calls this before the close
- * callback even when the write was cancelled by uv_close. */
+/* A uv_write finished. Owns: c->wbuf (freed here). The conn is alive: libuv calls this before the
+ * close callback even when the write was cancelled by uv_close. */
 static void conn_on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
@@ -305,7 +329,8 @@ static void conn_on_write(uv_write_t *req, int status)
         conn_mark_dirty(c);
 }
 
-/* Write out one connection's pending output: try the syscall directly, hand any remainder to uv_write. */
+/* Write out one connection's pending output: try the syscall directly, hand any remainder to
+ * uv_write. */
 static void conn_flush(struct conn *c)
 {
     if (c->writing || c->out_len == 0)
@@ -370,8 +395,9 @@ void conn_protocol_error(struct conn *c, const char *why)
     conn_close(c, NULL);
 }
 
-/* Close the connection: publish its will unless it sent DISCONNECT [MQTT-3.1.2-8], detach its session,
- * push out what is pending (e.g. a refusing CONNACK), and let libuv free it. why NULL = already logged. */
+/* Close the connection: publish its will unless it sent DISCONNECT [MQTT-3.1.2-8], detach its
+ * session, push out what is pending (e.g. a refusing CONNACK), and let libuv free it. why NULL =
+ * already logged. */
 void conn_close(struct conn *c, const char *why)
 {
     struct broker *b = c->b;
