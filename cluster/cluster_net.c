@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "cluster_int.h"
 
@@ -232,6 +233,28 @@ int peer_init_tx(struct peer *p)
     return pthread_mutex_init(&p->mu, NULL) != 0 ? -1 : 0;
 }
 
+/* Dial from our cluster address (not whatever the kernel picks), so peers and firewalls see the
+ * connection come from the address this node advertises. */
+static int peer_dial(struct peer *p, const char *url)
+{
+    nng_dialer d;
+    int rv = nng_dialer_create(&d, p->sock, url);
+    if (rv != 0)
+        return rv;
+    struct sockaddr_in sin;
+    const char *bind = p->c->cfg->cluster_bind;
+    if (bind[0] && strcmp(bind, "0.0.0.0") != 0 && inet_pton(AF_INET, bind, &sin.sin_addr) == 1) {
+        nng_sockaddr sa = {0};
+        sa.s_in.sa_family = NNG_AF_INET;
+        sa.s_in.sa_addr = sin.sin_addr.s_addr;
+        sa.s_in.sa_port = 0;
+        if ((rv = nng_dialer_set_addr(d, NNG_OPT_LOCADDR, &sa)) != 0)
+            log_debug(p->c->log, "cluster: cannot dial %s from %s: %s", p->name, bind,
+                      nng_strerror(rv));
+    }
+    return nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+}
+
 /* Dial the peer's listener. nng reconnects by itself while the member stays alive or suspect. */
 int peer_open(struct peer *p)
 {
@@ -249,7 +272,7 @@ int peer_open(struct peer *p)
     }
     nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 500);
-    if ((rv = nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+    if ((rv = peer_dial(p, url)) != 0) {
         log_warn(p->c->log, "cluster: dial %s (%s): %s", p->name, url, nng_strerror(rv));
         nng_close(p->sock);
         nng_aio_free(p->aio);
