@@ -20,13 +20,14 @@
 
 #define MB_NAME_MAX 64
 #define MB_HOST_MAX 64
-#define MB_PROBE_SLOTS 4        /* probes in flight (the probe window can exceed one interval) */
-#define MB_RELAY_SLOTS 64       /* indirect probes we relay for others */
-#define MB_INDIRECT_K 3         /* helpers asked per indirect probe */
-#define MB_GOSSIP_FANOUT 3      /* members sent pending broadcasts each tick */
-#define MB_RETRANSMIT_MULT 4    /* a broadcast is sent MULT * ceil(log10(n + 1)) times */
-#define MB_PIGGYBACK_BYTES 1200 /* gossip bytes added to a probe datagram: stays under a 1500 MTU  \
-                                 */
+#define MB_PROBE_SLOTS 4     /* probes in flight (the probe window can exceed one interval) */
+#define MB_RELAY_SLOTS 64    /* indirect probes we relay for others */
+#define MB_INDIRECT_K 3      /* helpers asked per indirect probe */
+#define MB_GOSSIP_FANOUT 3   /* members sent pending broadcasts each tick */
+#define MB_RETRANSMIT_MULT 4 /* a broadcast is sent MULT * ceil(log10(n + 1)) times */
+#define MB_PIGGYBACK_BYTES                                                                         \
+    1200                   /* gossip bytes added to a probe datagram: stays under a 1500 MTU       \
+                            */
 #define MB_MAX_DGRAM 61440 /* largest datagram sent or accepted (push-pull of the full state) */
 #define MB_MAX_CONFIRM 8   /* independent suspicions remembered per suspect */
 #define MB_MAX_AWARENESS 8 /* Lifeguard local health score ceiling */
@@ -97,6 +98,7 @@ struct mb_seed {
     uv_getaddrinfo_t *req; /* in flight, or NULL */
     struct sockaddr_storage addrs[MB_SEED_ADDRS];
     unsigned n_addrs;
+    bool resolved; /* at least one lookup succeeded */
 };
 
 struct mb_warn {

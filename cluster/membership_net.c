@@ -502,9 +502,10 @@ static void dispatch(struct membership *m, const Gossip__Envelope *env,
         apply_records(m, env->push_pull->states, env->push_pull->n_states, env, src, true);
         if (m->stopping)
             return;
-        if (!env->push_pull->response) {
+        if (!env->push_pull->response)
             membership_send_states(m, src, false, true);
-        } else if (!m->joined) {
+        /* Either direction is a full state exchange with a peer: we are part of its cluster. */
+        if (!m->joined) {
             m->joined = true;
             log_info(m->log, "membership: joined the cluster through %s", env->from_name);
         }

@@ -98,19 +98,20 @@ static bool known_live_addr(const struct membership *m, const struct sockaddr_st
 static void seeds_join(struct membership *m)
 {
     bool any_other = false;
-    bool any_resolved = false;
+    bool all_resolved = true;
     for (size_t i = 0; i < m->n_seeds; i++) {
         struct mb_seed *s = &m->seeds[i];
+        all_resolved &= s->resolved;
         for (unsigned j = 0; j < s->n_addrs; j++) {
-            any_resolved = true;
             if (membership_is_self_addr(m, &s->addrs[j]))
                 continue;
             any_other = true;
-            if (!known_live_addr(m, &s->addrs[j]))
+            /* Until joined, ask every seed again (a join or its answer may have been lost). */
+            if (!m->joined || !known_live_addr(m, &s->addrs[j]))
                 membership_send_states(m, &s->addrs[j], true, false);
         }
     }
-    if (!m->joined && any_resolved && !any_other) {
+    if (!m->joined && all_resolved && !any_other) {
         m->joined = true;
         log_info(m->log, "membership: the seeds resolve only to this node: a cluster of one");
     }
@@ -155,6 +156,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     uv_freeaddrinfo(res);
     s->n_addrs = n;
+    s->resolved = true;
     seeds_join(m);
 }
 
