@@ -67,16 +67,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listening(host, port):
+    """True if host:port is in LISTEN state (read from /proc/net/tcp, so that probing does not open
+    a connection the broker would have to count and reap)."""
+    want = "%s:%04X" % ("".join("%02X" % int(x) for x in reversed(host.split("."))), port)
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if parts[1] == want and parts[3] == "0A":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 def wait_port(host, port, proc, deadline):
-    """Poll until host:port accepts TCP connections; False if the process exits first."""
+    """Poll until host:port is listening; False if the process exits first or at the deadline."""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.02)
+        if listening(host, port):
+            return True
+        time.sleep(0.02)
     return False
 
 
@@ -145,6 +158,7 @@ def _sol_command(port, workdir, opts):
     if opts.get("allow_anonymous") is not None:
         args += ["--allow-anonymous", "true" if opts["allow_anonymous"] else "false"]
     for key, flag in (("max_packet_size", "--max-packet-size"), ("max_inflight", "--max-inflight"),
+                      ("max_connections", "--max-connections"),
                       ("max_queued", "--max-queued"), ("sys_interval", "--sys-interval")):
         if opts.get(key) is not None:
             args += [flag, str(opts[key])]
@@ -171,6 +185,7 @@ def _mosquitto_command(port, workdir, opts):
         make_password_file(path, opts["passwords"])
         lines.append(f"password_file {path}")
     for key, name in (("max_packet_size", "max_packet_size"),
+                      ("max_connections", "max_connections"),
                       ("max_inflight", "max_inflight_messages"),
                       ("max_queued", "max_queued_messages"), ("sys_interval", "sys_interval")):
         if opts.get(key) is not None:
@@ -214,7 +229,7 @@ def start_broker(workdir, **opts):
 @pytest.fixture
 def broker_factory(request, tmp_path):
     """start(**opts) -> Broker; options: acl, passwords, allow_anonymous, max_packet_size,
-    max_inflight, max_queued, sys_interval, extra_args (Sol only)."""
+    max_inflight, max_queued, max_connections, sys_interval, extra_args (Sol only)."""
     started = []
     request.node._brokers = started
 

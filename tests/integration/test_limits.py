@@ -1,9 +1,11 @@
 """Limits: remaining-length encoding, --max-packet-size, --max-inflight, --max-queued."""
 import os
+import time
 
 import pytest
 
-from mqttraw import PUBACK, PUBLISH, ack_pkt, enc_str, publish_pkt, Closed, Timeout
+from mqttraw import (CONNACK, PUBACK, PUBLISH, ack_pkt, connect_pkt, enc_str, publish_pkt, Closed,
+                     Timeout)
 
 
 def subscriber(raw, b, cid, flt, qos=1, clean=True):
@@ -169,3 +171,47 @@ def test_max_queued_slow_consumer(raw, broker_factory):
         pass
     assert 2 + 5 - 1 <= len(got) <= 2 + 5 + 1 and len(got) < 40, got
     assert got == sorted(got), got
+
+
+def test_max_connections_refuses_extra_clients(raw, broker_factory):
+    """--max-connections N: a connection beyond the limit is not accepted as a client (closed,
+    never CONNACK 0); existing clients are unaffected and a slot frees when one leaves."""
+    b = broker_factory(max_connections=2)
+    a = raw(b)
+    a.connect("mc-a")
+    c = raw(b)
+    c.connect("mc-b")
+    extra = raw(b)
+    try:
+        extra.send(connect_pkt("mc-c"))
+        got = extra.expect_closed(3)
+    except OSError:
+        got = []
+    assert not any(p.type == CONNACK and p.body[1] == 0 for p in got), got
+    assert a.is_open() and c.is_open()
+    a.send(b"\xe0\x00")
+    a.expect_closed()
+    deadline = time.monotonic() + 3
+    while True:  # the freed slot becomes usable (the broker notices the close asynchronously)
+        d = raw(b)
+        try:
+            d.connect("mc-d")
+            break
+        except (AssertionError, Closed, Timeout, OSError):
+            assert time.monotonic() < deadline, "slot not freed"
+            time.sleep(0.05)
+    assert d.is_open()
+
+
+@pytest.mark.mosquitto_xfail("Mosquitto closes connections beyond max_connections without CONNACK")
+def test_max_connections_connack_0x03(raw, broker_factory):
+    """CONNACK 0x03 (server unavailable) for a client beyond --max-connections, then close
+    [MQTT-3.2.2-5]."""
+    b = broker_factory(max_connections=1)
+    a = raw(b)
+    a.connect("mc3-a")
+    extra = raw(b)
+    extra.send(connect_pkt("mc3-b"))
+    pkt = extra.recv_type(CONNACK)
+    assert pkt.body == b"\x00\x03", pkt
+    extra.expect_closed()
