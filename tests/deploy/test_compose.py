@@ -119,6 +119,12 @@ def cluster():
         else:
             pytest.skip(f"a container named {name} exists (project {owner!r}) and is not ours to remove")
 
+    # Images of earlier runs of this test that were killed before their finalizer ran.
+    for ref in run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "sol-test"]).stdout.split():
+        pid = ref.rsplit(":", 1)[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            run(["docker", "rmi", "-f", ref], check=False)
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOL")}
     env.update(SOL_IMAGE=tag, SOL_PUBLISH_ADDR=HOST, SOL_LOG_LEVEL="debug")
     for n in NODES:

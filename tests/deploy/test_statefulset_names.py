@@ -56,6 +56,12 @@ def netns():
         pytest.skip("network namespaces need root")
     if not shutil.which("ip"):
         pytest.skip("iproute2 (ip) is not installed")
+    # Namespaces of earlier runs that were killed before cleaning up.
+    for stale in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split():
+        m = re.fullmatch(r"solsts(\d+)", stale)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            subprocess.run(["ip", "netns", "del", stale], capture_output=True)
+            shutil.rmtree(f"/etc/netns/{stale}", ignore_errors=True)
     name = f"solsts{os.getpid()}"
     out = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
     if out.returncode != 0:
