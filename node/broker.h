@@ -59,8 +59,9 @@ struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *e
 /* Start listening on cfg->bind:cfg->port. Returns 0 or -1 with a reason in err. */
 int broker_start(struct broker *b, char *err, size_t errlen);
 void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks);
-/* Stop accepting, close every client connection (no wills: clients did nothing wrong and will reconnect,
- * possibly to another node), then call done on the loop once all sockets are closed. */
+/* Stop accepting, close every client connection (their wills are published, as [MQTT-3.1.2-8] requires for
+ * any close without DISCONNECT, and reach the cluster if it is still attached), then call done on the loop
+ * once all sockets are closed. */
 void broker_shutdown(struct broker *b, void (*done)(void *ctx), void *ctx);
 /* Free everything; the loop must have closed the broker's handles (run it after broker_shutdown). */
 void broker_free(struct broker *b);

@@ -93,6 +93,7 @@ struct conn {
     bool dirty;
     bool writing;               /* a uv_write is in flight with wbuf */
     bool got_disconnect;        /* DISCONNECT received: no will */
+    bool over_limit;            /* accepted beyond --max-connections: CONNACK 0x03 */
     uint8_t *in;                /* partial packet carried between reads (NULL when none) */
     size_t in_len, in_cap;
     uint8_t *out;               /* coalesced output of this loop turn */

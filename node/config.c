@@ -509,10 +509,7 @@ static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv,
             return CONFIG_ERROR;
         }
         if (value == NULL) {
-            bool b;
-
-            if (config_opts[idx].type == OPT_BOOL &&
-                (i + 1 >= argc || !config_parse_bool(argv[i + 1], &b))) {
+            if (config_opts[idx].type == OPT_BOOL && (i + 1 >= argc || argv[i + 1][0] == '-')) {
                 value = "true"; /* a bare boolean flag turns the setting on */
             } else if (i + 1 >= argc) {
                 config_err(err, errlen, "missing value for %s", flag);

@@ -61,10 +61,11 @@ void conn_on_accept(uv_stream_t *server, int status)
         return;
     }
     b->stats.connections_total++;
+    /* Over the limit: answer its CONNECT with 0x03 "server unavailable" so the client knows to go
+     * elsewhere (the connect timeout bounds how long such a socket may stay). */
     if (b->cfg.max_connections && b->open_conns > b->cfg.max_connections) {
         b->stats.connections_refused++;
-        conn_close(c, NULL);
-        return;
+        c->over_limit = true;
     }
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
@@ -417,7 +418,7 @@ void conn_close(struct conn *c, const char *why)
     if (c->will) {
         struct message *will = c->will;
         c->will = NULL;
-        if (!c->got_disconnect && was_active && !b->shutting_down)
+        if (!c->got_disconnect && was_active) /* [MQTT-3.1.2-8], shutdown included */
             broker_publish(b, will, true);
         message_unref(will);
     }

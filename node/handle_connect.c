@@ -50,6 +50,10 @@ static uint8_t connect_authenticate(struct broker *b, const struct mqtt_connect 
 void handle_connect(struct conn *c, const struct mqtt_connect *p)
 {
     struct broker *b = c->b;
+    if (c->over_limit) {
+        connect_refuse(c, MQTT_CONNACK_UNAVAILABLE, "max-connections reached");
+        return;
+    }
     /* [MQTT-3.1.3-7/8] an empty id needs a clean session; then the server assigns one [MQTT-3.1.3-6]. */
     if (p->client_id.len == 0 && !p->clean_session) {
         connect_refuse(c, MQTT_CONNACK_ID_REJECTED, "empty client id with clean session 0");

@@ -22,24 +22,25 @@ struct sol_main {
     bool stopping;
 };
 
-static void main_on_broker_closed(void *ctx)
+/* Left the cluster: stop it and the signal handlers; the loop then runs out of handles and returns. */
+static void main_on_left(void *ctx)
 {
     struct sol_main *m = ctx;
-    if (m->cluster)
-        cluster_stop(m->cluster);
+    cluster_stop(m->cluster);
     m->cluster = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
 
-/* Leave announced (or not clustered): close clients and listeners, then stop. */
-static void main_on_left(void *ctx)
+/* Clients are gone (their wills published and forwarded while the cluster was still attached): now
+ * announce leave, so peers mark this node left rather than dead. */
+static void main_on_broker_closed(void *ctx)
 {
     struct sol_main *m = ctx;
-    broker_shutdown(m->broker, main_on_broker_closed, m);
+    cluster_leave(m->cluster, main_on_left, m);
 }
 
-/* SIGTERM / SIGINT: leave the cluster first, so peers mark us left and stop routing to us, then close. */
+/* SIGTERM / SIGINT: stop listening and close every client (they reconnect elsewhere), then leave. */
 static void main_on_signal(uv_signal_t *h, int signum)
 {
     struct sol_main *m = h->data;
@@ -47,10 +48,7 @@ static void main_on_signal(uv_signal_t *h, int signum)
         return;
     m->stopping = true;
     log_info(broker_logger(m->broker), "signal %d: shutting down", signum);
-    if (m->cluster)
-        cluster_leave(m->cluster, main_on_left, m);
-    else
-        main_on_left(m);
+    broker_shutdown(m->broker, main_on_broker_closed, m);
 }
 
 int main(int argc, char **argv)
