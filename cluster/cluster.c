@@ -209,7 +209,7 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
          */
         routes_drop(p);
         p->retained_synced = false;
-        cluster_request_sync(c, p, true);
+        cluster_request_sync(c, p, true, true);
     }
 }
 

@@ -33,9 +33,10 @@
 /* Limits. A frame batches queued envelopes up to FRAME_SOFT_MAX bytes (one bigger envelope goes
  * alone). */
 #define CLUSTER_FRAME_SOFT_MAX (256u * 1024u)
-#define CLUSTER_CHUNK_MAX (128u * 1024u)             /* full-sync and session-transfer chunks */
-#define CLUSTER_PEER_QUEUE_MAX (64u * 1024u * 1024u) /* bytes queued for one peer before dropping  \
-                                                      */
+#define CLUSTER_CHUNK_MAX (128u * 1024u) /* full-sync and session-transfer chunks */
+#define CLUSTER_PEER_QUEUE_MAX                                                                     \
+    (64u * 1024u * 1024u)         /* bytes queued for one peer before dropping                     \
+                                   */
 #define CLUSTER_INBOX_MAX 100000u /* frames waiting for the loop before dropping */
 #define CLUSTER_TICK_MS 50
 #define CLUSTER_HEARTBEAT_MS 1000
@@ -211,8 +212,9 @@ void routes_send_full(struct cluster *c, struct peer *p);
 void routes_heartbeat(struct cluster *c);
 /* Forget p's routes (dead, left, restarted). */
 void routes_drop(struct peer *p);
-/* Ask p for whatever we miss of its state (throttled unless force). */
-void cluster_request_sync(struct cluster *c, struct peer *p, bool force);
+/* Ask p for whatever we miss of its state (throttled unless force); ask_back: p should ask us too.
+ */
+void cluster_request_sync(struct cluster *c, struct peer *p, bool force, bool ask_back);
 void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRequest *r);
 
 /* ---- cluster_publish.c ---- */

@@ -108,9 +108,17 @@ void publish_hook(void *ctx, struct message *msg)
     wbuf_unref(ret);
 }
 
+/* $SYS topics are each node's own (the broker retains its statistics there): never replicated. */
+static bool topic_is_sys(const char *topic, size_t len)
+{
+    return len >= 4 && memcmp(topic, "$SYS", 4) == 0;
+}
+
 /* Last writer wins against whatever the broker holds, or the tombstone of a clear. */
 static void retained_apply(struct cluster *c, struct message *m)
 {
+    if (topic_is_sys(m->topic, m->topic_len))
+        return;
     hlc_merge(&c->hlc, m->hlc);
     uint64_t have_hlc = 0;
     const char *have_origin = "";
@@ -226,7 +234,7 @@ static bool retained_reserve(struct retain_chunk *rc)
 static void retained_collect_msg(struct message *msg, void *ctx)
 {
     struct retain_chunk *rc = ctx;
-    if (!retained_reserve(rc))
+    if (topic_is_sys(msg->topic, msg->topic_len) || !retained_reserve(rc))
         return;
     Cl__Publish *pb = &rc->items[rc->n];
     cl__publish__init(pb);

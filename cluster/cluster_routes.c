@@ -120,7 +120,7 @@ void routes_on_delta(struct cluster *c, struct peer *p, const Cl__RouteDelta *d)
     case ROUTE_IGNORE:
         return;
     case ROUTE_RESYNC:
-        cluster_request_sync(c, p, false);
+        cluster_request_sync(c, p, false, false);
         return;
     case ROUTE_APPLY:
         break;
@@ -162,7 +162,7 @@ void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion
 {
     if (route_version_stale(p->synced, p->gen, p->version, v->generation, v->version) ||
         !p->retained_synced)
-        cluster_request_sync(c, p, false);
+        cluster_request_sync(c, p, false, false);
 }
 
 /* Collects filters into chunks of about CLUSTER_CHUNK_MAX bytes. */
@@ -251,7 +251,7 @@ void routes_heartbeat(struct cluster *c)
     routes_broadcast(c, &env);
 }
 
-void cluster_request_sync(struct cluster *c, struct peer *p, bool force)
+void cluster_request_sync(struct cluster *c, struct peer *p, bool force, bool ask_back)
 {
     uint64_t now = uv_now(c->loop);
     if (!p->open)
@@ -263,6 +263,7 @@ void cluster_request_sync(struct cluster *c, struct peer *p, bool force)
     Cl__Envelope env = CL__ENVELOPE__INIT;
     r.routes = true; /* cheap next to a lost route, and a stale generation needs it anyway */
     r.retained = !p->retained_synced;
+    r.ask_back = ask_back;
     env.body_case = CL__ENVELOPE__BODY_SYNC_REQUEST;
     env.sync_request = &r;
     struct wbuf *w = cluster_pack(c, &env);
@@ -279,6 +280,11 @@ void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRe
         routes_send_full(c, p);
     if (r->retained)
         retained_send_full(c, p);
-    if (!p->synced || !p->retained_synced)
-        cluster_request_sync(c, p, false);
+    if (r->ask_back) {
+        /* Keep forwarding on the routes we hold until the fresh set replaces them whole. */
+        p->retained_synced = false;
+        cluster_request_sync(c, p, true, false);
+    } else if (!p->synced || !p->retained_synced) {
+        cluster_request_sync(c, p, false, false);
+    }
 }
