@@ -10,6 +10,7 @@
 #   (g) 3-node Sol cluster, publisher on node 1, subscriber on node 2 (vs (a) on one node)
 # plus syscalls per message at load (strace -c on the broker during an extra run of (a)).
 # Everything listens on 127.0.0.x; every process started here is stopped on exit.
+# Environment: SOL_BIN, SOLBENCH, MOSQUITTO (binaries), BUILD (default build/), SOL_REV (label).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -362,7 +363,7 @@ TABLE="$OUT/results.md"
 {
     echo
     echo "Medians of $REPS run(s), ${DURATION}s each; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
-    echo "Sol $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), $("$MOSQ" -h 2>/dev/null | head -1)."
+    echo "Sol ${SOL_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)} ($SOL), $("$MOSQ" -h 2>/dev/null | head -1), machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     [ -n "$IDLE_NOTE" ] && echo "Note: $IDLE_NOTE."
     echo "Raw RESULT lines: $RAW"
 } >>"$TABLE"
