@@ -1,0 +1,93 @@
+"""One client id, one connection, cluster-wide (issue 3, Must-show 8): connecting on node 2 with an id
+connected (or with a persistent session) on node 1 closes it there, publishes its will there (which reaches
+subscribers on every node), and moves a persistent session's subscriptions and queued messages to node 2."""
+import time
+
+from routing_helpers import Client, close_all, peer_metric, wait_routes
+
+
+def test_takeover_moves_persistent_session(cluster):
+    n1, n2, n3 = cluster.start_nodes(3)
+    cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
+    first = Client(n1, "mover", clean_session=False).connect()
+    pub = Client(n3, "tk-pub").connect()
+    second = None
+    try:
+        first.subscribe("tk/a/#", qos=1)
+        first.subscribe("tk/b", qos=0)
+        wait_routes(cluster, n3, 2)
+        first.disconnect()  # offline persistent session on n1: messages queue there
+        for i in range(20):
+            pub.publish("tk/a/x", b"queued-%d" % i, qos=1)
+        cluster.wait_until(lambda: peer_metric(n1, "sol_cluster_messages_received_total", "n3") >= 20,
+                           5, "n1 to receive the 20 forwarded messages")
+
+        t0 = time.monotonic()
+        second = Client(n2, "mover", clean_session=False).connect()
+        connack = time.monotonic() - t0
+        cluster.figure("takeover: CONNACK on n2 for an id with a session on n1", connack * 1000, "ms")
+        assert second.session_present, "the moved session should be reported present"
+        got = second.wait_count(20, 5)
+        assert [p for _, _, p, _, _ in got[:20]] == [b"queued-%d" % i for i in range(20)]
+        assert all(q == 1 for _, _, _, q, _ in got[:20])
+
+        # The subscriptions moved with it: new publishes from n3 now reach the client on n2, at the granted
+        # QoS, and n1 no longer gets them.
+        wait_routes(cluster, n3, 2)
+        before_n1 = peer_metric(n3, "sol_cluster_messages_forwarded_total", "n1")
+        pub.publish("tk/a/y", b"after", qos=1)
+        pub.publish("tk/b", b"qos0", qos=1)
+        got = second.wait_count(22, 5)
+        assert {(t, p, q) for _, t, p, q, _ in got[20:22]} == {("tk/a/y", b"after", 1), ("tk/b", b"qos0", 0)}
+        cluster.wait_until(lambda: peer_metric(n3, "sol_cluster_messages_forwarded_total", "n1")
+                           == before_n1, 2, "nothing forwarded to n1 any more")
+    finally:
+        close_all([c for c in (first, pub, second) if c])
+
+
+def test_takeover_closes_live_connection_and_publishes_will(cluster):
+    n1, n2, n3 = cluster.start_nodes(3)
+    cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
+    watcher = Client(n3, "will-watch").connect()
+    old = new = None
+    try:
+        watcher.subscribe("wills/#", qos=1)
+        wait_routes(cluster, n1, 1)
+        old = Client(n1, "dup-id", will=("wills/dup-id", b"gone", 1, False)).connect()
+        new = Client(n2, "dup-id").connect()
+        assert old.wait_disconnected(5), "the connection on n1 was not closed"
+        msg = watcher.next_message(5)
+        assert msg is not None and msg[1:3] == ("wills/dup-id", b"gone"), msg
+        # The new connection is the one that stays.
+        new.subscribe("dup/check", qos=1)
+        new.publish("dup/check", b"alive", qos=1)
+        assert new.wait_count(1, 5)[0][2] == b"alive"
+    finally:
+        if old:
+            old.c.loop_stop()
+        close_all([c for c in (watcher, new) if c])
+
+
+def test_clean_connect_discards_remote_session(cluster):
+    """A clean-session connect elsewhere closes the old session and does not inherit it."""
+    n1, n2 = cluster.start_nodes(2)
+    cluster.wait_until(lambda: cluster.converged(), 5, "2 nodes alive")
+    first = Client(n1, "cleaner", clean_session=False).connect()
+    pub = Client(n2, "cl-pub").connect()
+    second = None
+    try:
+        first.subscribe("cl/#", qos=1)
+        wait_routes(cluster, n2, 1)
+        first.disconnect()
+        second = Client(n2, "cleaner", clean_session=True).connect()
+        assert not second.session_present
+        cluster.wait_until(lambda: peer_metric(n1, "sol_cluster_envelopes_received_total", "n2") > 0
+                           and n1.metric("sol_local_routes") == 0, 5,
+                           "the old session's route withdrawn on n1")
+        second.subscribe("cl-barrier", qos=1)
+        pub.publish("cl/x", b"nobody", qos=1)
+        pub.publish("cl-barrier", b"end", qos=1)
+        got = second.wait_count(1, 5)
+        assert [t for _, t, _, _, _ in got] == ["cl-barrier"], got
+    finally:
+        close_all([c for c in (first, pub, second) if c])
