@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -492,15 +493,26 @@ static void send_pings(struct bench *b)
     }
 }
 
-/* How long epoll may sleep: not at all while publishers are generating flat out; otherwise until
- * an event (an ack or a delivery opens the window again) or the next 1 ms tick. */
-static int loop_timeout(const struct bench *b)
+/* How long epoll may sleep (ns): not at all while publishers are generating flat out; at a fixed
+ * rate, until the next message is due, so messages leave one by one rather than in ms bursts;
+ * otherwise until an event (an ack or a delivery reopens a window) or a 1 ms / 10 ms tick. */
+static uint64_t loop_timeout_ns(const struct bench *b)
 {
-    if (b->phase == PH_RUN && b->o.rate <= 0 && b->generated > 0)
+    if (b->phase == PH_RUN && b->o.rate > 0) {
+        double per_pub = b->o.rate / b->o.npub;
+        uint64_t next = UINT64_MAX;
+        for (uint32_t i = 0; i < b->o.npub; i++) {
+            uint64_t due = b->t_run_start + (uint64_t)((double)b->pubs[i].seq * 1e9 / per_pub);
+            next = due < next ? due : next;
+        }
+        uint64_t now = now_ns();
+        return next > now ? (next - now < 1000000 ? next - now : 1000000) : 0;
+    }
+    if (b->phase == PH_RUN && b->generated > 0)
         return 0;
     if (b->phase == PH_RUN || b->phase == PH_SYNC)
-        return 1;
-    return 10;
+        return 1000000;
+    return 10000000;
 }
 
 /* Handle one epoll event. */
@@ -529,9 +541,11 @@ static void bench_loop(struct bench *b)
 {
     struct epoll_event evs[512];
     while (b->phase != PH_DONE) {
-        int n = epoll_wait(b->io.epfd, evs, 512, loop_timeout(b));
+        uint64_t t = loop_timeout_ns(b);
+        struct timespec ts = {.tv_sec = (time_t)(t / NS), .tv_nsec = (long)(t % NS)};
+        int n = epoll_pwait2(b->io.epfd, evs, 512, &ts, NULL);
         if (n < 0 && errno != EINTR) {
-            bench_fail(b, "epoll_wait: %s", strerror(errno));
+            bench_fail(b, "epoll_pwait2: %s", strerror(errno));
             break;
         }
         b->now = now_ns();
@@ -710,6 +724,8 @@ int main(int argc, char **argv)
         free(b);
         return 1;
     }
+    if (b->o.rate > 0) /* wake up on time for each message, not up to 50 us late */
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     b->t_start = b->now = now_ns();
     getrusage(RUSAGE_SELF, &b->ru_start);
     bench_loop(b);
