@@ -1,5 +1,5 @@
 /*
- * solbench.c - MQTT load generator: the client flows, the run phases and the report.
+ * solbench.c - MQTT load generator: the client flows, the run phases and the event loop.
  *
  * Phases: SETUP (connect everyone, paced; subscribers SUBSCRIBE), SYNC (each publisher sends route
  * probes until every subscriber got one: a cluster learns routes asynchronously, and a message
@@ -24,10 +24,10 @@
 
 #define NS 1000000000ull
 #define SYNC_INTERVAL_NS (100ull * 1000000ull)
-#define OUT_HIGH_WATER                                                                             \
-    (1u << 20) /* stop generating for a publisher whose socket is this far behind */
-#define BURST_BYTES                                                                                \
-    (64u * 1024) /* flat out: about this much new data per publisher per loop turn */
+/* Stop generating for a publisher whose socket is this far behind. */
+#define OUT_HIGH_WATER (1u << 20)
+/* Flat out: about this much new data per publisher per loop turn. */
+#define BURST_BYTES (64u * 1024)
 
 static uint64_t now_ns(void)
 {
@@ -89,7 +89,8 @@ static int send_ack(struct bench *b, struct conn *c, enum mqtt_type type, uint16
 static int send_connect(struct bench *b, struct conn *c)
 {
     char id[48];
-    int n = snprintf(id, sizeof(id), "sb-%08x-%c%u", b->o.run_id, "psi"[c->role], c -> index);
+    char kind = "psi"[c->role]; /* publisher, subscriber, idle */
+    int n = snprintf(id, sizeof(id), "sb-%08x-%c%u", b->o.run_id, kind, c->index);
     struct mqtt_connect cn = {.level = MQTT_PROTOCOL_LEVEL_311,
                               .clean_session = true,
                               .keepalive = b->o.keepalive,
