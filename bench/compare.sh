@@ -197,12 +197,22 @@ run_bench() { # scenario broker rep broker_pid args...
     log "  $sc $br #$rep: $(echo "$line" | grep -oE '(recv_rate|lost|dup|p50_us|p99_us|cpu_pct|errors)=[^ ]+' | tr '\n' ' ')broker_cpu=$bcpu%"
 }
 
+# A broker that died during a run fails that run (its numbers are kept out of the medians).
+broker_check() { # scenario broker rep pid
+    if ! kill -0 "$4" 2>/dev/null; then
+        log "  $2 DIED during $1 #$3 (log: $OUT/$2-died-$1-$3.log)"
+        cat "$WORK"/"$2"*.log >"$OUT/$2-died-$1-$3.log" 2>/dev/null
+        echo "$1 $2 $3 errors=1 broker_died=1" >>"$RAW"
+    fi
+}
+
 run_throughput() { # scenario broker rep
     local port
     port=$(free_port)
     "start_$2" "$port" || { log "  $2 did not start"; echo "$1 $2 $3 errors=1" >>"$RAW"; return; }
     # shellcheck disable=SC2046
     run_bench "$1" "$2" "$3" "$BROKER_PID" --port "$port" --duration "$DURATION" $(scenario_args "$1")
+    broker_check "$1" "$2" "$3" "$BROKER_PID"
     stop_pid "$BROKER_PID"
 }
 
@@ -254,6 +264,7 @@ run_cluster() { # rep
             $(scenario_args a)
     fi
     local p
+    for p in "${CLUSTER_PIDS[@]}"; do broker_check g sol "$1" "$p"; done
     for p in "${CLUSTER_PIDS[@]}"; do stop_pid "$p"; done
 }
 
@@ -307,7 +318,7 @@ fi
 # median SCENARIO BROKER KEY: median over repetitions of KEY=value in RAW ("-" if none).
 median() {
     awk -v s="$1" -v b="$2" -v k="$3" '
-        $1 == s && $2 == b { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
+        $1 == s && $2 == b && !/ errors=[1-9]/ { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
         END {
             if (n == 0) { print "-"; exit }
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -315,12 +326,18 @@ median() {
             print m
         }' "$RAW"
 }
-sumk() { awk -v s="$1" -v b="$2" -v k="$3" '$1 == s && $2 == b { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) t += kv[2] } } END { print t + 0 }' "$RAW"; }
+sumk() { awk -v s="$1" -v b="$2" -v k="$3" '$1 == s && $2 == b && !/ errors=[1-9]/ { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) t += kv[2] } } END { print t + 0 }' "$RAW"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v >= 1000) printf "%\047.0f", v; else printf "%.1f", v }'; }
-lossdup() { # scenario broker
-    [ "$(median "$1" "$2" recv)" = "-" ] && { echo "-"; return; }
-    echo "$(sumk "$1" "$2" lost)/$(sumk "$1" "$2" dup)"
+failed_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && / errors=[1-9]/ && !seen[$3]++ { n++ } END { print n + 0 }' "$RAW"; }
+lossdup() { # scenario broker: lost/dup summed over all runs, and how many runs failed
+    local f
+    f=$(failed_runs "$1" "$2")
+    if [ "$(median "$1" "$2" recv)" = "-" ]; then
+        [ "$f" -gt 0 ] && echo "$f run(s) FAILED" || echo "-"
+        return
+    fi
+    echo "$(sumk "$1" "$2" lost)/$(sumk "$1" "$2" dup)$([ "$f" -gt 0 ] && echo ", $f run(s) FAILED")"
 }
 
 TABLE="$OUT/results.md"
