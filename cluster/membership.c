@@ -212,6 +212,15 @@ static void apply_alive(struct membership *m, struct mb_node *n, const struct mb
     if (!n) {
         if (!s->host[0] || s->port == 0)
             return;
+        if (m->n_nodes >= MB_MAX_MEMBERS) {
+            uint64_t now = uv_now(m->loop);
+            if (!m->full_warned_at || now - m->full_warned_at >= MB_WARN_EVERY_MS) {
+                m->full_warned_at = now ? now : 1;
+                log_warn(m->log, "membership: %zu members known; ignoring new ones such as %s",
+                         m->n_nodes, s->name);
+            }
+            return;
+        }
         n = node_add(m, s);
         if (!n) {
             log_warn(m->log, "membership: cannot add member %s", s->name);

@@ -72,4 +72,9 @@ void membership_get_stats(const struct membership *m, struct membership_stats *o
 
 const char *member_state_name(enum member_state s);
 
+/* Process one datagram as if it had arrived on the gossip socket from src (the receive path itself; an
+ * entry point for fuzzing and tests). Bad input is counted in decode_errors, never fatal. */
+void membership_receive(struct membership *m, const void *data, size_t len,
+                        const struct sockaddr *src);
+
 #endif

@@ -44,6 +44,8 @@
 #define MB_SELF_ADDRS 8
 #define MB_SEED_ADDRS 32
 #define MB_LEAVE_RESEND_MS 100
+#define MB_MAX_MEMBERS 1024     /* a stranger flooding made-up members cannot exhaust memory */
+#define MB_PP_ANSWERS_PER_S 100 /* full-state answers per second, at most */
 
 /* One state record, as carried by gossip and push-pull. */
 struct mb_state {
@@ -143,6 +145,9 @@ struct membership {
     uint64_t next_tick_at;
     uint64_t deadline_armed_for;
     uint64_t last_unknown_pp;
+    uint64_t full_warned_at;
+    double pp_tokens;
+    uint64_t pp_refill_at;
 
     struct mb_seed *seeds;
     size_t n_seeds;

@@ -14,7 +14,7 @@
 #include "gossip.pb-c.h"
 
 #define MB_PIGGY_MAX 16     /* records per datagram */
-#define MB_RECORDS_MAX 4096 /* records accepted in one push-pull */
+#define MB_RECORDS_MAX 2048 /* records accepted in one push-pull */
 
 /* ---- addresses ---- */
 
@@ -464,6 +464,26 @@ static void apply_records(struct membership *m, Gossip__MemberState **recs, size
     }
 }
 
+/* Token bucket for full-state answers (MB_PP_ANSWERS_PER_S, burst twice that): a flood of requests,
+ * possibly with forged sources, cannot turn this node into a 60 KB-per-datagram amplifier. */
+static bool pushpull_budget(struct membership *m, uint64_t now)
+{
+    double burst = 2.0 * MB_PP_ANSWERS_PER_S;
+    if (m->pp_refill_at == 0)
+        m->pp_tokens = burst;
+    else
+        m->pp_tokens += (double)(now - m->pp_refill_at) * MB_PP_ANSWERS_PER_S / 1000.0;
+    if (m->pp_tokens > burst)
+        m->pp_tokens = burst;
+    m->pp_refill_at = now ? now : 1;
+    if (m->pp_tokens < 1.0) {
+        log_debug(m->log, "membership: push-pull answer rate limit reached");
+        return false;
+    }
+    m->pp_tokens -= 1.0;
+    return true;
+}
+
 static void dispatch(struct membership *m, const Gossip__Envelope *env,
                      const struct sockaddr_storage *src)
 {
@@ -502,7 +522,7 @@ static void dispatch(struct membership *m, const Gossip__Envelope *env,
         apply_records(m, env->push_pull->states, env->push_pull->n_states, env, src, true);
         if (m->stopping)
             return;
-        if (!env->push_pull->response)
+        if (!env->push_pull->response && pushpull_budget(m, now))
             membership_send_states(m, src, false, true);
         /* Either direction is a full state exchange with a peer: we are part of its cluster. */
         if (!m->joined) {
@@ -534,28 +554,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)m->rxbuf, 65536);
 }
 
-/* Owns nothing: the buffer is the instance's receive buffer, reused for every datagram. */
-static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
-                    unsigned flags)
+/* Process one datagram from src (the socket's receive path; also an entry point for fuzzing). */
+void membership_receive(struct membership *m, const void *data, size_t len,
+                        const struct sockaddr *addr)
 {
-    struct membership *m = h->data;
-    if (m->stopping || nread == 0 || !addr)
+    if (m->stopping || !addr || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
         return;
-    if (nread < 0) {
-        log_debug(m->log, "membership: receive error: %s", uv_strerror((int)nread));
-        return;
-    }
     struct sockaddr_storage src;
     memset(&src, 0, sizeof(src));
     memcpy(&src, addr,
            addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     m->stats.gossip_received++;
-    if ((flags & UV_UDP_PARTIAL) || nread > MB_MAX_DGRAM) {
+    if (len > MB_MAX_DGRAM) {
         bad_input(m, &src, "oversized");
         return;
     }
-    Gossip__Envelope *env =
-        gossip__envelope__unpack(NULL, (size_t)nread, (const uint8_t *)buf->base);
+    Gossip__Envelope *env = gossip__envelope__unpack(NULL, len, (const uint8_t *)data);
     if (!env) {
         bad_input(m, &src, "not a gossip message");
         return;
@@ -570,6 +584,24 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     else
         dispatch(m, env, &src);
     gossip__envelope__free_unpacked(env, NULL);
+}
+
+/* Owns nothing: the buffer is the instance's receive buffer, reused for every datagram. */
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                    unsigned flags)
+{
+    struct membership *m = h->data;
+    if (m->stopping || nread == 0 || !addr)
+        return;
+    if (nread < 0) {
+        log_debug(m->log, "membership: receive error: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (flags & UV_UDP_PARTIAL) {
+        membership_receive(m, buf->base, MB_MAX_DGRAM + 1, addr); /* counted as oversized */
+        return;
+    }
+    membership_receive(m, buf->base, (size_t)nread, addr);
 }
 
 int membership_net_open(struct membership *m, char *err, size_t errlen)
