@@ -7,6 +7,7 @@ to SOL_BIN). Mosquitto (/usr/sbin/mosquitto) is used to check solbench itself.
 """
 import os
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -201,3 +202,36 @@ def test_bad_option_is_usage_error():
         pytest.skip(f"{SOLBENCH} not built")
     proc = subprocess.run([SOLBENCH, "--size", "8"], capture_output=True, text=True, timeout=10)
     assert proc.returncode == 2 and "--size" in proc.stderr
+
+
+def test_foreign_payloads_are_ignored(sol):
+    """Someone else publishing junk, a short payload, or a solbench header of another run on the
+    run's topic: counted as foreign, never as received, lost or duplicated, and no crash."""
+    if not os.access(SOLBENCH, os.X_OK):
+        pytest.skip(f"{SOLBENCH} not built")
+    run_id = 0x5eed
+    topic = f"solbench/{run_id:08x}/p/0"
+    other_run = struct.pack("<IIIB3xQQ", 0x424C4F53, run_id + 1, 0, 1, 0, 0) + b"x" * 32
+    bench = subprocess.Popen([SOLBENCH, "--port", str(sol), "--run-id", f"{run_id:x}",
+                              "--duration", "3", "--rate", "1000", "--check"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        sent = 0
+        while bench.poll() is None and time.monotonic() < deadline:
+            for payload in (b"junk", other_run):
+                subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(sol), "-t", topic, "-s"],
+                               input=payload, timeout=5, check=True)
+                sent += 1
+            time.sleep(0.2)
+        out = bench.communicate(timeout=30)[0]
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert bench.returncode == 0, out
+    fields = dict(kv.split("=", 1) for kv in next(
+        l for l in out.splitlines() if l.startswith("RESULT ")).split()[1:])
+    assert int(fields["foreign"]) >= 2, out
+    assert fields["lost"] == "0" and fields["dup"] == "0", out
+    assert int(fields["recv"]) == int(fields["sent"]), out
