@@ -1,11 +1,10 @@
 /*
  * topic.c - topic validation and the subscription tree (MQTT 3.1.1 section 4.7).
  *
- * The tree is a trie with one node per filter level. A node keeps its exact-level children in an
- * open-addressing hash table (linear probing, power-of-two capacity, backward-shift deletion), and
- * its
- * '+' and '#' children in two separate pointers, so matching one topic level costs one hash lookup
- * plus two pointer checks however many children a node has. Subscriptions at a node are an array of
+ * The tree is a trie with one node per filter level. A node keeps its exact-level children in a
+ * levelmap (an open-addressing hash table, see levelmap.h), and its '+' and '#' children in two
+ * separate pointers, so matching one topic level costs one hash lookup plus two pointer checks
+ * however many children a node has. Subscriptions at a node are an array of
  * (subscriber, qos) sorted by subscriber pointer, so subscribe/unsubscribe are a binary search.
  *
  * Matching walks the trie depth-first without recursion and without allocating: every node knows
@@ -13,7 +12,9 @@
  * way back up, so a topic of 32768 empty levels needs no stack.
  */
 #include "topic.h"
+#include "levelmap.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,20 +29,14 @@ struct tsub {
 
 struct tnode {
     struct tnode *parent;
-    struct tnode *plus; /* the '+' child */
-    struct tnode *hash; /* the '#' child (a leaf: '#' is always last) */
-    union {
-        struct tnode **table; /* cap > 1: open addressing, power-of-two size */
-        struct tnode *one;    /* cap == 1: a single child held inline */
-    } kids;                   /* exact children */
-    struct tsub *subs;        /* sorted by subscriber pointer */
-    uint32_t nkids, cap;
+    struct tnode *plus;   /* the '+' child */
+    struct tnode *hash;   /* the '#' child (a leaf: '#' is always last) */
+    struct levelmap kids; /* exact children */
+    struct tsub *subs;    /* sorted by subscriber pointer */
     uint32_t nsubs, subcap;
-    uint32_t hval; /* hash of level, for exact children */
-    uint16_t len;  /* length of level */
-    uint8_t kind;
-    char level[]; /* not NUL-terminated */
+    struct levelmap_key key; /* this node's level (bytes follow); key.user is its tnode_kind */
 };
+LEVELMAP_KEY_LAST(struct tnode, key);
 
 struct topic_tree {
     struct tnode *root;
@@ -78,21 +73,6 @@ bool topic_filter_valid(const char *filter, size_t len)
     return true;
 }
 
-/* End (exclusive) of the level starting at pos: the next '/' or len. */
-static size_t level_end(const char *s, size_t pos, size_t len)
-{
-    const char *slash = pos < len ? memchr(s + pos, '/', len - pos) : NULL;
-    return slash ? (size_t)(slash - s) : len;
-}
-
-/* Start of the level that ends at end: just after the previous '/', or 0. */
-static size_t level_start(const char *s, size_t end)
-{
-    while (end > 0 && s[end - 1] != '/')
-        end--;
-    return end;
-}
-
 /* Match one filter against one name, level by level. Invalid input never matches. */
 bool topic_match(const char *filter, size_t flen, const char *name, size_t nlen)
 {
@@ -102,10 +82,10 @@ bool topic_match(const char *filter, size_t flen, const char *name, size_t nlen)
         return false; /* [MQTT-4.7.2-1] */
     size_t fi = 0, ni = 0;
     for (;;) {
-        size_t fe = level_end(filter, fi, flen);
+        size_t fe = levelmap_level_end(filter, fi, flen);
         if (fe - fi == 1 && filter[fi] == '#')
             return true;
-        size_t ne = level_end(name, ni, nlen);
+        size_t ne = levelmap_level_end(name, ni, nlen);
         bool plus = fe - fi == 1 && filter[fi] == '+';
         if (!plus && (fe - fi != ne - ni || memcmp(filter + fi, name + ni, ne - ni) != 0))
             return false;
@@ -118,144 +98,26 @@ bool topic_match(const char *filter, size_t flen, const char *name, size_t nlen)
     }
 }
 
-/* ---- level hash table ---- */
+/* ---- children ---- */
 
-/* FNV-1a with a final avalanche, so the low bits used as the table index are well mixed. */
-static uint32_t level_hash(const char *s, size_t n)
+/* The node that embeds key k, or NULL. */
+static inline struct tnode *tnode_of(struct levelmap_key *k)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    return k ? (struct tnode *)((char *)k - offsetof(struct tnode, key)) : NULL;
 }
 
-/* The child table. A node with one child holds it inline (cap 1): no allocation and one cache miss
- * less on the many nodes with a single child, like the <id> in "devices/<id>/status". */
-static struct tnode **kids_table(struct tnode *node)
+/* The exact child of node named s[0..n) with hash h, or NULL. */
+static inline struct tnode *kids_find(const struct tnode *node, const char *s, size_t n, uint32_t h)
 {
-    return node->cap == 1 ? &node->kids.one : node->kids.table;
-}
-
-static bool kid_is(const struct tnode *k, const char *s, size_t n, uint32_t h)
-{
-    return k->hval == h && k->len == n && memcmp(k->level, s, n) == 0;
-}
-
-/* The exact child of node named s[0..n), or NULL. */
-static struct tnode *kids_find(const struct tnode *node, const char *s, size_t n, uint32_t h)
-{
-    if (node->nkids == 0)
-        return NULL;
-    if (node->cap == 1)
-        return kid_is(node->kids.one, s, n, h) ? node->kids.one : NULL;
-    uint32_t mask = node->cap - 1;
-    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        struct tnode *k = node->kids.table[i];
-        if (k == NULL)
-            return NULL;
-        if (kid_is(k, s, n, h))
-            return k;
-    }
-}
-
-/* Put child into a table known to have a free slot. */
-static void kids_place(struct tnode **slots, uint32_t cap, struct tnode *child)
-{
-    uint32_t mask = cap - 1;
-    uint32_t i = child->hval & mask;
-    while (slots[i] != NULL)
-        i = (i + 1) & mask;
-    slots[i] = child;
-}
-
-/* Move node's children into a table of newcap (at least 4) slots. Returns -1 (nothing changed) on
- * failure. */
-static int kids_rehash(struct tnode *node, uint32_t newcap)
-{
-    struct tnode **slots = calloc(newcap, sizeof(*slots));
-    if (slots == NULL)
-        return -1;
-    struct tnode **old = kids_table(node);
-    for (uint32_t i = 0; i < node->cap; i++)
-        if (old[i] != NULL)
-            kids_place(slots, newcap, old[i]);
-    if (node->cap > 1)
-        free(old);
-    node->kids.table = slots;
-    node->cap = newcap;
-    return 0;
-}
-
-/* Make room for one more exact child: inline for the first, then a table with load at most 3/4. */
-static int kids_reserve(struct tnode *node)
-{
-    if (node->cap == 0 || (node->cap == 1 && node->nkids == 0)) {
-        node->cap = 1;
-        node->kids.one = NULL;
-        return 0;
-    }
-    if (node->cap == 1)
-        return kids_rehash(node, 4);
-    if ((uint64_t)(node->nkids + 1) * 4 <= (uint64_t)node->cap * 3)
-        return 0;
-    if (node->cap >= (1u << 30))
-        return -1;
-    return kids_rehash(node, node->cap * 2);
-}
-
-/* Add child after a successful kids_reserve. */
-static void kids_insert(struct tnode *node, struct tnode *child)
-{
-    kids_place(kids_table(node), node->cap, child);
-    node->nkids++;
-}
-
-/* Drop node's child table (node has no children left). */
-static void kids_clear(struct tnode *node)
-{
-    if (node->cap > 1)
-        free(node->kids.table);
-    node->kids.table = NULL;
-    node->cap = 0;
-}
-
-/* Remove child from node's table (backward-shift deletion keeps probe chains intact). */
-static void kids_remove(struct tnode *node, struct tnode *child)
-{
-    if (node->cap == 1) {
-        node->nkids = 0;
-        kids_clear(node);
-        return;
-    }
-    struct tnode **slots = node->kids.table;
-    uint32_t mask = node->cap - 1;
-    uint32_t i = child->hval & mask;
-    while (slots[i] != child)
-        i = (i + 1) & mask;
-    for (uint32_t j = (i + 1) & mask; slots[j] != NULL; j = (j + 1) & mask) {
-        uint32_t home = slots[j]->hval & mask;
-        /* slots[j] may fill the hole at i unless its home lies cyclically in (i, j]. */
-        if (((j - home) & mask) >= ((j - i) & mask)) {
-            slots[i] = slots[j];
-            i = j;
-        }
-    }
-    slots[i] = NULL;
-    node->nkids--;
-    if (node->nkids == 0)
-        kids_clear(node);
-    else if (node->cap > 16 && node->nkids < node->cap / 8)
-        (void)kids_rehash(node, node->cap / 4); /* best effort: a failed shrink changes nothing */
+    return tnode_of(levelmap_find(&node->kids, s, n, h));
 }
 
 /* ---- nodes ---- */
+
+static inline uint8_t tnode_kind(const struct tnode *node)
+{
+    return (uint8_t)node->key.user;
+}
 
 static struct tnode *tnode_new(struct tnode *parent, uint8_t kind, const char *s, size_t n,
                                uint32_t h)
@@ -264,17 +126,14 @@ static struct tnode *tnode_new(struct tnode *parent, uint8_t kind, const char *s
     if (node == NULL)
         return NULL;
     node->parent = parent;
-    node->kind = kind;
-    node->hval = h;
-    node->len = (uint16_t)n;
-    if (n)
-        memcpy(node->level, s, n);
+    levelmap_key_set(&node->key, s, n, h);
+    node->key.user = kind;
     return node;
 }
 
 static bool tnode_empty(const struct tnode *node)
 {
-    return node->nsubs == 0 && node->nkids == 0 && node->plus == NULL && node->hash == NULL;
+    return node->nsubs == 0 && node->kids.count == 0 && node->plus == NULL && node->hash == NULL;
 }
 
 /* Free node and every descendant without recursion: the pending nodes form a list threaded
@@ -294,14 +153,13 @@ static void tnode_free_all(struct tnode *top)
                 todo = kids[k];
             }
         }
-        struct tnode **slots = kids_table(node);
-        for (uint32_t i = 0; i < node->cap; i++) {
-            if (slots[i]) {
-                slots[i]->parent = todo;
-                todo = slots[i];
-            }
+        uint32_t pos = 0;
+        struct levelmap_key *key;
+        while ((key = levelmap_next(&node->kids, &pos)) != NULL) {
+            tnode_of(key)->parent = todo;
+            todo = tnode_of(key);
         }
-        kids_clear(node);
+        levelmap_clear(&node->kids);
         free(node->subs);
         free(node);
     }
@@ -310,15 +168,15 @@ static void tnode_free_all(struct tnode *top)
 /* Remove empty nodes from node upwards (never the root). */
 static void tree_prune(struct tnode *node)
 {
-    while (node->kind != TNODE_ROOT && tnode_empty(node)) {
+    while (tnode_kind(node) != TNODE_ROOT && tnode_empty(node)) {
         struct tnode *parent = node->parent;
-        if (node->kind == TNODE_PLUS)
+        if (tnode_kind(node) == TNODE_PLUS)
             parent->plus = NULL;
-        else if (node->kind == TNODE_HASH)
+        else if (tnode_kind(node) == TNODE_HASH)
             parent->hash = NULL;
         else
-            kids_remove(parent, node);
-        kids_clear(node); /* an empty table may be left by a failed insert */
+            levelmap_remove(&parent->kids, &node->key);
+        levelmap_clear(&node->kids); /* an empty table may be left by a failed insert */
         free(node->subs);
         free(node);
         node = parent;
@@ -387,16 +245,16 @@ static struct tnode *tree_child(struct tnode *node, const char *s, size_t n, boo
             *wild = tnode_new(node, kind, s, n, 0);
         return *wild;
     }
-    uint32_t h = level_hash(s, n);
+    uint32_t h = levelmap_hash(s, n);
     struct tnode *child = kids_find(node, s, n, h);
     if (child != NULL || !create)
         return child;
-    if (kids_reserve(node) < 0)
+    if (levelmap_reserve(&node->kids) < 0)
         return NULL;
     child = tnode_new(node, kind, s, n, h);
     if (child == NULL)
         return NULL;
-    kids_insert(node, child);
+    levelmap_insert(&node->kids, &child->key);
     return child;
 }
 
@@ -407,7 +265,7 @@ static struct tnode *tree_path(struct topic_tree *tree, const char *filter, size
     struct tnode *node = tree->root;
     size_t pos = 0;
     for (;;) {
-        size_t end = level_end(filter, pos, len);
+        size_t end = levelmap_level_end(filter, pos, len);
         struct tnode *child = tree_child(node, filter + pos, end - pos, create);
         if (child == NULL) {
             if (create)
@@ -528,10 +386,10 @@ enter:
     }
     if (node->hash && !(dollar && node == root) && tnode_report(node->hash, fn, ctx))
         return true;
-    end = level_end(name, pos, len);
-    if (node->nkids) {
+    end = levelmap_level_end(name, pos, len);
+    if (node->kids.count) {
         const struct tnode *child =
-            kids_find(node, name + pos, end - pos, level_hash(name + pos, end - pos));
+            kids_find(node, name + pos, end - pos, levelmap_hash(name + pos, end - pos));
         if (child) {
             node = child;
             pos = end + 1;
@@ -548,8 +406,8 @@ up:
     if (node == root)
         return false;
     end = pos - 1;
-    pos = level_start(name, end);
-    bool from_exact = node->kind == TNODE_EXACT;
+    pos = levelmap_level_start(name, end);
+    bool from_exact = tnode_kind(node) == TNODE_EXACT;
     node = node->parent;
     if (from_exact)
         goto try_plus;

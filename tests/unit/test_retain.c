@@ -1,10 +1,10 @@
 /*
  * test_retain.c - the retained-message store.
  *
- * retain.c is compiled into this test with its allocator calls routed through a counter that can
- * make the Nth allocation fail, so allocation failure paths are tested without any hook in the
- * library. Values are small counted objects: the release callback counts per value, so "released
- * exactly once" is checked for every value.
+ * retain.c and levelmap.c are compiled into this test with their allocator calls routed through a
+ * counter that can make the Nth allocation fail, so allocation failure paths are tested without any
+ * hook in the library. Values are small counted objects: the release callback counts per value, so
+ * "released exactly once" is checked for every value.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,30 +17,11 @@
 
 #include <cmocka.h>
 
-/* Allocations left before failures start; negative means unlimited. */
-static long alloc_budget = -1;
-
-static bool alloc_take(void)
-{
-    if (alloc_budget == 0)
-        return false;
-    if (alloc_budget > 0)
-        alloc_budget--;
-    return true;
-}
-
-static void *fail_malloc(size_t n)
-{
-    return alloc_take() ? malloc(n) : NULL;
-}
-
-static void *fail_calloc(size_t a, size_t b)
-{
-    return alloc_take() ? calloc(a, b) : NULL;
-}
+#include "alloc_fail.h"
 
 #define malloc(n) fail_malloc(n)
 #define calloc(a, b) fail_calloc(a, b)
+#include "../../node/levelmap.c"
 #include "../../node/retain.c"
 #undef malloc
 #undef calloc
@@ -99,10 +80,10 @@ static void rmatch(const struct retain_store *st, const char *filter, struct see
 static size_t rnode_count(const struct rnode *n)
 {
     size_t c = 1;
-    struct rnode *const *slots = kids_table(n);
-    for (uint32_t i = 0; i < n->cap; i++)
-        if (slots[i])
-            c += rnode_count(slots[i]);
+    uint32_t pos = 0;
+    struct levelmap_key *k;
+    while ((k = levelmap_next(&n->kids, &pos)) != NULL)
+        c += rnode_count(rnode_of(k));
     return c;
 }
 
@@ -191,7 +172,7 @@ static void test_prune(void **state)
     assert_int_equal(retain_set(st, S("a/b"), NULL), 0);
     assert_int_equal(retain_set(st, S("a/x"), NULL), 0);
     assert_int_equal(rnode_count(st->root), 1);
-    assert_int_equal(st->root->cap, 0);
+    assert_int_equal(st->root->kids.cap, 0);
     assert_int_equal(retain_count(st), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(v[i].released, 1);
