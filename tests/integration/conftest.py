@@ -32,6 +32,8 @@ if not os.path.isabs(SOL_BIN):
 MOSQUITTO_BIN = os.environ.get("MOSQUITTO_BIN", "/usr/sbin/mosquitto")
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "UndefinedBehaviorSanitizer")
 
 
 def pytest_configure(config):
@@ -108,6 +110,7 @@ class Broker:
     def __init__(self, kind, host, port, proc, logpath, workdir):
         self.kind, self.host, self.port, self.proc = kind, host, port, proc
         self.logpath, self.workdir = logpath, workdir
+        self.stopped = False  # stopped on purpose by the test (not a crash)
 
     def __iter__(self):
         return iter((self.host, self.port, self.proc))
@@ -131,11 +134,13 @@ class Broker:
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Signal the broker and wait for it; returns the exit code."""
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
     def kill(self):
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.kill()
         try:
@@ -239,8 +244,28 @@ def broker_factory(request, tmp_path):
         return b
 
     yield start
+    problems = []
     for b in started:
+        crashed = not b.alive() and not b.stopped
+        if b.alive():
+            # A graceful stop, so that sanitizer builds report leaks and errors at exit.
+            try:
+                code = b.stop(signal.SIGTERM, timeout=10)
+                if code != 0:
+                    problems.append(f"{b.kind} :{b.port} exit code {code} after SIGTERM")
+            except subprocess.TimeoutExpired:
+                problems.append(f"{b.kind} :{b.port} did not exit within 10 s of SIGTERM")
         b.kill()
+        log = b.log()
+        if crashed:
+            problems.append(f"{b.kind} :{b.port} exited by itself during the test "
+                            f"(code {b.proc.returncode})")
+        if any(m in log for m in SANITIZER_MARKERS):
+            problems.append(f"{b.kind} :{b.port} sanitizer report")
+        if problems:
+            problems.append(log[-20000:])
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture
