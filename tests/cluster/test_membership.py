@@ -180,6 +180,11 @@ def test_leave_on_sigterm(cluster):
         poller.join()
     assert "dead" not in observed and "suspect" not in observed, observed
     assert cluster.all_see([n1, n3], "alive")
+    # Coming back after a leave: alive again everywhere, above the incarnation it left with.
+    left_inc = n1.members()["n2"]["incarnation"]
+    n2b = cluster.start_node("n2", [n1, n3], addr=n2.addr)
+    cluster.wait_until(lambda: cluster.converged([n1, n2b, n3]), 5, "n2 back after its leave")
+    assert n1.members()["n2"]["incarnation"] > left_inc
 
 
 def test_restart_same_name_new_address(cluster):
