@@ -276,3 +276,22 @@ def retained_on(cluster, node, topic):
         return None
     finally:
         sub.close()
+
+
+@pytest.mark.xfail(reason="known: /readyz turns 200 on a restarted node a moment before the retained messages "
+                          "of its peers have arrived, so a subscriber in that window misses them", strict=False)
+def test_restarted_node_has_retained_messages_once_ready(cluster):
+    """What Kubernetes does: route clients to a pod as soon as /readyz says 200. A client subscribing then
+    must get the retained messages."""
+    cluster.wait_all_alive()
+    topic = f"deploy/retained/ready/{uuid.uuid4().hex}"
+    publish_once(HOST, cluster.mqtt["sol1"], topic, b"kept", retain=True)
+    wait_for(lambda: retained_on(cluster, "sol3", topic) == b"kept", 10, 0.2, "the retained message on sol3")
+    cluster.compose("stop", "sol3", timeout=120)
+    cluster.compose("start", "sol3", timeout=120)
+    wait_for(lambda: http_get(HOST, cluster.http["sol3"], "/readyz")[0] == 200, CONVERGE_S, 0.02, "sol3 ready")
+    sub = Collector(HOST, cluster.mqtt["sol3"], f"ready-{uuid.uuid4().hex[:8]}", [topic])
+    try:
+        assert wait_ok(lambda: sub.payloads(topic) == [b"kept"], 3), "no retained message for a subscriber on a ready node"
+    finally:
+        sub.close()
