@@ -229,3 +229,24 @@ def test_qos0_publish_with_dup_flag(raw, broker):
     if c.is_open():
         m = s.recv_publish()
         assert not m.dup and m.qos == 0
+
+
+@pytest.mark.sol_only
+@pytest.mark.parametrize("bad", [b"\xf0\x00", b"\x82\x00", b"\x60\x02\x00\x01",
+                                 publish_pkt("a/+/b", b"x")],
+                         ids=["reserved-type", "empty-subscribe", "pubrel-flags", "wildcard-topic"])
+def test_violation_logs_one_line(raw, broker, bad):
+    """Malformed input closes the connection and logs exactly one line about it."""
+    cid = f"onelog-{bad[0]:02x}-{len(bad)}"
+    c = raw()
+    c.connect(cid)
+    mark = len(broker.log())
+    c.send(bad)
+    c.expect_closed()
+    deadline = time.monotonic() + 3
+    while cid not in broker.log()[mark:]:
+        assert time.monotonic() < deadline, "nothing logged about the violation"
+        time.sleep(0.02)
+    healthy(raw, broker, "onelog")  # a round trip: anything else about it would be logged by now
+    lines = [l for l in broker.log()[mark:].splitlines() if cid in l]
+    assert len(lines) == 1, lines
