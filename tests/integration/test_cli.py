@@ -189,3 +189,79 @@ def test_listener_closed_after_sigterm(broker_factory):
     import socket
     with pytest.raises(OSError):
         socket.create_connection(b.addr, timeout=1).close()
+
+
+BAD_VALUES = {"port": "notaport", "allow-anonymous": "maybe", "max-packet-size": "huge",
+              "max-connections": "x", "max-inflight": "abc", "max-queued": "-5",
+              "log-level": "loud", "sys-interval": "soon"}
+
+
+@pytest.mark.sol_only
+@pytest.mark.parametrize("source", ["env", "config"])
+@pytest.mark.parametrize("setting", sorted(BAD_VALUES))
+def test_every_setting_from_env_and_config(tmp_path, setting, source):
+    """Each setting is also a config key (underscore spelling) and a SOL_* variable: a bad value
+    there is rejected with exit code 2, naming the setting."""
+    key = setting.replace("-", "_")
+    args = ["--bind", HOST] + (["--port", str(free_port())] if setting != "port" else [])
+    env = sol_env()
+    if source == "env":
+        env["SOL_" + key.upper()] = BAD_VALUES[setting]
+    else:
+        cfg = tmp_path / "sol.conf"
+        cfg.write_text(f"{key} {BAD_VALUES[setting]}\n")
+        args += ["--config", str(cfg)]
+    r = run_sol(args, env=env)
+    assert r.returncode == 2, (setting, source, r.returncode, r.stderr)
+    assert setting_named(r.stderr, setting), r.stderr
+
+
+@pytest.mark.sol_only
+def test_config_file_all_keys(tmp_path):
+    """A config file using every single-node key (comments and both spellings) starts a node."""
+    port = free_port()
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite #\n")
+    cfg = tmp_path / "sol.conf"
+    cfg.write_text(f"""# full single-node config
+bind {HOST}
+port {port}
+acl_file {acl}
+allow_anonymous true
+max_packet_size 65536
+max-connections 100
+max_inflight 10
+max_queued 100
+log_level warn
+sys_interval 0
+""")
+    proc = spawn(["--config", str(cfg)], sol_env(), tmp_path)
+    try:
+        assert listening(port, proc), (tmp_path / "sol.log").read_text()
+        c = mqttraw.RawClient(HOST, port)
+        c.connect("allkeys")
+        c.subscribe(1, [("k/t", 1)])
+        c.publish("k/t", b"x", qos=1)
+        assert c.recv_publish().payload == b"x"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+@pytest.mark.sol_only
+def test_log_level_error_is_quiet(tmp_path):
+    """--log-level error: informational lines (startup, closed connections) are not logged."""
+    port = free_port()
+    proc = spawn(["--bind", HOST, "--port", str(port), "--log-level", "error"], sol_env(),
+                 tmp_path)
+    try:
+        assert listening(port, proc)
+        c = mqttraw.RawClient(HOST, port)
+        c.connect("quiet")
+        c.send(b"\xf0\x00")
+        c.expect_closed()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    log = (tmp_path / "sol.log").read_text()
+    assert "INFO" not in log and "quiet" not in log, log
