@@ -154,3 +154,59 @@ def test_statefulset_names_as_seeds(netns, tmp_path, seeds):
                 p.kill()
                 p.wait()
             log.close()
+
+
+def write_hosts(ns, headless_addrs):
+    """Rewrite the namespace's hosts file in place (the bind mount follows the inode): pod names for all
+    pods, the headless Service name for headless_addrs only, as cluster DNS answers while pods start."""
+    lines = ["127.0.0.1 localhost"]
+    for pod in PODS:
+        names = [fqdn(pod + ".sol-headless")]
+        if ADDR[pod] in headless_addrs:
+            names.append(fqdn("sol-headless"))
+        lines.append(f"{ADDR[pod]} {' '.join(names)}")
+    with open(f"/etc/netns/{ns}/hosts", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def test_pods_started_alone_find_each_other_when_dns_catches_up(netns, tmp_path):
+    """sol-0 and sol-1 start while the headless name resolves, for each, only to itself (DNS lagging behind
+    the pods); once it resolves to both, they find each other by re-resolving the seed name."""
+    pods = PODS[:2]
+    procs = {}
+    try:
+        for pod in pods:
+            write_hosts(netns, {ADDR[pod]})
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
+            env.update(pod_environment(pod))
+            env["SOL_BIND"] = ADDR[pod]
+            log = open(tmp_path / f"{pod}.log", "wb")
+            procs[pod] = (subprocess.Popen(["ip", "netns", "exec", netns, sol_bin()], env=env, stdout=log,
+                                           stderr=subprocess.STDOUT), log)
+            http_port = env["SOL_HTTP_PORT"]
+            wait_for(lambda: cluster_view(netns, pod, http_port)[0] == pod, 5, 0.05, f"{pod} serving")
+        # Each is alone.
+        for pod in pods:
+            assert set(cluster_view(netns, pod, http_port)[1]) == {pod}
+        write_hosts(netns, {ADDR[p] for p in pods})
+        t0 = time.monotonic()
+        dns_s = int(pod_environment(pods[0])["SOL_DNS_INTERVAL_MS"]) / 1000
+        for pod in pods:
+            wait_for(lambda: {n: s for n, (s, _) in cluster_view(netns, pod, http_port)[1].items()}
+                     == {p: "alive" for p in pods}, dns_s + JOIN_S, 0.05, f"{pod} to find the other")
+        print(f"found each other {time.monotonic() - t0:.2f}s after the name resolved to both")
+    except AssertionError:
+        for pod, (p, log) in procs.items():
+            log.flush()
+            print(f"--- {pod}\n" + open(log.name, "rb").read()[-2000:].decode(errors="replace"))
+        raise
+    finally:
+        for p, log in procs.values():
+            p.terminate()
+        for p, log in procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            log.close()
