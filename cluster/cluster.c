@@ -341,6 +341,7 @@ void cluster_stop(struct cluster *c)
     if (c->ms)
         membership_stop(c->ms);
     c->ms = NULL;
+    net_flush(c, 500);
     net_close_listener(c);
     for (struct peer *p = c->peers; p; p = p->next)
         peer_free_tx(p);

@@ -194,6 +194,7 @@ int peer_open(struct peer *p);
 void peer_close(struct peer *p);
 int peer_init_tx(struct peer *p);
 void peer_free_tx(struct peer *p);
+void net_flush(struct cluster *c, unsigned timeout_ms);
 /* Queue w for p (adds a reference). False if p is closed or its queue is full (counted as dropped).
  */
 bool peer_send(struct peer *p, struct wbuf *w);

@@ -308,6 +308,31 @@ void peer_close(struct peer *p)
     p->open = false;
 }
 
+/* Shutdown only: give what is queued for peers (wills published while the broker closes its
+ * clients) up to timeout_ms to reach the sockets, then a moment for the last write. Blocks the
+ * loop; nothing else runs by then. */
+void net_flush(struct cluster *c, unsigned timeout_ms)
+{
+    uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+    bool had_any = false;
+    for (;;) {
+        bool pending = false;
+        for (struct peer *p = c->peers; p; p = p->next) {
+            if (!p->open)
+                continue;
+            pthread_mutex_lock(&p->mu);
+            pending = pending || p->qlen > 0 || p->busy;
+            had_any = had_any || p->tx_frames > 0;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (!pending || uv_hrtime() >= deadline)
+            break;
+        uv_sleep(2);
+    }
+    if (had_any)
+        uv_sleep(20); /* push0 completes a send when the pipe takes it, before the TCP write ends */
+}
+
 void peer_free_tx(struct peer *p)
 {
     peer_close(p);

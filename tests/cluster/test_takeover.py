@@ -91,3 +91,44 @@ def test_clean_connect_discards_remote_session(cluster):
         assert [t for _, t, _, _, _ in got] == ["cl-barrier"], got
     finally:
         close_all([c for c in (first, pub, second) if c])
+
+
+def test_will_of_a_dropped_client_reaches_every_node(cluster):
+    """A will published on one node (client gone without DISCONNECT) reaches subscribers on all others."""
+    n1, n2, n3 = cluster.start_nodes(3)
+    cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
+    watchers = [Client(n, "ww-%s" % n.name).connect() for n in (n2, n3)]
+    victim = None
+    try:
+        for w in watchers:
+            w.subscribe("lastwill/#", qos=1)
+        wait_routes(cluster, n1, 2)
+        victim = Client(n1, "victim", will=("lastwill/victim", b"bye", 1, False)).connect()
+        victim.drop()
+        for w in watchers:
+            msg = w.next_message(5)
+            assert msg is not None and msg[1:3] == ("lastwill/victim", b"bye"), msg
+    finally:
+        close_all(watchers)
+
+
+def test_wills_published_at_shutdown_reach_other_nodes(cluster):
+    """SIGTERM on a node: it leaves the cluster, closes its clients, and their wills (published as the
+    connections close) still reach subscribers on the nodes that stay."""
+    n1, n2 = cluster.start_nodes(2)
+    cluster.wait_until(lambda: cluster.converged(), 5, "2 nodes alive")
+    watcher = Client(n2, "sd-watch").connect()
+    victims = []
+    try:
+        watcher.subscribe("sdwill/#", qos=1)
+        wait_routes(cluster, n1, 1)
+        victims = [Client(n1, "sd-%d" % i, will=("sdwill/%d" % i, b"down", 1, False)).connect()
+                   for i in range(5)]
+        assert n1.stop() == 0
+        got = watcher.wait_count(5, 5)
+        assert sorted(t for _, t, _, _, _ in got) == ["sdwill/%d" % i for i in range(5)]
+        cluster.wait_until(lambda: cluster.sees(n2, "n1", "left"), 5, "n2 to see n1 left")
+    finally:
+        for v in victims:
+            v.c.loop_stop()
+        close_all([watcher])
