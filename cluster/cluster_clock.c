@@ -20,6 +20,12 @@ void hlc_merge(uint64_t *last, uint64_t remote)
         *last = remote;
 }
 
+/* A stamp far ahead of our wall clock would win every later write and drag our clock with it. */
+bool hlc_plausible(uint64_t stamp, uint64_t wall_ms)
+{
+    return (stamp >> 16) <= wall_ms + CLUSTER_HLC_MAX_AHEAD_MS;
+}
+
 /* Strictly newer by stamp, then by node name; an identical pair is not newer (a duplicate). */
 bool lww_newer(uint64_t hlc_a, const char *origin_a, uint64_t hlc_b, const char *origin_b)
 {

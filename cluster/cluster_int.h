@@ -43,6 +43,7 @@
 #define CLUSTER_TAKEOVER_TIMEOUT_MS 500
 #define CLUSTER_RESYNC_THROTTLE_MS 500
 #define CLUSTER_LOG_EVERY_MS 60000
+#define CLUSTER_HLC_MAX_AHEAD_MS (5u * 60u * 1000u) /* clock skew tolerated on retained stamps */
 
 /* ---- cluster_clock.c: pure logic, unit-tested on its own ---- */
 
@@ -51,6 +52,8 @@
 uint64_t hlc_next(uint64_t *last, uint64_t wall_ms);
 /* Merge a stamp received from a peer so later local stamps order after it. */
 void hlc_merge(uint64_t *last, uint64_t remote);
+/* Is a received stamp at most CLUSTER_HLC_MAX_AHEAD_MS ahead of our wall clock? */
+bool hlc_plausible(uint64_t stamp, uint64_t wall_ms);
 /* Last writer wins: is (hlc_a, origin_a) strictly newer than (hlc_b, origin_b)? Ties go to the
  * greater node name, so every node picks the same winner. */
 bool lww_newer(uint64_t hlc_a, const char *origin_a, uint64_t hlc_b, const char *origin_b);

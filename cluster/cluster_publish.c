@@ -115,10 +115,14 @@ static bool topic_is_sys(const char *topic, size_t len)
 }
 
 /* Last writer wins against whatever the broker holds, or the tombstone of a clear. */
-static void retained_apply(struct cluster *c, struct message *m)
+static void retained_apply(struct cluster *c, const char *from, struct message *m)
 {
     if (topic_is_sys(m->topic, m->topic_len))
         return;
+    if (!hlc_plausible(m->hlc, cluster_wall_ms())) {
+        cluster_bad_input(c, from, "a retained message stamped too far in the future");
+        return;
+    }
     hlc_merge(&c->hlc, m->hlc);
     uint64_t have_hlc = 0;
     const char *have_origin = "";
@@ -163,7 +167,7 @@ void publish_on_remote(struct cluster *c, struct peer *p, const Cl__Publish *pb,
         struct message *r = deliver ? publish_to_message(pb, true) : message_ref(m);
         if (r) {
             r->retain = true;
-            retained_apply(c, r);
+            retained_apply(c, p->name, r);
             message_unref(r);
         }
     }
@@ -288,7 +292,7 @@ void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s
             cluster_bad_input(c, p->name, "an invalid retained message");
             continue;
         }
-        retained_apply(c, m);
+        retained_apply(c, p->name, m);
         message_unref(m);
     }
     if (s->last)

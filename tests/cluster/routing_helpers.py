@@ -4,6 +4,7 @@ Client: a paho MQTT client whose calls block until the broker answers (CONNACK, 
 timestamps every message it receives, and that waits for messages with a deadline (never fixed sleeps).
 """
 import queue
+import socket
 import threading
 import time
 
@@ -52,6 +53,7 @@ class Client:
         self._connected = threading.Event()
         self._disconnected = threading.Event()
         self._acks = {}
+        self._ack_times = {}  # mid -> monotonic time the SUBACK was read (on paho's thread)
         self.session_present = None
         self.connack_rc = None
         self.c = mqtt.Client(client_id=client_id, clean_session=clean_session)
@@ -82,6 +84,7 @@ class Client:
         self.messages.put(item)
 
     def _on_ack(self, c, userdata, mid, granted_qos):
+        self._ack_times[mid] = time.monotonic()
         self._acks.setdefault(mid, threading.Event()).set()
 
     def _on_publish(self, c, userdata, mid):
@@ -91,11 +94,14 @@ class Client:
         ev = self._acks.setdefault(mid, threading.Event())
         assert ev.wait(OP_TIMEOUT), "%s: no %s from %s within %.0f s" % (
             self.client_id, what, self.node.name, OP_TIMEOUT)
-        return time.monotonic()
+        return self._ack_times.get(mid, time.monotonic())
 
     def connect(self, wait=True):
         self.c.connect(self.node.addr, self.node.mqtt_port, keepalive=self.keepalive,
                        bind_address=CLIENT_ADDR)
+        sock = self.c.socket()
+        if sock:  # small packets go out at once (no Nagle delay in the measurements)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.c.loop_start()
         if wait:
             assert self._connected.wait(OP_TIMEOUT), "%s: no CONNACK from %s" % (
