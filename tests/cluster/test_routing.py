@@ -189,3 +189,84 @@ def test_partition_heal_routes_and_messages(cluster):
         assert [p for _, _, p, _, _ in got1] == [b"b%d" % i for i in range(10)]
     finally:
         close_all([s1, s3, p1, p3])
+
+
+def test_five_nodes_every_publish_reaches_every_node_once(cluster):
+    """Five nodes, a subscriber and a publisher on each: every node's messages reach every subscriber
+    exactly once, each publisher's messages in order."""
+    nodes = cluster.start_nodes(5)
+    cluster.wait_until(lambda: cluster.converged(), 5, "5 nodes alive")
+    subs = [Client(n, "all-sub-%s" % n.name).connect() for n in nodes]
+    pubs = [Client(n, "all-pub-%s" % n.name).connect() for n in nodes]
+    try:
+        for s in subs:
+            s.subscribe("all/#", qos=1)
+        for n in nodes:
+            wait_routes(cluster, n, 4)
+        for i in range(50):
+            for p in pubs:
+                p.publish("all/%s" % p.node.name, b"%d" % i, qos=1, wait=False)
+        for s in subs:
+            got = s.wait_count(250, 15)
+            assert len(got) == 250
+            for n in nodes:
+                seq = [int(p) for _, t, p, _, _ in got if t == "all/%s" % n.name]
+                assert seq == list(range(50)), "%s from %s: %s" % (s.client_id, n.name, seq[:10])
+        for n in nodes:
+            for other in nodes:
+                if other is not n:
+                    assert peer_metric(n, "sol_cluster_messages_forwarded_total", other.name) == 50
+    finally:
+        close_all(subs + pubs)
+
+
+def test_remote_subscribers_get_their_granted_qos(cluster):
+    """The PUBLISH travels at its own QoS; the receiving node delivers at min(publish, granted)."""
+    n1, n2 = cluster.start_nodes(2)
+    cluster.wait_until(lambda: cluster.converged(), 5, "2 nodes alive")
+    s0 = Client(n2, "q-s0").connect()
+    s2 = Client(n2, "q-s2").connect()
+    pub = Client(n1, "q-pub").connect()
+    try:
+        s0.subscribe("q/#", qos=0)
+        s2.subscribe("q/#", qos=2)
+        wait_routes(cluster, n1, 1)
+        for qos in (0, 1, 2):
+            pub.publish("q/%d" % qos, b"m", qos=qos)
+        got0 = s0.wait_count(3, 5)
+        got2 = s2.wait_count(3, 5)
+        assert sorted((t, q) for _, t, _, q, _ in got0) == [("q/0", 0), ("q/1", 0), ("q/2", 0)]
+        assert sorted((t, q) for _, t, _, q, _ in got2) == [("q/0", 0), ("q/1", 1), ("q/2", 2)]
+        # One forwarded copy per message for the two subscribers.
+        assert peer_metric(n1, "sol_cluster_messages_forwarded_total", "n2") == 3
+    finally:
+        close_all([s0, s2, pub])
+
+
+def test_restarted_node_routes_again(cluster):
+    """A node killed and restarted under the same name (before or after it is declared dead) gets its
+    new routes known again, and the old ones forgotten."""
+    n1, n2 = cluster.start_nodes(2)
+    cluster.wait_until(lambda: cluster.converged(), 5, "2 nodes alive")
+    old = Client(n2, "rs-old").connect()
+    old.subscribe("before/#", qos=1)
+    wait_routes(cluster, n1, 1)
+    old.c.loop_stop()
+    n2.kill()
+    n2b = cluster.start_node("n2", n2.seeds, addr=n2.addr)
+    t0 = time.monotonic()
+    sub = Client(n2b, "rs-new").connect()
+    pub = Client(n1, "rs-pub").connect()
+    try:
+        sub.subscribe("after/#", qos=1)
+        # n1 must know exactly n2's new filter: "before/#" is gone with the old process.
+        cluster.wait_until(lambda: routes_known(n1) == 1, 10, "n1 to hold the restarted n2's route")
+        pub.publish("after/x", b"hi", qos=1)
+        got = sub.wait_count(1, 5)
+        assert got[0][1:3] == ("after/x", b"hi")
+        cluster.figure("restart: same-name node routes again after restart", time.monotonic() - t0)
+        before = peer_metric(n1, "sol_cluster_messages_forwarded_total", "n2")
+        pub.publish("before/x", b"stale", qos=1)
+        assert peer_metric(n1, "sol_cluster_messages_forwarded_total", "n2") == before
+    finally:
+        close_all([sub, pub])
