@@ -396,15 +396,18 @@ void conn_protocol_error(struct conn *c, const char *why)
     conn_close(c, NULL);
 }
 
-/* Close the connection: publish its will unless it sent DISCONNECT [MQTT-3.1.2-8], detach its
- * session, push out what is pending (e.g. a refusing CONNACK), and let libuv free it. why NULL =
- * already logged. */
+/* Close the connection: publish its will unless it sent DISCONNECT [MQTT-3.1.2-8] (and only where
+ * the ACL lets the client write, as for any PUBLISH of its own), detach its session, push out what
+ * is pending (e.g. a refusing CONNACK), and let libuv free it. why NULL = already logged. */
 void conn_close(struct conn *c, const char *why)
 {
     struct broker *b = c->b;
     if (c->state == CONN_CLOSING)
         return;
     bool was_active = c->state == CONN_ACTIVE;
+    bool send_will =
+        c->will && was_active && !c->got_disconnect &&
+        broker_acl_allows(b, c->session, c->will->topic, c->will->topic_len, ACL_WRITE);
     c->state = CONN_CLOSING;
     if (why)
         log_debug(&b->log, "closing %s (%s): %s", c->peer, c->client_id ? c->client_id : "-", why);
@@ -418,7 +421,7 @@ void conn_close(struct conn *c, const char *why)
     if (c->will) {
         struct message *will = c->will;
         c->will = NULL;
-        if (!c->got_disconnect && was_active) /* [MQTT-3.1.2-8], shutdown included */
+        if (send_will) /* [MQTT-3.1.2-8], shutdown included */
             broker_publish(b, will, true);
         message_unref(will);
     }

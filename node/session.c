@@ -225,8 +225,8 @@ void session_pump(struct broker *b, struct session *s)
     }
 }
 
-/* A client reattached to its persistent session: re-send what was in flight, in order, with DUP
- * [MQTT-4.4.0-1], PUBREL for QoS 2 already acknowledged by PUBREC, then drain the queue. */
+/* A client reattached to its persistent session: re-send what was in flight, in order (PUBRELs in
+ * PUBREC order, then PUBLISHes with DUP in sending order [MQTT-4.4.0-1]), then drain the queue. */
 void session_resume(struct broker *b, struct session *s)
 {
     for (size_t i = 0; i < s->ninflight; i++) {
@@ -241,6 +241,23 @@ void session_resume(struct broker *b, struct session *s)
     session_pump(b, s);
 }
 
+/* PUBREC for in-flight entry i: the message is done [MQTT-4.3.3-1], only the id stays until
+ * PUBCOMP. The window keeps PUBREL entries first, in the order their PUBRECs came [MQTT-4.6.0-4],
+ * then PUBLISH entries in the order they were sent [MQTT-4.6.0-1]: a re-send on reconnect walks it
+ * front to back. */
+static void session_pubrec(struct session *s, size_t i)
+{
+    struct inflight f = s->inflight[i];
+    size_t k = 0;
+    while (k < i && s->inflight[k].state == INFLIGHT_PUBREL_SENT)
+        k++;
+    message_unref(f.msg);
+    f.msg = NULL;
+    f.state = INFLIGHT_PUBREL_SENT;
+    memmove(&s->inflight[k + 1], &s->inflight[k], (i - k) * sizeof(f));
+    s->inflight[k] = f;
+}
+
 /* An acknowledgement for an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL (which the
  * caller sends), PUBCOMP ends QoS 2. Returns true if it matched a message in flight. */
 bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint16_t id)
@@ -252,11 +269,8 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
         if (type == MQTT_PUBREC) {
             if (f->qos != 2)
                 return false;
-            if (f->state == INFLIGHT_PUBLISH_SENT) {
-                message_unref(f->msg); /* [MQTT-4.3.3-1] the message is done; only the id stays */
-                f->msg = NULL;
-                f->state = INFLIGHT_PUBREL_SENT;
-            }
+            if (f->state == INFLIGHT_PUBLISH_SENT)
+                session_pubrec(s, i);
             return true;
         }
         bool ends = (type == MQTT_PUBACK && f->qos == 1) ||
