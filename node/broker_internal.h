@@ -56,21 +56,23 @@ struct queued {
 };
 
 struct session {
+    /* Pointers first, small counters packed last: there is one of these per client, online or not. */
     char *client_id;
-    size_t id_len;
     char *username; /* of the connection now or last attached; NULL = anonymous */
-    bool clean;
     struct conn *conn; /* NULL while offline */
     struct session_sub *subs;
-    size_t nsubs, subs_cap;
+    struct strmap sub_index; /* filter -> its index in subs + 1 (keys are subs[i].filter) */
     struct inflight *inflight; /* capacity cfg.max_inflight, allocated on first use */
-    size_t ninflight;
-    uint16_t next_id;
     struct queued *queue; /* ring buffer */
-    size_t qhead, qlen, qcap;
     uint16_t *rx_qos2; /* inbound QoS 2 ids received, PUBREL not yet */
-    size_t nrx, rx_cap;
     uint64_t match_gen; /* dedupe overlapping subscriptions during one routing pass */
+    size_t id_len;
+    uint32_t nsubs, subs_cap;
+    uint32_t ninflight;
+    uint32_t qhead, qlen, qcap;
+    uint32_t nrx, rx_cap;
+    uint16_t next_id;
+    bool clean;
     uint8_t match_qos;
 };
 
@@ -85,31 +87,36 @@ enum conn_state {
 
 struct conn {
     uv_tcp_t tcp; /* first: the handle's address is the conn's */
+    /* Pointers first, small fields packed last: one of these per socket, most of them idle. */
     struct broker *b;
     struct session *session;
-    enum conn_state state;
     struct conn *prev, *next;   /* b->conns */
     struct conn *dirty_next;    /* b->dirty: has output to flush this loop turn */
-    bool dirty;
-    bool writing;               /* a uv_write is in flight with wbuf */
-    bool got_disconnect;        /* DISCONNECT received: no will */
-    bool over_limit;            /* accepted beyond --max-connections: CONNACK 0x03 */
+    struct conn_write *write;   /* the uv_write in flight, if any */
     uint8_t *in;                /* partial packet carried between reads (NULL when none) */
-    size_t in_len, in_cap;
-    uint8_t *out;               /* coalesced output of this loop turn */
-    size_t out_len, out_cap;
-    uint8_t *wbuf;              /* buffer owned by the in-flight uv_write */
-    uv_write_t wreq;
-    uint64_t last_rx_ms;        /* last complete packet, for keepalive */
-    uint64_t accepted_ms;
-    uint16_t keepalive;
-    /* CONNECT details kept while held and until attached */
+    uint8_t *out;               /* coalesced output of this loop turn (NULL when none) */
+    struct message *will;
+    /* CONNECT details, kept while held and freed once the session (which has its own copy) is
+     * attached */
     char *client_id;
     char *username;
+    uint64_t last_rx_ms;        /* last complete packet (keepalive); accept time until CONNECT */
+    uint64_t token;             /* identifies a held CONNECT to broker_connect_resume */
+    uint32_t in_len, in_cap;
+    uint32_t out_len, out_cap;
+    uint8_t state;              /* enum conn_state */
+    bool dirty;
+    bool got_disconnect;        /* DISCONNECT received: no will */
+    bool over_limit;            /* accepted beyond --max-connections: CONNACK 0x03 */
     bool clean;
-    uint64_t token;
-    struct message *will;
-    char peer[64];
+    uint16_t keepalive;
+};
+
+/* A write the kernel did not take at once: the request and the buffer it owns. */
+struct conn_write {
+    uv_write_t req; /* first: the request's address is the struct's */
+    struct conn *conn;
+    uint8_t *buf;
 };
 
 /* ---- the broker ---- */
@@ -167,6 +174,7 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
                       bool retain);
 void conn_process_input(struct conn *c);
 void conn_read_start(struct conn *c);
+const char *conn_peer(const struct conn *c, char *buf, size_t len);
 void conn_sweep(struct broker *b);
 
 /* session.c */

@@ -16,11 +16,14 @@ static void conn_on_close(uv_handle_t *h);
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
-/* Grow a byte buffer to hold at least need bytes. */
-static int buf_reserve(uint8_t **data, size_t *cap, size_t need)
+/* Grow a byte buffer to hold at least need bytes (at most 4 GiB: lengths are 32-bit to keep the
+ * per-connection struct small). */
+static int buf_reserve(uint8_t **data, uint32_t *cap, size_t need)
 {
     if (need <= *cap)
         return 0;
+    if (need > UINT32_MAX / 2)
+        return -1;
     size_t ncap = *cap ? *cap : 1024;
     while (ncap < need)
         ncap *= 2;
@@ -67,11 +70,20 @@ void conn_on_accept(uv_stream_t *server, int status)
         b->stats.connections_refused++;
         c->over_limit = true;
     }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx_ms = broker_now_ms(b); /* in CONN_NEW: the accept time, for the CONNECT timeout */
+    conn_read_start(c);
+}
+
+/* "ip:port" of the client, for log lines. Computed on demand: an idle connection should not carry a
+ * string it only needs when something goes wrong. */
+const char *conn_peer(const struct conn *c, char *buf, size_t len)
+{
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
+    char ip[48] = "?";
+    int port = 0;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        char ip[48] = "?";
-        int port = 0;
         if (ss.ss_family == AF_INET) {
             uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -79,11 +91,9 @@ void conn_on_accept(uv_stream_t *server, int status)
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         }
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->accepted_ms = c->last_rx_ms = broker_now_ms(b);
-    conn_read_start(c);
+    snprintf(buf, len, "%s:%d", ip, port);
+    return buf;
 }
 
 /* (Re)start reading: after accept, and when a held CONNECT resumes. */
@@ -312,14 +322,15 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
     return 0;
 }
 
-/* A uv_write finished. Owns: c->wbuf (freed here). The conn is alive: libuv calls this before the
- * close callback even when the write was cancelled by uv_close. */
+/* A uv_write finished. Owns: the request and its buffer (both freed here). The conn is alive: libuv
+ * calls this before the close callback even when the write was cancelled by uv_close. */
 static void conn_on_write(uv_write_t *req, int status)
 {
-    struct conn *c = req->data;
-    free(c->wbuf);
-    c->wbuf = NULL;
-    c->writing = false;
+    struct conn_write *w = (struct conn_write *)req;
+    struct conn *c = w->conn;
+    free(w->buf);
+    free(w);
+    c->write = NULL;
     if (c->state == CONN_CLOSING)
         return;
     if (status < 0) {
@@ -334,7 +345,7 @@ static void conn_on_write(uv_write_t *req, int status)
  * uv_write. */
 static void conn_flush(struct conn *c)
 {
-    if (c->writing || c->out_len == 0)
+    if (c->write || c->out_len == 0)
         return;
     uv_buf_t buf = uv_buf_init((char *)c->out, c->out_len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
@@ -345,25 +356,30 @@ static void conn_flush(struct conn *c)
         return;
     }
     if ((size_t)n == c->out_len) {
-        c->out_len = 0;
-        if (c->out_cap > 64 * 1024) { /* give back what a burst grew */
-            free(c->out);
-            c->out = NULL;
-            c->out_cap = 0;
-        }
+        /* All out: an idle connection keeps no buffer (malloc per busy loop turn is cheap; a
+         * kilobyte per idle connection is not). */
+        free(c->out);
+        c->out = NULL;
+        c->out_len = c->out_cap = 0;
         return;
     }
-    /* The rest goes asynchronously; the output buffer moves to the request and a new one starts. */
-    c->wbuf = c->out;
+    /* The rest goes asynchronously; the output buffer moves to the request and a new one starts.
+     * The request is allocated only now: most connections never need one. */
+    struct conn_write *w = malloc(sizeof(*w));
+    if (!w) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    w->conn = c;
+    w->buf = c->out;
     uv_buf_t rest = uv_buf_init((char *)c->out + n, c->out_len - (size_t)n);
     c->out = NULL;
     c->out_len = c->out_cap = 0;
-    c->wreq.data = c;
-    c->writing = true;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &rest, 1, conn_on_write) < 0) {
-        c->writing = false;
-        free(c->wbuf);
-        c->wbuf = NULL;
+    c->write = w;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, conn_on_write) < 0) {
+        c->write = NULL;
+        free(w->buf);
+        free(w);
         conn_close(c, "write failed");
     }
 }
@@ -391,7 +407,8 @@ void conn_protocol_error(struct conn *c, const char *why)
     if (c->state == CONN_CLOSING)
         return;
     c->b->stats.protocol_errors++;
-    log_info(&c->b->log, "closing %s (%s): %s", c->peer,
+    char peer[64];
+    log_info(&c->b->log, "closing %s (%s): %s", conn_peer(c, peer, sizeof(peer)),
              c->session ? c->session->client_id : "no CONNECT yet", why);
     conn_close(c, NULL);
 }
@@ -410,7 +427,8 @@ void conn_close(struct conn *c, const char *why)
         broker_acl_allows(b, c->session, c->will->topic, c->will->topic_len, ACL_WRITE);
     c->state = CONN_CLOSING;
     if (why)
-        log_debug(&b->log, "closing %s (%s): %s", c->peer, c->client_id ? c->client_id : "-", why);
+        log_debug(&b->log, "closing %s: %s",
+                  c->session ? c->session->client_id : c->client_id ? c->client_id : "-", why);
     if (c->session) {
         struct session *s = c->session;
         session_detach(b, s);
@@ -425,7 +443,7 @@ void conn_close(struct conn *c, const char *why)
             broker_publish(b, will, true);
         message_unref(will);
     }
-    if (c->out_len && !c->writing) {
+    if (c->out_len && !c->write) {
         uv_buf_t buf = uv_buf_init((char *)c->out, c->out_len);
         uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
     }
@@ -447,7 +465,6 @@ static void conn_on_close(uv_handle_t *h)
     b->open_conns--;
     free(c->in);
     free(c->out);
-    free(c->wbuf);
     free(c->client_id);
     free(c->username);
     free(c);
@@ -465,7 +482,7 @@ void conn_sweep(struct broker *b)
     struct conn *c = b->conns;
     while (c) {
         struct conn *next = c->next;
-        if (c->state == CONN_NEW && now - c->accepted_ms > BROKER_CONNECT_TIMEOUT_MS) {
+        if (c->state == CONN_NEW && now - c->last_rx_ms > BROKER_CONNECT_TIMEOUT_MS) {
             conn_protocol_error(c, "no CONNECT in time");
         } else if (c->state == CONN_ACTIVE && c->keepalive &&
                    now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) {

@@ -1,9 +1,10 @@
 /*
- * handle_connect.c - CONNECT: validation, authentication, client-id takeover, session set-up, CONNACK.
+ * handle_connect.c - CONNECT: validation, authentication, client-id takeover, session set-up,
+ * CONNACK.
  *
- * The handler checks and copies what it needs out of the packet (which points into a read buffer), then
- * either finishes at once or, when the cluster asks for it, holds the connection until the same client id
- * has been closed on other nodes and its session moved here (broker_connect_resume).
+ * The handler checks and copies what it needs out of the packet (which points into a read buffer),
+ * then either finishes at once or, when the cluster asks for it, holds the connection until the
+ * same client id has been closed on other nodes and its session moved here (broker_connect_resume).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@ static void connect_refuse(struct conn *c, uint8_t rc, const char *why)
 {
     uint8_t ack[CODEC_CONNACK_SIZE];
     conn_write(c, ack, codec_encode_connack(ack, false, rc));
-    log_info(&c->b->log, "refused CONNECT from %s: %s", c->peer, why);
+    char peer[64];
+    log_info(&c->b->log, "refused CONNECT from %s: %s", conn_peer(c, peer, sizeof(peer)), why);
     conn_close(c, NULL);
 }
 
@@ -54,15 +56,17 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         connect_refuse(c, MQTT_CONNACK_UNAVAILABLE, "max-connections reached");
         return;
     }
-    /* [MQTT-3.1.3-7/8] an empty id needs a clean session; then the server assigns one [MQTT-3.1.3-6]. */
+    /* [MQTT-3.1.3-7/8] an empty id needs a clean session; then the server assigns one
+     * [MQTT-3.1.3-6]. */
     if (p->client_id.len == 0 && !p->clean_session) {
         connect_refuse(c, MQTT_CONNACK_ID_REJECTED, "empty client id with clean session 0");
         return;
     }
     uint8_t rc = connect_authenticate(b, p);
     if (rc != MQTT_CONNACK_ACCEPTED) {
-        connect_refuse(c, rc, rc == MQTT_CONNACK_NOT_AUTHORIZED ? "anonymous not allowed"
-                                                                : "bad username or password");
+        connect_refuse(c, rc,
+                       rc == MQTT_CONNACK_NOT_AUTHORIZED ? "anonymous not allowed"
+                                                         : "bad username or password");
         return;
     }
     if (p->will_flag && !topic_name_valid(p->will_topic.data, p->will_topic.len)) {
@@ -83,8 +87,8 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         goto oom;
     if (p->will_flag) {
         c->will = message_new(p->will_topic.data, p->will_topic.len,
-                              (const uint8_t *)p->will_payload.data, p->will_payload.len, p->will_qos,
-                              p->will_retain);
+                              (const uint8_t *)p->will_payload.data, p->will_payload.len,
+                              p->will_qos, p->will_retain);
         if (!c->will)
             goto oom;
     }
@@ -94,11 +98,14 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
     /* Same id connected here: the older connection is closed, its will published [MQTT-3.1.4-2]. */
     struct session *old = session_get(b, c->client_id, strlen(c->client_id));
     if (old && old->conn) {
-        log_info(&b->log, "client %s taken over by %s", c->client_id, c->peer);
+        char peer[64];
+        log_info(&b->log, "client %s taken over by %s", c->client_id,
+                 conn_peer(c, peer, sizeof(peer)));
         conn_close(old->conn, NULL);
     }
     c->token = ++b->next_token;
-    if (b->hooks.on_connect && b->hooks.on_connect(b->hooks.ctx, c->client_id, c->clean, c->token)) {
+    if (b->hooks.on_connect &&
+        b->hooks.on_connect(b->hooks.ctx, c->client_id, c->clean, c->token)) {
         c->state = CONN_HELD;
         uv_read_stop((uv_stream_t *)&c->tcp);
         return;
@@ -129,7 +136,8 @@ void connect_finish(struct conn *c)
     }
     s->clean = c->clean;
     free(s->username);
-    s->username = c->username ? strdup(c->username) : NULL;
+    s->username = c->username; /* ownership moves to the session */
+    c->username = NULL;
     s->conn = c;
     c->session = s;
     c->state = CONN_ACTIVE;
@@ -139,13 +147,17 @@ void connect_finish(struct conn *c)
         b->stats.clients_maximum = b->stats.clients_connected;
     uint8_t ack[CODEC_CONNACK_SIZE];
     conn_write(c, ack, codec_encode_connack(ack, present, MQTT_CONNACK_ACCEPTED));
-    log_debug(&b->log, "client %s connected from %s (clean %d, keepalive %u)", c->client_id, c->peer,
-              c->clean, c->keepalive);
+    char peer[64];
+    log_debug(&b->log, "client %s connected from %s (clean %d, keepalive %u)", c->client_id,
+              conn_peer(c, peer, sizeof(peer)), c->clean, c->keepalive);
+    free(c->client_id); /* the session has its own copy; an idle connection keeps no extra */
+    c->client_id = NULL;
     if (present)
         session_resume(b, s);
 }
 
-/* The cluster finished its part of a held CONNECT: finish it and read what the client sent meanwhile. */
+/* The cluster finished its part of a held CONNECT: finish it and read what the client sent
+ * meanwhile. */
 void broker_connect_resume(struct broker *b, uint64_t token)
 {
     for (struct conn *c = b->conns; c; c = c->next) {

@@ -48,7 +48,7 @@ void *strmap_get(const struct strmap *m, const char *key, size_t len)
     return m->slots[i].key ? m->slots[i].value : NULL;
 }
 
-/* Double the table, keeping the load factor under 1/2 so probe runs stay short. */
+/* Double the table, keeping the load factor under 3/4: short probe runs, little memory per entry. */
 static int strmap_grow(struct strmap *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 16;
@@ -72,7 +72,7 @@ static int strmap_grow(struct strmap *m)
 
 int strmap_put(struct strmap *m, const char *key, size_t len, void *value)
 {
-    if ((m->count + 1) * 2 > m->cap && strmap_grow(m) < 0)
+    if ((m->count + 1) * 4 > m->cap * 3 && strmap_grow(m) < 0)
         return -1;
     uint64_t h = strmap_hash(key, len);
     size_t i = strmap_find(m, key, len, h);
