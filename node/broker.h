@@ -85,6 +85,9 @@ void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *ms
 void broker_routes_foreach(const struct broker *b, void (*fn)(const char *filter, size_t len, void *ctx),
                            void *ctx);
 
+/* Set a retained $SYS/... value for local subscribers (not forwarded: each node reports itself). */
+void broker_sys_set(struct broker *b, const char *topic, const char *value);
+
 /* Let a held CONNECT (see on_connect) finish. A token no longer pending is ignored. */
 void broker_connect_resume(struct broker *b, uint64_t token);
 

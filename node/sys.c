@@ -8,8 +8,8 @@
 
 #include "broker_internal.h"
 
-/* Publish one retained $SYS value to local subscribers only. */
-static void sys_set(struct broker *b, const char *topic, const char *value)
+/* Publish one retained $SYS value to local subscribers only (the cluster mirrors membership here). */
+void broker_sys_set(struct broker *b, const char *topic, const char *value)
 {
     struct message *msg =
         message_new(topic, strlen(topic), (const uint8_t *)value, strlen(value), 0, true);
@@ -23,7 +23,7 @@ static void sys_set_u64(struct broker *b, const char *topic, uint64_t v)
 {
     char buf[32];
     snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-    sys_set(b, topic, buf);
+    broker_sys_set(b, topic, buf);
 }
 
 void sys_publish(struct broker *b)
@@ -32,10 +32,10 @@ void sys_publish(struct broker *b)
     broker_get_stats(b, &st);
     char buf[64];
     snprintf(buf, sizeof(buf), "sol version %s", SOL_VERSION);
-    sys_set(b, "$SYS/broker/version", buf);
+    broker_sys_set(b, "$SYS/broker/version", buf);
     snprintf(buf, sizeof(buf), "%llu seconds",
              (unsigned long long)((broker_now_ms(b) - b->start_ms) / 1000));
-    sys_set(b, "$SYS/broker/uptime", buf);
+    broker_sys_set(b, "$SYS/broker/uptime", buf);
     sys_set_u64(b, "$SYS/broker/clients/connected", st.clients_connected);
     sys_set_u64(b, "$SYS/broker/clients/active", st.clients_connected);
     sys_set_u64(b, "$SYS/broker/clients/maximum", st.clients_maximum);
