@@ -4,12 +4,13 @@
 # as a Markdown table and writes it (with every raw RESULT line) to the results directory.
 #
 # Usage: bench/compare.sh [--quick] [--scenarios a,b,c,d,e,f,g] [--reps N] [--duration SEC]
-#                         [--brokers sol,mosquitto] [--out DIR] [--no-strace]
+#                         [--brokers sol,mosquitto] [--out DIR] [--no-strace] [--report DIR]
 #   (a) 1->1 QoS 0 64 B        (b) 1->1 QoS 1 64 B          (c) 10->1 fan-in QoS 0
 #   (d) 1->50 fan-out QoS 0    (e) latency at 10,000 msg/s   (f) idle connections: 5,000 and 100,000
 #   (g) 3-node Sol cluster, publisher on node 1, subscriber on node 2 (vs (a) on one node)
 # plus syscalls per message at load (strace -c on the broker during an extra run of (a)).
 # Everything listens on 127.0.0.x; every process started here is stopped on exit.
+# --report DIR rebuilds DIR/results.md from DIR/raw.txt of an earlier run without running anything.
 # Environment: SOL_BIN, SOLBENCH, MOSQUITTO (binaries), BUILD (default build/), SOL_REV (label).
 set -uo pipefail
 
@@ -25,6 +26,7 @@ QUICK=0
 STRACE=1
 BROKERS=sol,mosquitto
 OUT=""
+REPORT_ONLY=0
 IDLE_SMALL=5000
 IDLE_LARGE=100000
 
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
     --brokers) BROKERS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-strace) STRACE=0 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --report) REPORT_ONLY=1; OUT=$2; shift ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -47,14 +50,18 @@ has() { case ",$1," in *",$2,"*) return 0 ;; *) return 1 ;; esac; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---- build and environment ---------------------------------------------------------------------
-if { has "$BROKERS" sol && [ ! -x "$SOL" ]; } || [ ! -x "$BENCH" ]; then
+if [ "$REPORT_ONLY" = 0 ] && { { has "$BROKERS" sol && [ ! -x "$SOL" ]; } || [ ! -x "$BENCH" ]; }; then
     log "building (make build)"
     make -C "$ROOT" build >&2 || { echo "compare.sh: make build failed" >&2; exit 1; }
 fi
-[ -x "$BENCH" ] || { echo "compare.sh: $BENCH missing" >&2; exit 1; }
-if has "$BROKERS" sol && [ ! -x "$SOL" ]; then echo "compare.sh: $SOL missing" >&2; exit 1; fi
-if has "$BROKERS" mosquitto && [ ! -x "$MOSQ" ]; then
-    echo "compare.sh: $MOSQ missing (apt-get install mosquitto)" >&2; exit 1
+if [ "$REPORT_ONLY" = 0 ]; then
+    [ -x "$BENCH" ] || { echo "compare.sh: $BENCH missing" >&2; exit 1; }
+    if has "$BROKERS" sol && [ ! -x "$SOL" ]; then echo "compare.sh: $SOL missing" >&2; exit 1; fi
+    if has "$BROKERS" mosquitto && [ ! -x "$MOSQ" ]; then
+        echo "compare.sh: $MOSQ missing (apt-get install mosquitto)" >&2; exit 1
+    fi
+elif [ ! -f "$OUT/raw.txt" ]; then
+    echo "compare.sh: $OUT/raw.txt not found" >&2; exit 1
 fi
 
 # Idle connections need one descriptor each, in the broker and in solbench.
@@ -71,7 +78,7 @@ HZ=$(getconf CLK_TCK)
 [ -n "$OUT" ] || OUT="$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 RAW="$OUT/raw.txt"
-: >"$RAW"
+[ "$REPORT_ONLY" = 1 ] || : >"$RAW"
 WORK=$(mktemp -d /tmp/solcompare.XXXXXX)
 
 PIDS=()
@@ -287,7 +294,7 @@ run_strace() { # broker
     calls=$(awk '$NF == "total" {print $4}' "$st" 2>/dev/null)
     recv=$(echo "$line" | grep -oE ' recv=[0-9]+' | cut -d= -f2)
     local per
-    per=$(awk -v c="${calls:-0}" -v m="${recv:-0}" 'BEGIN { if (m > 0) printf "%.3f", c / m; else print "n/a" }')
+    per=$(awk -v c="${calls:-0}" -v m="${recv:-0}" 'BEGIN { if (m > 0) printf "%.4f", c / m; else print "n/a" }')
     echo "strace $1 1 syscalls=${calls:-0} msgs=${recv:-0} syscalls_per_msg=$per" >>"$RAW"
     log "  strace $1: ${calls:-?} syscalls for ${recv:-?} messages = $per per message"
     stop_pid "$BROKER_PID"
@@ -295,7 +302,8 @@ run_strace() { # broker
 
 # ---- the run ---------------------------------------------------------------------------------------
 IFS=, read -r -a BLIST <<<"$BROKERS"
-log "results in $OUT; scenarios $SCENARIOS; $REPS repetition(s); ${DURATION}s per throughput run"
+[ "$REPORT_ONLY" = 1 ] && REPS=0
+[ "$REPORT_ONLY" = 1 ] || log "results in $OUT; scenarios $SCENARIOS; $REPS repetition(s); ${DURATION}s per throughput run"
 for rep in $(seq 1 "$REPS"); do
     # Alternate which broker goes first, so drift in machine load hits both alike.
     order=("${BLIST[@]}")
@@ -310,7 +318,7 @@ for rep in $(seq 1 "$REPS"); do
     fi
     if has "$SCENARIOS" g && has "$BROKERS" sol; then run_cluster "$rep"; fi
 done
-if [ "$STRACE" = 1 ] && has "$SCENARIOS" a && command -v strace >/dev/null; then
+if [ "$REPORT_ONLY" = 0 ] && [ "$STRACE" = 1 ] && has "$SCENARIOS" a && command -v strace >/dev/null; then
     for br in "${BLIST[@]}"; do run_strace "$br"; done
 fi
 
@@ -327,7 +335,13 @@ median() {
         }' "$RAW"
 }
 sumk() { awk -v s="$1" -v b="$2" -v k="$3" '$1 == s && $2 == b && !/ errors=[1-9]/ { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) t += kv[2] } } END { print t + 0 }' "$RAW"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "-" || b == "-" || b + 0 == 0) { print "-"; exit }
+        r = a / b
+        printf (r >= 10 ? "%.1fx" : r >= 0.1 ? "%.2fx" : "%.4fx"), r
+    }'
+}
 fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v >= 1000) printf "%\047.0f", v; else printf "%.1f", v }'; }
 failed_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && / errors=[1-9]/ && !seen[$3]++ { n++ } END { print n + 0 }' "$RAW"; }
 lossdup() { # scenario broker: lost/dup summed over all runs, and how many runs failed
@@ -344,11 +358,11 @@ TABLE="$OUT/results.md"
 {
     echo "| Scenario | Metric | Sol | Mosquitto | Sol/Mosquitto | Target | lost/dup Sol | lost/dup Mosq | CPU% Sol / Mosq (solbench) |"
     echo "|---|---|---:|---:|---:|---|---|---|---|"
-    row() { # scenario name metric-key label target [lower-is-better]
+    row() { # scenario name metric-key label target
         local s m r
         s=$(median "$1" sol "$3")
         m=$(median "$1" mosquitto "$3")
-        if [ "${6:-}" = lower ]; then r=$(ratio "$m" "$s"); r=${r/x/x better}; [ "$r" = "-" ] || r="$r (M/S)"; else r=$(ratio "$s" "$m"); fi
+        r=$(ratio "$s" "$m")
         echo "| $2 | $4 | $(fmt "$s") | $(fmt "$m") | $r | $5 | $(lossdup "$1" sol) | $(lossdup "$1" mosquitto) | $(fmt "$(median "$1" sol broker_cpu_pct)") / $(fmt "$(median "$1" mosquitto broker_cpu_pct)") ($(fmt "$(median "$1" sol cpu_pct)") / $(fmt "$(median "$1" mosquitto cpu_pct)")) |"
     }
     has "$SCENARIOS" a && row a "(a) 1->1 QoS 0, 64 B" recv_rate "msgs/s received" ">= 2.5x"
@@ -356,13 +370,13 @@ TABLE="$OUT/results.md"
     has "$SCENARIOS" c && row c "(c) 10->1 fan-in QoS 0" recv_rate "msgs/s received" ">= 2.5x"
     has "$SCENARIOS" d && row d "(d) 1->50 fan-out QoS 0" recv_rate "msgs/s delivered" ">= 2.5x"
     if has "$SCENARIOS" e; then
-        row e "(e) 10,000 msg/s QoS 0" p50_us "latency p50 (us)" "-" lower
-        row e "(e) 10,000 msg/s QoS 0" p99_us "latency p99 (us)" "<= Mosquitto" lower
+        row e "(e) 10,000 msg/s QoS 0" p50_us "latency p50 (us)" "-"
+        row e "(e) 10,000 msg/s QoS 0" p99_us "latency p99 (us)" "<= 1.0x"
     fi
     if has "$SCENARIOS" f; then
         for lab in f5k f100k; do
-            k=$IDLE_SMALL
-            [ $lab = f100k ] && k=$IDLE_LARGE
+            k=$(median $lab sol idle_wanted)
+            [ "$k" = "-" ] && k=$(median $lab mosquitto idle_wanted)
             s=$(median $lab sol bytes_per_conn)
             m=$(median $lab mosquitto bytes_per_conn)
             echo "| (f) $k idle connections | broker RSS bytes/conn | $(fmt "$s") | $(fmt "$m") | $(ratio "$s" "$m") | <= 1.0x | held $(median $lab sol idle_ok) | held $(median $lab mosquitto idle_ok) | |"
@@ -374,14 +388,22 @@ TABLE="$OUT/results.md"
         echo "| (g) 3-node cluster, pub node 1 -> sub node 2 | msgs/s received | $(fmt "$g") | (Sol (a): $(fmt "$a")) | $(ratio "$g" "$a") of (a) | >= 0.5x of (a) | $(lossdup g sol) | | $(fmt "$(median g sol broker_cpu_pct)") node 1 ($(fmt "$(median g sol cpu_pct)")) |"
     fi
     if grep -q '^strace ' "$RAW"; then
-        echo "| strace -c during (a) | broker syscalls/msg | $(median strace sol syscalls_per_msg) | $(median strace mosquitto syscalls_per_msg) | $(ratio "$(median strace mosquitto syscalls_per_msg)" "$(median strace sol syscalls_per_msg)") fewer | fewer | | | |"
+        echo "| strace -c during (a) | broker syscalls/msg | $(median strace sol syscalls_per_msg) | $(median strace mosquitto syscalls_per_msg) | $(ratio "$(median strace sol syscalls_per_msg)" "$(median strace mosquitto syscalls_per_msg)") | < 1.0x | | | |"
     fi
 } >"$TABLE"
 {
     echo
-    echo "Medians of $REPS run(s), ${DURATION}s each; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
-    echo "Sol ${SOL_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)} ($SOL), $("$MOSQ" -h 2>/dev/null | head -1), machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
-    [ -n "$IDLE_NOTE" ] && echo "Note: $IDLE_NOTE."
+    nrep=$(awk '$1 != "strace" && $3 > n { n = $3 } END { print n + 0 }' "$RAW")
+    secs=$(median a sol duration_s)
+    [ "$secs" = "-" ] && secs=$(median a mosquitto duration_s)
+    echo "Medians of $nrep run(s), about ${secs%.*} s of publishing each; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
+    if [ "$REPORT_ONLY" = 0 ]; then
+        {
+            echo "Sol ${SOL_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)} ($SOL), $("$MOSQ" -h 2>/dev/null | head -1), machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+            [ -n "$IDLE_NOTE" ] && echo "Note: $IDLE_NOTE."
+        } >"$OUT/meta.txt"
+    fi
+    cat "$OUT/meta.txt" 2>/dev/null
     echo "Raw RESULT lines: $RAW"
 } >>"$TABLE"
 cat "$TABLE"
