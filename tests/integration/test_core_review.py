@@ -133,7 +133,6 @@ def test_will_allowed_by_acl_still_published(raw, broker_factory):
 # ---- robustness: hostile or slow clients ----
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending: quadratic subscription scan")
 def test_subscribe_flood_thousands_of_filters(raw, broker):
     """One SUBSCRIBE with 40,000 filters, the same again (replace), then an UNSUBSCRIBE of all:
     each is answered promptly (no quadratic scan per filter) and another client is served
@@ -144,16 +143,18 @@ def test_subscribe_flood_thousands_of_filters(raw, broker):
     other = raw()
     other.connect("sub-flood-other")
     assert other.subscribe(1, [("ok/t", 0)]) == [0]
+    pkts = [subscribe_pkt(1, filters), subscribe_pkt(2, filters),
+            unsubscribe_pkt(3, [f for f, _ in filters])]  # built before the clock starts
     for pid in (1, 2):
         t0 = time.monotonic()
-        c.send(subscribe_pkt(pid, filters))
+        c.send(pkts[pid - 1])
         codes = c.recv_ack(SUBACK, pid, timeout=30).body[2:]
         assert list(codes) == [1] * len(filters)
-        assert time.monotonic() - t0 < 8, "SUBSCRIBE of 40,000 filters took too long"
+        assert time.monotonic() - t0 < 4, "SUBSCRIBE of 40,000 filters took too long"
     t0 = time.monotonic()
-    c.send(unsubscribe_pkt(3, [f for f, _ in filters]))
+    c.send(pkts[2])
     c.recv_ack(UNSUBACK, 3, timeout=30)
-    assert time.monotonic() - t0 < 8, "UNSUBSCRIBE of 40,000 filters took too long"
+    assert time.monotonic() - t0 < 4, "UNSUBSCRIBE of 40,000 filters took too long"
     other.publish("ok/t", b"still here", qos=1, pid=7)
     assert other.recv_publish().payload == b"still here"
     # Subscriptions really are gone: a publish to one of them reaches nobody.
