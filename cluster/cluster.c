@@ -146,21 +146,102 @@ static void cluster_dispatch(struct cluster *c, struct peer *p, const Cl__Envelo
     }
 }
 
+/* A bump allocator for unpacking one frame: protobuf-c allocates every struct, string and byte
+ * field separately, which made malloc/free most of a receiving node's CPU. Everything a frame
+ * unpacks into is released at once by resetting the arena; what does not fit in the reused block
+ * goes to malloc and is freed with the frame. */
+struct frame_arena {
+    uint8_t *block;
+    size_t cap, used;
+    void **spill; /* oversize allocations of this frame */
+    size_t nspill, spill_cap;
+};
+
+static void *arena_alloc(void *data, size_t size)
+{
+    struct frame_arena *a = data;
+    size = (size + 15) & ~(size_t)15;
+    if (a->used + size <= a->cap) {
+        void *p = a->block + a->used;
+        a->used += size;
+        return p;
+    }
+    if (a->nspill == a->spill_cap) {
+        size_t ncap = a->spill_cap ? a->spill_cap * 2 : 16;
+        void **ns = realloc(a->spill, ncap * sizeof(*ns));
+        if (!ns)
+            return NULL;
+        a->spill = ns;
+        a->spill_cap = ncap;
+    }
+    void *p = malloc(size);
+    if (p)
+        a->spill[a->nspill++] = p;
+    return p;
+}
+
+static void arena_free(void *data, void *ptr)
+{
+    (void)data; /* released all at once by arena_reset */
+    (void)ptr;
+}
+
+/* Make room for a frame of len bytes (unpacked it takes about twice that plus per-field structs)
+ * and forget the previous frame. */
+static void arena_reset(struct frame_arena *a, size_t len)
+{
+    for (size_t i = 0; i < a->nspill; i++)
+        free(a->spill[i]);
+    a->nspill = 0;
+    a->used = 0;
+    size_t want = 2 * len + 64 * 1024;
+    if (want > a->cap && want <= 8u << 20) {
+        uint8_t *nb = realloc(a->block, want);
+        if (nb) {
+            a->block = nb;
+            a->cap = want;
+        }
+    }
+}
+
+void cluster_arena_free(struct cluster *c)
+{
+    if (!c->arena)
+        return;
+    arena_reset(c->arena, 0);
+    free(c->arena->block);
+    free(c->arena->spill);
+    free(c->arena);
+    c->arena = NULL;
+}
+
 void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from)
 {
-    Cl__Frame *f = cl__frame__unpack(NULL, len, data);
+    if (!c->arena && !(c->arena = calloc(1, sizeof(*c->arena)))) {
+        log_error(c->log, "cluster: out of memory receiving a frame");
+        return;
+    }
+    arena_reset(c->arena, len);
+    ProtobufCAllocator alloc = {arena_alloc, arena_free, c->arena};
+    Cl__Frame *f = cl__frame__unpack(&alloc, len, data);
     if (!f) {
         cluster_bad_input(c, from, "an undecodable frame");
         return;
     }
     if (f->n_envelopes == 0)
         cluster_bad_input(c, from, "an empty frame");
+    /* A frame is one peer's batch: look the sender up once per run of envelopes, not per message. */
+    const char *last_sender = NULL;
+    struct peer *p = NULL;
     for (size_t i = 0; i < f->n_envelopes; i++) {
         const Cl__Envelope *e = f->envelopes[i];
-        struct peer *p = NULL;
-        if (e->sender && strcmp(e->sender, c->self) != 0 && c->ms &&
-            membership_find(c->ms, e->sender))
-            p = cluster_peer_find(c, e->sender);
+        if (!last_sender || !e->sender || strcmp(e->sender, last_sender) != 0) {
+            p = NULL;
+            if (e->sender && strcmp(e->sender, c->self) != 0 && c->ms &&
+                membership_find(c->ms, e->sender))
+                p = cluster_peer_find(c, e->sender);
+            last_sender = e->sender;
+        }
         if (!p) {
             c->strangers++;
             cluster_bad_input(c, from, "a message from a node not in membership");
@@ -168,7 +249,7 @@ void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, co
         }
         cluster_dispatch(c, p, e);
     }
-    cl__frame__free_unpacked(f, NULL);
+    /* No free_unpacked: the arena is reset by the next frame. */
 }
 
 /* ---- membership events ---- */
@@ -273,7 +354,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
     }
 
     if (cfg->cluster_port != 0) {
-        if (net_listen(c, err, errlen) != 0)
+        if (net_listen(c, err, errlen) != 0 || net_start_kicker(c) != 0)
             goto fail;
         c->ms = membership_start(loop, cfg, c->log, cluster_on_member, c, err, errlen);
         if (!c->ms)
@@ -346,8 +427,11 @@ void cluster_stop(struct cluster *c)
     for (struct peer *p = c->peers; p; p = p->next)
         peer_free_tx(p);
     takeover_free_all(c);
+    cluster_arena_free(c);
     if (c->async_on)
         uv_close((uv_handle_t *)&c->async, cluster_handle_closed);
+    if (c->kicker_on)
+        uv_close((uv_handle_t *)&c->kicker, cluster_handle_closed);
     uv_close((uv_handle_t *)&c->tick, cluster_handle_closed);
     uv_close((uv_handle_t *)&c->leave_timer, cluster_handle_closed);
 }

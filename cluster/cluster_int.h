@@ -87,6 +87,7 @@ struct peer {
     uint16_t port;
     enum member_state state;
     bool open; /* socket dialed: member alive or suspect */
+    bool kick; /* loop: something queued since the last net_kick */
 
     /* Its routes (loop). */
     struct topic_tree *routes;
@@ -129,6 +130,8 @@ struct log_slot {
     uint64_t at;
 };
 
+void cluster_arena_free(struct cluster *c);
+
 struct cluster {
     uv_loop_t *loop;
     struct broker *b;
@@ -154,11 +157,15 @@ struct cluster {
     uint64_t in_dropped; /* under in_mu */
 
     uv_timer_t tick;
+    uv_check_t kicker; /* end of each loop turn: send what the turn queued */
+    bool kicker_on;
+    bool kick;
     uv_timer_t leave_timer;
     int handles; /* libuv handles still open */
     uint64_t last_heartbeat;
 
     struct peer *peers;
+    struct frame_arena *arena; /* reused for every received frame's protobuf unpack */
 
     /* Routes owned by this node. */
     struct topic_tree *local;
@@ -198,6 +205,8 @@ void peer_close(struct peer *p);
 int peer_init_tx(struct peer *p);
 void peer_free_tx(struct peer *p);
 void net_flush(struct cluster *c, unsigned timeout_ms);
+int net_start_kicker(struct cluster *c);
+void net_kick(struct cluster *c);
 /* Queue w for p (adds a reference). False if p is closed or its queue is full (counted as dropped).
  */
 bool peer_send(struct peer *p, struct wbuf *w);

@@ -14,6 +14,14 @@
 
 #include "cluster_int.h"
 
+/* Bounded copy of a node name (no printf on the per-message path). */
+static void origin_copy(char dst[64], const char *src)
+{
+    size_t n = src ? strnlen(src, 63) : 0;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 void publish_fill(Cl__Publish *pb, struct message *msg)
 {
     pb->topic = msg->topic;
@@ -35,7 +43,7 @@ struct message *publish_to_message(const Cl__Publish *pb, bool retain)
     if (!m)
         return NULL;
     m->hlc = pb->hlc;
-    snprintf(m->origin, sizeof(m->origin), "%s", pb->origin ? pb->origin : "");
+    origin_copy(m->origin, pb->origin);
     return m;
 }
 
@@ -46,7 +54,7 @@ static void tomb_set(struct cluster *c, const char *topic, size_t len, uint64_t 
     if (!t)
         return;
     t->hlc = hlc;
-    snprintf(t->origin, sizeof(t->origin), "%s", origin);
+    origin_copy(t->origin, origin);
     if (retain_set(c->tombs, topic, len, t) != 0)
         free(t);
 }
@@ -56,7 +64,7 @@ static void tomb_set(struct cluster *c, const char *topic, size_t len, uint64_t 
 static void retained_stamp_local(struct cluster *c, struct message *msg)
 {
     msg->hlc = hlc_next(&c->hlc, cluster_wall_ms());
-    snprintf(msg->origin, sizeof(msg->origin), "%s", c->self);
+    origin_copy(msg->origin, c->self);
     if (msg->payload_len == 0)
         tomb_set(c, msg->topic, msg->topic_len, msg->hlc, c->self);
     else
@@ -69,7 +77,7 @@ void publish_hook(void *ctx, struct message *msg)
     if (msg->retain)
         retained_stamp_local(c, msg);
     else if (!msg->origin[0])
-        snprintf(msg->origin, sizeof(msg->origin), "%s", c->self);
+        origin_copy(msg->origin, c->self);
 
     Cl__Publish pb = CL__PUBLISH__INIT;
     Cl__Envelope env = CL__ENVELOPE__INIT;
