@@ -209,3 +209,15 @@ def test_compose_section_as_written(tmp_path):
         run([*tool, "-p", project, "-f", os.path.join(REPO, "docker-compose.yml"), "down", "-v", "-t", "10"],
             check=False, env=env, timeout=300)
         run(["docker", "rmi", "-f", tag], check=False)
+
+
+def test_readme_deploy_section_is_the_tested_compose_block():
+    """README's Deploy commands are the block test_compose_section_as_written runs, line for line, so
+    running that test is running the README as written."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    (section,) = [p for p in re.split(r"^## ", readme, flags=re.M) if p.startswith("Deploy")]
+    readme_blocks = [[l for l in b.splitlines() if l.strip() and not l.strip().startswith("#")]
+                     for b in re.findall(r"```sh\n(.*?)```", section, re.S)]
+    (tested,) = [b for b in blocks("Docker Compose") if any("up -d" in l for l in b)]
+    assert tested in readme_blocks, readme_blocks
