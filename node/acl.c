@@ -13,6 +13,7 @@
  * filter.
  */
 #include "acl.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -51,17 +52,6 @@ struct acl {
     size_t nusers, usercap;
     struct acl_rules patterns; /* "pattern" lines, for every client */
 };
-
-static void acl_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void acl_rules_free(struct acl_rules *rules)
 {
@@ -269,28 +259,28 @@ struct acl *acl_load(const char *path, char *err, size_t errlen)
 
     acl = calloc(1, sizeof(*acl));
     if (acl == NULL) {
-        acl_err(err, errlen, "%s: out of memory", path);
+        errf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
     section = &acl->anon;
     f = fopen(path, "r");
     if (f == NULL) {
-        acl_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto fail;
     }
     while ((n = getline(&line, &cap, f)) != -1) {
         lineno++;
         if (memchr(line, '\0', (size_t)n) != NULL) {
-            acl_err(err, errlen, "%s:%u: NUL byte in line", path, lineno);
+            errf(err, errlen, "%s:%u: NUL byte in line", path, lineno);
             goto fail;
         }
         if (acl_parse_line(acl, &section, line, reason, sizeof(reason)) != 0) {
-            acl_err(err, errlen, "%s:%u: %s", path, lineno, reason);
+            errf(err, errlen, "%s:%u: %s", path, lineno, reason);
             goto fail;
         }
     }
     if (ferror(f)) {
-        acl_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto fail;
     }
     free(line);

@@ -8,6 +8,7 @@
  * are compared in constant time.
  */
 #include "auth.h"
+#include "log.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -39,17 +40,6 @@ struct auth {
     struct auth_entry *v; /* sorted by user */
     size_t n, cap;
 };
-
-static void auth_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void auth_free(struct auth *auth)
 {
@@ -224,34 +214,34 @@ struct auth *auth_load(const char *path, char *err, size_t errlen)
 
     auth = calloc(1, sizeof(*auth));
     if (auth == NULL) {
-        auth_err(err, errlen, "%s: out of memory", path);
+        errf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
     f = fopen(path, "r");
     if (f == NULL) {
-        auth_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto fail;
     }
     while ((n = getline(&line, &cap, f)) != -1) {
         lineno++;
         if (memchr(line, '\0', (size_t)n) != NULL) {
-            auth_err(err, errlen, "%s:%u: NUL byte in line", path, lineno);
+            errf(err, errlen, "%s:%u: NUL byte in line", path, lineno);
             goto fail;
         }
         if (auth_parse_line(auth, line, reason, sizeof(reason)) != 0) {
-            auth_err(err, errlen, "%s:%u: %s", path, lineno, reason);
+            errf(err, errlen, "%s:%u: %s", path, lineno, reason);
             goto fail;
         }
     }
     if (ferror(f)) {
-        auth_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto fail;
     }
     if (auth->n > 1)
         qsort(auth->v, auth->n, sizeof(*auth->v), auth_entry_cmp);
     for (size_t i = 1; i < auth->n; i++) {
         if (strcmp(auth->v[i - 1].user, auth->v[i].user) == 0) {
-            auth_err(err, errlen, "%s: user '%s' appears more than once", path, auth->v[i].user);
+            errf(err, errlen, "%s: user '%s' appears more than once", path, auth->v[i].user);
             goto fail;
         }
     }

@@ -7,6 +7,7 @@
  * environment, then flags, each overwriting the previous.
  */
 #include "config.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -87,18 +88,6 @@ struct config_src {
     const char *prefix; /* "" or "config file F line N: " */
     const char *name;   /* "--port", "SOL_PORT" or the key as written */
 };
-
-/* printf into err, if the caller gave room for it. */
-static void config_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 const char *config_log_level_name(enum log_level level)
 {
@@ -215,12 +204,12 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
     switch (opt->type) {
     case OPT_STR:
         if (opt->nonempty && value[0] == '\0') {
-            config_err(err, errlen, "%sinvalid value '' for %s (expected a non-empty value)",
+            errf(err, errlen, "%sinvalid value '' for %s (expected a non-empty value)",
                        src->prefix, src->name);
             return -1;
         }
         if (strlen(value) >= opt->size) {
-            config_err(err, errlen, "%svalue for %s is too long (at most %zu characters)",
+            errf(err, errlen, "%svalue for %s is too long (at most %zu characters)",
                        src->prefix, src->name, opt->size - 1);
             return -1;
         }
@@ -230,7 +219,7 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
     case OPT_SIZE:
     case OPT_UINT:
         if (!config_parse_ull(value, &n) || n < opt->min || n > opt->max) {
-            config_err(err, errlen, "%sinvalid value '%s' for %s (expected an integer %llu-%llu)",
+            errf(err, errlen, "%sinvalid value '%s' for %s (expected an integer %llu-%llu)",
                        src->prefix, value, src->name, opt->min, opt->max);
             return -1;
         }
@@ -243,7 +232,7 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
         return 0;
     case OPT_BOOL:
         if (!config_parse_bool(value, &b)) {
-            config_err(err, errlen,
+            errf(err, errlen,
                        "%sinvalid value '%s' for %s (expected true/false/yes/no/1/0/on/off)",
                        src->prefix, value, src->name);
             return -1;
@@ -252,7 +241,7 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
         return 0;
     case OPT_LEVEL:
         if (!config_parse_level(value, &level)) {
-            config_err(err, errlen, "%sinvalid value '%s' for %s (expected error|warn|info|debug)",
+            errf(err, errlen, "%sinvalid value '%s' for %s (expected error|warn|info|debug)",
                        src->prefix, value, src->name);
             return -1;
         }
@@ -296,11 +285,11 @@ static int config_file_line(struct sol_config *cfg, bool *set, const char *path,
     snprintf(prefix, sizeof(prefix), "config file %s line %u: ", path, lineno);
     idx = config_find(key, keylen);
     if (idx < 0) {
-        config_err(err, errlen, "%sunknown key '%s'", prefix, key);
+        errf(err, errlen, "%sunknown key '%s'", prefix, key);
         return -1;
     }
     if (value[0] == '\0' && config_opts[idx].type != OPT_STR) {
-        config_err(err, errlen, "%smissing value for %s", prefix, key);
+        errf(err, errlen, "%smissing value for %s", prefix, key);
         return -1;
     }
     src.prefix = prefix;
@@ -323,7 +312,7 @@ static int config_file_load(struct sol_config *cfg, bool *set, const char *path,
 
     f = fopen(path, "r");
     if (f == NULL) {
-        config_err(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
+        errf(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
         return -1;
     }
     while (getline(&line, &cap, f) != -1) {
@@ -333,7 +322,7 @@ static int config_file_load(struct sol_config *cfg, bool *set, const char *path,
             goto out;
     }
     if (ferror(f)) {
-        config_err(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
+        errf(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
         rc = -1;
     }
 out:
@@ -478,7 +467,7 @@ static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv,
             return CONFIG_EXIT_OK;
         }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            config_err(err, errlen, "unexpected argument '%s'", arg);
+            errf(err, errlen, "unexpected argument '%s'", arg);
             return CONFIG_ERROR;
         }
         name = arg + 2;
@@ -491,13 +480,13 @@ static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv,
         if (namelen == 6 && strncmp(name, "config", 6) == 0) {
             if (value == NULL) {
                 if (i + 1 >= argc) {
-                    config_err(err, errlen, "missing value for --config");
+                    errf(err, errlen, "missing value for --config");
                     return CONFIG_ERROR;
                 }
                 value = argv[++i];
             }
             if (value[0] == '\0') {
-                config_err(err, errlen, "invalid value '' for --config (expected a file name)");
+                errf(err, errlen, "invalid value '' for --config (expected a file name)");
                 return CONFIG_ERROR;
             }
             *config_path = value;
@@ -505,14 +494,14 @@ static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv,
         }
         idx = config_find(name, namelen);
         if (idx < 0) {
-            config_err(err, errlen, "unknown option %s", flag);
+            errf(err, errlen, "unknown option %s", flag);
             return CONFIG_ERROR;
         }
         if (value == NULL) {
             if (config_opts[idx].type == OPT_BOOL && (i + 1 >= argc || argv[i + 1][0] == '-')) {
                 value = "true"; /* a bare boolean flag turns the setting on */
             } else if (i + 1 >= argc) {
-                config_err(err, errlen, "missing value for %s", flag);
+                errf(err, errlen, "missing value for %s", flag);
                 return CONFIG_ERROR;
             } else {
                 value = argv[++i];
@@ -546,7 +535,7 @@ int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char
     if (config_path == NULL)
         config_path = config_getenv(envp, "SOL_CONFIG");
     if (config_path != NULL && config_path[0] == '\0') {
-        config_err(err, errlen, "invalid value '' for SOL_CONFIG (expected a file name)");
+        errf(err, errlen, "invalid value '' for SOL_CONFIG (expected a file name)");
         return CONFIG_ERROR;
     }
     if (config_path != NULL && config_file_load(cfg, set, config_path, err, errlen) != 0)

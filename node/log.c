@@ -8,6 +8,16 @@
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
+void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
 /* One fprintf per line so lines from concurrent processes sharing a terminal do not interleave mid-line. */
 void log_write(const struct logger *log, enum log_level level, const char *fmt, ...)
 {
