@@ -172,29 +172,25 @@ void net_close_listener(struct cluster *c)
 
 /* ---- send ---- */
 
-/* Under p->mu: move queued envelopes into one frame (repeated field 1 of Frame). NULL if none or
- * ENOMEM. */
+/* Under p->mu: move queued envelopes into one frame (repeated field 1 of Frame), sized exactly first so
+ * the frame is one allocation and one copy per envelope. NULL if none or out of memory. */
 static nng_msg *peer_build_locked(struct peer *p)
 {
-    nng_msg *m;
-    if (p->qlen == 0)
-        return NULL;
-    /* Size the frame first and allocate it once: growing an nng message append by append
-     * reallocates and copies it over and over (it was most of a forwarding node's CPU). */
-    size_t total = 0, count = 0;
-    for (size_t i = 0; i < p->qlen; i++) {
-        const struct wbuf *w = p->q[(p->qhead + i) % p->qcap];
+    size_t n = 0, total = 0;
+    while (n < p->qlen) {
+        struct wbuf *w = p->q[(p->qhead + n) % p->qcap];
         uint8_t hdr[11];
-        size_t n = 1 + pb_varint(hdr, w->len);
-        if (total > 0 && total + n + w->len > CLUSTER_FRAME_SOFT_MAX)
+        size_t item = 1 + pb_varint(hdr, w->len) + w->len;
+        if (n > 0 && total + item > CLUSTER_FRAME_SOFT_MAX)
             break;
-        total += n + w->len;
-        count++;
+        total += item;
+        n++;
     }
-    if (nng_msg_alloc(&m, total) != 0)
+    nng_msg *m;
+    if (n == 0 || nng_msg_alloc(&m, total) != 0)
         return NULL;
     uint8_t *out = nng_msg_body(m);
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct wbuf *w = p->q[p->qhead];
         *out++ = 0x0a; /* field 1, length-delimited */
         out += pb_varint(out, w->len);
