@@ -108,12 +108,15 @@ static void cluster_dispatch(struct cluster *c, struct peer *p, const Cl__Envelo
     p->rx_envelopes++;
     switch (e->body_case) {
     case CL__ENVELOPE__BODY_PUBLISH:
-        publish_on_remote(c, p, e->publish, true);
+    case CL__ENVELOPE__BODY_RETAIN: {
+        /* Normally read by cluster_wire.c; here only if a sender wrote something it could not read.
+         */
+        struct wire_publish wp;
+        publish_from_pb(e->publish, &wp);
+        if (e->body_case == CL__ENVELOPE__BODY_PUBLISH || peer_live(p))
+            publish_on_remote(c, p, &wp, e->body_case == CL__ENVELOPE__BODY_PUBLISH);
         break;
-    case CL__ENVELOPE__BODY_RETAIN:
-        if (peer_live(p))
-            publish_on_remote(c, p, e->retain, false);
-        break;
+    }
     case CL__ENVELOPE__BODY_ROUTE_DELTA:
         if (peer_live(p))
             routes_on_delta(c, p, e->route_delta);
@@ -146,110 +149,70 @@ static void cluster_dispatch(struct cluster *c, struct peer *p, const Cl__Envelo
     }
 }
 
-/* A bump allocator for unpacking one frame: protobuf-c allocates every struct, string and byte
- * field separately, which made malloc/free most of a receiving node's CPU. Everything a frame
- * unpacks into is released at once by resetting the arena; what does not fit in the reused block
- * goes to malloc and is freed with the frame. */
-struct frame_arena {
-    uint8_t *block;
-    size_t cap, used;
-    void **spill; /* oversize allocations of this frame */
-    size_t nspill, spill_cap;
-};
-
-static void *arena_alloc(void *data, size_t size)
+/* The peer an envelope's sender names, if it is a member other than ourselves. */
+static struct peer *cluster_sender(struct cluster *c, const char *name, size_t len)
 {
-    struct frame_arena *a = data;
-    size = (size + 15) & ~(size_t)15;
-    if (a->used + size <= a->cap) {
-        void *p = a->block + a->used;
-        a->used += size;
-        return p;
-    }
-    if (a->nspill == a->spill_cap) {
-        size_t ncap = a->spill_cap ? a->spill_cap * 2 : 16;
-        void **ns = realloc(a->spill, ncap * sizeof(*ns));
-        if (!ns)
-            return NULL;
-        a->spill = ns;
-        a->spill_cap = ncap;
-    }
-    void *p = malloc(size);
-    if (p)
-        a->spill[a->nspill++] = p;
-    return p;
+    char buf[64];
+    if (len == 0 || len >= sizeof(buf) || memchr(name, '\0', len))
+        return NULL;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    if (strcmp(buf, c->self) == 0 || !c->ms || !membership_find(c->ms, buf))
+        return NULL;
+    return cluster_peer_find(c, buf);
 }
 
-static void arena_free(void *data, void *ptr)
-{
-    (void)data; /* released all at once by arena_reset */
-    (void)ptr;
-}
-
-/* Make room for a frame of len bytes (unpacked it takes about twice that plus per-field structs)
- * and forget the previous frame. */
-static void arena_reset(struct frame_arena *a, size_t len)
-{
-    for (size_t i = 0; i < a->nspill; i++)
-        free(a->spill[i]);
-    a->nspill = 0;
-    a->used = 0;
-    size_t want = 2 * len + 64 * 1024;
-    if (want > a->cap && want <= 8u << 20) {
-        uint8_t *nb = realloc(a->block, want);
-        if (nb) {
-            a->block = nb;
-            a->cap = want;
-        }
-    }
-}
-
-void cluster_arena_free(struct cluster *c)
-{
-    if (!c->arena)
-        return;
-    arena_reset(c->arena, 0);
-    free(c->arena->block);
-    free(c->arena->spill);
-    free(c->arena);
-    c->arena = NULL;
-}
-
+/* A frame is a batch of envelopes. PUBLISH envelopes (nearly all of the traffic) are read in place
+ * by cluster_wire.c; the other kinds are decoded by protobuf-c. */
 void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from)
 {
-    if (!c->arena && !(c->arena = calloc(1, sizeof(*c->arena)))) {
-        log_error(c->log, "cluster: out of memory receiving a frame");
-        return;
-    }
-    arena_reset(c->arena, len);
-    ProtobufCAllocator alloc = {arena_alloc, arena_free, c->arena};
-    Cl__Frame *f = cl__frame__unpack(&alloc, len, data);
-    if (!f) {
-        cluster_bad_input(c, from, "an undecodable frame");
-        return;
-    }
-    if (f->n_envelopes == 0)
-        cluster_bad_input(c, from, "an empty frame");
-    /* A frame is one peer's batch: look the sender up once per run of envelopes, not per message. */
-    const char *last_sender = NULL;
-    struct peer *p = NULL;
-    for (size_t i = 0; i < f->n_envelopes; i++) {
-        const Cl__Envelope *e = f->envelopes[i];
-        if (!last_sender || !e->sender || strcmp(e->sender, last_sender) != 0) {
-            p = NULL;
-            if (e->sender && strcmp(e->sender, c->self) != 0 && c->ms &&
-                membership_find(c->ms, e->sender))
-                p = cluster_peer_find(c, e->sender);
-            last_sender = e->sender;
+    const uint8_t *pos = data, *end = data + len, *env;
+    size_t env_len, count = 0;
+    const char *last_name = NULL;
+    size_t last_len = 0;
+    struct peer *last = NULL;
+    int rv;
+    while ((rv = wire_next_envelope(&pos, end, &env, &env_len)) == 1) {
+        struct wire_envelope we;
+        count++;
+        int kind = wire_parse_envelope(env, env_len, &we);
+        if (kind < 0) {
+            cluster_bad_input(c, from, "an undecodable envelope");
+            continue;
+        }
+        struct peer *p = last;
+        if (!last_name || we.sender_len != last_len ||
+            memcmp(we.sender, last_name, last_len) != 0) {
+            p = cluster_sender(c, we.sender, we.sender_len);
+            last_name = we.sender;
+            last_len = we.sender_len;
+            last = p;
         }
         if (!p) {
             c->strangers++;
             cluster_bad_input(c, from, "a message from a node not in membership");
             continue;
         }
+        if (kind == 1) {
+            p->rx_envelopes++;
+            if (we.body_field == CL__ENVELOPE__BODY_PUBLISH)
+                publish_on_remote(c, p, &we.pub, true);
+            else if (peer_live(p))
+                publish_on_remote(c, p, &we.pub, false);
+            continue;
+        }
+        Cl__Envelope *e = cl__envelope__unpack(NULL, env_len, env);
+        if (!e) {
+            cluster_bad_input(c, from, "an undecodable envelope");
+            continue;
+        }
         cluster_dispatch(c, p, e);
+        cl__envelope__free_unpacked(e, NULL);
     }
-    /* No free_unpacked: the arena is reset by the next frame. */
+    if (rv < 0)
+        cluster_bad_input(c, from, "an undecodable frame");
+    else if (count == 0)
+        cluster_bad_input(c, from, "an empty frame");
 }
 
 /* ---- membership events ---- */
@@ -427,7 +390,6 @@ void cluster_stop(struct cluster *c)
     for (struct peer *p = c->peers; p; p = p->next)
         peer_free_tx(p);
     takeover_free_all(c);
-    cluster_arena_free(c);
     if (c->async_on)
         uv_close((uv_handle_t *)&c->async, cluster_handle_closed);
     if (c->kicker_on)

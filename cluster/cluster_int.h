@@ -70,6 +70,39 @@ bool route_version_stale(bool synced, uint64_t have_gen, uint64_t have_ver, uint
 /* Append a protobuf varint; returns bytes written (at most 10). */
 size_t pb_varint(uint8_t *out, uint64_t v);
 
+/* ---- cluster_wire.c: the PUBLISH hot path of the wire format, by hand ---- */
+
+/* A Publish as it lies in a received buffer (nothing NUL-terminated, nothing copied). */
+struct wire_publish {
+    const char *topic;
+    size_t topic_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    uint64_t qos;
+    bool retain;
+    const char *origin;
+    size_t origin_len;
+    uint64_t hlc, seq;
+};
+
+struct wire_envelope {
+    const char *sender;
+    size_t sender_len;
+    unsigned body_field; /* CL__ENVELOPE__BODY_* of the body read last */
+    struct wire_publish pub;
+};
+
+struct message;
+struct wbuf;
+/* Encode Envelope{sender, <body_field>: Publish(msg, seq)}. NULL on allocation failure. */
+struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
+                               uint64_t seq);
+/* Step through a Frame: 1 with the next envelope's bytes, 0 at the end, -1 if malformed. */
+int wire_next_envelope(const uint8_t **pos, const uint8_t *end, const uint8_t **env, size_t *len);
+/* Read an envelope: 1 if its body is a Publish or Retain (in out->pub), 0 if another kind (decode
+ * it with protobuf-c), -1 if malformed. out->sender is filled in both cases. */
+int wire_parse_envelope(const uint8_t *p, size_t n, struct wire_envelope *out);
+
 /* ---- shared structures ---- */
 
 /* One encoded Envelope, shared by every peer queue that sends it. */
@@ -130,8 +163,6 @@ struct log_slot {
     uint64_t at;
 };
 
-void cluster_arena_free(struct cluster *c);
-
 struct cluster {
     uv_loop_t *loop;
     struct broker *b;
@@ -165,7 +196,6 @@ struct cluster {
     uint64_t last_heartbeat;
 
     struct peer *peers;
-    struct frame_arena *arena; /* reused for every received frame's protobuf unpack */
 
     /* Routes owned by this node. */
     struct topic_tree *local;
@@ -232,13 +262,16 @@ void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRe
 
 /* ---- cluster_publish.c ---- */
 void publish_hook(void *ctx, struct message *msg);
-void publish_on_remote(struct cluster *c, struct peer *p, const Cl__Publish *pb, bool deliver);
+void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
+                       bool deliver);
 void retained_send_full(struct cluster *c, struct peer *p);
 void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s);
 /* Fill pb from msg (pointers into msg). */
 void publish_fill(Cl__Publish *pb, struct message *msg);
 /* A message from a received Publish, or NULL if invalid or out of memory. */
-struct message *publish_to_message(const Cl__Publish *pb, bool retain);
+struct message *publish_to_message(const struct wire_publish *wp, bool retain);
+/* View a protobuf-c Publish as a wire_publish. */
+void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out);
 
 /* ---- cluster_takeover.c ---- */
 bool takeover_hook(void *ctx, const char *client_id, bool clean_session, uint64_t token);

@@ -172,8 +172,8 @@ void net_close_listener(struct cluster *c)
 
 /* ---- send ---- */
 
-/* Under p->mu: move queued envelopes into one frame (repeated field 1 of Frame), sized exactly first so
- * the frame is one allocation and one copy per envelope. NULL if none or out of memory. */
+/* Under p->mu: move queued envelopes into one frame (repeated field 1 of Frame), sized exactly
+ * first so the frame is one allocation and one copy per envelope. NULL if none or out of memory. */
 static nng_msg *peer_build_locked(struct peer *p)
 {
     size_t n = 0, total = 0;
@@ -361,8 +361,9 @@ static int peer_q_reserve_locked(struct peer *p)
     return 0;
 }
 
-/* Queue only: the frame goes out from net_kick at the end of this loop turn, so everything the broker
- * accepted in one read (often hundreds of PUBLISHes) travels in one frame and one nng send. */
+/* Queue only: the frame goes out from net_kick at the end of this loop turn, so everything the
+ * broker accepted in one read (often hundreds of PUBLISHes) travels in one frame and one nng send.
+ */
 bool peer_send(struct peer *p, struct wbuf *w)
 {
     pthread_mutex_lock(&p->mu);
@@ -384,8 +385,8 @@ bool peer_send(struct peer *p, struct wbuf *w)
     return true;
 }
 
-/* Start a send to every peer that has something queued and no send in flight (a send in flight picks
- * the queue up itself when it completes). */
+/* Start a send to every peer that has something queued and no send in flight (a send in flight
+ * picks the queue up itself when it completes). */
 void net_kick(struct cluster *c)
 {
     if (!c->kick)

@@ -13,12 +13,14 @@
 #include <string.h>
 
 #include "cluster_int.h"
+#include "codec.h"
 
 /* Bounded copy of a node name (no printf on the per-message path). */
 static void origin_copy(char dst[64], const char *src)
 {
     size_t n = src ? strnlen(src, 63) : 0;
-    memcpy(dst, src, n);
+    if (n)
+        memcpy(dst, src, n);
     dst[n] = '\0';
 }
 
@@ -33,17 +35,38 @@ void publish_fill(Cl__Publish *pb, struct message *msg)
     pb->hlc = msg->hlc;
 }
 
-struct message *publish_to_message(const Cl__Publish *pb, bool retain)
+void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out)
 {
-    size_t tlen = pb->topic ? strlen(pb->topic) : 0;
-    if (tlen == 0 || tlen > UINT16_MAX || !topic_name_valid(pb->topic, tlen) || pb->qos > 2)
+    memset(out, 0, sizeof(*out));
+    out->topic = pb->topic;
+    out->topic_len = pb->topic ? strlen(pb->topic) : 0;
+    out->payload = pb->payload.data;
+    out->payload_len = pb->payload.len;
+    out->qos = pb->qos;
+    out->retain = pb->retain;
+    out->origin = pb->origin;
+    out->origin_len = pb->origin ? strlen(pb->origin) : 0;
+    out->hlc = pb->hlc;
+    out->seq = pb->seq;
+}
+
+/* Checked like a client's PUBLISH: a peer's bytes are not trusted to be a valid topic. */
+struct message *publish_to_message(const struct wire_publish *wp, bool retain)
+{
+    size_t tlen = wp->topic_len;
+    if (!wp->topic || tlen == 0 || tlen > UINT16_MAX || wp->qos > 2 ||
+        memchr(wp->topic, '\0', tlen) || !codec_utf8_valid(wp->topic, tlen) ||
+        !topic_name_valid(wp->topic, tlen) ||
+        wp->origin_len >= sizeof(((struct message *)0)->origin))
         return NULL;
     struct message *m =
-        message_new(pb->topic, tlen, pb->payload.data, pb->payload.len, (uint8_t)pb->qos, retain);
+        message_new(wp->topic, tlen, wp->payload, wp->payload_len, (uint8_t)wp->qos, retain);
     if (!m)
         return NULL;
-    m->hlc = pb->hlc;
-    origin_copy(m->origin, pb->origin);
+    m->hlc = wp->hlc;
+    if (wp->origin_len)
+        memcpy(m->origin, wp->origin, wp->origin_len);
+    m->origin[wp->origin_len] = '\0';
     return m;
 }
 
@@ -79,35 +102,24 @@ void publish_hook(void *ctx, struct message *msg)
     else if (!msg->origin[0])
         origin_copy(msg->origin, c->self);
 
-    Cl__Publish pb = CL__PUBLISH__INIT;
-    Cl__Envelope env = CL__ENVELOPE__INIT;
-    publish_fill(&pb, msg);
-    pb.seq = ++c->seq;
-    env.publish = &pb;
+    uint64_t seq = ++c->seq;
     struct wbuf *fwd = NULL, *ret = NULL;
     for (struct peer *p = c->peers; p; p = p->next) {
         if (!p->open)
             continue;
         if (topic_tree_has_match(p->routes, msg->topic, msg->topic_len)) {
-            if (!fwd) {
-                env.body_case = CL__ENVELOPE__BODY_PUBLISH;
-                if (!(fwd = cluster_pack(c, &env))) {
-                    log_error(c->log, "cluster: out of memory forwarding a PUBLISH");
-                    break;
-                }
+            if (!fwd && !(fwd = wire_pack_publish(c->self, CL__ENVELOPE__BODY_PUBLISH, msg, seq))) {
+                log_error(c->log, "cluster: out of memory forwarding a PUBLISH");
+                break;
             }
             if (peer_send(p, fwd)) {
                 p->fwd_msgs++;
                 p->fwd_bytes += fwd->len;
             }
         } else if (msg->retain) {
-            if (!ret) {
-                env.body_case = CL__ENVELOPE__BODY_RETAIN;
-                env.retain = &pb;
-                if (!(ret = cluster_pack(c, &env))) {
-                    log_error(c->log, "cluster: out of memory replicating a retained message");
-                    break;
-                }
+            if (!ret && !(ret = wire_pack_publish(c->self, CL__ENVELOPE__BODY_RETAIN, msg, seq))) {
+                log_error(c->log, "cluster: out of memory replicating a retained message");
+                break;
             }
             peer_send(p, ret);
         }
@@ -158,9 +170,10 @@ static void retained_apply(struct cluster *c, const char *from, struct message *
     }
 }
 
-void publish_on_remote(struct cluster *c, struct peer *p, const Cl__Publish *pb, bool deliver)
+void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
+                       bool deliver)
 {
-    struct message *m = publish_to_message(pb, false);
+    struct message *m = publish_to_message(wp, false);
     if (!m) {
         cluster_bad_input(c, p->name, "an invalid PUBLISH");
         return;
@@ -170,9 +183,9 @@ void publish_on_remote(struct cluster *c, struct peer *p, const Cl__Publish *pb,
         p->rx_bytes += m->topic_len + m->payload_len;
         broker_deliver_remote(c->b, m);
     }
-    if (pb->retain) {
+    if (wp->retain) {
         /* The delivered copy may sit in session queues; the stored one is its own message. */
-        struct message *r = deliver ? publish_to_message(pb, true) : message_ref(m);
+        struct message *r = deliver ? publish_to_message(wp, true) : message_ref(m);
         if (r) {
             r->retain = true;
             retained_apply(c, p->name, r);
@@ -295,7 +308,9 @@ void retained_send_full(struct cluster *c, struct peer *p)
 void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s)
 {
     for (size_t i = 0; i < s->n_items; i++) {
-        struct message *m = publish_to_message(s->items[i], true);
+        struct wire_publish wp;
+        publish_from_pb(s->items[i], &wp);
+        struct message *m = publish_to_message(&wp, true);
         if (!m) {
             cluster_bad_input(c, p->name, "an invalid retained message");
             continue;

@@ -256,7 +256,12 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
     }
     for (size_t i = 0; i < r->n_msgs; i++) {
         const Cl__SessionMsg *sm = r->msgs[i];
-        struct message *m = sm->msg ? publish_to_message(sm->msg, sm->msg->retain) : NULL;
+        struct wire_publish wp;
+        struct message *m = NULL;
+        if (sm->msg) {
+            publish_from_pb(sm->msg, &wp);
+            m = publish_to_message(&wp, sm->msg->retain);
+        }
         if (!m || sm->qos > 2) {
             cluster_bad_input(c, p->name, "an invalid moved message");
             if (m)
