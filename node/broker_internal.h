@@ -26,6 +26,7 @@
 
 #define BROKER_READ_CHUNK (64 * 1024)       /* shared read buffer: one read drains a socket buffer */
 #define BROKER_OUT_HIGH_WATER (8 << 20)     /* QoS 0 to a client this far behind is dropped */
+#define BROKER_OUT_PAUSE (16 << 20)         /* a client this far behind is not read from */
 #define BROKER_CONNECT_TIMEOUT_MS 10000     /* a socket must send CONNECT within this */
 #define BROKER_TICK_MS 250                  /* keepalive and timeout sweep period */
 
@@ -108,6 +109,7 @@ struct conn {
     bool dirty;
     bool got_disconnect;        /* DISCONNECT received: no will */
     bool over_limit;            /* accepted beyond --max-connections: CONNACK 0x03 */
+    bool read_paused;           /* not read from until it takes our output (BROKER_OUT_PAUSE) */
     bool clean;
     uint16_t keepalive;
 };
@@ -117,6 +119,7 @@ struct conn_write {
     uv_write_t req; /* first: the request's address is the struct's */
     struct conn *conn;
     uint8_t *buf;
+    size_t len; /* bytes the request still has to write */
 };
 
 /* ---- the broker ---- */

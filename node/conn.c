@@ -220,6 +220,26 @@ void conn_process_input(struct conn *c)
     }
 }
 
+/* Back-pressure: a client that does not read what we send it (acknowledgements, PINGRESPs, its
+ * QoS 1/2 window) is not read from either while its unsent output, this turn's buffer plus an
+ * unfinished write, is above BROKER_OUT_PAUSE; reading resumes once a write completes below it. So
+ * what such a client can make the broker hold stays bounded. While we do not read, its keepalive
+ * is not held against it (what it sent waits in the socket); it starts afresh on resuming. */
+static void conn_check_backlog(struct conn *c)
+{
+    if (c->state != CONN_ACTIVE)
+        return;
+    size_t backlog = c->out_len + (c->write ? c->write->len : 0);
+    if (backlog > BROKER_OUT_PAUSE && !c->read_paused) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->read_paused = true;
+    } else if (backlog <= BROKER_OUT_PAUSE && c->read_paused) {
+        c->read_paused = false;
+        c->last_rx_ms = broker_now_ms(c->b);
+        conn_read_start(c);
+    }
+}
+
 /* Bytes arrived (or EOF / error). Who owns buf: the broker's shared buffer or c->in, never freed
  * here. */
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -236,9 +256,11 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if ((uint8_t *)buf->base != b->read_buf) {
         c->in_len += (size_t)nread;
         conn_process_input(c);
+        conn_check_backlog(c);
         return;
     }
     size_t used = conn_parse(c, b->read_buf, (size_t)nread);
+    conn_check_backlog(c);
     if (c->state == CONN_CLOSING || used == (size_t)nread)
         return;
     /* Keep the unparsed tail (a split packet, or input behind a held CONNECT) for the next read. */
@@ -339,6 +361,7 @@ static void conn_on_write(uv_write_t *req, int status)
     }
     if (c->out_len)
         conn_mark_dirty(c);
+    conn_check_backlog(c);
 }
 
 /* Write out one connection's pending output: try the syscall directly, hand any remainder to
@@ -372,6 +395,7 @@ static void conn_flush(struct conn *c)
     }
     w->conn = c;
     w->buf = c->out;
+    w->len = c->out_len - (size_t)n;
     uv_buf_t rest = uv_buf_init((char *)c->out + n, c->out_len - (size_t)n);
     c->out = NULL;
     c->out_len = c->out_cap = 0;
@@ -484,7 +508,7 @@ void conn_sweep(struct broker *b)
         struct conn *next = c->next;
         if (c->state == CONN_NEW && now - c->last_rx_ms > BROKER_CONNECT_TIMEOUT_MS) {
             conn_protocol_error(c, "no CONNECT in time");
-        } else if (c->state == CONN_ACTIVE && c->keepalive &&
+        } else if (c->state == CONN_ACTIVE && c->keepalive && !c->read_paused &&
                    now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) {
             conn_protocol_error(c, "keepalive timeout");
         }

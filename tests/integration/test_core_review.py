@@ -17,6 +17,9 @@ from mqttraw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
                      subscribe_pkt, unsubscribe_pkt)
 
 
+BROKER_OUT_PAUSE = 16 << 20  # node/broker_internal.h: unsent output at which reading pauses
+
+
 def rss_mb(pid):
     """Resident set size of a process, in MiB."""
     with open(f"/proc/{pid}/status") as f:
@@ -164,7 +167,6 @@ def test_subscribe_flood_thousands_of_filters(raw, broker):
 
 @pytest.mark.sol_only
 @pytest.mark.soak
-@pytest.mark.xfail(strict=True, reason="fix pending: unbounded output to a non-reader")
 def test_client_that_never_reads_cannot_grow_output_without_bound(raw, broker, small_quarantine):
     """A client that floods PINGREQ (or QoS 1 PUBLISH) and never reads the answers: the broker
     stops reading from it once its unsent output passes a bound, instead of buffering answers
@@ -174,22 +176,93 @@ def test_client_that_never_reads_cannot_grow_output_without_bound(raw, broker, s
     c = raw()
     c.connect("never-reads")
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    c.sock.setblocking(False)
-    chunk = pingreq_pkt() * 65536
-    sent, last_progress = 0, time.monotonic()
-    while sent < 64 << 20 and time.monotonic() - last_progress < 1.5:
-        try:
-            n = c.sock.send(chunk[sent % len(chunk):])
-            sent += n
-            last_progress = time.monotonic()
-        except BlockingIOError:
-            time.sleep(0.01)
+    sent = flood_until_stalled(c.sock, pingreq_pkt() * 65536, 64 << 20)
     assert sent < 64 << 20, "broker kept reading from a client that does not read"
     assert rss_mb(pid) - rss0 < 100
     # Others are unaffected.
     o = raw()
     o.connect("never-reads-other")
     assert o.is_open()
+
+
+def flood_until_stalled(sock, chunk, limit, stall=1.5):
+    """Send chunk repeatedly on a non-blocking socket until the peer stops taking bytes for
+    `stall` seconds or `limit` bytes went out; returns the bytes sent (whole chunks' worth of
+    packets are never split across the return: callers send packets of equal size)."""
+    sock.setblocking(False)
+    sent, last_progress = 0, time.monotonic()
+    while sent < limit and time.monotonic() - last_progress < stall:
+        try:
+            sent += sock.send(chunk[sent % len(chunk):])
+            last_progress = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    sock.setblocking(True)
+    return sent
+
+
+@pytest.mark.soak
+def test_paused_client_resumes_and_loses_nothing(raw, broker):
+    """A client paused for not reading gets every answer once it reads again: one PINGRESP per
+    PINGREQ, and the connection goes on working."""
+    c = raw(timeout=30)
+    c.connect("pause-resume")
+    sent = flood_until_stalled(c.sock, pingreq_pkt() * 65536, 48 << 20)
+    assert sent % 2 == 0
+    got, deadline = 0, time.monotonic() + 60
+    while got < sent and time.monotonic() < deadline:
+        c.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        data = c.sock.recv(1 << 20)
+        assert data, "broker closed the paused client"
+        # PINGRESP is d0 00; got is even at the start of every PINGRESP
+        start = got % 2
+        assert data[start::2] == b"\xd0" * len(data[start::2])
+        assert data[1 - start::2] == b"\x00" * len(data[1 - start::2])
+        got += len(data)
+    assert got == sent
+    assert c.is_open()
+    assert c.subscribe(9, [("pr/t", 1)]) == [1]
+
+
+@pytest.mark.soak
+def test_paused_client_not_closed_by_keepalive(raw, broker):
+    """While the broker is not reading from a client (paused, its PINGREQs waiting in the socket),
+    the keepalive is not held against it: with keepalive 1 s, a client that stays paused for 3 s
+    and then reads is still connected and answered."""
+    c = raw(timeout=30)
+    c.connect("pause-keepalive", keepalive=1)
+    sent = flood_until_stalled(c.sock, pingreq_pkt() * 65536, 48 << 20, stall=0.5)
+    assert sent > BROKER_OUT_PAUSE, "the flood stalled before the broker could have paused it"
+    time.sleep(3)  # the scenario: longer than 1.5 x keepalive without being read
+    got = 0
+    while got < sent:
+        data = c.sock.recv(1 << 20)
+        assert data, "broker closed a client it had stopped reading"
+        got += len(data)
+    assert got == sent
+    assert c.is_open()
+
+
+@pytest.mark.sol_only
+def test_sigterm_with_clients_mid_write(raw, broker):
+    """SIGTERM while one client has a write the kernel would not take (a non-reading subscriber)
+    and another is paused for not reading: the broker exits 0, without a sanitizer report."""
+    slow = raw()
+    slow.connect("mid-write-sub", will=("mw/will", "w", 1, False))
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert slow.subscribe(1, [("mw/t", 0)]) == [0]
+    p = raw()
+    p.connect("mid-write-pub", clean=False)
+    assert p.subscribe(1, [("mw/will", 1)]) == [1]
+    p.send(publish_pkt("mw/t", b"x" * 60000) * 200)  # 12 MB the subscriber never reads
+    pinger = raw()
+    pinger.connect("mid-write-pinger")
+    pinger.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flood_until_stalled(pinger.sock, pingreq_pkt() * 65536, 64 << 20)
+    p.publish("mw/t", b"sync", qos=1, pid=5)
+    assert broker.stop() == 0
+    log = broker.log()
+    assert "Sanitizer" not in log and "runtime error" not in log, log[-3000:]
 
 
 @pytest.mark.soak
