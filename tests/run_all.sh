@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every test Sol has, in one run: unit (cmocka via ctest), integration, cluster, deploy and benchmark-smoke
-# suites (pytest against real sol processes), then the same unit + integration suites under ASan/UBSan, then
-# the codec fuzzer for 60 s. Each stage runs even if an earlier one failed; the exit code is non-zero if any
+# suites (pytest against real sol processes), then the unit, integration and cluster suites under
+# ASan/UBSan, then the fuzzers (codec 60 s, gossip 30 s). Each stage runs even if an earlier one failed; the exit code is non-zero if any
 # failed. Called by `make test` (which builds first) and by .ci/run.
 set -u
 cd "$(dirname "$0")/.."
@@ -61,6 +61,7 @@ stage integration pytest_dir "$BUILD/sol" tests/integration
 stage asan-build asan_build
 stage asan-unit bash -c "cd $ASAN_BUILD && ctest --output-on-failure"
 stage asan-integration pytest_dir "$ASAN_BUILD/sol" tests/integration
+[ -d tests/cluster ] && stage asan-cluster pytest_dir "$ASAN_BUILD/sol" tests/cluster
 stage fuzz fuzz_run
 
 echo

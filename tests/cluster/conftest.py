@@ -357,6 +357,16 @@ class Cluster:
         for n in self.all_nodes:
             n.close()
 
+    def sanitizer_reports(self):
+        """Lines of AddressSanitizer / UBSan / LeakSanitizer reports in any node's log (a sanitizer build
+        keeps running tests green otherwise: a report must fail the test)."""
+        found = []
+        for n in self.all_nodes:
+            for line in n.log_tail(100000).splitlines():
+                if "Sanitizer" in line or "runtime error:" in line:
+                    found.append("%s: %s" % (n.name, line))
+        return found
+
 
 @pytest.fixture
 def cluster(request):
@@ -380,9 +390,12 @@ def cluster(request):
         request.node._sol_cluster = cl
         yield cl
     finally:
+        reports = []
         if cl:
             cl.close()
+            reports = cl.sanitizer_reports()
         ns.delete()
+    assert not reports, "sanitizer reports in node logs:\n" + "\n".join(reports[:20])
 
 
 class MqttLoad:
