@@ -164,7 +164,15 @@ static struct peer *cluster_sender(struct cluster *c, const char *name, size_t l
 
 /* A frame is a batch of envelopes. PUBLISH envelopes (nearly all of the traffic) are read in place
  * by cluster_wire.c; the other kinds are decoded by protobuf-c. */
-void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from)
+/* Bad input on a frame: named by the address it came from. */
+static void cluster_bad_frame(struct cluster *c, nng_pipe pipe, const char *what)
+{
+    char from[64];
+    net_pipe_addr(pipe, from, sizeof(from));
+    cluster_bad_input(c, from, what);
+}
+
+void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nng_pipe pipe)
 {
     const uint8_t *pos = data, *end = data + len, *env;
     size_t env_len, count = 0;
@@ -177,7 +185,7 @@ void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, co
         count++;
         int kind = wire_parse_envelope(env, env_len, &we);
         if (kind < 0) {
-            cluster_bad_input(c, from, "an undecodable envelope");
+            cluster_bad_frame(c, pipe, "an undecodable envelope");
             continue;
         }
         struct peer *p = last;
@@ -190,7 +198,7 @@ void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, co
         }
         if (!p) {
             c->strangers++;
-            cluster_bad_input(c, from, "a message from a node not in membership");
+            cluster_bad_frame(c, pipe, "a message from a node not in membership");
             continue;
         }
         if (kind == 1) {
@@ -203,16 +211,16 @@ void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, co
         }
         Cl__Envelope *e = cl__envelope__unpack(NULL, env_len, env);
         if (!e) {
-            cluster_bad_input(c, from, "an undecodable envelope");
+            cluster_bad_frame(c, pipe, "an undecodable envelope");
             continue;
         }
         cluster_dispatch(c, p, e);
         cl__envelope__free_unpacked(e, NULL);
     }
     if (rv < 0)
-        cluster_bad_input(c, from, "an undecodable frame");
+        cluster_bad_frame(c, pipe, "an undecodable frame");
     else if (count == 0)
-        cluster_bad_input(c, from, "an empty frame");
+        cluster_bad_frame(c, pipe, "an empty frame");
 }
 
 /* ---- membership events ---- */

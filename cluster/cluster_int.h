@@ -37,7 +37,7 @@
 #define CLUSTER_PEER_QUEUE_MAX                                                                     \
     (64u * 1024u * 1024u)         /* bytes queued for one peer before dropping                     \
                                    */
-#define CLUSTER_INBOX_MAX 100000u /* frames waiting for the loop before dropping */
+#define CLUSTER_INBOX_BYTES_MAX (64u * 1024u * 1024u) /* received, unhandled: stop reading */
 #define CLUSTER_TICK_MS 50
 #define CLUSTER_HEARTBEAT_MS 1000
 #define CLUSTER_TAKEOVER_TIMEOUT_MS 500
@@ -185,6 +185,8 @@ struct cluster {
     pthread_mutex_t in_mu;
     nng_msg **inbox; /* under in_mu */
     size_t in_len, in_cap;
+    size_t in_bytes;     /* under in_mu */
+    bool rx_paused;      /* under in_mu: receiving stopped until the loop drains the inbox */
     uint64_t in_dropped; /* under in_mu */
 
     uv_timer_t tick;
@@ -225,10 +227,11 @@ void cluster_bad_input(struct cluster *c, const char *key, const char *what);
 /* Pack env (its sender is set here) into a shareable buffer; NULL on allocation failure. */
 struct wbuf *cluster_pack(struct cluster *c, Cl__Envelope *env);
 /* Handle one received frame on the loop. */
-void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from);
+void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nng_pipe pipe);
 
 /* ---- cluster_net.c ---- */
 int net_listen(struct cluster *c, char *err, size_t errlen);
+void net_pipe_addr(nng_pipe pipe, char *out, size_t outlen);
 void net_close_listener(struct cluster *c);
 int peer_open(struct peer *p);
 void peer_close(struct peer *p);

@@ -41,12 +41,13 @@ void wbuf_unref(struct wbuf *w)
 
 /* ---- receive ---- */
 
-/* Describe the remote end of the pipe a frame came in on, for rate-limited logs. */
-static void net_msg_from(nng_msg *m, char *out, size_t outlen)
+/* Describe the remote end of a pipe, for rate-limited logs (only computed when something is wrong).
+ */
+void net_pipe_addr(nng_pipe pipe, char *out, size_t outlen)
 {
     nng_sockaddr sa;
     snprintf(out, outlen, "unknown");
-    if (nng_pipe_get_addr(nng_msg_get_pipe(m), NNG_OPT_REMADDR, &sa) != 0)
+    if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
         return;
     if (sa.s_family == NNG_AF_INET) {
         char ip[INET_ADDRSTRLEN];
@@ -55,18 +56,21 @@ static void net_msg_from(nng_msg *m, char *out, size_t outlen)
     }
 }
 
-/* nng thread: hand the frame to the loop, then receive the next. */
+/* nng thread: hand the frame to the loop, then receive the next — unless the loop is that far
+ * behind: then stop receiving until it catches up, so TCP pushes back on the senders instead of
+ * memory growing. */
 static void net_rx_cb(void *arg)
 {
     struct cluster *c = arg;
     int rv = nng_aio_result(c->rx_aio);
     if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
         return;
+    bool pause = false;
     if (rv == 0) {
         nng_msg *m = nng_aio_get_msg(c->rx_aio);
         bool queued = false;
         pthread_mutex_lock(&c->in_mu);
-        if (c->in_len == c->in_cap && c->in_cap < CLUSTER_INBOX_MAX) {
+        if (c->in_len == c->in_cap) {
             size_t cap = c->in_cap ? c->in_cap * 2 : 64;
             nng_msg **n = realloc(c->inbox, cap * sizeof(*n));
             if (n) {
@@ -76,7 +80,9 @@ static void net_rx_cb(void *arg)
         }
         if (c->in_len < c->in_cap) {
             c->inbox[c->in_len++] = m;
+            c->in_bytes += nng_msg_len(m);
             queued = true;
+            pause = c->rx_paused = c->in_bytes > CLUSTER_INBOX_BYTES_MAX;
         } else {
             c->in_dropped++;
         }
@@ -86,7 +92,8 @@ static void net_rx_cb(void *arg)
         else
             nng_msg_free(m);
     }
-    nng_recv_aio(c->rx, c->rx_aio);
+    if (!pause)
+        nng_recv_aio(c->rx, c->rx_aio);
 }
 
 /* Loop: take everything the nng threads queued and handle it in arrival order. */
@@ -97,19 +104,22 @@ static void net_async_cb(uv_async_t *h)
         pthread_mutex_lock(&c->in_mu);
         nng_msg **items = c->inbox;
         size_t n = c->in_len;
+        bool resume = c->rx_paused;
         c->inbox = NULL;
         c->in_len = c->in_cap = 0;
+        c->in_bytes = 0;
+        c->rx_paused = false;
         pthread_mutex_unlock(&c->in_mu);
+        if (resume && !c->stopping)
+            nng_recv_aio(c->rx, c->rx_aio);
         if (n == 0) {
             free(items);
             return;
         }
         for (size_t i = 0; i < n; i++) {
-            if (!c->stopping) {
-                char from[64];
-                net_msg_from(items[i], from, sizeof(from));
-                cluster_handle_frame(c, nng_msg_body(items[i]), nng_msg_len(items[i]), from);
-            }
+            if (!c->stopping)
+                cluster_handle_frame(c, nng_msg_body(items[i]), nng_msg_len(items[i]),
+                                     nng_msg_get_pipe(items[i]));
             nng_msg_free(items[i]);
         }
         free(items);
