@@ -241,6 +241,7 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
     p->state = m->state;
     log_info(c->log, "cluster: member %s (%s:%u) %s -> %s", m->name, m->host, m->port,
              member_state_name(old), member_state_name(m->state));
+    status_sys_member(c, m);
 
     if (m->state == MEMBER_DEAD || m->state == MEMBER_LEFT) {
         peer_close(p);
@@ -340,6 +341,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
         broker_set_hooks(b, &hooks);
         uv_timer_start(&c->tick, cluster_tick_cb, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
     }
+    status_sys_member(c, c->ms ? membership_self(c->ms) : NULL);
     if (cfg->http_port != 0) {
         const char *host = cfg->cluster_bind[0] ? cfg->cluster_bind : cfg->bind;
         c->http = http_server_start(loop, host, cfg->http_port, status_http_handler, c, c->log, err,

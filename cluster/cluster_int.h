@@ -35,8 +35,8 @@
 #define CLUSTER_FRAME_SOFT_MAX (256u * 1024u)
 #define CLUSTER_CHUNK_MAX (128u * 1024u) /* full-sync and session-transfer chunks */
 #define CLUSTER_PEER_QUEUE_MAX                                                                     \
-    (64u * 1024u * 1024u)         /* bytes queued for one peer before dropping                     \
-                                   */
+    (64u * 1024u * 1024u)                             /* bytes queued for one peer before dropping \
+                                                       */
 #define CLUSTER_INBOX_BYTES_MAX (64u * 1024u * 1024u) /* received, unhandled: stop reading */
 #define CLUSTER_TICK_MS 50
 #define CLUSTER_HEARTBEAT_MS 1000
@@ -287,5 +287,7 @@ void takeover_free_all(struct cluster *c);
 /* ---- cluster_status.c ---- */
 int status_http_handler(void *ctx, const char *method, const char *path,
                         struct http_response *resp);
+/* Mirror a member's state (and the counts by state) into retained $SYS/broker/cluster/... topics. */
+void status_sys_member(struct cluster *c, const struct member *m);
 
 #endif

@@ -242,6 +242,37 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
     return 0;
 }
 
+/* A member name usable as one topic level. */
+static bool status_name_is_level(const char *name)
+{
+    return name[0] && !strpbrk(name, "/+#");
+}
+
+void status_sys_member(struct cluster *c, const struct member *m)
+{
+    char topic[160], val[96];
+    if (m && status_name_is_level(m->name)) {
+        snprintf(topic, sizeof(topic), "$SYS/broker/cluster/node/%s/state", m->name);
+        broker_sys_set(c->b, topic, member_state_name(m->state));
+        snprintf(topic, sizeof(topic), "$SYS/broker/cluster/node/%s/address", m->name);
+        snprintf(val, sizeof(val), "%s:%u", m->host, m->port);
+        broker_sys_set(c->b, topic, val);
+        snprintf(topic, sizeof(topic), "$SYS/broker/cluster/node/%s/incarnation", m->name);
+        snprintf(val, sizeof(val), "%llu", (unsigned long long)m->incarnation);
+        broker_sys_set(c->b, topic, val);
+    }
+    broker_sys_set(c->b, "$SYS/broker/cluster/self", c->self);
+    static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,
+                                               MEMBER_LEFT};
+    for (size_t i = 0; i < 4; i++) {
+        size_t n = c->ms ? membership_count(c->ms, states[i]) : states[i] == MEMBER_ALIVE;
+        snprintf(topic, sizeof(topic), "$SYS/broker/cluster/members/%s",
+                 member_state_name(states[i]));
+        snprintf(val, sizeof(val), "%zu", n);
+        broker_sys_set(c->b, topic, val);
+    }
+}
+
 int status_http_handler(void *ctx, const char *method, const char *path, struct http_response *resp)
 {
     struct cluster *c = ctx;

@@ -270,3 +270,28 @@ def test_restarted_node_routes_again(cluster):
         assert peer_metric(n1, "sol_cluster_messages_forwarded_total", "n2") == before
     finally:
         close_all([sub, pub])
+
+
+def test_sys_topics_mirror_membership(cluster):
+    """$SYS/broker/cluster/... topics (retained, local to each node) follow membership."""
+    n1, n2, n3 = cluster.start_nodes(3)
+    cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
+    watch = Client(n1, "sys-watch").connect()
+    try:
+        watch.subscribe("$SYS/broker/cluster/#", qos=0)
+
+        def latest():
+            with watch._lock:
+                return {t: p for _, t, p, _, _ in watch.received}
+
+        cluster.wait_until(lambda: latest().get("$SYS/broker/cluster/node/n3/state") == b"alive"
+                           and latest().get("$SYS/broker/cluster/members/alive") == b"3", 5,
+                           "retained $SYS view of 3 alive members")
+        assert latest()["$SYS/broker/cluster/self"] == b"n1"
+        assert latest()["$SYS/broker/cluster/node/n2/address"] == n2.cluster_addr.encode()
+        n3.kill()
+        cluster.wait_until(lambda: latest().get("$SYS/broker/cluster/node/n3/state") == b"dead"
+                           and latest().get("$SYS/broker/cluster/members/dead") == b"1", 10,
+                           "$SYS to show n3 dead")
+    finally:
+        close_all([watch])
