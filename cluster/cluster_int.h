@@ -94,7 +94,13 @@ struct wire_envelope {
 
 struct message;
 struct wbuf;
-/* Encode Envelope{sender, <body_field>: Publish(msg, seq)}. NULL on allocation failure. */
+/* Encoded size of Envelope{sender, <body_field>: Publish(msg, seq)}, and writing it (returns
+ * bytes). */
+size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
+                         uint64_t seq);
+size_t wire_write_publish(uint8_t *out, const char *sender, unsigned body_field,
+                          const struct message *msg, uint64_t seq);
+/* The same into a new wbuf. NULL on allocation failure. */
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
                                uint64_t seq);
 /* Step through a Frame: 1 with the next envelope's bytes, 0 at the end, -1 if malformed. */
@@ -134,8 +140,8 @@ struct peer {
     nng_socket sock;
     nng_aio *aio;
     pthread_mutex_t mu;
-    struct wbuf **q;
-    size_t qhead, qlen, qcap, qbytes;
+    uint8_t *out; /* queued envelopes, framed: [0x0a, varint len, envelope]... from out_head */
+    size_t out_head, out_len, out_cap, out_count;
     bool busy;      /* a send is in flight */
     bool accepting; /* socket open: enqueue allowed */
     uint64_t tx_dropped;
@@ -206,6 +212,8 @@ struct cluster {
     /* Publish and retained. */
     uint64_t hlc, seq;
     struct retain_store *tombs; /* cleared retained topics: struct tomb */
+    uint8_t *scratch;           /* the PUBLISH being forwarded, encoded once for every peer */
+    size_t scratch_cap;
 
     struct takeover *takeovers;
 
@@ -243,6 +251,7 @@ void net_kick(struct cluster *c);
 /* Queue w for p (adds a reference). False if p is closed or its queue is full (counted as dropped).
  */
 bool peer_send(struct peer *p, struct wbuf *w);
+bool peer_send_bytes(struct peer *p, const uint8_t *env, size_t len);
 struct wbuf *wbuf_new(size_t len);
 void wbuf_unref(struct wbuf *w);
 
@@ -287,7 +296,8 @@ void takeover_free_all(struct cluster *c);
 /* ---- cluster_status.c ---- */
 int status_http_handler(void *ctx, const char *method, const char *path,
                         struct http_response *resp);
-/* Mirror a member's state (and the counts by state) into retained $SYS/broker/cluster/... topics. */
+/* Mirror a member's state (and the counts by state) into retained $SYS/broker/cluster/... topics.
+ */
 void status_sys_member(struct cluster *c, const struct member *m);
 
 #endif

@@ -182,34 +182,49 @@ void net_close_listener(struct cluster *c)
 
 /* ---- send ---- */
 
-/* Under p->mu: move queued envelopes into one frame (repeated field 1 of Frame), sized exactly
- * first so the frame is one allocation and one copy per envelope. NULL if none or out of memory. */
+/* Under p->mu: take queued envelopes (already framed as repeated field 1 of Frame) up to about
+ * CLUSTER_FRAME_SOFT_MAX bytes, cut at an envelope boundary, into one nng message. NULL if none or
+ * out of memory. */
 static nng_msg *peer_build_locked(struct peer *p)
 {
-    size_t n = 0, total = 0;
-    while (n < p->qlen) {
-        struct wbuf *w = p->q[(p->qhead + n) % p->qcap];
-        uint8_t hdr[11];
-        size_t item = 1 + pb_varint(hdr, w->len) + w->len;
-        if (n > 0 && total + item > CLUSTER_FRAME_SOFT_MAX)
-            break;
-        total += item;
-        n++;
+    size_t avail = p->out_len - p->out_head, take = 0, count = 0;
+    if (avail == 0)
+        return NULL;
+    if (avail <= CLUSTER_FRAME_SOFT_MAX) {
+        take = avail;
+        count = p->out_count;
+    } else {
+        const uint8_t *q = p->out + p->out_head, *end = p->out + p->out_len;
+        while (q < end) {
+            const uint8_t *e = q + 1; /* the tag byte: we wrote it */
+            uint64_t len = 0;
+            for (unsigned shift = 0; e < end; shift += 7) {
+                uint8_t b = *e++;
+                len |= (uint64_t)(b & 0x7f) << shift;
+                if (!(b & 0x80))
+                    break;
+            }
+            size_t entry = (size_t)(e - q) + (size_t)len;
+            if (take > 0 && take + entry > CLUSTER_FRAME_SOFT_MAX)
+                break;
+            take += entry;
+            count++;
+            q += entry;
+        }
     }
     nng_msg *m;
-    if (n == 0 || nng_msg_alloc(&m, total) != 0)
+    if (nng_msg_alloc(&m, take) != 0)
         return NULL;
-    uint8_t *out = nng_msg_body(m);
-    for (size_t i = 0; i < n; i++) {
-        struct wbuf *w = p->q[p->qhead];
-        *out++ = 0x0a; /* field 1, length-delimited */
-        out += pb_varint(out, w->len);
-        memcpy(out, w->data, w->len);
-        out += w->len;
-        p->qhead = (p->qhead + 1) % p->qcap;
-        p->qlen--;
-        p->qbytes -= w->len;
-        wbuf_unref(w);
+    memcpy(nng_msg_body(m), p->out + p->out_head, take);
+    p->out_head += take;
+    p->out_count -= count;
+    if (p->out_head == p->out_len) {
+        p->out_head = p->out_len = 0;
+        if (p->out_cap > 4u * 1024u * 1024u) { /* a backlog is over: give the memory back */
+            free(p->out);
+            p->out = NULL;
+            p->out_cap = 0;
+        }
     }
     return m;
 }
@@ -304,13 +319,8 @@ void peer_close(struct peer *p)
         return;
     pthread_mutex_lock(&p->mu);
     p->accepting = false;
-    while (p->qlen) {
-        p->tx_dropped++;
-        wbuf_unref(p->q[p->qhead]);
-        p->qhead = (p->qhead + 1) % p->qcap;
-        p->qlen--;
-    }
-    p->qbytes = 0;
+    p->tx_dropped += p->out_count;
+    p->out_head = p->out_len = p->out_count = 0;
     pthread_mutex_unlock(&p->mu);
     nng_close(p->sock);
     nng_aio_free(p->aio); /* waits for a completion callback in progress */
@@ -333,7 +343,7 @@ void net_flush(struct cluster *c, unsigned timeout_ms)
             if (!p->open)
                 continue;
             pthread_mutex_lock(&p->mu);
-            pending = pending || p->qlen > 0 || p->busy;
+            pending = pending || p->out_len > p->out_head || p->busy;
             had_any = had_any || p->tx_frames > 0;
             pthread_mutex_unlock(&p->mu);
         }
@@ -348,51 +358,64 @@ void net_flush(struct cluster *c, unsigned timeout_ms)
 void peer_free_tx(struct peer *p)
 {
     peer_close(p);
-    free(p->q);
-    p->q = NULL;
+    free(p->out);
+    p->out = NULL;
+    p->out_cap = 0;
     pthread_mutex_destroy(&p->mu);
 }
 
-/* Under p->mu: room for one more pointer in the ring. */
-static int peer_q_reserve_locked(struct peer *p)
+/* Under p->mu: room for need more bytes at the end of the queue (compacting before growing). */
+static int peer_out_reserve_locked(struct peer *p, size_t need)
 {
-    if (p->qlen < p->qcap)
+    if (p->out_cap - p->out_len >= need)
         return 0;
-    size_t cap = p->qcap ? p->qcap * 2 : 256;
-    struct wbuf **n = malloc(cap * sizeof(*n));
+    if (p->out_head > 0) {
+        memmove(p->out, p->out + p->out_head, p->out_len - p->out_head);
+        p->out_len -= p->out_head;
+        p->out_head = 0;
+        if (p->out_cap - p->out_len >= need)
+            return 0;
+    }
+    size_t cap = p->out_cap ? p->out_cap * 2 : 64 * 1024;
+    while (cap - p->out_len < need)
+        cap *= 2;
+    uint8_t *n = realloc(p->out, cap);
     if (!n)
         return -1;
-    for (size_t i = 0; i < p->qlen; i++)
-        n[i] = p->q[(p->qhead + i) % p->qcap];
-    free(p->q);
-    p->q = n;
-    p->qhead = 0;
-    p->qcap = cap;
+    p->out = n;
+    p->out_cap = cap;
     return 0;
 }
 
 /* Queue only: the frame goes out from net_kick at the end of this loop turn, so everything the
  * broker accepted in one read (often hundreds of PUBLISHes) travels in one frame and one nng send.
  */
-bool peer_send(struct peer *p, struct wbuf *w)
+bool peer_send_bytes(struct peer *p, const uint8_t *env, size_t len)
 {
     pthread_mutex_lock(&p->mu);
-    if (!p->accepting || p->qbytes + w->len > CLUSTER_PEER_QUEUE_MAX ||
-        peer_q_reserve_locked(p) != 0) {
+    if (!p->accepting || p->out_len - p->out_head + len > CLUSTER_PEER_QUEUE_MAX ||
+        peer_out_reserve_locked(p, len + 11) != 0) {
         p->tx_dropped++;
         pthread_mutex_unlock(&p->mu);
         return false;
     }
-    atomic_fetch_add(&w->refs, 1);
-    p->q[(p->qhead + p->qlen) % p->qcap] = w;
-    p->qlen++;
-    p->qbytes += w->len;
+    uint8_t *out = p->out + p->out_len;
+    *out++ = 0x0a; /* Frame field 1, length-delimited */
+    out += pb_varint(out, len);
+    memcpy(out, env, len);
+    p->out_len = (size_t)(out + len - p->out);
+    p->out_count++;
     pthread_mutex_unlock(&p->mu);
     p->kick = true;
     p->c->kick = true;
     p->sent_msgs++;
-    p->sent_bytes += w->len;
+    p->sent_bytes += len;
     return true;
+}
+
+bool peer_send(struct peer *p, struct wbuf *w)
+{
+    return peer_send_bytes(p, w->data, w->len);
 }
 
 /* Start a send to every peer that has something queued and no send in flight (a send in flight

@@ -94,6 +94,24 @@ static void retained_stamp_local(struct cluster *c, struct message *msg)
         retain_set(c->tombs, msg->topic, msg->topic_len, NULL);
 }
 
+/* Encode msg as an envelope of kind body_field into c->scratch; its length, or 0 out of memory. */
+static size_t publish_encode(struct cluster *c, unsigned body_field, struct message *msg,
+                             uint64_t seq)
+{
+    size_t need = wire_publish_size(c->self, body_field, msg, seq);
+    if (need > c->scratch_cap) {
+        size_t cap = need < 4096 ? 4096 : need;
+        uint8_t *n = realloc(c->scratch, cap);
+        if (!n) {
+            log_error(c->log, "cluster: out of memory forwarding a PUBLISH");
+            return 0;
+        }
+        c->scratch = n;
+        c->scratch_cap = cap;
+    }
+    return wire_write_publish(c->scratch, c->self, body_field, msg, seq);
+}
+
 void publish_hook(void *ctx, struct message *msg)
 {
     struct cluster *c = ctx;
@@ -102,30 +120,30 @@ void publish_hook(void *ctx, struct message *msg)
     else if (!msg->origin[0])
         origin_copy(msg->origin, c->self);
 
+    /* Encoded once into the scratch buffer, copied into each peer's queue; a retained message goes
+     * as a PUBLISH to peers with a matching route and as a Retain to the others. */
     uint64_t seq = ++c->seq;
-    struct wbuf *fwd = NULL, *ret = NULL;
+    unsigned have = 0;
+    size_t len = 0;
     for (struct peer *p = c->peers; p; p = p->next) {
         if (!p->open)
             continue;
-        if (topic_tree_has_match(p->routes, msg->topic, msg->topic_len)) {
-            if (!fwd && !(fwd = wire_pack_publish(c->self, CL__ENVELOPE__BODY_PUBLISH, msg, seq))) {
-                log_error(c->log, "cluster: out of memory forwarding a PUBLISH");
+        unsigned kind = topic_tree_has_match(p->routes, msg->topic, msg->topic_len)
+                            ? CL__ENVELOPE__BODY_PUBLISH
+                        : msg->retain ? CL__ENVELOPE__BODY_RETAIN
+                                      : 0;
+        if (!kind)
+            continue;
+        if (kind != have) {
+            if (!(len = publish_encode(c, kind, msg, seq)))
                 break;
-            }
-            if (peer_send(p, fwd)) {
-                p->fwd_msgs++;
-                p->fwd_bytes += fwd->len;
-            }
-        } else if (msg->retain) {
-            if (!ret && !(ret = wire_pack_publish(c->self, CL__ENVELOPE__BODY_RETAIN, msg, seq))) {
-                log_error(c->log, "cluster: out of memory replicating a retained message");
-                break;
-            }
-            peer_send(p, ret);
+            have = kind;
+        }
+        if (peer_send_bytes(p, c->scratch, len) && kind == CL__ENVELOPE__BODY_PUBLISH) {
+            p->fwd_msgs++;
+            p->fwd_bytes += len;
         }
     }
-    wbuf_unref(fwd);
-    wbuf_unref(ret);
 }
 
 /* $SYS topics are each node's own (the broker retains its statistics there): never replicated. */

@@ -70,22 +70,25 @@ static size_t publish_size(const struct message *msg, size_t origin_len, uint64_
     return n + field_varint_size(6, msg->hlc) + field_varint_size(7, seq);
 }
 
-struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
-                               uint64_t seq)
+size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
+                         uint64_t seq)
 {
     size_t sender_len = strlen(sender);
     size_t origin_len = strnlen(msg->origin, sizeof(msg->origin));
     size_t body = publish_size(msg, origin_len, seq);
-    size_t total =
-        (sender_len ? field_len_size(1, sender_len) : 0) + field_len_size(body_field, body);
-    struct wbuf *w = wbuf_new(total);
-    if (!w)
-        return NULL;
-    uint8_t *out = w->data;
+    return (sender_len ? field_len_size(1, sender_len) : 0) + field_len_size(body_field, body);
+}
+
+size_t wire_write_publish(uint8_t *out, const char *sender, unsigned body_field,
+                          const struct message *msg, uint64_t seq)
+{
+    uint8_t *start = out;
+    size_t sender_len = strlen(sender);
+    size_t origin_len = strnlen(msg->origin, sizeof(msg->origin));
     if (sender_len)
         out = put_len(out, 1, sender, sender_len);
     out += pb_varint(out, (uint64_t)body_field << 3 | WT_LEN);
-    out += pb_varint(out, body);
+    out += pb_varint(out, publish_size(msg, origin_len, seq));
     out = put_len(out, 1, msg->topic, msg->topic_len);
     if (msg->payload_len)
         out = put_len(out, 2, msg->payload, msg->payload_len);
@@ -95,6 +98,15 @@ struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const st
         out = put_len(out, 5, msg->origin, origin_len);
     out = put_varint(out, 6, msg->hlc);
     out = put_varint(out, 7, seq);
+    return (size_t)(out - start);
+}
+
+struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
+                               uint64_t seq)
+{
+    struct wbuf *w = wbuf_new(wire_publish_size(sender, body_field, msg, seq));
+    if (w)
+        wire_write_publish(w->data, sender, body_field, msg, seq);
     return w;
 }
 
