@@ -110,6 +110,7 @@ struct conn {
     bool got_disconnect;        /* DISCONNECT received: no will */
     bool over_limit;            /* accepted beyond --max-connections: CONNACK 0x03 */
     bool read_paused;           /* not read from until it takes our output (BROKER_OUT_PAUSE) */
+    bool close_at_flush;        /* output could not be buffered: takes no more, closed at flush */
     bool clean;
     uint16_t keepalive;
 };

@@ -324,18 +324,22 @@ int conn_write(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Append one PUBLISH of msg: a copy of its shared encoding with this delivery's flags and id. */
+/* Append one PUBLISH of msg: a copy of its shared encoding with this delivery's flags and id. When
+ * the output buffer cannot grow, the connection is not closed here: this runs inside a routing pass
+ * (whose list of sessions its will's routing would overwrite) or a queue drain (whose clean session
+ * the close would free). It takes no more output and is closed at this turn's flush. */
 int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
                       bool retain)
 {
-    if (c->state != CONN_ACTIVE)
+    if (c->state != CONN_ACTIVE || c->close_at_flush)
         return -1;
     size_t len;
     if (!message_wire(msg, qos, &len, NULL))
         return -1;
     uint8_t *p = conn_reserve(c, len);
     if (!p) {
-        conn_close(c, "out of memory");
+        c->close_at_flush = true;
+        conn_mark_dirty(c);
         return -1;
     }
     message_encode_into(msg, p, qos, id, dup, retain);
@@ -365,9 +369,13 @@ static void conn_on_write(uv_write_t *req, int status)
 }
 
 /* Write out one connection's pending output: try the syscall directly, hand any remainder to
- * uv_write. */
+ * uv_write. A connection marked close_at_flush is closed instead. */
 static void conn_flush(struct conn *c)
 {
+    if (c->close_at_flush) {
+        conn_close(c, "out of memory for its output");
+        return;
+    }
     if (c->write || c->out_len == 0)
         return;
     uv_buf_t buf = uv_buf_init((char *)c->out, c->out_len);

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import IS_MOSQUITTO
-from mqttraw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK, Closed, Timeout,
-                     ack_pkt, connect_pkt, disconnect_pkt, pingreq_pkt, publish_pkt,
+from mqttraw import (PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
+                     ack_pkt, connect_pkt, pingreq_pkt, publish_pkt,
                      subscribe_pkt, unsubscribe_pkt)
 
 
@@ -187,8 +187,8 @@ def test_client_that_never_reads_cannot_grow_output_without_bound(raw, broker, s
 
 def flood_until_stalled(sock, chunk, limit, stall=1.5):
     """Send chunk repeatedly on a non-blocking socket until the peer stops taking bytes for
-    `stall` seconds or `limit` bytes went out; returns the bytes sent (whole chunks' worth of
-    packets are never split across the return: callers send packets of equal size)."""
+    `stall` seconds or `limit` bytes went out; returns the bytes sent (which may end inside a
+    packet)."""
     sock.setblocking(False)
     sent, last_progress = 0, time.monotonic()
     while sent < limit and time.monotonic() - last_progress < stall:
@@ -208,9 +208,9 @@ def test_paused_client_resumes_and_loses_nothing(raw, broker):
     c = raw(timeout=30)
     c.connect("pause-resume")
     sent = flood_until_stalled(c.sock, pingreq_pkt() * 65536, 48 << 20)
-    assert sent % 2 == 0
+    whole = sent - sent % 2  # PINGREQs sent in full
     got, deadline = 0, time.monotonic() + 60
-    while got < sent and time.monotonic() < deadline:
+    while got < whole and time.monotonic() < deadline:
         c.sock.settimeout(max(0.01, deadline - time.monotonic()))
         data = c.sock.recv(1 << 20)
         assert data, "broker closed the paused client"
@@ -219,7 +219,10 @@ def test_paused_client_resumes_and_loses_nothing(raw, broker):
         assert data[start::2] == b"\xd0" * len(data[start::2])
         assert data[1 - start::2] == b"\x00" * len(data[1 - start::2])
         got += len(data)
-    assert got == sent
+    assert got == whole
+    if sent % 2:
+        c.send(pingreq_pkt()[1:])  # the rest of the PINGREQ the flood left half sent
+        assert c.recv().type == PINGRESP
     assert c.is_open()
     assert c.subscribe(9, [("pr/t", 1)]) == [1]
 
@@ -231,15 +234,18 @@ def test_paused_client_not_closed_by_keepalive(raw, broker):
     and then reads is still connected and answered."""
     c = raw(timeout=30)
     c.connect("pause-keepalive", keepalive=1)
-    sent = flood_until_stalled(c.sock, pingreq_pkt() * 65536, 48 << 20, stall=0.5)
+    sent = flood_until_stalled(c.sock, pingreq_pkt() * 65536, 48 << 20, stall=1.0)
     assert sent > BROKER_OUT_PAUSE, "the flood stalled before the broker could have paused it"
     time.sleep(3)  # the scenario: longer than 1.5 x keepalive without being read
-    got = 0
-    while got < sent:
+    got, whole = 0, sent - sent % 2
+    while got < whole:
         data = c.sock.recv(1 << 20)
         assert data, "broker closed a client it had stopped reading"
         got += len(data)
-    assert got == sent
+    assert got == whole
+    if sent % 2:
+        c.send(pingreq_pkt()[1:])
+        assert c.recv().type == PINGRESP
     assert c.is_open()
 
 
@@ -421,3 +427,72 @@ def test_thousands_of_abrupt_connections(raw, broker):
     assert [g for g in got if g.startswith(b"seq")] == [b"seq%d" % i for i in range(n)]
     if not IS_MOSQUITTO:
         wait_until(lambda: open_fds(pid) <= fds0 + 1, 10, "sockets to be released")
+
+
+# ---- a connection that cannot take more output, closed in the middle of routing ----
+
+
+@pytest.fixture
+def small_allocations(monkeypatch):
+    """Under ASan: allocations over 4 MiB fail (return NULL) instead of aborting, so a
+    subscriber's output buffer hits "out of memory" without exhausting the machine. Without ASan
+    the variable does nothing and the tests below pass trivially."""
+    opts = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") +
+                       "max_allocation_size_mb=4:allocator_may_return_null=1")
+
+
+@pytest.mark.sol_only
+def test_output_failure_mid_routing_loses_no_other_delivery(raw, broker_factory, small_allocations):
+    """A subscriber whose output buffer cannot grow is closed, and its will published; that must
+    not happen inside the routing pass that is delivering to it, or the will's routing replaces
+    the list of subscribers still to serve: the subscriber after it lost the message."""
+    broker = broker_factory(max_inflight=100)
+    w = raw(broker)
+    w.connect("oom-will-reader")
+    assert w.subscribe(1, [("oom/will", 0)]) == [0]
+    slow = raw(broker)
+    slow.connect("oom-slow", will=("oom/will", "bye", 0, False))
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert slow.subscribe(1, [("#", 1)]) == [1]  # '#' is matched before an exact filter
+    fast = raw(broker, timeout=20)
+    fast.connect("oom-fast")
+    assert fast.subscribe(1, [("oom/big", 1)]) == [1]
+    p = raw(broker, timeout=20)
+    p.connect("oom-pub")
+    n = 40
+    got = []
+    for i in range(n):  # the fast subscriber reads as it goes: only the slow one falls behind
+        p.publish("oom/big", b"%02d" % i + os.urandom(900_000), qos=1, pid=1 + i)
+        got.append(fast.recv_publish(timeout=20).payload[:2])
+    assert got == [b"%02d" % i for i in range(n)]
+    m = w.recv_publish(timeout=10)
+    assert (m.topic, m.payload) == ("oom/will", b"bye"), "the slow subscriber was not closed"
+
+
+@pytest.mark.sol_only
+def test_output_failure_while_draining_queue(raw, broker_factory, small_allocations):
+    """A clean-session subscriber with a full window and a queue acknowledges blindly without
+    reading: each PUBACK moves one queued message out, until its output buffer cannot grow and
+    the connection is closed. Closing ends the clean session; the queue drain must not go on
+    using it (use after free)."""
+    b = broker_factory(max_inflight=2)
+    s = raw(b)
+    s.connect("oom-drain")
+    s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert s.subscribe(1, [("oomq/t", 1)]) == [1]
+    p = raw(b, timeout=20)
+    p.connect("oomq-pub")
+    for i in range(14):
+        p.publish("oomq/t", os.urandom(900_000), qos=1, pid=1 + i)
+    try:
+        s.send(b"".join(ack_pkt(PUBACK, i) for i in range(1, 15)))
+    except OSError:
+        pass
+    s.close()
+    # The broker is still up and serving.
+    probe = raw(b)
+    probe.connect("oomq-probe")
+    assert probe.subscribe(1, [("oomq/x", 0)]) == [0]
+    probe.publish("oomq/x", b"alive")
+    assert probe.recv_publish().payload == b"alive"
