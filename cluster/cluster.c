@@ -397,7 +397,7 @@ void cluster_stop(struct cluster *c)
         membership_stop(c->ms);
     c->ms = NULL;
     net_flush(c, 500);
-    net_close_listener(c);
+    net_shutdown(c);
     for (struct peer *p = c->peers; p; p = p->next)
         peer_free_tx(p);
     takeover_free_all(c);

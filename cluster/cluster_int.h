@@ -43,6 +43,7 @@
 #define CLUSTER_TAKEOVER_TIMEOUT_MS 500
 #define CLUSTER_RESYNC_THROTTLE_MS 500
 #define CLUSTER_LOG_EVERY_MS 60000
+#define CLUSTER_CLOSE_WAIT_MS 1000
 #define CLUSTER_HLC_MAX_AHEAD_MS (5u * 60u * 1000u) /* clock skew tolerated on retained stamps */
 
 /* ---- cluster_clock.c: pure logic, unit-tested on its own ---- */
@@ -193,6 +194,7 @@ struct cluster {
     size_t in_len, in_cap;
     size_t in_bytes;     /* under in_mu */
     bool rx_paused;      /* under in_mu: receiving stopped until the loop drains the inbox */
+    atomic_bool rx_stop; /* shutting down: the receive callback does not re-arm */
     uint64_t in_dropped; /* under in_mu */
 
     uv_timer_t tick;
@@ -240,10 +242,12 @@ void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nn
 /* ---- cluster_net.c ---- */
 int net_listen(struct cluster *c, char *err, size_t errlen);
 void net_pipe_addr(nng_pipe pipe, char *out, size_t outlen);
-void net_close_listener(struct cluster *c);
+/* Shutdown: stop every nng callback, close the sockets (bounded wait), free what was received. */
+void net_shutdown(struct cluster *c);
 int peer_open(struct peer *p);
 void peer_close(struct peer *p);
 int peer_init_tx(struct peer *p);
+/* After net_shutdown: free what is left of p's transmit side. */
 void peer_free_tx(struct peer *p);
 void net_flush(struct cluster *c, unsigned timeout_ms);
 int net_start_kicker(struct cluster *c);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -92,7 +93,7 @@ static void net_rx_cb(void *arg)
         else
             nng_msg_free(m);
     }
-    if (!pause)
+    if (!pause && !atomic_load(&c->rx_stop))
         nng_recv_aio(c->rx, c->rx_aio);
 }
 
@@ -159,18 +160,122 @@ int net_listen(struct cluster *c, char *err, size_t errlen)
     return 0;
 }
 
-/* Stop receiving: after this no nng thread touches c's receive side. Frames not yet handled are
- * freed. */
-void net_close_listener(struct cluster *c)
+/* nng_close can hang on a socket torn down under load (nanomsg/nng#1219, closing pull0 while a
+ * push0 peer sends). At shutdown our callbacks are stopped first, then the sockets are closed on a
+ * helper thread that gets CLUSTER_CLOSE_WAIT_MS: if nng is stuck, the process exits anyway. */
+struct closer {
+    nng_socket *socks;
+    size_t n;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    bool abandoned; /* the waiter gave up: the thread frees the closer */
+};
+
+static void *closer_main(void *arg)
 {
-    if (c->rx_open) {
-        nng_close(c->rx);
-        c->rx_open = false;
+    struct closer *cl = arg;
+    for (size_t i = 0; i < cl->n; i++)
+        nng_close(cl->socks[i]);
+    pthread_mutex_lock(&cl->mu);
+    cl->done = true;
+    bool abandoned = cl->abandoned;
+    pthread_cond_signal(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    if (abandoned) {
+        free(cl->socks);
+        free(cl);
     }
-    if (c->rx_aio) {
+    return NULL;
+}
+
+/* Close socks, waiting at most timeout_ms. True if all closed. */
+static bool net_close_bounded(nng_socket *socks, size_t n, unsigned timeout_ms)
+{
+    struct closer *cl = calloc(1, sizeof(*cl));
+    pthread_t th;
+    if (!cl)
+        goto inline_close;
+    cl->socks = socks;
+    cl->n = n;
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_cond_init(&cl->cv, NULL);
+    if (pthread_create(&th, NULL, closer_main, cl) != 0) {
+        free(cl);
+        goto inline_close;
+    }
+    pthread_detach(th);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&cl->mu);
+    while (!cl->done && pthread_cond_timedwait(&cl->cv, &cl->mu, &deadline) == 0)
+        ;
+    bool done = cl->done;
+    cl->abandoned = !done;
+    pthread_mutex_unlock(&cl->mu);
+    if (done) {
+        free(cl->socks);
+        free(cl);
+    }
+    return done;
+inline_close:
+    for (size_t i = 0; i < n; i++)
+        nng_close(socks[i]);
+    free(socks);
+    return true;
+}
+
+void net_shutdown(struct cluster *c)
+{
+    /* 1. No more sends: queues dropped, completions do not start new sends. */
+    for (struct peer *p = c->peers; p; p = p->next) {
+        pthread_mutex_lock(&p->mu);
+        p->accepting = false;
+        p->tx_dropped += p->out_count;
+        p->out_head = p->out_len = p->out_count = 0;
+        pthread_mutex_unlock(&p->mu);
+    }
+    atomic_store(&c->rx_stop, true);
+    /* 2. Stop our callbacks (each waits for one in progress to return). */
+    if (c->rx_aio)
+        nng_aio_stop(c->rx_aio);
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (p->aio)
+            nng_aio_stop(p->aio);
+    /* 3. Close the sockets, bounded. */
+    size_t n = c->rx_open ? 1 : 0;
+    for (struct peer *p = c->peers; p; p = p->next)
+        n += p->open;
+    nng_socket *socks = n ? calloc(n, sizeof(*socks)) : NULL;
+    size_t k = 0;
+    if (c->rx_open && socks)
+        socks[k++] = c->rx;
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (p->open && socks)
+            socks[k++] = p->sock;
+    bool closed = true;
+    if (socks)
+        closed = net_close_bounded(socks, k, CLUSTER_CLOSE_WAIT_MS);
+    if (!closed)
+        log_warn(c->log, "cluster: nng did not close its sockets within %d ms; exiting anyway",
+                 CLUSTER_CLOSE_WAIT_MS);
+    c->rx_open = false;
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (p->aio && closed)
+            nng_aio_free(p->aio); /* stopped above: no callback can be running */
+        p->aio = NULL;
+        p->open = false;
+        p->busy = false;
+    }
+    if (c->rx_aio && closed)
         nng_aio_free(c->rx_aio);
-        c->rx_aio = NULL;
-    }
+    c->rx_aio = NULL;
     pthread_mutex_lock(&c->in_mu);
     for (size_t i = 0; i < c->in_len; i++)
         nng_msg_free(c->inbox[i]);
@@ -322,8 +427,9 @@ void peer_close(struct peer *p)
     p->tx_dropped += p->out_count;
     p->out_head = p->out_len = p->out_count = 0;
     pthread_mutex_unlock(&p->mu);
+    nng_aio_stop(p->aio); /* cancels a send in flight; waits for its callback */
     nng_close(p->sock);
-    nng_aio_free(p->aio); /* waits for a completion callback in progress */
+    nng_aio_free(p->aio);
     p->aio = NULL;
     p->busy = false;
     p->open = false;
@@ -357,7 +463,6 @@ void net_flush(struct cluster *c, unsigned timeout_ms)
 
 void peer_free_tx(struct peer *p)
 {
-    peer_close(p);
     free(p->out);
     p->out = NULL;
     p->out_cap = 0;
