@@ -292,7 +292,6 @@ static void cluster_handle_closed(uv_handle_t *h)
     }
     topic_tree_free(c->local);
     retain_free(c->tombs);
-    free(c->scratch);
     pthread_mutex_destroy(&c->in_mu);
     free(c);
 }

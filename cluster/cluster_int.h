@@ -141,7 +141,11 @@ struct peer {
     nng_socket sock;
     nng_aio *aio;
     pthread_mutex_t mu;
-    uint8_t *out; /* queued envelopes, framed: [0x0a, varint len, envelope]... from out_head */
+    /* Staged this loop turn (loop only, no lock), framed like out. */
+    uint8_t *stage;
+    size_t stage_len, stage_cap, stage_count, stage_dropped;
+    size_t backlog; /* loop's copy of out_len - out_head at the last kick */
+    uint8_t *out;   /* queued envelopes, framed: [0x0a, varint len, envelope]... from out_head */
     size_t out_head, out_len, out_cap, out_count;
     bool busy;      /* a send is in flight */
     bool accepting; /* socket open: enqueue allowed */
@@ -214,8 +218,6 @@ struct cluster {
     /* Publish and retained. */
     uint64_t hlc, seq;
     struct retain_store *tombs; /* cleared retained topics: struct tomb */
-    uint8_t *scratch;           /* the PUBLISH being forwarded, encoded once for every peer */
-    size_t scratch_cap;
 
     struct takeover *takeovers;
 
@@ -256,6 +258,7 @@ void net_kick(struct cluster *c);
  */
 bool peer_send(struct peer *p, struct wbuf *w);
 bool peer_send_bytes(struct peer *p, const uint8_t *env, size_t len);
+uint8_t *peer_stage(struct peer *p, size_t len);
 struct wbuf *wbuf_new(size_t len);
 void wbuf_unref(struct wbuf *w);
 

@@ -237,9 +237,10 @@ void net_shutdown(struct cluster *c)
     for (struct peer *p = c->peers; p; p = p->next) {
         pthread_mutex_lock(&p->mu);
         p->accepting = false;
-        p->tx_dropped += p->out_count;
+        p->tx_dropped += p->out_count + p->stage_count;
         p->out_head = p->out_len = p->out_count = 0;
         pthread_mutex_unlock(&p->mu);
+        p->stage_len = p->stage_count = 0;
     }
     atomic_store(&c->rx_stop, true);
     /* 2. Stop our callbacks (each waits for one in progress to return). */
@@ -424,9 +425,11 @@ void peer_close(struct peer *p)
         return;
     pthread_mutex_lock(&p->mu);
     p->accepting = false;
-    p->tx_dropped += p->out_count;
+    p->tx_dropped += p->out_count + p->stage_count + p->stage_dropped;
     p->out_head = p->out_len = p->out_count = 0;
     pthread_mutex_unlock(&p->mu);
+    p->stage_len = p->stage_count = p->stage_dropped = 0;
+    p->backlog = 0;
     nng_aio_stop(p->aio); /* cancels a send in flight; waits for its callback */
     nng_close(p->sock);
     nng_aio_free(p->aio);
@@ -463,6 +466,8 @@ void net_flush(struct cluster *c, unsigned timeout_ms)
 
 void peer_free_tx(struct peer *p)
 {
+    free(p->stage);
+    p->stage = NULL;
     free(p->out);
     p->out = NULL;
     p->out_cap = 0;
@@ -492,30 +497,45 @@ static int peer_out_reserve_locked(struct peer *p, size_t need)
     return 0;
 }
 
-/* Queue only: the frame goes out from net_kick at the end of this loop turn, so everything the
- * broker accepted in one read (often hundreds of PUBLISHes) travels in one frame and one nng send.
- */
-bool peer_send_bytes(struct peer *p, const uint8_t *env, size_t len)
+/* Loop only, no lock: room for an envelope of len bytes at the end of p's stage, its frame header
+ * written; returns where the envelope goes, or NULL if p is closed or its backlog is full (counted
+ * as dropped). Staged envelopes move to the locked queue once per loop turn (net_kick). */
+uint8_t *peer_stage(struct peer *p, size_t len)
 {
-    pthread_mutex_lock(&p->mu);
-    if (!p->accepting || p->out_len - p->out_head + len > CLUSTER_PEER_QUEUE_MAX ||
-        peer_out_reserve_locked(p, len + 11) != 0) {
-        p->tx_dropped++;
-        pthread_mutex_unlock(&p->mu);
-        return false;
+    if (!p->open || p->stage_len + p->backlog + len > CLUSTER_PEER_QUEUE_MAX) {
+        p->stage_dropped++;
+        return NULL;
     }
-    uint8_t *out = p->out + p->out_len;
+    if (p->stage_cap - p->stage_len < len + 11) {
+        size_t cap = p->stage_cap ? p->stage_cap * 2 : 64 * 1024;
+        while (cap - p->stage_len < len + 11)
+            cap *= 2;
+        uint8_t *n = realloc(p->stage, cap);
+        if (!n) {
+            p->stage_dropped++;
+            return NULL;
+        }
+        p->stage = n;
+        p->stage_cap = cap;
+    }
+    uint8_t *out = p->stage + p->stage_len;
     *out++ = 0x0a; /* Frame field 1, length-delimited */
     out += pb_varint(out, len);
-    memcpy(out, env, len);
-    p->out_len = (size_t)(out + len - p->out);
-    p->out_count++;
-    pthread_mutex_unlock(&p->mu);
+    p->stage_len = (size_t)(out - p->stage) + len;
+    p->stage_count++;
     p->kick = true;
     p->c->kick = true;
     p->sent_msgs++;
     p->sent_bytes += len;
-    return true;
+    return out;
+}
+
+bool peer_send_bytes(struct peer *p, const uint8_t *env, size_t len)
+{
+    uint8_t *out = peer_stage(p, len);
+    if (out)
+        memcpy(out, env, len);
+    return out != NULL;
 }
 
 bool peer_send(struct peer *p, struct wbuf *w)
@@ -523,8 +543,36 @@ bool peer_send(struct peer *p, struct wbuf *w)
     return peer_send_bytes(p, w->data, w->len);
 }
 
-/* Start a send to every peer that has something queued and no send in flight (a send in flight
- * picks the queue up itself when it completes). */
+/* Under p->mu: move the loop's staged envelopes to the queue the nng side sends from (a pointer
+ * swap when that queue is empty, as it is unless the peer is behind). */
+static void peer_unstage_locked(struct peer *p)
+{
+    if (p->stage_len == 0)
+        return;
+    if (!p->accepting) {
+        p->tx_dropped += p->stage_count;
+    } else if (p->out_head == p->out_len) {
+        uint8_t *b = p->out;
+        size_t cap = p->out_cap;
+        p->out = p->stage;
+        p->out_cap = p->stage_cap;
+        p->out_head = 0;
+        p->out_len = p->stage_len;
+        p->out_count = p->stage_count;
+        p->stage = b;
+        p->stage_cap = cap;
+    } else if (peer_out_reserve_locked(p, p->stage_len) == 0) {
+        memcpy(p->out + p->out_len, p->stage, p->stage_len);
+        p->out_len += p->stage_len;
+        p->out_count += p->stage_count;
+    } else {
+        p->tx_dropped += p->stage_count;
+    }
+    p->stage_len = p->stage_count = 0;
+}
+
+/* End of a loop turn: hand each peer what the turn staged, and start a send where none is in flight
+ * (a send in flight picks the queue up itself when it completes). */
 void net_kick(struct cluster *c)
 {
     if (!c->kick)
@@ -536,12 +584,16 @@ void net_kick(struct cluster *c)
         p->kick = false;
         nng_msg *first = NULL;
         pthread_mutex_lock(&p->mu);
+        peer_unstage_locked(p);
+        p->tx_dropped += p->stage_dropped;
+        p->stage_dropped = 0;
         if (!p->busy && p->accepting) {
             first = peer_build_locked(p);
             p->busy = first != NULL;
             if (first)
                 p->tx_frames++;
         }
+        p->backlog = p->out_len - p->out_head;
         pthread_mutex_unlock(&p->mu);
         if (first) {
             nng_aio_set_msg(p->aio, first);

@@ -94,24 +94,6 @@ static void retained_stamp_local(struct cluster *c, struct message *msg)
         retain_set(c->tombs, msg->topic, msg->topic_len, NULL);
 }
 
-/* Encode msg as an envelope of kind body_field into c->scratch; its length, or 0 out of memory. */
-static size_t publish_encode(struct cluster *c, unsigned body_field, struct message *msg,
-                             uint64_t seq)
-{
-    size_t need = wire_publish_size(c->self, body_field, msg, seq);
-    if (need > c->scratch_cap) {
-        size_t cap = need < 4096 ? 4096 : need;
-        uint8_t *n = realloc(c->scratch, cap);
-        if (!n) {
-            log_error(c->log, "cluster: out of memory forwarding a PUBLISH");
-            return 0;
-        }
-        c->scratch = n;
-        c->scratch_cap = cap;
-    }
-    return wire_write_publish(c->scratch, c->self, body_field, msg, seq);
-}
-
 void publish_hook(void *ctx, struct message *msg)
 {
     struct cluster *c = ctx;
@@ -120,28 +102,33 @@ void publish_hook(void *ctx, struct message *msg)
     else if (!msg->origin[0])
         origin_copy(msg->origin, c->self);
 
-    /* Encoded once into the scratch buffer, copied into each peer's queue; a retained message goes
-     * as a PUBLISH to peers with a matching route and as a Retain to the others. */
+    /* Encoded once, straight into the first peer's stage, and copied into the others'; a retained
+     * message goes as a PUBLISH to peers with a matching route and as a Retain to the others. */
     uint64_t seq = ++c->seq;
-    unsigned have = 0;
-    size_t len = 0;
+    const uint8_t *enc[2] = {NULL, NULL}; /* [0] PUBLISH, [1] Retain */
+    size_t len[2] = {0, 0};
     for (struct peer *p = c->peers; p; p = p->next) {
         if (!p->open)
             continue;
-        unsigned kind = topic_tree_has_match(p->routes, msg->topic, msg->topic_len)
-                            ? CL__ENVELOPE__BODY_PUBLISH
-                        : msg->retain ? CL__ENVELOPE__BODY_RETAIN
-                                      : 0;
-        if (!kind)
+        int k = topic_tree_has_match(p->routes, msg->topic, msg->topic_len) ? 0
+                : msg->retain                                               ? 1
+                                                                            : -1;
+        if (k < 0)
             continue;
-        if (kind != have) {
-            if (!(len = publish_encode(c, kind, msg, seq)))
-                break;
-            have = kind;
-        }
-        if (peer_send_bytes(p, c->scratch, len) && kind == CL__ENVELOPE__BODY_PUBLISH) {
+        unsigned kind = k == 0 ? CL__ENVELOPE__BODY_PUBLISH : CL__ENVELOPE__BODY_RETAIN;
+        if (!len[k])
+            len[k] = wire_publish_size(c->self, kind, msg, seq);
+        uint8_t *out = peer_stage(p, len[k]);
+        if (!out)
+            continue;
+        if (enc[k])
+            memcpy(out, enc[k], len[k]);
+        else
+            wire_write_publish(out, c->self, kind, msg, seq);
+        enc[k] = out; /* stays valid: this peer's stage is not touched again in this call */
+        if (k == 0) {
             p->fwd_msgs++;
-            p->fwd_bytes += len;
+            p->fwd_bytes += len[k];
         }
     }
 }
