@@ -298,34 +298,69 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
     return false;
 }
 
+/*
+ * Inbound QoS 2 ids awaiting PUBREL: an open-addressing set of ids (linear probing on id & mask,
+ * 0 marks an empty slot since packet id 0 is never valid, at most half full), so a client holding
+ * thousands of ids costs O(1) per PUBLISH rather than a scan of them all.
+ */
+static size_t session_rx_slot(const struct session *s, uint16_t id)
+{
+    size_t mask = s->rx_cap - 1;
+    size_t i = id & mask;
+    while (s->rx_qos2[i] && s->rx_qos2[i] != id)
+        i = (i + 1) & mask;
+    return i;
+}
+
 bool session_rx_qos2_has(const struct session *s, uint16_t id)
 {
-    for (size_t i = 0; i < s->nrx; i++)
-        if (s->rx_qos2[i] == id)
-            return true;
-    return false;
+    return id && s->rx_cap && s->rx_qos2[session_rx_slot(s, id)] == id;
+}
+
+/* Double the id set (or create it), re-placing every id. */
+static int session_rx_grow(struct session *s)
+{
+    size_t ocap = s->rx_cap;
+    size_t ncap = ocap ? ocap * 2 : 8;
+    uint16_t *old = s->rx_qos2;
+    uint16_t *n = calloc(ncap, sizeof(*n));
+    if (!n)
+        return -1;
+    s->rx_qos2 = n;
+    s->rx_cap = (uint32_t)ncap;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i])
+            s->rx_qos2[session_rx_slot(s, old[i])] = old[i];
+    free(old);
+    return 0;
 }
 
 int session_rx_qos2_add(struct session *s, uint16_t id)
 {
-    if (s->nrx == s->rx_cap) {
-        size_t ncap = s->rx_cap ? s->rx_cap * 2 : 8;
-        uint16_t *n = realloc(s->rx_qos2, ncap * sizeof(*n));
-        if (!n)
-            return -1;
-        s->rx_qos2 = n;
-        s->rx_cap = ncap;
+    if ((s->nrx + 1) * 2 > s->rx_cap && session_rx_grow(s) < 0)
+        return -1;
+    size_t i = session_rx_slot(s, id);
+    if (s->rx_qos2[i] != id) {
+        s->rx_qos2[i] = id;
+        s->nrx++;
     }
-    s->rx_qos2[s->nrx++] = id;
     return 0;
 }
 
+/* Remove id; later ids of its probe run shift back into the hole, so lookups need no tombstones. */
 void session_rx_qos2_del(struct session *s, uint16_t id)
 {
-    for (size_t i = 0; i < s->nrx; i++) {
-        if (s->rx_qos2[i] == id) {
-            s->rx_qos2[i] = s->rx_qos2[--s->nrx];
-            return;
+    if (!session_rx_qos2_has(s, id))
+        return;
+    size_t mask = s->rx_cap - 1;
+    size_t i = session_rx_slot(s, id);
+    for (size_t j = (i + 1) & mask; s->rx_qos2[j]; j = (j + 1) & mask) {
+        size_t home = s->rx_qos2[j] & mask;
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            s->rx_qos2[i] = s->rx_qos2[j];
+            i = j;
         }
     }
+    s->rx_qos2[i] = 0;
+    s->nrx--;
 }

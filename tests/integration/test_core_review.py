@@ -165,6 +165,55 @@ def test_subscribe_flood_thousands_of_filters(raw, broker):
     c.recv_nothing(0.3)
 
 
+def read_acks(c, ptype, count, timeout):
+    """Read count acknowledgements of one type (4 bytes each), in one stream; returns their ids."""
+    want = count * 4
+    data, deadline = b"", time.monotonic() + timeout
+    while len(data) < want:
+        left = deadline - time.monotonic()
+        assert left > 0, f"only {len(data) // 4} of {count} acknowledgements in {timeout} s"
+        c.sock.settimeout(left)
+        chunk = c.sock.recv(1 << 20)
+        assert chunk, "connection closed"
+        data += chunk
+    assert len(data) == want
+    assert all(data[i] == ptype << 4 for i in range(0, want, 4))
+    return [int.from_bytes(data[i + 2:i + 4], "big") for i in range(0, want, 4)]
+
+
+def test_many_inbound_qos2_ids_held(raw, broker):
+    """A publisher holding 40,000 QoS 2 ids unreleased, then re-sending one of them 40,000 times:
+    every PUBLISH is answered promptly (no linear scan of the held ids per PUBLISH), a duplicate
+    is never delivered again, and a released id starts a new message."""
+    sub = raw()
+    sub.connect("qos2-ids-sub")
+    assert sub.subscribe(1, [("q2/t", 0)]) == [0]
+    c = raw(timeout=30)
+    c.connect("qos2-ids")
+    n = 40000
+    distinct = b"".join(publish_pkt("q2/t", b"", qos=2, pid=i) for i in range(1, n + 1))
+    dups = publish_pkt("q2/t", b"dup", qos=2, pid=n, dup=True) * n
+    t0 = time.monotonic()
+    c.send(distinct)
+    assert read_acks(c, PUBREC, n, 30) == list(range(1, n + 1))
+    c.send(dups)
+    assert read_acks(c, PUBREC, n, 30) == [n] * n
+    elapsed = time.monotonic() - t0
+    assert elapsed < 6, f"{2 * n} QoS 2 PUBLISHes took {elapsed:.1f} s"
+    c.send(b"".join(ack_pkt(PUBREL, i) for i in range(1, n + 1, 2)))  # release the odd ids
+    assert read_acks(c, PUBCOMP, n // 2, 30) == list(range(1, n + 1, 2))
+    c.send(publish_pkt("q2/t", b"again-odd", qos=2, pid=1) +
+           publish_pkt("q2/t", b"again-even", qos=2, pid=2))
+    assert read_acks(c, PUBREC, 2, 10) == [1, 2]
+    c.publish("q2/t", b"end", qos=1, pid=7)
+    payloads = []
+    while not payloads or payloads[-1] != b"end":
+        payloads.append(sub.recv_publish(timeout=10).payload)
+    assert payloads.count(b"") == n
+    assert b"dup" not in payloads  # held id: not delivered twice
+    assert b"again-odd" in payloads and b"again-even" not in payloads
+
+
 @pytest.mark.sol_only
 @pytest.mark.soak
 def test_client_that_never_reads_cannot_grow_output_without_bound(raw, broker, small_quarantine):
