@@ -309,6 +309,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
     c->cfg = cfg;
     c->log = broker_logger(b);
     snprintf(c->self, sizeof(c->self), "%s", cfg->node_name);
+    c->self_len = strlen(c->self);
     pthread_mutex_init(&c->in_mu, NULL);
     c->local = topic_tree_new();
     c->tombs = retain_new(free);

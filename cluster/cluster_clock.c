@@ -55,14 +55,3 @@ bool route_version_stale(bool synced, uint64_t have_gen, uint64_t have_ver, uint
 {
     return !synced || gen != have_gen || ver != have_ver;
 }
-
-size_t pb_varint(uint8_t *out, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (uint8_t)v;
-    return n;
-}

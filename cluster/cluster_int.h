@@ -68,8 +68,18 @@ enum route_step route_delta_step(bool synced, uint64_t have_gen, uint64_t have_v
 bool route_version_stale(bool synced, uint64_t have_gen, uint64_t have_ver, uint64_t gen,
                          uint64_t ver);
 
-/* Append a protobuf varint; returns bytes written (at most 10). */
-size_t pb_varint(uint8_t *out, uint64_t v);
+/* Append a protobuf varint; returns bytes written (at most 10). Inline: it is on the per-message
+ * path. */
+static inline size_t pb_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
 
 /* ---- cluster_wire.c: the PUBLISH hot path of the wire format, by hand ---- */
 
@@ -95,6 +105,16 @@ struct wire_envelope {
 
 struct message;
 struct wbuf;
+/* An encoding planned once (sizes computed once) and written into as many buffers as needed. */
+struct wire_plan {
+    const char *sender;
+    size_t sender_len, origin_len, body_len, total;
+    unsigned body_field;
+};
+size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
+                         unsigned body_field, const struct message *msg, uint64_t seq);
+void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct message *msg,
+                        uint64_t seq);
 /* Encoded size of Envelope{sender, <body_field>: Publish(msg, seq)}, and writing it (returns
  * bytes). */
 size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
@@ -180,6 +200,7 @@ struct cluster {
     const struct sol_config *cfg;
     const struct logger *log;
     char self[64];
+    size_t self_len;
     struct membership *ms;
     struct http_server *http;
     bool leaving;

@@ -106,6 +106,7 @@ void publish_hook(void *ctx, struct message *msg)
      * message goes as a PUBLISH to peers with a matching route and as a Retain to the others. */
     uint64_t seq = ++c->seq;
     const uint8_t *enc[2] = {NULL, NULL}; /* [0] PUBLISH, [1] Retain */
+    struct wire_plan plan[2];
     size_t len[2] = {0, 0};
     for (struct peer *p = c->peers; p; p = p->next) {
         if (!p->open)
@@ -115,16 +116,17 @@ void publish_hook(void *ctx, struct message *msg)
                                                                             : -1;
         if (k < 0)
             continue;
-        unsigned kind = k == 0 ? CL__ENVELOPE__BODY_PUBLISH : CL__ENVELOPE__BODY_RETAIN;
         if (!len[k])
-            len[k] = wire_publish_size(c->self, kind, msg, seq);
+            len[k] = wire_publish_plan(
+                &plan[k], c->self, c->self_len,
+                k == 0 ? CL__ENVELOPE__BODY_PUBLISH : CL__ENVELOPE__BODY_RETAIN, msg, seq);
         uint8_t *out = peer_stage(p, len[k]);
         if (!out)
             continue;
         if (enc[k])
             memcpy(out, enc[k], len[k]);
         else
-            wire_write_publish(out, c->self, kind, msg, seq);
+            wire_write_planned(out, &plan[k], msg, seq);
         enc[k] = out; /* stays valid: this peer's stage is not touched again in this call */
         if (k == 0) {
             p->fwd_msgs++;

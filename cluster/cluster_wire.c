@@ -70,35 +70,51 @@ static size_t publish_size(const struct message *msg, size_t origin_len, uint64_
     return n + field_varint_size(6, msg->hlc) + field_varint_size(7, seq);
 }
 
-size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
-                         uint64_t seq)
+size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
+                         unsigned body_field, const struct message *msg, uint64_t seq)
 {
-    size_t sender_len = strlen(sender);
-    size_t origin_len = strnlen(msg->origin, sizeof(msg->origin));
-    size_t body = publish_size(msg, origin_len, seq);
-    return (sender_len ? field_len_size(1, sender_len) : 0) + field_len_size(body_field, body);
+    pl->sender = sender;
+    pl->sender_len = sender_len;
+    pl->body_field = body_field;
+    pl->origin_len = strnlen(msg->origin, sizeof(msg->origin));
+    pl->body_len = publish_size(msg, pl->origin_len, seq);
+    pl->total =
+        (sender_len ? field_len_size(1, sender_len) : 0) + field_len_size(body_field, pl->body_len);
+    return pl->total;
 }
 
-size_t wire_write_publish(uint8_t *out, const char *sender, unsigned body_field,
-                          const struct message *msg, uint64_t seq)
+void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct message *msg,
+                        uint64_t seq)
 {
-    uint8_t *start = out;
-    size_t sender_len = strlen(sender);
-    size_t origin_len = strnlen(msg->origin, sizeof(msg->origin));
-    if (sender_len)
-        out = put_len(out, 1, sender, sender_len);
-    out += pb_varint(out, (uint64_t)body_field << 3 | WT_LEN);
-    out += pb_varint(out, publish_size(msg, origin_len, seq));
+    if (pl->sender_len)
+        out = put_len(out, 1, pl->sender, pl->sender_len);
+    out += pb_varint(out, (uint64_t)pl->body_field << 3 | WT_LEN);
+    out += pb_varint(out, pl->body_len);
     out = put_len(out, 1, msg->topic, msg->topic_len);
     if (msg->payload_len)
         out = put_len(out, 2, msg->payload, msg->payload_len);
     out = put_varint(out, 3, msg->qos);
     out = put_varint(out, 4, msg->retain);
-    if (origin_len)
-        out = put_len(out, 5, msg->origin, origin_len);
+    if (pl->origin_len)
+        out = put_len(out, 5, msg->origin, pl->origin_len);
     out = put_varint(out, 6, msg->hlc);
-    out = put_varint(out, 7, seq);
-    return (size_t)(out - start);
+    put_varint(out, 7, seq);
+}
+
+size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
+                         uint64_t seq)
+{
+    struct wire_plan pl;
+    return wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, seq);
+}
+
+size_t wire_write_publish(uint8_t *out, const char *sender, unsigned body_field,
+                          const struct message *msg, uint64_t seq)
+{
+    struct wire_plan pl;
+    wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, seq);
+    wire_write_planned(out, &pl, msg, seq);
+    return pl.total;
 }
 
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
@@ -116,7 +132,7 @@ struct reader {
     const uint8_t *p, *end;
 };
 
-static int get_varint(struct reader *r, uint64_t *v)
+static int get_varint_slow(struct reader *r, uint64_t *v)
 {
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -130,6 +146,16 @@ static int get_varint(struct reader *r, uint64_t *v)
         }
     }
     return -1; /* more than 10 bytes */
+}
+
+/* Tags, lengths and small numbers are nearly always one byte. */
+static inline int get_varint(struct reader *r, uint64_t *v)
+{
+    if (r->p < r->end && *r->p < 0x80) {
+        *v = *r->p++;
+        return 0;
+    }
+    return get_varint_slow(r, v);
 }
 
 /* Next field: its number and wire type; for WT_LEN its bytes, for WT_VARINT its value. */
@@ -226,7 +252,9 @@ static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
 int wire_parse_envelope(const uint8_t *p, size_t n, struct wire_envelope *out)
 {
     struct reader r = {p, p + n};
-    memset(out, 0, sizeof(*out));
+    out->sender = NULL;
+    out->sender_len = 0;
+    out->body_field = 0;
     int kind = 0;
     while (r.p < r.end) {
         unsigned field, wt;
