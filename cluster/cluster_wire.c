@@ -214,37 +214,74 @@ int wire_next_envelope(const uint8_t **pos, const uint8_t *end, const uint8_t **
     return 0;
 }
 
+/* A length-delimited value at r: its bytes. */
+static inline int get_bytes(struct reader *r, const uint8_t **d, size_t *len)
+{
+    uint64_t n;
+    if (get_varint(r, &n) != 0 || n > (uint64_t)(r->end - r->p))
+        return -1;
+    *d = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return 0;
+}
+
+/* The fields we write have one-byte tags: those are decoded inline; anything else (a newer sender's
+ * field, another encoder's choices) goes through the general reader. */
 static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
 {
     struct reader r = {p, p + n};
     while (r.p < r.end) {
-        unsigned field, wt;
-        uint64_t v = 0;
-        const uint8_t *d = NULL;
-        size_t len = 0;
-        if (next_field(&r, &field, &wt, &d, &len, &v) != 0)
-            return -1;
-        bool is_len = wt == WT_LEN, is_int = wt == WT_VARINT;
-        if (field == 1 && is_len) {
+        const uint8_t *d;
+        size_t len;
+        uint64_t v;
+        switch (*r.p) {
+        case 0x0a: /* 1 topic */
+            r.p++;
+            if (get_bytes(&r, &d, &len) != 0)
+                return -1;
             out->topic = (const char *)d;
             out->topic_len = len;
-        } else if (field == 2 && is_len) {
-            out->payload = d;
-            out->payload_len = len;
-        } else if (field == 3 && is_int) {
-            out->qos = v;
-        } else if (field == 4 && is_int) {
+            continue;
+        case 0x12: /* 2 payload */
+            r.p++;
+            if (get_bytes(&r, &out->payload, &out->payload_len) != 0)
+                return -1;
+            continue;
+        case 0x18: /* 3 qos */
+            r.p++;
+            if (get_varint(&r, &out->qos) != 0)
+                return -1;
+            continue;
+        case 0x20: /* 4 retain */
+            r.p++;
+            if (get_varint(&r, &v) != 0)
+                return -1;
             out->retain = v != 0;
-        } else if (field == 5 && is_len) {
+            continue;
+        case 0x2a: /* 5 origin */
+            r.p++;
+            if (get_bytes(&r, &d, &len) != 0)
+                return -1;
             out->origin = (const char *)d;
             out->origin_len = len;
-        } else if (field == 6 && is_int) {
-            out->hlc = v;
-        } else if (field == 7 && is_int) {
-            out->seq = v;
-        } else if (field <= 7) {
-            return -1; /* a known field with the wrong wire type */
+            continue;
+        case 0x30: /* 6 hlc */
+            r.p++;
+            if (get_varint(&r, &out->hlc) != 0)
+                return -1;
+            continue;
+        case 0x38: /* 7 seq */
+            r.p++;
+            if (get_varint(&r, &out->seq) != 0)
+                return -1;
+            continue;
+        default:
+            break;
         }
+        unsigned field, wt;
+        if (next_field(&r, &field, &wt, &d, &len, &v) != 0 || field <= 7)
+            return -1; /* malformed, or a known field with the wrong wire type */
     }
     return 0;
 }
