@@ -65,6 +65,7 @@ def marker_roundtrip(pub, sub, topic):
 # ---- QoS 2 state across reconnects and ordering ----
 
 
+@pytest.mark.mosquitto_xfail("re-sends PUBRELs in publish order, not PUBREC order")
 def test_pubrel_resent_in_pubrec_order(raw, broker):
     """PUBREL packets go out in the order their PUBRECs arrived (spec 4.6.0-4), also when they are
     re-sent on reconnect. The subscriber acknowledges two QoS 2 messages in reverse order, drops
@@ -181,6 +182,7 @@ def read_acks(c, ptype, count, timeout):
     return [int.from_bytes(data[i + 2:i + 4], "big") for i in range(0, want, 4)]
 
 
+@pytest.mark.mosquitto_xfail("drops inbound QoS 2 messages beyond its in-flight limit")
 def test_many_inbound_qos2_ids_held(raw, broker):
     """A publisher holding 40,000 QoS 2 ids unreleased, then re-sending one of them 40,000 times:
     every PUBLISH is answered promptly (no linear scan of the held ids per PUBLISH), a duplicate
@@ -251,6 +253,7 @@ def flood_until_stalled(sock, chunk, limit, stall=1.5):
 
 
 @pytest.mark.soak
+@pytest.mark.sol_only
 def test_paused_client_resumes_and_loses_nothing(raw, broker):
     """A client paused for not reading gets every answer once it reads again: one PINGRESP per
     PINGREQ, and the connection goes on working."""
@@ -277,6 +280,7 @@ def test_paused_client_resumes_and_loses_nothing(raw, broker):
 
 
 @pytest.mark.soak
+@pytest.mark.sol_only
 def test_paused_client_not_closed_by_keepalive(raw, broker):
     """While the broker is not reading from a client (paused, its PINGREQs waiting in the socket),
     the keepalive is not held against it: with keepalive 1 s, a client that stays paused for 3 s
@@ -390,6 +394,7 @@ def test_huge_remaining_length_then_nothing(raw, broker_factory):
     assert probe.is_open()
 
 
+@pytest.mark.mosquitto_xfail("limits topics to 200 levels")
 def test_deep_topic_65535_bytes(raw, broker_factory):
     """A topic of 65,535 bytes and 32,768 levels: published retained, matched by '#', by the
     exact filter and by a '+' filter; then cleared."""
@@ -439,8 +444,9 @@ def test_payload_at_max_packet_size(raw, broker_factory):
     p.recv_ack(PUBACK, 1, timeout=30)
     for s in subs:
         assert s.recv_publish(timeout=30).payload == payload
-    p.send(publish_pkt("maxp/t", payload + b"!", qos=1, pid=2))
-    p.expect_closed(timeout=10)
+    if not IS_MOSQUITTO:  # Sol's limit counts the whole packet; Mosquitto's does not
+        p.send(publish_pkt("maxp/t", payload + b"!", qos=1, pid=2))
+        p.expect_closed(timeout=10)
 
 
 @pytest.mark.soak
@@ -492,7 +498,8 @@ def small_allocations(monkeypatch):
 
 
 @pytest.mark.sol_only
-def test_output_failure_mid_routing_loses_no_other_delivery(raw, broker_factory, small_allocations):
+def test_output_failure_mid_routing_loses_no_other_delivery(raw, broker_factory,
+                                                           small_allocations):
     """A subscriber whose output buffer cannot grow is closed, and its will published; that must
     not happen inside the routing pass that is delivering to it, or the will's routing replaces
     the list of subscribers still to serve: the subscriber after it lost the message."""
