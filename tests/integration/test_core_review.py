@@ -484,6 +484,65 @@ def test_thousands_of_abrupt_connections(raw, broker):
         wait_until(lambda: open_fds(pid) <= fds0 + 1, 10, "sockets to be released")
 
 
+# ---- closes while output is pending ----
+
+
+def test_takeover_of_connection_with_pending_output(raw, broker):
+    """A persistent subscriber that stopped reading has QoS 0 and QoS 1 output pending (part of it
+    in a write the kernel would not take) when the same client id connects again: the old
+    connection is closed, its will published, and the new one gets session present and the
+    unacknowledged QoS 1 messages again, with DUP set, in order."""
+    w = raw()
+    w.connect("pending-will-reader")
+    assert w.subscribe(1, [("pend/will", 0)]) == [0]
+    old = raw()
+    old.connect("pending-out", clean=False, will=("pend/will", "old gone", 0, False))
+    old.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert old.subscribe(1, [("pend/q0", 0), ("pend/q1", 1)]) == [0, 1]
+    p = raw()
+    p.connect("pending-pub")
+    p.send(publish_pkt("pend/q0", b"z" * 60000) * 100)  # 6 MB of QoS 0 it will never read
+    for i in range(5):
+        p.publish("pend/q1", b"q1-%d" % i, qos=1, pid=1 + i)
+    new = raw(timeout=10)
+    sp, _ = new.connect("pending-out", clean=False)
+    assert sp == 1
+    m = w.recv_publish()
+    assert (m.topic, m.payload) == ("pend/will", b"old gone")
+    got = [new.recv_publish() for _ in range(5)]
+    assert [g.payload for g in got] == [b"q1-%d" % i for i in range(5)]
+    assert all(g.dup and g.qos == 1 for g in got)
+    new.recv_nothing(0.3)
+
+
+def test_write_error_during_flush_publishes_will(raw, broker):
+    """Subscribers reset their connections while the broker has output for them: the write fails
+    inside the turn's flush, and the close there (will routed to a reader, which is marked for
+    output while the flush is walking its list) leaves every other client served."""
+    w = raw()
+    w.connect("flush-will-reader")
+    assert w.subscribe(1, [("fw/will/#", 0)]) == [0]
+    subs = []
+    for i in range(20):
+        s = raw()
+        s.connect("flush-sub-%d" % i, will=("fw/will/%d" % i, "gone", 0, False))
+        assert s.subscribe(1, [("fw/t", 0)]) == [0]
+        subs.append(s)
+    p = raw()
+    p.connect("flush-pub")
+    p.send(publish_pkt("fw/t", b"y" * 30000) * 50)
+    for s in subs:
+        s.abort()
+    p.send(publish_pkt("fw/t", b"y" * 30000) * 50)
+    wills = set()
+    while len(wills) < len(subs):
+        m = w.recv_publish(timeout=10)
+        wills.add(m.topic)
+    assert wills == {"fw/will/%d" % i for i in range(len(subs))}
+    p.publish("fw/t", b"end", qos=1, pid=9)
+    assert w.is_open()
+
+
 # ---- a connection that cannot take more output, closed in the middle of routing ----
 
 
