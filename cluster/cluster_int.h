@@ -44,6 +44,8 @@
 #define CLUSTER_RESYNC_THROTTLE_MS 500
 #define CLUSTER_LOG_EVERY_MS 60000
 #define CLUSTER_CLOSE_WAIT_MS 1000
+#define CLUSTER_DIGEST_MISSES                                                                      \
+    3 /* quiet heartbeats with different retained digests before a re-sync */
 #define CLUSTER_HLC_MAX_AHEAD_MS (5u * 60u * 1000u) /* clock skew tolerated on retained stamps */
 
 /* ---- cluster_clock.c: pure logic, unit-tested on its own ---- */
@@ -156,6 +158,8 @@ struct peer {
     bool retained_synced;
     uint64_t gen, version;
     uint64_t resync_at; /* loop ms of the last SyncRequest we sent it */
+    unsigned
+        digest_misses; /* consecutive quiet heartbeats whose retained digest differed from ours */
 
     /* Transmit side (nng threads + loop, under mu). */
     nng_socket sock;
@@ -238,6 +242,9 @@ struct cluster {
 
     /* Publish and retained. */
     uint64_t hlc, seq;
+    uint64_t digest;            /* of our retained set, computed at the last heartbeat */
+    bool digest_quiet;          /* ... and no retained change for a heartbeat period before it */
+    uint64_t retained_changed;  /* loop ms of the last retained change here */
     struct retain_store *tombs; /* cleared retained topics: struct tomb */
 
     struct takeover *takeovers;
@@ -305,6 +312,8 @@ void publish_hook(void *ctx, struct message *msg);
 void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
                        bool deliver);
 void retained_send_full(struct cluster *c, struct peer *p);
+/* Order-independent digest of the retained set (without $SYS) and tombstones. */
+uint64_t retained_digest(struct cluster *c);
 void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s);
 /* Fill pb from msg (pointers into msg). */
 void publish_fill(Cl__Publish *pb, struct message *msg);

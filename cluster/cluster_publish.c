@@ -86,6 +86,7 @@ static void tomb_set(struct cluster *c, const char *topic, size_t len, uint64_t 
  * cleared. */
 static void retained_stamp_local(struct cluster *c, struct message *msg)
 {
+    c->retained_changed = uv_now(c->loop);
     msg->hlc = hlc_next(&c->hlc, cluster_wall_ms());
     origin_copy(msg->origin, c->self);
     if (msg->payload_len == 0)
@@ -163,10 +164,12 @@ static void retained_apply(struct cluster *c, const char *from, struct message *
         have_origin = t->origin;
     } else if (m->payload_len == 0) {
         tomb_set(c, m->topic, m->topic_len, m->hlc, m->origin);
+        c->retained_changed = uv_now(c->loop);
         return; /* nothing to clear, but remember the clear */
     }
     if (!lww_newer(m->hlc, m->origin, have_hlc, have_origin))
         return;
+    c->retained_changed = uv_now(c->loop);
     if (m->payload_len == 0)
         tomb_set(c, m->topic, m->topic_len, m->hlc, m->origin);
     else if (t)
@@ -200,6 +203,47 @@ void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publ
         }
     }
     message_unref(m);
+}
+
+/* ---- digest: anti-entropy for retained messages ---- */
+
+static uint64_t digest_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t digest_entry(const char *topic, size_t len, uint64_t hlc, const char *origin,
+                             bool tomb)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)topic[i]) * 0x100000001b3ull;
+    for (const char *o = origin; *o; o++)
+        h = (h ^ (uint8_t)*o) * 0x100000001b3ull;
+    return digest_mix(h ^ digest_mix(hlc) ^ (tomb ? 0x5bd1e995u : 0));
+}
+
+static void digest_msg(struct message *msg, void *ctx)
+{
+    if (!topic_is_sys(msg->topic, msg->topic_len))
+        *(uint64_t *)ctx ^= digest_entry(msg->topic, msg->topic_len, msg->hlc, msg->origin, false);
+}
+
+static void digest_tomb(const char *topic, size_t len, void *value, void *ctx)
+{
+    const struct tomb *t = value;
+    *(uint64_t *)ctx ^= digest_entry(topic, len, t->hlc, t->origin, true);
+}
+
+uint64_t retained_digest(struct cluster *c)
+{
+    uint64_t x = 0;
+    broker_retain_foreach(c->b, digest_msg, &x);
+    retain_foreach(c->tombs, digest_tomb, &x);
+    return x;
 }
 
 /* ---- full retained sync ---- */

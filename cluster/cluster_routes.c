@@ -158,11 +158,27 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
               topic_tree_filter_count(p->routes), (unsigned long long)p->version);
 }
 
+/* Routes: any difference means something was lost (heartbeats follow deltas on one stream).
+ * Retained: sets differ while writes are in flight, so only a difference that lasts
+ * CLUSTER_DIGEST_MISSES quiet heartbeats (no retained change on either side) makes both sides
+ * exchange their sets. */
 void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v)
 {
     if (route_version_stale(p->synced, p->gen, p->version, v->generation, v->version) ||
-        !p->retained_synced)
+        !p->retained_synced) {
         cluster_request_sync(c, p, false, false);
+        return;
+    }
+    if (!v->retained_quiet || !c->digest_quiet || v->retained_digest == c->digest) {
+        p->digest_misses = 0;
+        return;
+    }
+    if (++p->digest_misses < CLUSTER_DIGEST_MISSES)
+        return;
+    p->digest_misses = 0;
+    log_info(c->log, "cluster: retained messages differ from %s's: exchanging them", p->name);
+    p->retained_synced = false;
+    cluster_request_sync(c, p, true, true);
 }
 
 /* Collects filters into chunks of about CLUSTER_CHUNK_MAX bytes. */
@@ -244,8 +260,13 @@ void routes_heartbeat(struct cluster *c)
 {
     Cl__RouteVersion v = CL__ROUTE_VERSION__INIT;
     Cl__Envelope env = CL__ENVELOPE__INIT;
+    uint64_t now = uv_now(c->loop);
+    c->digest = retained_digest(c);
+    c->digest_quiet = now - c->retained_changed >= CLUSTER_HEARTBEAT_MS;
     v.generation = c->route_gen;
     v.version = c->route_version;
+    v.retained_digest = c->digest;
+    v.retained_quiet = c->digest_quiet;
     env.body_case = CL__ENVELOPE__BODY_ROUTE_VERSION;
     env.route_version = &v;
     routes_broadcast(c, &env);

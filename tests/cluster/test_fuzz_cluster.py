@@ -34,9 +34,10 @@ def field_varint(num, v):
     return varint(num << 3) + varint(v)
 
 
-def publish_body(topic, payload=b"x", qos=0, origin=b"n1"):
+def publish_body(topic, payload=b"x", qos=0, origin=b"n1", retain=False):
     return (field_bytes(1, topic) + field_bytes(2, payload) + field_varint(3, qos) +
-            field_bytes(5, origin) + field_varint(6, 1) + field_varint(7, 1))
+            field_varint(4, int(retain)) + field_bytes(5, origin) + field_varint(6, 1) +
+            field_varint(7, 1))
 
 
 def envelope(sender, body_field, body):
