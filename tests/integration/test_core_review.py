@@ -487,6 +487,7 @@ def test_thousands_of_abrupt_connections(raw, broker):
 # ---- closes while output is pending ----
 
 
+@pytest.mark.mosquitto_xfail("publishes no will when a persistent session is taken over")
 def test_takeover_of_connection_with_pending_output(raw, broker):
     """A persistent subscriber that stopped reading has QoS 0 and QoS 1 output pending (part of it
     in a write the kernel would not take) when the same client id connects again: the old
