@@ -263,6 +263,7 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
         routes_drop(p);
         p->retained_synced = false;
         cluster_request_sync(c, p, true, true);
+        net_kick(c); /* membership may call from a timer: do not wait for the next I/O */
     }
 }
 
@@ -277,6 +278,7 @@ static void cluster_tick_cb(uv_timer_t *t)
         c->last_heartbeat = now;
         routes_heartbeat(c);
     }
+    net_kick(c); /* a timer turn may poll before the end-of-turn check runs: send now */
 }
 
 static void cluster_handle_closed(uv_handle_t *h)
