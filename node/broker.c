@@ -197,10 +197,15 @@ bool broker_listening(const struct broker *b)
     return b->listening;
 }
 
-/* ACL check for a session's client id and username; no ACL file = allowed. */
+/* ACL check for a session's client id and username; no ACL file = allowed. No client writes a $SYS
+ * topic (PUBLISH or will): those are the broker's own statistics, not to be forged (4.7.2: the
+ * server should keep clients from exchanging messages on '$' topics; Mosquitto does the same). */
 bool broker_acl_allows(const struct broker *b, const struct session *s, const char *topic, size_t len,
                        enum acl_access access)
 {
+    if (access == ACL_WRITE && len >= 4 && memcmp(topic, "$SYS", 4) == 0 &&
+        (len == 4 || topic[4] == '/'))
+        return false;
     if (!b->acl)
         return true;
     return acl_check(b->acl, s ? s->client_id : "", s ? s->username : NULL, topic, len, access);

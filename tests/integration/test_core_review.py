@@ -134,6 +134,44 @@ def test_will_allowed_by_acl_still_published(raw, broker_factory):
     assert (m.topic, m.payload) == ("public/will", b"bye")
 
 
+@pytest.mark.parametrize("how", ["publish", "will"])
+def test_clients_cannot_forge_sys_topics(raw, broker_factory, how):
+    """$SYS topics are the broker's own statistics: a client's PUBLISH (or will) to one is
+    acknowledged and dropped, so nobody can forge them (spec 4.7.2: the server should keep
+    clients from exchanging messages on '$' topics; Mosquitto drops $SYS writes too)."""
+    b = broker_factory(sys_interval=1)
+    s = raw(b)
+    s.connect("sys-forge-sub")
+    assert s.subscribe(1, [("$SYS/broker/version", 0), ("$SYS/forged", 0), ("ok/marker", 0)]) \
+        == [0, 0, 0]
+    first = s.recv_publish(timeout=5)
+    assert first.topic == "$SYS/broker/version" and b"forged" not in first.payload
+    c = raw(b)
+    if how == "publish":
+        c.connect("sys-forger")
+        c.publish("$SYS/broker/version", b"forged", qos=1, retain=True, pid=1)
+        c.publish("$SYS/forged", b"forged", qos=2, pid=2)
+    else:
+        c.connect("sys-forger", will=("$SYS/forged", "forged", 0, True))
+        c.abort()
+        c = raw(b)
+        c.connect("sys-forger")  # the old connection (and its will) is gone by this CONNACK
+    c.publish("ok/marker", b"m", qos=1, pid=3)
+    got = []
+    while True:
+        m = s.recv_publish(timeout=5)
+        if m.topic == "ok/marker":
+            break
+        got.append(m)
+    assert all(b"forged" not in m.payload for m in got), got
+    late = raw(b)
+    late.connect("sys-forge-late")
+    assert late.subscribe(1, [("$SYS/broker/version", 0), ("$SYS/forged", 0)]) == [0, 0]
+    m = late.recv_publish(timeout=5)
+    assert m.topic == "$SYS/broker/version" and b"forged" not in m.payload
+    late.recv_nothing(0.3)
+
+
 # ---- robustness: hostile or slow clients ----
 
 
