@@ -183,26 +183,33 @@ static void retained_apply(struct cluster *c, const char *from, struct message *
 void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
                        bool deliver)
 {
-    struct message *m = publish_to_message(wp, false);
-    if (!m) {
-        cluster_bad_input(c, p->name, "an invalid PUBLISH");
-        return;
-    }
     if (deliver) {
+        /* A live delivery: retain flag clear [MQTT-3.3.1-9]. */
+        struct message *m = publish_to_message(wp, false);
+        if (!m) {
+            cluster_bad_input(c, p->name, "an invalid PUBLISH");
+            return;
+        }
         p->rx_msgs++;
         p->rx_bytes += m->topic_len + m->payload_len;
         broker_deliver_remote(c->b, m);
+        message_unref(m);
+    }
+    if (!deliver && !wp->retain) {
+        cluster_bad_input(c, p->name, "a retained-message envelope without the retain flag");
+        return;
     }
     if (wp->retain) {
-        /* The delivered copy may sit in session queues; the stored one is its own message. */
-        struct message *r = deliver ? publish_to_message(wp, true) : message_ref(m);
-        if (r) {
-            r->retain = true;
-            retained_apply(c, p->name, r);
-            message_unref(r);
+        /* The stored copy is its own message (the delivered one may sit in session queues). */
+        struct message *r = publish_to_message(wp, true);
+        if (!r) {
+            if (!deliver)
+                cluster_bad_input(c, p->name, "an invalid retained message");
+            return;
         }
+        retained_apply(c, p->name, r);
+        message_unref(r);
     }
-    message_unref(m);
 }
 
 /* ---- digest: anti-entropy for retained messages ---- */
