@@ -324,8 +324,7 @@ int conn_write(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Append one PUBLISH of msg, encoded straight into the output buffer with this delivery's flags and
- * id: the same copies of topic and payload a cached encoding would cost, without allocating one. When
+/* Append one PUBLISH of msg: a copy of its shared encoding with this delivery's flags and id. When
  * the output buffer cannot grow, the connection is not closed here: this runs inside a routing pass
  * (whose list of sessions its will's routing would overwrite) or a queue drain (whose clean session
  * the close would free). It takes no more output and is closed at this turn's flush. */
@@ -334,23 +333,16 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
 {
     if (c->state != CONN_ACTIVE || c->close_at_flush)
         return -1;
-    size_t len = codec_publish_size(msg->topic_len, msg->payload_len, qos);
+    size_t len;
+    if (!message_wire(msg, qos, &len, NULL))
+        return -1;
     uint8_t *p = conn_reserve(c, len);
     if (!p) {
         c->close_at_flush = true;
         conn_mark_dirty(c);
         return -1;
     }
-    struct mqtt_publish pub = {
-        .dup = dup,
-        .retain = retain,
-        .qos = qos,
-        .packet_id = id,
-        .topic = {msg->topic, msg->topic_len},
-        .payload = msg->payload,
-        .payload_len = msg->payload_len,
-    };
-    codec_encode_publish(p, &pub, NULL);
+    message_encode_into(msg, p, qos, id, dup, retain);
     conn_commit(c, len);
     c->b->stats.msgs_sent++;
     return 0;

@@ -6,13 +6,18 @@
 
 #include "codec.h"
 
-/* One allocation holds the struct, the topic and the payload: one malloc per accepted PUBLISH. */
+/* One allocation holds the struct, the topic (NUL-terminated, for lookups) and the PUBLISH encoding at
+ * the message's own QoS, which also holds the payload: one malloc and one encoding per accepted
+ * PUBLISH, whatever its number of subscribers. */
 struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
                             size_t payload_len, uint8_t qos, bool retain)
 {
-    if (topic_len > UINT16_MAX)
+    if (topic_len > UINT16_MAX || qos > 2)
         return NULL;
-    struct message *m = malloc(sizeof(*m) + topic_len + 1 + payload_len);
+    size_t wire_len = codec_publish_size(topic_len, payload_len, qos);
+    if (wire_len == 0)
+        return NULL;
+    struct message *m = malloc(sizeof(*m) + topic_len + 1 + wire_len);
     if (!m)
         return NULL;
     memset(m, 0, sizeof(*m));
@@ -24,9 +29,17 @@ struct message *message_new(const char *topic, size_t topic_len, const uint8_t *
     m->topic = (char *)(m + 1);
     memcpy(m->topic, topic, topic_len);
     m->topic[topic_len] = '\0';
-    m->payload = (uint8_t *)m->topic + topic_len + 1;
-    if (payload_len)
-        memcpy(m->payload, payload, payload_len);
+    uint8_t *wire = (uint8_t *)m->topic + topic_len + 1;
+    struct mqtt_publish p = {
+        .qos = qos,
+        .packet_id = 0, /* patched per delivery */
+        .topic = {m->topic, (uint16_t)topic_len},
+        .payload = payload,
+        .payload_len = payload_len,
+    };
+    m->wire_len[qos] = codec_encode_publish(wire, &p, &m->id_offset[qos]);
+    m->wire[qos] = wire;
+    m->payload = wire + m->wire_len[qos] - payload_len;
     return m;
 }
 
@@ -35,7 +48,8 @@ void message_unref(struct message *m)
     if (!m || --m->refs > 0)
         return;
     for (int q = 0; q < 3; q++)
-        free(m->wire[q]);
+        if (q != m->qos)
+            free(m->wire[q]); /* wire[qos] is inside the message */
     free(m);
 }
 

@@ -2,8 +2,10 @@
  * message.h - one application message (a PUBLISH's topic, payload, QoS and retain flag), refcounted and
  * shared by every session, queue, retained store and cluster forwarder that holds it.
  *
- * The wire encoding is built once per QoS level on first use and reused for every subscriber: delivering a
- * message to a connection is a memcpy of that encoding plus a patch of the flags byte and packet id.
+ * The message is encoded as a PUBLISH once, when it is created, inside its one allocation (the payload
+ * lives in that encoding), and every subscriber shares it: delivering to a connection is one memcpy
+ * into its output buffer plus a patch of the flags byte and packet id. A delivery at a lower QoS than
+ * the publish's (a subscription granted less) uses a second encoding, built on first use.
  */
 #ifndef SOL_MESSAGE_H
 #define SOL_MESSAGE_H
@@ -19,13 +21,14 @@ struct message {
     uint16_t topic_len;
     size_t payload_len;
     char *topic;      /* NUL-terminated, inside the same allocation */
-    uint8_t *payload; /* inside the same allocation */
+    uint8_t *payload; /* inside wire[qos], in the same allocation */
     /* Cluster metadata: hybrid-logical-clock stamp and origin node, for last-writer-wins on retained
      * messages; 0 / "" for messages that never met the cluster. */
     uint64_t hlc;
     char origin[64];
-    /* Cached encodings: wire[q] is this message as a PUBLISH at QoS q (flags byte and packet id to be
-     * patched per delivery), id_offset[q] where its packet id sits. Built lazily. */
+    /* Encodings: wire[q] is this message as a PUBLISH at QoS q (flags byte and packet id to be patched
+     * per delivery), id_offset[q] where its packet id sits. wire[qos] is built by message_new inside
+     * the message's allocation; the others on first use. */
     uint8_t *wire[3];
     size_t wire_len[3];
     size_t id_offset[3];
