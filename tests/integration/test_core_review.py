@@ -13,7 +13,7 @@ import pytest
 
 from conftest import IS_MOSQUITTO
 from mqttraw import (PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
-                     ack_pkt, connect_pkt, pingreq_pkt, publish_pkt,
+                     ack_pkt, connect_pkt, disconnect_pkt, pingreq_pkt, publish_pkt,
                      subscribe_pkt, unsubscribe_pkt)
 
 
@@ -93,6 +93,33 @@ def test_pubrel_resent_in_pubrec_order(raw, broker):
     for pid in got:
         s2.send(ack_pkt(PUBCOMP, pid))
     s2.recv_nothing(0.3)  # nothing left in flight
+
+
+def test_clean_session_after_persistent_discards_flight_and_queue(raw, broker_factory):
+    """A persistent session with QoS 1 in flight, QoS 2 awaiting PUBCOMP and more queued: a
+    CONNECT with clean session 1 gets session present 0 and none of it (no re-send, no PUBREL),
+    and the next persistent CONNECT starts empty too."""
+    b = broker_factory(max_inflight=2)
+    s = raw(b)
+    s.connect("clean-after", clean=False)
+    assert s.subscribe(1, [("ca/t", 2)]) == [2]
+    p = raw(b)
+    p.connect("clean-after-pub")
+    p.publish("ca/t", b"q2", qos=2, pid=1)
+    m = s.recv_publish(ack=False)
+    s.send(ack_pkt(PUBREC, m.pid))
+    assert s.recv_type(PUBREL).pid == m.pid
+    for i in range(4):
+        p.publish("ca/t", b"q1-%d" % i, qos=1, pid=2 + i)
+    s.abort()
+    c = raw(b)
+    assert c.connect("clean-after", clean=True) == (0, 0)
+    c.recv_nothing(0.5)
+    c.send(disconnect_pkt())
+    d = raw(b)
+    assert d.connect("clean-after", clean=False) == (0, 0)
+    p.publish("ca/t", b"after", qos=1, pid=9)
+    d.recv_nothing(0.3)  # no subscription survived either
 
 
 # ---- ACL on the will ----
