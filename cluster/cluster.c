@@ -267,6 +267,38 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
     }
 }
 
+/* ---- readiness ---- */
+
+/* Clients sent here once /readyz says 200 must find what they would find on any other node: every
+ * retained message and every peer's routes. So after the join, wait until the initial full sync
+ * with each live peer is complete (bounded, so one silent peer cannot keep this node out for
+ * good). Latched: a later re-sync with one peer does not take the whole node out of service. */
+bool cluster_ready(struct cluster *c)
+{
+    if (c->leaving || !broker_listening(c->b))
+        return false;
+    if (c->ready || !c->ms)
+        return true;
+    if (!membership_joined(c->ms))
+        return false;
+    uint64_t now = uv_now(c->loop);
+    if (!c->ready_deadline)
+        c->ready_deadline = now + CLUSTER_READY_TIMEOUT_MS;
+    size_t waiting = 0;
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (peer_live(p) && (!p->synced || !p->retained_synced))
+            waiting++;
+    if (waiting && now < c->ready_deadline)
+        return false;
+    if (waiting)
+        log_warn(c->log, "cluster: ready without the initial sync of %zu peer(s) after %d ms",
+                 waiting, CLUSTER_READY_TIMEOUT_MS);
+    else
+        log_info(c->log, "cluster: routes and retained messages synced with every peer: ready");
+    c->ready = true;
+    return true;
+}
+
 /* ---- timers ---- */
 
 static void cluster_tick_cb(uv_timer_t *t)
@@ -274,6 +306,8 @@ static void cluster_tick_cb(uv_timer_t *t)
     struct cluster *c = t->data;
     uint64_t now = uv_now(c->loop);
     takeover_tick(c, now);
+    if (!c->ready)
+        cluster_ready(c); /* starts the readiness bound at the join, and logs when it is reached */
     if (c->ms && now - c->last_heartbeat >= CLUSTER_HEARTBEAT_MS) {
         c->last_heartbeat = now;
         routes_heartbeat(c);
@@ -377,6 +411,14 @@ void cluster_leave(struct cluster *c, void (*done)(void *ctx), void *ctx)
     c->leaving = true;
     c->leave_done = done;
     c->leave_ctx = ctx;
+    if (c->ms && takeover_handoff_all(c) > 0) {
+        /* The sessions must reach their new holders before peers hear of the leave and close
+         * their links to us. Bounded, so SIGTERM still exits promptly. */
+        unsigned wait = CLUSTER_HANDOFF_FLUSH_MS;
+        if (c->cfg->leave_timeout_ms && c->cfg->leave_timeout_ms < wait)
+            wait = c->cfg->leave_timeout_ms;
+        net_flush(c, wait);
+    }
     if (c->ms)
         membership_leave(c->ms, cluster_left, c);
     else

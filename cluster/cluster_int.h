@@ -41,9 +41,13 @@
 #define CLUSTER_TICK_MS 50
 #define CLUSTER_HEARTBEAT_MS 1000
 #define CLUSTER_TAKEOVER_TIMEOUT_MS 500
+#define CLUSTER_READY_TIMEOUT_MS                                                                   \
+    5000 /* after the join: ready even if a peer never completed its sync */
 #define CLUSTER_RESYNC_THROTTLE_MS 500
 #define CLUSTER_LOG_EVERY_MS 60000
 #define CLUSTER_CLOSE_WAIT_MS 1000
+#define CLUSTER_HANDOFF_FLUSH_MS                                                                   \
+    2000 /* leaving: at most this long sending sessions (or leave_timeout_ms) */
 #define CLUSTER_DIGEST_MISSES                                                                      \
     3 /* quiet heartbeats with different retained digests before a re-sync */
 #define CLUSTER_HLC_MAX_AHEAD_MS (5u * 60u * 1000u) /* clock skew tolerated on retained stamps */
@@ -209,6 +213,8 @@ struct cluster {
     struct http_server *http;
     bool leaving;
     bool stopping;
+    bool ready;              /* latched: joined and synced with every live peer (or timed out) */
+    uint64_t ready_deadline; /* loop ms: ready at the latest then (0 = not joined yet) */
     void (*leave_done)(void *ctx);
     void *leave_ctx;
 
@@ -266,6 +272,9 @@ struct peer *cluster_peer_find(struct cluster *c, const char *name);
 void cluster_bad_input(struct cluster *c, const char *key, const char *what);
 /* Pack env (its sender is set here) into a shareable buffer; NULL on allocation failure. */
 struct wbuf *cluster_pack(struct cluster *c, Cl__Envelope *env);
+/* /readyz: listening, not leaving, joined, and holding the routes and retained messages of every
+ * live peer (a full sync done with each), or CLUSTER_READY_TIMEOUT_MS after the join. */
+bool cluster_ready(struct cluster *c);
 /* Handle one received frame on the loop. */
 void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nng_pipe pipe);
 
@@ -329,6 +338,9 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
 void takeover_tick(struct cluster *c, uint64_t now);
 void takeover_peer_gone(struct cluster *c, struct peer *p);
 void takeover_free_all(struct cluster *c);
+/* Leaving: send every persistent session to a live peer (by a hash of its client id) and delete it
+ * here. Returns how many were sent. */
+size_t takeover_handoff_all(struct cluster *c);
 
 /* ---- cluster_status.c ---- */
 int status_http_handler(void *ctx, const char *method, const char *path,

@@ -60,13 +60,6 @@ static int status_text(struct http_response *resp, int status, const char *body)
     return resp->body ? 0 : -1;
 }
 
-static bool status_ready(const struct cluster *c)
-{
-    if (c->leaving || !broker_listening(c->b))
-        return false;
-    return !c->ms || membership_joined(c->ms);
-}
-
 static void status_add_member(const struct member *mb, void *ctx)
 {
     cJSON *arr = ctx;
@@ -281,8 +274,8 @@ int status_http_handler(void *ctx, const char *method, const char *path, struct 
     if (strcmp(path, "/healthz") == 0)
         return status_text(resp, 200, "ok\n");
     if (strcmp(path, "/readyz") == 0)
-        return status_ready(c) ? status_text(resp, 200, "ready\n")
-                               : status_text(resp, 503, c->leaving ? "leaving\n" : "starting\n");
+        return cluster_ready(c) ? status_text(resp, 200, "ready\n")
+                                : status_text(resp, 503, c->leaving ? "leaving\n" : "starting\n");
     if (strcmp(path, "/cluster") == 0)
         return status_cluster_json(c, resp);
     if (strcmp(path, "/metrics") == 0)

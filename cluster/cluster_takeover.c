@@ -7,6 +7,11 @@
  * subscriptions, then queued and in-flight messages, in chunks. This node imports them and lets the
  * CONNACK go once every peer asked has answered, or after CLUSTER_TAKEOVER_TIMEOUT_MS, or when the
  * peers it waits for die.
+ *
+ * Leaving (SIGTERM): before the leave is announced, each persistent session is sent, the same way,
+ * to one live peer chosen by a hash of its client id (a TakeoverReply with token 0, which resumes
+ * no CONNECT there). That peer keeps it as an offline session and announces its routes; when the
+ * client comes back on any node, the usual takeover moves it again from there.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +195,27 @@ static void session_msg(struct message *msg, uint8_t qos, void *ctx)
         session_flush(so, false);
 }
 
+/* Close client_id here and send its session (unless req asks for a clean start) to p, in
+ * TakeoverReply chunks answering req. */
+static void session_export(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *req)
+{
+    struct session_out so = {.c = c, .p = p, .req = req};
+    bool existed = broker_session_takeover(c->b, req->client_id, session_sub, session_msg, &so);
+    so.had_session = so.had_session || existed;
+    if (existed)
+        log_info(c->log, "cluster: client %s moved to %s", req->client_id, p->name);
+    if (so.failed)
+        log_error(c->log, "cluster: out of memory moving session %s: part of it is lost",
+                  req->client_id);
+    session_flush(&so, true);
+    free(so.subs);
+    free(so.sub_ptrs);
+    free(so.msgs);
+    free(so.msg_ptrs);
+    free(so.pubs);
+    free(so.held);
+}
+
 /* A peer's client is connecting there: close ours and send the session over (unless it starts
  * clean). */
 void takeover_on_request(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *r)
@@ -198,21 +224,88 @@ void takeover_on_request(struct cluster *c, struct peer *p, const Cl__TakeoverRe
         cluster_bad_input(c, p->name, "a takeover request without a client id");
         return;
     }
-    struct session_out so = {.c = c, .p = p, .req = r};
-    bool existed = broker_session_takeover(c->b, r->client_id, session_sub, session_msg, &so);
-    so.had_session = so.had_session || existed;
-    if (existed)
-        log_info(c->log, "cluster: client %s moved to %s", r->client_id, p->name);
-    if (so.failed)
-        log_error(c->log, "cluster: out of memory moving session %s: part of it is lost",
-                  r->client_id);
-    session_flush(&so, true);
-    free(so.subs);
-    free(so.sub_ptrs);
-    free(so.msgs);
-    free(so.msg_ptrs);
-    free(so.pubs);
-    free(so.held);
+    session_export(c, p, r);
+}
+
+/* Client ids collected before any session is moved (moving one deletes it from the table). */
+struct id_list {
+    char **ids;
+    size_t n, cap;
+    bool failed;
+};
+
+static void id_list_add(const char *client_id, void *ctx)
+{
+    struct id_list *l = ctx;
+    if (l->failed)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **ids = realloc(l->ids, cap * sizeof(*ids));
+        if (!ids) {
+            l->failed = true;
+            return;
+        }
+        l->ids = ids;
+        l->cap = cap;
+    }
+    if (!(l->ids[l->n] = strdup(client_id))) {
+        l->failed = true;
+        return;
+    }
+    l->n++;
+}
+
+/* FNV-1a: spreads the sessions over the peers. */
+static uint64_t handoff_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+size_t takeover_handoff_all(struct cluster *c)
+{
+    struct peer **alive = NULL;
+    struct id_list l = {0};
+    size_t npeers = 0, moved = 0;
+    for (struct peer *p = c->peers; p; p = p->next)
+        npeers += p->open && p->state == MEMBER_ALIVE;
+    broker_sessions_foreach(c->b, id_list_add, &l);
+    if (l.n == 0)
+        goto done;
+    if (npeers == 0) {
+        log_warn(c->log, "cluster: no live peer to take %zu persistent session(s): they are lost",
+                 l.n);
+        goto done;
+    }
+    if (!(alive = calloc(npeers, sizeof(*alive)))) {
+        log_error(c->log, "cluster: out of memory handing sessions over");
+        goto done;
+    }
+    npeers = 0;
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (p->open && p->state == MEMBER_ALIVE)
+            alive[npeers++] = p;
+    for (size_t i = 0; i < l.n; i++) {
+        Cl__TakeoverRequest req = CL__TAKEOVER_REQUEST__INIT;
+        req.client_id = l.ids[i];
+        req.token = 0; /* unsolicited: the peer imports it and resumes no CONNECT */
+        req.clean_session = false;
+        session_export(c, alive[handoff_hash(l.ids[i]) % npeers], &req);
+        moved++;
+    }
+    log_info(c->log, "cluster: leaving: %zu persistent session(s) handed to %zu peer(s)", moved,
+             npeers);
+done:
+    if (l.failed)
+        log_error(c->log, "cluster: out of memory listing sessions: some are not handed over");
+    for (size_t i = 0; i < l.n; i++)
+        free(l.ids[i]);
+    free(l.ids);
+    free(alive);
+    return moved;
 }
 
 static struct takeover *takeover_find(struct cluster *c, uint64_t token)

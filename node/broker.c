@@ -413,6 +413,19 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
     return true;
 }
 
+/* The persistent sessions, for a node that leaves and hands them to its peers. */
+void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *client_id, void *ctx),
+                             void *ctx)
+{
+    for (size_t i = 0; i < b->sessions.cap; i++) {
+        if (!b->sessions.slots || !b->sessions.slots[i].key)
+            continue;
+        const struct session *s = b->sessions.slots[i].value;
+        if (!s->clean)
+            fn(s->client_id, ctx);
+    }
+}
+
 static struct session *broker_import_session(struct broker *b, const char *client_id)
 {
     size_t len = strlen(client_id);

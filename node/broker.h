@@ -98,6 +98,10 @@ void broker_connect_resume(struct broker *b, uint64_t token);
 bool broker_session_takeover(struct broker *b, const char *client_id,
                              void (*sub_fn)(const char *filter, uint8_t qos, void *ctx),
                              void (*msg_fn)(struct message *msg, uint8_t qos, void *ctx), void *ctx);
+/* Visit the client id of every persistent session (clean session 0), online or not (a node that
+ * leaves hands them to its peers). fn must not create or delete sessions: collect the ids first. */
+void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *client_id, void *ctx),
+                             void *ctx);
 /* Import moved session state for client_id (creates a persistent offline session if there is none). */
 int broker_session_import_sub(struct broker *b, const char *client_id, const char *filter, uint8_t qos);
 int broker_session_import_msg(struct broker *b, const char *client_id, struct message *msg, uint8_t qos);

@@ -278,8 +278,6 @@ def retained_on(cluster, node, topic):
         sub.close()
 
 
-@pytest.mark.xfail(reason="known: /readyz turns 200 on a restarted node a moment before the retained messages "
-                          "of its peers have arrived, so a subscriber in that window misses them", strict=False)
 def test_restarted_node_has_retained_messages_once_ready(cluster):
     """What Kubernetes does: route clients to a pod as soon as /readyz says 200. A client subscribing then
     must get the retained messages."""
