@@ -146,7 +146,8 @@ void connect_finish(struct conn *c)
     if (b->stats.clients_connected > b->stats.clients_maximum)
         b->stats.clients_maximum = b->stats.clients_connected;
     uint8_t ack[CODEC_CONNACK_SIZE];
-    conn_write(c, ack, codec_encode_connack(ack, present, MQTT_CONNACK_ACCEPTED));
+    if (conn_write(c, ack, codec_encode_connack(ack, present, MQTT_CONNACK_ACCEPTED)) < 0)
+        return; /* out of memory: the connection is closing and the session detached */
     char peer[64];
     log_debug(&b->log, "client %s connected from %s (clean %d, keepalive %u)", c->client_id,
               conn_peer(c, peer, sizeof(peer)), c->clean, c->keepalive);

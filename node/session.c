@@ -199,8 +199,10 @@ static void session_enqueue(struct broker *b, struct session *s, struct message 
     s->qlen++;
 }
 
-/* Hand one message to a session at the QoS it gets: QoS 0 only to an online client (dropped if it is far
- * behind); QoS 1/2 in flight if the window allows, else queued. */
+/* Hand one message to a session at the QoS it gets: QoS 0 only to an online client (a live message is
+ * dropped if the client is far behind; the retained messages a SUBSCRIBE asked for are always sent
+ * [MQTT-3.3.1-6], bounded by the retained store itself); QoS 1/2 in flight if the window allows, else
+ * queued. */
 void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                      bool retain)
 {
@@ -208,7 +210,7 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
         struct conn *c = s->conn;
         if (!c || c->state != CONN_ACTIVE)
             return;
-        if (c->out_len > BROKER_OUT_HIGH_WATER) {
+        if (!retain && c->out_len > BROKER_OUT_HIGH_WATER) {
             b->stats.msgs_dropped++;
             return;
         }

@@ -683,3 +683,25 @@ def test_output_failure_while_draining_queue(raw, broker_factory, small_allocati
     assert probe.subscribe(1, [("oomq/x", 0)]) == [0]
     probe.publish("oomq/x", b"alive")
     assert probe.recv_publish().payload == b"alive"
+
+
+def test_many_retained_all_sent_at_qos0(raw, broker):
+    """[MQTT-3.3.1-6] every retained message matching a new subscription is sent, even when they add up
+    to more than the slow-consumer drop threshold for live QoS 0 traffic (12,000 x 1 KiB)."""
+    n = 12000
+    p = raw(broker, timeout=20)
+    p.connect("many-ret-pub")
+    body = os.urandom(1024)
+    for i in range(n):
+        p.publish("mr/%05d" % i, body, qos=0, retain=True)
+    p.publish("mr/zz-last", b"x", qos=1, retain=True, pid=1)  # waits for PUBACK: all before it handled
+    s = raw(broker, timeout=20)
+    s.connect("many-ret-sub")
+    # All of them are queued in the SUBACK's loop turn: past the 8 MiB live-QoS-0 drop threshold.
+    assert s.subscribe(1, [("mr/#", 0)]) == [0]
+    seen = set()
+    while len(seen) < n + 1:
+        m = s.recv_publish(timeout=20)
+        assert m.retain
+        seen.add(m.topic)
+    assert len(seen) == n + 1
