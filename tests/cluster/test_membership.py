@@ -28,7 +28,8 @@ def test_all_alive_within_3s(cluster, count):
     cluster.figure("membership: %d nodes all alive after start-up" % count, elapsed)
     assert elapsed <= 3.0, "took %.2f s" % elapsed
     for n in nodes:
-        assert n.ready()
+        # Ready also waits for the first route/retained sync with every peer, a few ms after alive.
+        n.wait_ready(2)
         view = n.cluster_view()
         assert view["self"] == n.name
         for m in view["members"]:
