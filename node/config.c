@@ -56,6 +56,8 @@ static const struct config_opt config_opts[] = {
      "outbound QoS 1/2 in flight per client", NULL},
     {"max_queued", OPT_SIZE, FIELD(max_queued), 0, 4294967295ULL, false, "N",
      "queued per offline/slow session", NULL},
+    {"max_qos", OPT_UINT, FIELD(max_qos), 0, 2, false, "QOS",
+     "highest QoS granted to SUBSCRIBE and accepted in PUBLISH", NULL},
     {"log_level", OPT_LEVEL, FIELD(log_level), 0, 0, false, "LEVEL", "error|warn|info|debug", NULL},
     {"sys_interval", OPT_UINT, FIELD(sys_interval), 0, 86400, false, "SECONDS",
      "seconds between $SYS updates; 0 = off", NULL},
@@ -112,6 +114,7 @@ void config_defaults(struct sol_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->bind, sizeof(cfg->bind), "0.0.0.0");
     cfg->port = 1883;
+    cfg->max_qos = 2;
     cfg->allow_anonymous = true;
     cfg->max_packet_size = 1048576;
     cfg->max_connections = 100000;

@@ -11,6 +11,10 @@ void handle_publish(struct conn *c, const struct mqtt_publish *p)
 {
     struct broker *b = c->b;
     struct session *s = c->session;
+    if (p->qos > b->cfg.max_qos) { /* as Mosquitto's max_qos: 3.1.1 has no way to refuse it politely */
+        conn_protocol_error(c, "PUBLISH QoS above max-qos");
+        return;
+    }
     b->stats.msgs_received++;
     bool duplicate = p->qos == 2 && session_rx_qos2_has(s, p->packet_id);
     if (!duplicate && broker_acl_allows(b, s, p->topic.data, p->topic.len, ACL_WRITE)) {

@@ -21,9 +21,11 @@ void handle_subscribe(struct conn *c, const struct mqtt_list *l)
     uint8_t qos;
     while (codec_subscribe_next(l, &pos, &f, &qos)) {
         uint8_t code = MQTT_SUBACK_FAILURE;
+        if (qos > b->cfg.max_qos) /* [MQTT-3.8.4-6] the server may grant a lower QoS */
+            qos = (uint8_t)b->cfg.max_qos;
         if (topic_filter_valid(f.data, f.len) && broker_acl_allows(b, s, f.data, f.len, ACL_READ) &&
             session_subscribe(b, s, f.data, f.len, qos) == 0)
-            code = qos; /* granted QoS: all three are supported */
+            code = qos; /* granted QoS (capped by --max-qos above) */
         codes[i++] = code;
     }
     /* SUBACK first, with codes in request order [MQTT-3.8.4-1/5], then retained messages. */
@@ -38,8 +40,9 @@ void handle_subscribe(struct conn *c, const struct mqtt_list *l)
     pos = 0;
     i = 0;
     while (codec_subscribe_next(l, &pos, &f, &qos)) {
-        if (codes[i++] != MQTT_SUBACK_FAILURE)
-            broker_send_retained(b, c, f.data, f.len, qos); /* [MQTT-3.8.4-3] also on re-subscribe */
+        uint8_t granted = codes[i++];
+        if (granted != MQTT_SUBACK_FAILURE)
+            broker_send_retained(b, c, f.data, f.len, granted); /* [MQTT-3.8.4-3] also on re-subscribe */
     }
 done:
     if (codes != stack_codes)

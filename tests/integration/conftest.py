@@ -164,7 +164,8 @@ def _sol_command(port, workdir, opts):
         args += ["--allow-anonymous", "true" if opts["allow_anonymous"] else "false"]
     for key, flag in (("max_packet_size", "--max-packet-size"), ("max_inflight", "--max-inflight"),
                       ("max_connections", "--max-connections"),
-                      ("max_queued", "--max-queued"), ("sys_interval", "--sys-interval")):
+                      ("max_queued", "--max-queued"), ("sys_interval", "--sys-interval"),
+                      ("max_qos", "--max-qos")):
         if opts.get(key) is not None:
             args += [flag, str(opts[key])]
     args += list(opts.get("extra_args", ()))

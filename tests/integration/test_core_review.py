@@ -705,3 +705,23 @@ def test_many_retained_all_sent_at_qos0(raw, broker):
         assert m.retain
         seen.add(m.topic)
     assert len(seen) == n + 1
+
+
+@pytest.mark.sol_only
+def test_max_qos_caps_granted_qos_and_refuses_higher_publish(raw, broker_factory):
+    """--max-qos 1 (Mosquitto's max_qos): a SUBSCRIBE asking QoS 2 is granted 1 [MQTT-3.8.4-6] and gets
+    messages at QoS 1, retained ones included; a PUBLISH at QoS 2 closes the connection."""
+    b = broker_factory(max_qos=1)
+    p = raw(b)
+    p.connect("mq-pub")
+    p.publish("mq/ret", b"kept", qos=1, retain=True)
+    s = raw(b)
+    s.connect("mq-sub")
+    assert s.subscribe(1, [("mq/#", 2), ("other", 0)]) == [1, 0]
+    m = s.recv_publish()
+    assert (m.topic, m.qos, m.retain) == ("mq/ret", 1, True)
+    p.publish("mq/live", b"x", qos=1)
+    m = s.recv_publish()
+    assert (m.topic, m.qos) == ("mq/live", 1)
+    p.send(publish_pkt("mq/live", b"too high", qos=2, pid=7))
+    p.expect_closed()

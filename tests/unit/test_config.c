@@ -600,8 +600,8 @@ static void test_help_line_per_setting(void **state)
     assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), CONFIG_EXIT_OK);
     for (char *p = strstr(out, "\n  --"); p != NULL; p = strstr(p + 1, "\n  --"))
         lines++;
-    /* 21 settings + --config + --help + --version, one line each. */
-    assert_int_equal(lines, 24);
+    /* 22 settings + --config + --help + --version, one line each. */
+    assert_int_equal(lines, 25);
 }
 
 static void test_version(void **state)
@@ -695,7 +695,7 @@ static void test_example_conf_values_are_defaults(void **state)
     }
     fclose(in);
     fclose(out);
-    assert_true(uncommented == 16);
+    assert_true(uncommented == 17);
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), CONFIG_OK);
     unlink(path);
     config_defaults(&def);
