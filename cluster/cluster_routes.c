@@ -49,23 +49,12 @@ static void routes_send_delta(struct cluster *c, char *filter, bool added)
     routes_broadcast(c, &env);
 }
 
-/* The broker's filters are length-counted; protobuf strings are NUL-terminated. */
-static char *routes_cstr(const char *filter, size_t len)
-{
-    char *s = malloc(len + 1);
-    if (s) {
-        memcpy(s, filter, len);
-        s[len] = '\0';
-    }
-    return s;
-}
-
 void routes_local_add(struct cluster *c, const char *filter, size_t len)
 {
     if (topic_tree_subscribe(c->local, filter, len, c, 0) != 1)
         return;
     c->route_version++;
-    char *s = routes_cstr(filter, len);
+    char *s = strndup(filter, len);
     if (s)
         routes_send_delta(c, s, true);
     free(s);
@@ -82,7 +71,7 @@ void routes_hook_del(void *ctx, const char *filter, size_t len)
     if (topic_tree_unsubscribe(c->local, filter, len, c) != 0)
         return;
     c->route_version++;
-    char *s = routes_cstr(filter, len);
+    char *s = strndup(filter, len);
     if (s)
         routes_send_delta(c, s, false);
     free(s);
@@ -231,7 +220,7 @@ static void routes_collect(const char *filter, size_t len, void *ctx)
         rc->filters = n;
         rc->cap = cap;
     }
-    if (!(rc->filters[rc->n] = routes_cstr(filter, len))) {
+    if (!(rc->filters[rc->n] = strndup(filter, len))) {
         rc->failed = true;
         return;
     }

@@ -22,16 +22,6 @@ static void connect_refuse(struct conn *c, uint8_t rc, const char *why)
     conn_close(c, NULL);
 }
 
-static char *dup_str(const char *s, size_t len)
-{
-    char *d = malloc(len + 1);
-    if (d) {
-        memcpy(d, s, len);
-        d[len] = '\0';
-    }
-    return d;
-}
-
 /* Authentication per --password-file and --allow-anonymous. Returns a CONNACK code. */
 static uint8_t connect_authenticate(struct broker *b, const struct mqtt_connect *p)
 {
@@ -74,16 +64,16 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         return;
     }
     if (p->client_id.len) {
-        c->client_id = dup_str(p->client_id.data, p->client_id.len);
+        c->client_id = strndup(p->client_id.data, p->client_id.len);
     } else {
         char gen[40];
         snprintf(gen, sizeof(gen), "auto-%llx-%llx", (unsigned long long)b->start_ms,
                  (unsigned long long)++b->id_counter);
-        c->client_id = dup_str(gen, strlen(gen));
+        c->client_id = strdup(gen);
     }
     if (!c->client_id)
         goto oom;
-    if (p->has_username && !(c->username = dup_str(p->username.data, p->username.len)))
+    if (p->has_username && !(c->username = strndup(p->username.data, p->username.len)))
         goto oom;
     if (p->will_flag) {
         c->will = message_new(p->will_topic.data, p->will_topic.len,
