@@ -497,11 +497,17 @@ static int peer_out_reserve_locked(struct peer *p, size_t need)
     return 0;
 }
 
+static void peer_kick(struct peer *p);
+
 /* Loop only, no lock: room for an envelope of len bytes at the end of p's stage, its frame header
  * written; returns where the envelope goes, or NULL if p is closed or its backlog is full (counted
- * as dropped). Staged envelopes move to the locked queue once per loop turn (net_kick). */
+ * as dropped). Staged envelopes move to the locked queue at the end of the loop turn (net_kick), or
+ * before this call once CLUSTER_KICK_BYTES are staged: what it returns is valid until the next
+ * peer_stage or kick of the same peer. */
 uint8_t *peer_stage(struct peer *p, size_t len)
 {
+    if (p->stage_len >= CLUSTER_KICK_BYTES) /* before reserving: the stage may be swapped */
+        peer_kick(p);
     if (!p->open || p->stage_len + p->backlog + len > CLUSTER_PEER_QUEUE_MAX) {
         p->stage_dropped++;
         return NULL;
@@ -571,35 +577,39 @@ static void peer_unstage_locked(struct peer *p)
     p->stage_len = p->stage_count = 0;
 }
 
-/* End of a loop turn: hand each peer what the turn staged, and start a send where none is in flight
- * (a send in flight picks the queue up itself when it completes). */
+/* Hand the peer what the loop staged, and start a send unless one is in flight (a send in flight
+ * picks the queue up itself when it completes). Loop only. */
+static void peer_kick(struct peer *p)
+{
+    p->kick = false;
+    nng_msg *first = NULL;
+    pthread_mutex_lock(&p->mu);
+    peer_unstage_locked(p);
+    p->tx_dropped += p->stage_dropped;
+    p->stage_dropped = 0;
+    if (!p->busy && p->accepting) {
+        first = peer_build_locked(p);
+        p->busy = first != NULL;
+        if (first)
+            p->tx_frames++;
+    }
+    p->backlog = p->out_len - p->out_head;
+    pthread_mutex_unlock(&p->mu);
+    if (first) {
+        nng_aio_set_msg(p->aio, first);
+        nng_send_aio(p->sock, p->aio);
+    }
+}
+
+/* End of a loop turn: kick every peer that something was staged for this turn. */
 void net_kick(struct cluster *c)
 {
     if (!c->kick)
         return;
     c->kick = false;
-    for (struct peer *p = c->peers; p; p = p->next) {
-        if (!p->kick)
-            continue;
-        p->kick = false;
-        nng_msg *first = NULL;
-        pthread_mutex_lock(&p->mu);
-        peer_unstage_locked(p);
-        p->tx_dropped += p->stage_dropped;
-        p->stage_dropped = 0;
-        if (!p->busy && p->accepting) {
-            first = peer_build_locked(p);
-            p->busy = first != NULL;
-            if (first)
-                p->tx_frames++;
-        }
-        p->backlog = p->out_len - p->out_head;
-        pthread_mutex_unlock(&p->mu);
-        if (first) {
-            nng_aio_set_msg(p->aio, first);
-            nng_send_aio(p->sock, p->aio);
-        }
-    }
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (p->kick)
+            peer_kick(p);
 }
 
 static void net_check_cb(uv_check_t *h)
