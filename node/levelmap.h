@@ -44,20 +44,34 @@ struct levelmap {
     uint32_t cap;   /* 0 (no child), 1 (inline) or the table size */
 };
 
-/* FNV-1a with a final avalanche, so the low bits used as the table index are well mixed. */
+/* Eight bytes at a time (a byte at a time was a fifth of matching a topic), the tail read as two
+ * overlapping words, then a final avalanche so the low bits used as the table index are well mixed.
+ * The length is mixed in first, so levels that differ only in trailing zero bytes still differ. */
 static inline uint32_t levelmap_hash(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    uint64_t w;
+    for (; n > 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
     }
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        w = (uint64_t)a << 32 | b;
+    } else if (n > 0) {
+        w = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n / 2] << 8 |
+            (unsigned char)s[n - 1];
+    } else {
+        w = 0;
+    }
+    h = (h ^ w) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
 }
 
 /* End (exclusive) of the topic level starting at pos in s[0..len): the next '/' or len. */

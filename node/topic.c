@@ -374,7 +374,7 @@ static bool tree_walk(const struct topic_tree *tree, const char *name, size_t le
     bool dollar = name[0] == '$'; /* [MQTT-4.7.2-1] no leading wildcard */
     const struct tnode *node = root;
     size_t pos = 0; /* start of the level node is about to consume; len + 1 when name is used up */
-    size_t end;
+    size_t end = 0;
 
 enter:
     if (pos > len) {
@@ -403,15 +403,22 @@ try_plus:
         goto enter;
     }
 up:
-    if (node == root)
-        return false;
-    end = pos - 1;
-    pos = levelmap_level_start(name, end);
-    bool from_exact = tnode_kind(node) == TNODE_EXACT;
-    node = node->parent;
-    if (from_exact)
-        goto try_plus;
-    goto up;
+    /* Going back up only matters at an ancestor with a '+' child still to try (entered from its
+     * exact child). Find it through the parent pointers first and scan the name back just that
+     * many levels: with no such ancestor, as for most topics, the walk ends here with no scan. */
+    for (size_t levels = 1;; levels++) {
+        if (node == root)
+            return false;
+        bool from_exact = tnode_kind(node) == TNODE_EXACT;
+        node = node->parent;
+        if (from_exact && node->plus && !(dollar && node == root)) {
+            while (levels-- > 0) {
+                end = pos - 1;
+                pos = levelmap_level_start(name, end);
+            }
+            goto try_plus;
+        }
+    }
 }
 
 void topic_tree_match(const struct topic_tree *tree, const char *name, size_t len,

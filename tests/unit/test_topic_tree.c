@@ -457,6 +457,71 @@ static void test_tree_subscribe_alloc_failure(void **state)
     topic_tree_free(t);
 }
 
+/* Random filters and topics over a few short levels ('+', '#', empty and '$' levels among them):
+ * the tree must report exactly the filters that topic_match, matching one filter at a time, says
+ * match, each once. Guards the walk's shortcuts (going back up only to an ancestor with a '+'). */
+static void random_levels(char *out, size_t cap, unsigned *seed, bool filter)
+{
+    static const char *const lv[] = {"a", "b", "", "dev", "$SYS", "0123456789abc", "x/y"};
+    size_t n = 0;
+    unsigned levels = 1 + (unsigned)(rand_r(seed) % 5);
+    for (unsigned i = 0; i < levels && n + 20 < cap; i++) {
+        if (i)
+            out[n++] = '/';
+        unsigned r = (unsigned)rand_r(seed) % 10;
+        const char *l = filter && r == 8 ? "+" : filter && r == 9 && i + 1 == levels ? "#"
+                                                                                    : lv[r % 7];
+        if (i > 0 && strcmp(l, "$SYS") == 0)
+            l = "s";
+        memcpy(out + n, l, strlen(l));
+        n += strlen(l);
+    }
+    out[n] = '\0';
+}
+
+static void test_tree_random_against_topic_match(void **state)
+{
+    (void)state;
+    enum { FILTERS = 300, TOPICS = 3000 };
+    static char filters[FILTERS][128];
+    unsigned seed = 12345;
+    struct topic_tree *t = topic_tree_new();
+    assert_non_null(t);
+    size_t added = 0;
+    for (size_t i = 0; i < FILTERS; i++) {
+        random_levels(filters[i], sizeof(filters[i]), &seed, true);
+        if (!topic_filter_valid(S(filters[i]))) {
+            filters[i][0] = '\0';
+            continue;
+        }
+        assert_int_not_equal(topic_tree_subscribe(t, S(filters[i]), filters[i], 0), -1);
+        added++;
+    }
+    assert_true(added > FILTERS / 2);
+    struct hits h = {0};
+    size_t matched = 0;
+    char topic[128];
+    for (size_t k = 0; k < TOPICS; k++) {
+        random_levels(topic, sizeof(topic), &seed, false);
+        if (!topic_name_valid(S(topic)))
+            continue;
+        match(t, topic, &h);
+        size_t want = 0;
+        for (size_t i = 0; i < FILTERS; i++) {
+            if (!filters[i][0] || !topic_match(S(filters[i]), S(topic)))
+                continue;
+            /* the same filter string may be in the array twice: one subscriber each */
+            want++;
+            assert_int_equal(hits_count(&h, filters[i], NULL), 1);
+        }
+        assert_int_equal(h.n, want);
+        matched += want > 0;
+    }
+    assert_true(matched > TOPICS / 10); /* the check above saw real matches */
+    hits_reset(&h);
+    topic_tree_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_tree_fanout),
         cmocka_unit_test(test_tree_many_filters),
         cmocka_unit_test(test_tree_deep),
+        cmocka_unit_test(test_tree_random_against_topic_match),
         cmocka_unit_test(test_tree_bad_calls),
         cmocka_unit_test(test_tree_new_alloc_failure),
         cmocka_unit_test(test_tree_subscribe_alloc_failure),
