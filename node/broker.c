@@ -237,13 +237,19 @@ static void broker_collect_match(void *subscriber, uint8_t qos, void *ctx)
     b->matched[b->match_count++] = s;
 }
 
-/* Deliver msg to every local session subscribed to a matching filter, at min(publish QoS, granted QoS)
- * [MQTT-3.8.4-6], retain flag cleared as for any live delivery [MQTT-3.3.1-9]. */
-void broker_deliver_local(struct broker *b, struct message *msg)
+/* Find the local sessions subscribed to a filter matching topic: b->matched[0..match_count), each
+ * once with its highest granted QoS. */
+static void broker_match_local(struct broker *b, const char *topic, size_t topic_len)
 {
     b->match_gen++;
     b->match_count = 0;
-    topic_tree_match(b->subs, msg->topic, msg->topic_len, broker_collect_match, b);
+    topic_tree_match(b->subs, topic, topic_len, broker_collect_match, b);
+}
+
+/* Deliver msg to the sessions broker_match_local found, at min(publish QoS, granted QoS)
+ * [MQTT-3.8.4-6], retain flag cleared as for any live delivery [MQTT-3.3.1-9]. */
+static void broker_deliver_matched(struct broker *b, struct message *msg)
+{
     for (size_t i = 0; i < b->match_count; i++) {
         struct session *s = b->matched[i];
         if (!broker_acl_allows(b, s, msg->topic, msg->topic_len, ACL_READ))
@@ -251,6 +257,13 @@ void broker_deliver_local(struct broker *b, struct message *msg)
         uint8_t qos = msg->qos < s->match_qos ? msg->qos : s->match_qos;
         session_deliver(b, s, msg, qos, false);
     }
+}
+
+/* Deliver msg to every local session subscribed to a matching filter. */
+void broker_deliver_local(struct broker *b, struct message *msg)
+{
+    broker_match_local(b, msg->topic, msg->topic_len);
+    broker_deliver_matched(b, msg);
 }
 
 /* A PUBLISH accepted here: update the retained store [MQTT-3.3.1-5/10/11], deliver locally, and tell the
@@ -266,6 +279,37 @@ void broker_publish(struct broker *b, struct message *msg, bool from_local_clien
     broker_deliver_local(b, msg);
     if (from_local_client && b->hooks.on_publish)
         b->hooks.on_publish(b->hooks.ctx, msg);
+}
+
+/* A client's PUBLISH, still in the read buffer. Local subscribers are matched first: when none
+ * wants it and it is not retained (a publisher whose subscribers are on other nodes), no message is
+ * allocated and the cluster hook forwards a view of the packet. Returns -1 when out of memory. */
+int broker_publish_packet(struct broker *b, const char *topic, size_t topic_len,
+                          const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain)
+{
+    if (!retain) {
+        broker_match_local(b, topic, topic_len);
+        if (b->match_count == 0) {
+            if (b->hooks.on_publish) {
+                struct message view;
+                message_view_init(&view, topic, topic_len, payload, payload_len, qos, false);
+                b->hooks.on_publish(b->hooks.ctx, &view);
+            }
+            return 0;
+        }
+    }
+    struct message *msg = message_new(topic, topic_len, payload, payload_len, qos, retain);
+    if (!msg)
+        return -1;
+    if (retain) {
+        broker_publish(b, msg, true);
+    } else {
+        broker_deliver_matched(b, msg); /* the match above still stands: nothing ran since */
+        if (b->hooks.on_publish)
+            b->hooks.on_publish(b->hooks.ctx, msg);
+    }
+    message_unref(msg);
+    return 0;
 }
 
 struct retained_send {

@@ -44,7 +44,8 @@ struct broker_hooks {
     void *ctx;
     /* A PUBLISH from a local client (or a local client's will) was accepted and delivered to local
      * subscribers. msg->retain says whether it also set or cleared (empty payload) a retained message.
-     * The hook may keep msg with message_ref(). */
+     * msg may be a view of the client's packet (message_view_init: valid for this call only, topic
+     * not NUL-terminated): the hook copies what it needs and never keeps msg. */
     void (*on_publish)(void *ctx, struct message *msg);
     /* A filter gained its first local subscriber / lost its last one. */
     void (*on_route_add)(void *ctx, const char *filter, size_t len);

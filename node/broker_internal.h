@@ -199,6 +199,8 @@ void session_detach(struct broker *b, struct session *s);
 
 /* broker.c */
 void broker_publish(struct broker *b, struct message *msg, bool from_local_client);
+int broker_publish_packet(struct broker *b, const char *topic, size_t topic_len,
+                          const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain);
 void broker_deliver_local(struct broker *b, struct message *msg);
 void broker_send_retained(struct broker *b, struct conn *c, const char *filter, size_t len,
                           uint8_t granted);

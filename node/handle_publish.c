@@ -18,14 +18,11 @@ void handle_publish(struct conn *c, const struct mqtt_publish *p)
     b->stats.msgs_received++;
     bool duplicate = p->qos == 2 && session_rx_qos2_has(s, p->packet_id);
     if (!duplicate && broker_acl_allows(b, s, p->topic.data, p->topic.len, ACL_WRITE)) {
-        struct message *msg =
-            message_new(p->topic.data, p->topic.len, p->payload, p->payload_len, p->qos, p->retain);
-        if (!msg) {
+        if (broker_publish_packet(b, p->topic.data, p->topic.len, p->payload, p->payload_len,
+                                  p->qos, p->retain) < 0) {
             conn_close(c, "out of memory");
             return;
         }
-        broker_publish(b, msg, true);
-        message_unref(msg);
     }
     /* A denied PUBLISH is still acknowledged: 3.1.1 has no way to refuse one. */
     uint8_t ack[CODEC_ACK_SIZE];

@@ -20,13 +20,7 @@ struct message *message_new(const char *topic, size_t topic_len, const uint8_t *
     struct message *m = malloc(sizeof(*m) + topic_len + 1 + wire_len);
     if (!m)
         return NULL;
-    memset(m, 0, sizeof(*m));
-    m->refs = 1;
-    m->qos = qos;
-    m->retain = retain;
-    m->topic_len = (uint16_t)topic_len;
-    m->payload_len = payload_len;
-    m->topic = (char *)(m + 1);
+    message_view_init(m, (char *)(m + 1), topic_len, NULL, payload_len, qos, retain);
     memcpy(m->topic, topic, topic_len);
     m->topic[topic_len] = '\0';
     uint8_t *wire = (uint8_t *)m->topic + topic_len + 1;

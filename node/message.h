@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct message {
     uint32_t refs;
@@ -33,6 +34,24 @@ struct message {
     size_t wire_len[3];
     size_t id_offset[3];
 };
+
+/* A message that borrows its topic and payload (a client's PUBLISH still in the read buffer) for the
+ * length of one call: not refcounted, not encoded, its topic not NUL-terminated. Only for handing a
+ * PUBLISH that nothing on this node keeps to a hook that copies what it needs (cluster forwarding),
+ * so such a PUBLISH costs no allocation here. */
+static inline void message_view_init(struct message *m, const char *topic, size_t topic_len,
+                                     const uint8_t *payload, size_t payload_len, uint8_t qos,
+                                     bool retain)
+{
+    memset(m, 0, sizeof(*m));
+    m->refs = 1;
+    m->qos = qos;
+    m->retain = retain;
+    m->topic_len = (uint16_t)topic_len;
+    m->payload_len = payload_len;
+    m->topic = (char *)topic;
+    m->payload = (uint8_t *)payload;
+}
 
 /* A new message with one reference, or NULL on allocation failure. */
 struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
