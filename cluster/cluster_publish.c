@@ -98,10 +98,8 @@ static void retained_stamp_local(struct cluster *c, struct message *msg)
 void publish_hook(void *ctx, struct message *msg)
 {
     struct cluster *c = ctx;
-    if (msg->retain)
+    if (msg->retain) /* a live PUBLISH needs no stamp or origin: only retained state is merged */
         retained_stamp_local(c, msg);
-    else if (!msg->origin[0])
-        origin_copy(msg->origin, c->self);
 
     /* Encoded once, straight into the first peer's stage, and copied into the others'; a retained
      * message goes as a PUBLISH to peers with a matching route and as a Retain to the others. */
