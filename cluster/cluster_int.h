@@ -180,7 +180,7 @@ struct peer {
     size_t backlog; /* loop's copy of out_len - out_head at the last kick */
     uint8_t *out;   /* queued envelopes, framed: [0x0a, varint len, envelope]... from out_head */
     size_t out_head, out_len, out_cap, out_count;
-    bool busy;      /* a send is in flight */
+    atomic_bool busy; /* a send is in flight (written under mu; the loop may peek without it) */
     bool accepting; /* socket open: enqueue allowed */
     uint64_t tx_dropped;
     uint64_t tx_frames;

@@ -506,7 +506,10 @@ static void peer_kick(struct peer *p);
  * peer_stage or kick of the same peer. */
 uint8_t *peer_stage(struct peer *p, size_t len)
 {
-    if (p->stage_len >= CLUSTER_KICK_BYTES) /* before reserving: the stage may be swapped */
+    /* Before reserving (the stage may be swapped). Only to an idle sender: a busy one takes the
+     * queue itself when its send completes, in frames that grow as the peer falls behind. */
+    if (p->stage_len >= CLUSTER_KICK_BYTES &&
+        !atomic_load_explicit(&p->busy, memory_order_relaxed))
         peer_kick(p);
     if (!p->open || p->stage_len + p->backlog + len > CLUSTER_PEER_QUEUE_MAX) {
         p->stage_dropped++;
