@@ -54,9 +54,7 @@ void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out)
 struct message *publish_to_message(const struct wire_publish *wp, bool retain)
 {
     size_t tlen = wp->topic_len;
-    if (!wp->topic || tlen == 0 || tlen > UINT16_MAX || wp->qos > 2 ||
-        !codec_utf8_valid(wp->topic, tlen) || /* also refuses U+0000 [MQTT-1.5.3-2] */
-        !topic_name_valid(wp->topic, tlen) ||
+    if (!wp->topic || wp->qos > 2 || !codec_topic_name_valid(wp->topic, tlen) ||
         wp->origin_len >= sizeof(((struct message *)0)->origin))
         return NULL;
     struct message *m =

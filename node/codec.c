@@ -71,10 +71,19 @@ static inline bool word_not_plain_ascii(uint64_t v)
     return ((v & highs) | ((v - ones) & ~v & highs)) != 0;
 }
 
+/* True if any byte of v equals b. */
+static inline bool word_has_byte(uint64_t v, uint8_t b)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t x = v ^ (ones * b);
+    return ((x - ones) & ~x & highs) != 0;
+}
+
 /* UTF-8 check per [MQTT-1.5.3-1] (well-formed per RFC 3629: no overlongs, no surrogates
  * U+D800..DFFF, nothing above U+10FFFF) and [MQTT-1.5.3-2] (no U+0000). ASCII runs are checked 8
- * bytes at a time. */
-bool codec_utf8_valid(const char *str, size_t len)
+ * bytes at a time. With wildcard non-NULL it also says whether a '+' or '#' occurs, in the same
+ * pass (a topic name's two checks); callers pass a constant, so each use compiles to its own loop. */
+static inline bool utf8_scan(const char *str, size_t len, bool *wildcard)
 {
     const uint8_t *s = (const uint8_t *)str, *end = s + len;
 
@@ -83,6 +92,8 @@ bool codec_utf8_valid(const char *str, size_t len)
             uint64_t w;
             memcpy(&w, s, 8);
             if (!word_not_plain_ascii(w)) {
+                if (wildcard && (word_has_byte(w, '+') || word_has_byte(w, '#')))
+                    *wildcard = true;
                 s += 8;
                 continue;
             }
@@ -91,6 +102,8 @@ bool codec_utf8_valid(const char *str, size_t len)
         if (c < 0x80) {
             if (c == 0)
                 return false;
+            if (wildcard && (c == '+' || c == '#'))
+                *wildcard = true;
             s++;
             continue;
         }
@@ -122,17 +135,32 @@ bool codec_utf8_valid(const char *str, size_t len)
     return true;
 }
 
+bool codec_utf8_valid(const char *str, size_t len)
+{
+    return utf8_scan(str, len, NULL);
+}
+
+/* A PUBLISH topic name's checks in one pass; the UTF-8 error wins when both apply. */
+static int topic_name_check(const char *s, size_t len)
+{
+    bool wildcard = false;
+    if (len == 0)
+        return CODEC_ERR_TOPIC;
+    if (!utf8_scan(s, len, &wildcard))
+        return CODEC_ERR_UTF8;
+    return wildcard ? CODEC_ERR_TOPIC : CODEC_OK;
+}
+
+bool codec_topic_name_valid(const char *s, size_t len)
+{
+    return len <= UINT16_MAX && topic_name_check(s, len) == CODEC_OK;
+}
+
 /* A PUBLISH topic name or will topic: UTF-8, non-empty [MQTT-4.7.3-1], no wildcards [MQTT-3.3.2-2].
  */
 static int check_topic_name(const struct mqtt_str *t)
 {
-    if (t->len == 0)
-        return CODEC_ERR_TOPIC;
-    if (!codec_utf8_valid(t->data, t->len))
-        return CODEC_ERR_UTF8;
-    if (memchr(t->data, '+', t->len) || memchr(t->data, '#', t->len))
-        return CODEC_ERR_TOPIC;
-    return CODEC_OK;
+    return topic_name_check(t->data, t->len);
 }
 
 /* A SUBSCRIBE/UNSUBSCRIBE filter: UTF-8 and non-empty [MQTT-4.7.3-1]; wildcard placement is the

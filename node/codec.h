@@ -142,6 +142,9 @@ bool codec_unsubscribe_next(const struct mqtt_list *l, size_t *pos, struct mqtt_
 
 /* UTF-8 check per [MQTT-1.5.3]: well-formed, no surrogates, no U+0000. */
 bool codec_utf8_valid(const char *s, size_t len);
+/* A PUBLISH topic name: 1..65535 bytes of valid UTF-8 without U+0000 [MQTT-1.5.3-1/2], no '+' or
+ * '#' [MQTT-3.3.2-2]; one pass over the bytes. */
+bool codec_topic_name_valid(const char *s, size_t len);
 
 /* Variable-length "remaining length": bytes needed (1..4) and encoder (returns bytes written).
  * Both return 0 for a value above MQTT_MAX_REMAINING_LENGTH, and so do the *_size() functions

@@ -518,6 +518,41 @@ static void test_utf8_MQTT_1_5_3_1_2(void **state)
     }
 }
 
+#define S(x) (x), strlen(x)
+
+/* A topic name's checks in one pass [MQTT-3.3.2-2] [MQTT-4.7.3-1] [MQTT-1.5.3-1/2]: a '+' or '#'
+ * anywhere (in a word of the ASCII fast path or in the byte-wise tail), empty, too long, and what
+ * the UTF-8 check refuses. */
+static void test_topic_name_valid_one_pass(void **state)
+{
+    (void)state;
+    assert_true(codec_topic_name_valid(S("a")));
+    assert_true(codec_topic_name_valid(S("devices/0123456789/status")));
+    assert_true(codec_topic_name_valid(S("caf\xC3\xA9/\xF0\x9F\x98\x80")));
+    assert_false(codec_topic_name_valid("", 0));
+    assert_false(codec_topic_name_valid(S("a\xC3")));
+    char s[40];
+    for (size_t i = 0; i < sizeof s; i++) {
+        for (const char *w = "+#"; *w; w++) {
+            memset(s, 'a', sizeof s);
+            assert_true(codec_topic_name_valid(s, sizeof s));
+            s[i] = *w;
+            assert_false(codec_topic_name_valid(s, sizeof s));
+            s[i] = '\0';
+            assert_false(codec_topic_name_valid(s, sizeof s));
+        }
+    }
+    /* a wildcard and bad UTF-8 together: refused; the decoder reports the UTF-8 error */
+    assert_false(codec_topic_name_valid(S("abcdefgh+\xFF")));
+    assert_int_equal(dec(BYTES(0x30, 0x06, 0, 4, 'a', '+', 0xFF, 'b')), CODEC_ERR_UTF8);
+    assert_int_equal(dec(BYTES(0x30, 0x0C, 0, 10, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', '#', 'x')),
+                     CODEC_ERR_TOPIC);
+    static char big[65536];
+    memset(big, 'a', sizeof big);
+    assert_true(codec_topic_name_valid(big, 65535));
+    assert_false(codec_topic_name_valid(big, 65536));
+}
+
 static void test_strerror(void **state)
 {
     const char *seen[16];
@@ -561,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_too_large_reported_early),
         cmocka_unit_test(test_stream_of_packets),
         cmocka_unit_test(test_utf8_MQTT_1_5_3_1_2),
+        cmocka_unit_test(test_topic_name_valid_one_pass),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, free_held);
