@@ -190,17 +190,21 @@ scenario_args() {
 run_bench() { # scenario broker rep broker_pid args...
     local sc=$1 br=$2 rep=$3 pid=$4
     shift 4
-    local t0 c0 t1 c1 line
+    local t0 c0 t1 c1 line d0 d1
     t0=$(now_s)
     c0=$(cpu_ticks "$pid")
+    [ -n "${PID2:-}" ] && d0=$(cpu_ticks "$PID2")
     line=$(timeout $((DURATION + 90)) "$BENCH" --quiet "$@" | grep '^RESULT' || true)
     c1=$(cpu_ticks "$pid")
+    [ -n "${PID2:-}" ] && d1=$(cpu_ticks "$PID2")
     t1=$(now_s)
     [ -n "$line" ] || line="RESULT errors=1"
-    local bcpu
-    bcpu=$(awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
-        'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }')
-    echo "$sc $br $rep ${line#RESULT } broker_cpu_pct=$bcpu" >>"$RAW"
+    local bcpu extra=""
+    pct() { awk -v c0="$1" -v c1="$2" -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
+        'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }'; }
+    bcpu=$(pct "$c0" "$c1")
+    [ -n "${PID2:-}" ] && extra=" broker2_cpu_pct=$(pct "$d0" "$d1")"
+    echo "$sc $br $rep ${line#RESULT } broker_cpu_pct=$bcpu$extra" >>"$RAW"
     log "  $sc $br #$rep: $(echo "$line" | grep -oE '(recv_rate|lost|dup|p50_us|p99_us|cpu_pct|errors)=[^ ]+' | tr '\n' ' ')broker_cpu=$bcpu%"
 }
 
@@ -266,7 +270,7 @@ run_cluster() { # rep
         echo "g sol $1 errors=1" >>"$RAW"
     else
         # shellcheck disable=SC2046
-        run_bench g sol "$1" "${CLUSTER_PIDS[0]}" --host 127.0.0.1 --port "$port" \
+        PID2=${CLUSTER_PIDS[1]} run_bench g sol "$1" "${CLUSTER_PIDS[0]}" --host 127.0.0.1 --port "$port" \
             --sub-host 127.0.0.2 --sub-port "$port" --sync-timeout 30 --duration "$DURATION" \
             $(scenario_args a)
     fi
@@ -385,7 +389,7 @@ TABLE="$OUT/results.md"
     if has "$SCENARIOS" g && has "$BROKERS" sol; then
         g=$(median g sol recv_rate)
         a=$(median a sol recv_rate)
-        echo "| (g) 3-node cluster, pub node 1 -> sub node 2 | msgs/s received | $(fmt "$g") | (Sol (a): $(fmt "$a")) | $(ratio "$g" "$a") of (a) | >= 0.5x of (a) | $(lossdup g sol) | | $(fmt "$(median g sol broker_cpu_pct)") node 1 ($(fmt "$(median g sol cpu_pct)")) |"
+        echo "| (g) 3-node cluster, pub node 1 -> sub node 2 | msgs/s received | $(fmt "$g") | (Sol (a): $(fmt "$a")) | $(ratio "$g" "$a") of (a) | >= 0.5x of (a) | $(lossdup g sol) | | $(fmt "$(median g sol broker_cpu_pct)") node 1, $(fmt "$(median g sol broker2_cpu_pct)") node 2 ($(fmt "$(median g sol cpu_pct)")) |"
     fi
     if grep -q '^strace ' "$RAW"; then
         echo "| strace -c during (a) | broker syscalls/msg | $(median strace sol syscalls_per_msg) | $(median strace mosquitto syscalls_per_msg) | $(ratio "$(median strace sol syscalls_per_msg)" "$(median strace mosquitto syscalls_per_msg)") | < 1.0x | | | |"
