@@ -7,6 +7,9 @@
 
 #include "broker_internal.h"
 
+#include <sys/random.h>
+#include <unistd.h>
+
 uint64_t broker_now_ms(const struct broker *b)
 {
     return uv_now(b->loop);
@@ -52,6 +55,10 @@ struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *e
     if (cfg->password_file[0] && !(b->auth = auth_load(cfg->password_file, err, errlen)))
         goto fail;
     b->start_ms = uv_now(loop);
+    /* Not the start time: nodes started in the same millisecond would hand out the same ids, and
+     * the cluster would take one client's session over for another's [MQTT-3.1.3-6]. */
+    if (getrandom(&b->id_prefix, sizeof(b->id_prefix), 0) != (ssize_t)sizeof(b->id_prefix))
+        b->id_prefix = uv_hrtime() ^ ((uint64_t)getpid() << 32);
     return b;
 fail:
     broker_free(b);

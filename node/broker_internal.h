@@ -157,6 +157,7 @@ struct broker {
     struct session **matched; /* scratch for routing */
     size_t matched_cap, match_count;
     uint64_t next_token;
+    uint64_t id_prefix;  /* random per process: generated client ids are unique across a cluster */
     uint64_t id_counter; /* generated client ids */
     bool shutting_down;
     int handles_open;    /* listener, check, idle, timers: counted down by close callbacks */

@@ -67,7 +67,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
         c->client_id = strndup(p->client_id.data, p->client_id.len);
     } else {
         char gen[40];
-        snprintf(gen, sizeof(gen), "auto-%llx-%llx", (unsigned long long)b->start_ms,
+        snprintf(gen, sizeof(gen), "auto-%016llx-%llx", (unsigned long long)b->id_prefix,
                  (unsigned long long)++b->id_counter);
         c->client_id = strdup(gen);
     }

@@ -132,3 +132,30 @@ def test_wills_published_at_shutdown_reach_other_nodes(cluster):
         for v in victims:
             v.c.loop_stop()
         close_all([watcher])
+
+
+def test_server_assigned_ids_never_collide_across_nodes(cluster):
+    """[MQTT-3.1.3-6] An id the server assigns to a client that sent none is unique cluster-wide, so
+    anonymous clients on different nodes never take one another over. Ids used to be made from the
+    node's start time: nodes started in the same millisecond (deploy/local-cluster.sh) handed out the
+    same ids, and a publisher on one node closed a subscriber on another."""
+    nodes = cluster.start_nodes(3)
+    cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
+    subs = [Client(n, "").connect() for n in nodes for _ in range(3)]
+    pubs = []
+    try:
+        for s in subs:
+            s.subscribe("anon/#", qos=1)
+        for n in nodes:
+            wait_routes(cluster, n, 1)
+        pubs = [Client(n, "").connect() for n in nodes]
+        for i, p in enumerate(pubs):
+            p.publish("anon/%d" % i, b"from %d" % i, qos=1)
+        for s in subs:
+            got = s.wait_count(len(pubs), 5)
+            assert sorted(t for _, t, _, _, _ in got) == ["anon/%d" % i for i in range(len(pubs))]
+        assert not any(c.wait_disconnected(0) for c in subs + pubs), "an anonymous client was closed"
+        for n in nodes:
+            assert "taken over" not in n.log_tail(), n.log_tail()
+    finally:
+        close_all(subs + pubs)
