@@ -22,7 +22,7 @@
 #define SOL_VERSION "0.0.0"
 #endif
 
-enum opt_type { OPT_STR, OPT_U16, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_LEVEL };
+enum opt_type { OPT_STR, OPT_U16, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_LEVEL, OPT_POLICY };
 
 struct config_opt {
     const char *name; /* config key form, underscores */
@@ -61,6 +61,18 @@ static const struct config_opt config_opts[] = {
     {"log_level", OPT_LEVEL, FIELD(log_level), 0, 0, false, "LEVEL", "error|warn|info|debug", NULL},
     {"sys_interval", OPT_UINT, FIELD(sys_interval), 0, 86400, false, "SECONDS",
      "seconds between $SYS updates; 0 = off", NULL},
+    {"overload_policy", OPT_POLICY, FIELD(overload_policy), 0, 0, false, "POLICY",
+     "backpressure|drop: what a subscriber that falls behind does to its publishers", NULL},
+    {"backlog_high", OPT_SIZE, FIELD(backlog_high), 1024, 1ULL << 40, false, "BYTES",
+     "session backlog that pauses its publishers", NULL},
+    {"backlog_low", OPT_SIZE, FIELD(backlog_low), 0, 1ULL << 40, false, "BYTES",
+     "session backlog under which they resume", NULL},
+    {"stall_timeout_ms", OPT_UINT, FIELD(stall_timeout_ms), 1, 3600000, false, "MS",
+     "a subscriber without progress this long no longer pauses publishers", NULL},
+    {"session_max_bytes", OPT_SIZE, FIELD(session_max_bytes), 1024, 1ULL << 40, false, "BYTES",
+     "hard per-session backlog cap (then treated as stalled)", NULL},
+    {"max_conn_memory", OPT_SIZE, FIELD(max_conn_memory), 0, 1ULL << 44, false, "BYTES",
+     "cap on all connections' packet and output buffers; 0 = none", NULL},
     {"node_name", OPT_STR, FIELD(node_name), 0, 0, true, "NAME", "this node's name in the cluster",
      "the hostname"},
     {"cluster_bind", OPT_STR, FIELD(cluster_bind), 0, 0, true, "ADDR", "cluster listener address",
@@ -122,6 +134,12 @@ void config_defaults(struct sol_config *cfg)
     cfg->max_queued = 1000;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->sys_interval = 10;
+    cfg->overload_policy = OVERLOAD_BACKPRESSURE;
+    cfg->backlog_high = 1 << 20;
+    cfg->backlog_low = 256 << 10;
+    cfg->stall_timeout_ms = 2000;
+    cfg->session_max_bytes = 64 << 20;
+    cfg->max_conn_memory = 1ULL << 30;
     if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "sol");
     host[sizeof(host) - 1] = '\0';
@@ -182,6 +200,17 @@ static bool config_parse_bool(const char *s, bool *out)
         }
     }
     return false;
+}
+
+static bool config_parse_policy(const char *s, enum overload_policy *out)
+{
+    if (strcmp(s, "backpressure") == 0)
+        *out = OVERLOAD_BACKPRESSURE;
+    else if (strcmp(s, "drop") == 0)
+        *out = OVERLOAD_DROP;
+    else
+        return false;
+    return true;
 }
 
 static bool config_parse_level(const char *s, enum log_level *out)
@@ -249,6 +278,13 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
             return -1;
         }
         *(enum log_level *)field = level;
+        return 0;
+    case OPT_POLICY:
+        if (!config_parse_policy(value, (enum overload_policy *)field)) {
+            errf(err, errlen, "%sinvalid value '%s' for %s (expected backpressure|drop)",
+                 src->prefix, value, src->name);
+            return -1;
+        }
         return 0;
     }
     return -1;
@@ -410,6 +446,10 @@ static void config_print_default(FILE *out, const struct config_opt *opt,
     case OPT_LEVEL:
         fprintf(out, "%s", config_log_level_name(*(const enum log_level *)field));
         break;
+    case OPT_POLICY:
+        fprintf(out, "%s",
+                *(const enum overload_policy *)field == OVERLOAD_DROP ? "drop" : "backpressure");
+        break;
     }
 }
 
@@ -553,6 +593,11 @@ int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char
     for (size_t i = 0; i < CONFIG_NOPTS; i++) {
         if (strcmp(config_opts[i].name, "cluster_bind") == 0 && !set[i])
             memcpy(cfg->cluster_bind, cfg->bind, sizeof(cfg->cluster_bind));
+    }
+    if (cfg->backlog_low >= cfg->backlog_high) {
+        errf(err, errlen, "invalid value %zu for backlog_low (must be below backlog_high, %zu)",
+             cfg->backlog_low, cfg->backlog_high);
+        return CONFIG_ERROR;
     }
     return CONFIG_OK;
 }

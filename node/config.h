@@ -13,6 +13,12 @@
 
 enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
+/* What a subscriber that cannot keep up does to its publishers (--overload-policy). */
+enum overload_policy {
+    OVERLOAD_BACKPRESSURE = 0, /* pause the publishers that feed it (default) */
+    OVERLOAD_DROP,             /* never pause: QoS 0 past the watermark and a full queue are dropped */
+};
+
 #define CONFIG_MAX_SEEDS 64
 
 struct sol_config {
@@ -29,6 +35,14 @@ struct sol_config {
     unsigned max_qos;         /* default 2: highest QoS granted or accepted (Mosquitto's max_qos) */
     enum log_level log_level; /* default info; flag values: error|warn|info|debug */
     unsigned sys_interval;    /* seconds between $SYS updates, default 10; 0 = off */
+
+    /* Overload (docs/overload.md) */
+    enum overload_policy overload_policy; /* default backpressure */
+    size_t backlog_high;      /* a session this many bytes behind pauses its publishers (1 MiB) */
+    size_t backlog_low;       /* ... which resume once it is back under this (256 KiB) */
+    unsigned stall_timeout_ms; /* no progress this long: stop pausing publishers for it (2000) */
+    size_t session_max_bytes; /* hard per-session backlog cap: over it, as stalled (64 MiB) */
+    size_t max_conn_memory;   /* all connections' input + output buffers (1 GiB); 0 = no cap */
 
     /* Cluster (used by cluster/; no seeds = a cluster of one) */
     char node_name[64];       /* default: hostname */
