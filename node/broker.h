@@ -1,12 +1,12 @@
 /*
  * broker.h - one MQTT node: the whole public face of the broker for main() and for the cluster.
  *
- * All state lives in struct broker (no globals). Everything runs on one libuv loop; every function here must
- * be called on that loop's thread.
+ * All state lives in struct broker (no globals). Everything runs on one libuv loop; every function
+ * here must be called on that loop's thread.
  *
- * The cluster seam: the broker reports what it accepted through struct broker_hooks, and the cluster feeds
- * what arrives from peers back in through broker_deliver_remote() and friends, which never call the hooks
- * again (so nothing is forwarded twice).
+ * The cluster seam: the broker reports what it accepted through struct broker_hooks, and the
+ * cluster feeds what arrives from peers back in through broker_deliver_remote() and friends, which
+ * never call the hooks again (so nothing is forwarded twice).
  */
 #ifndef SOL_BROKER_H
 #define SOL_BROKER_H
@@ -26,33 +26,42 @@ struct broker;
 struct broker_stats {
     uint64_t clients_connected; /* current */
     uint64_t clients_maximum;
-    uint64_t sessions;          /* current, connected or not */
-    uint64_t connections_total; /* accepted sockets since start */
+    uint64_t sessions;            /* current, connected or not */
+    uint64_t connections_total;   /* accepted sockets since start */
     uint64_t connections_refused; /* over max-connections */
-    uint64_t msgs_received;     /* PUBLISH packets from clients */
-    uint64_t msgs_sent;         /* PUBLISH packets to clients */
+    uint64_t msgs_received;       /* PUBLISH packets from clients */
+    uint64_t msgs_sent;           /* PUBLISH packets to clients */
     uint64_t bytes_received;
     uint64_t bytes_sent;
-    uint64_t msgs_dropped;      /* queue full, slow consumer, offline QoS 0 not counted */
-    uint64_t protocol_errors;   /* connections closed for bad input */
-    uint64_t subscriptions;     /* current (filter, session) pairs */
-    uint64_t retained;          /* current retained messages */
+    uint64_t msgs_dropped;         /* all reasons below; offline QoS 0 not counted */
+    uint64_t dropped_qos0_stalled; /* QoS 0 to a stalled subscriber (or over the watermark, drop) */
+    uint64_t dropped_queue_full;   /* QoS 1/2 past max-queued (offline or stalled session) */
+    uint64_t dropped_no_memory;    /* allocation failed */
+    uint64_t publishers_paused;    /* sources waiting on a full subscriber or peer now */
+    uint64_t pause_events;         /* times a source was paused */
+    uint64_t paused_ms_total;      /* time sources spent paused (ended pauses) */
+    uint64_t sessions_stalled;     /* times a subscriber stalled */
+    uint64_t conns_memory_closed;  /* connections closed over max-conn-memory */
+    uint64_t protocol_errors;      /* connections closed for bad input */
+    uint64_t subscriptions;        /* current (filter, session) pairs */
+    uint64_t retained;             /* current retained messages */
 };
 
 /* What the cluster listens to. Every hook is optional (NULL = not called). ctx is passed back. */
 struct broker_hooks {
     void *ctx;
     /* A PUBLISH from a local client (or a local client's will) was accepted and delivered to local
-     * subscribers. msg->retain says whether it also set or cleared (empty payload) a retained message.
-     * msg may be a view of the client's packet (message_view_init: valid for this call only, topic
-     * not NUL-terminated): the hook copies what it needs and never keeps msg. */
+     * subscribers. msg->retain says whether it also set or cleared (empty payload) a retained
+     * message. msg may be a view of the client's packet (message_view_init: valid for this call
+     * only, topic not NUL-terminated): the hook copies what it needs and never keeps msg. */
     void (*on_publish)(void *ctx, struct message *msg);
     /* A filter gained its first local subscriber / lost its last one. */
     void (*on_route_add)(void *ctx, const char *filter, size_t len);
     void (*on_route_del)(void *ctx, const char *filter, size_t len);
-    /* A client is connecting here with this id (credentials already checked). Return true to hold the
-     * CONNACK until the cluster calls broker_connect_resume(token) — after it has closed the same id on
-     * other nodes and imported any session state moved from there; false to go on at once. */
+    /* A client is connecting here with this id (credentials already checked). Return true to hold
+     * the CONNACK until the cluster calls broker_connect_resume(token) — after it has closed the
+     * same id on other nodes and imported any session state moved from there; false to go on at
+     * once. */
     bool (*on_connect)(void *ctx, const char *client_id, bool clean_session, uint64_t token);
 };
 
@@ -60,11 +69,12 @@ struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *e
 /* Start listening on cfg->bind:cfg->port. Returns 0 or -1 with a reason in err. */
 int broker_start(struct broker *b, char *err, size_t errlen);
 void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks);
-/* Stop accepting, close every client connection (their wills are published, as [MQTT-3.1.2-8] requires for
- * any close without DISCONNECT, and reach the cluster if it is still attached), then call done on the loop
- * once all sockets are closed. */
+/* Stop accepting, close every client connection (their wills are published, as [MQTT-3.1.2-8]
+ * requires for any close without DISCONNECT, and reach the cluster if it is still attached), then
+ * call done on the loop once all sockets are closed. */
 void broker_shutdown(struct broker *b, void (*done)(void *ctx), void *ctx);
-/* Free everything; the loop must have closed the broker's handles (run it after broker_shutdown). */
+/* Free everything; the loop must have closed the broker's handles (run it after broker_shutdown).
+ */
 void broker_free(struct broker *b);
 
 const struct logger *broker_logger(const struct broker *b);
@@ -74,17 +84,20 @@ bool broker_listening(const struct broker *b);
 
 /* ---- Inbound from the cluster (never calls the hooks) ---- */
 
-/* Deliver a PUBLISH that arrived from a peer to matching local sessions. Does not touch retained state. */
+/* Deliver a PUBLISH that arrived from a peer to matching local sessions. Does not touch retained
+ * state. */
 void broker_deliver_remote(struct broker *b, struct message *msg);
-/* Set (or clear, with an empty payload) a retained message decided by the cluster. Takes a reference. */
+/* Set (or clear, with an empty payload) a retained message decided by the cluster. Takes a
+ * reference. */
 int broker_retain_apply(struct broker *b, struct message *msg);
 /* The retained message for topic, or NULL (no reference added). */
 struct message *broker_retain_get(const struct broker *b, const char *topic, size_t len);
 /* Visit every retained message (full sync to a joining node). */
-void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *msg, void *ctx), void *ctx);
-/* Visit every filter with at least one local subscriber (full route sync). */
-void broker_routes_foreach(const struct broker *b, void (*fn)(const char *filter, size_t len, void *ctx),
+void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *msg, void *ctx),
                            void *ctx);
+/* Visit every filter with at least one local subscriber (full route sync). */
+void broker_routes_foreach(const struct broker *b,
+                           void (*fn)(const char *filter, size_t len, void *ctx), void *ctx);
 
 /* Set a retained $SYS/... value for local subscribers (not forwarded: each node reports itself). */
 void broker_sys_set(struct broker *b, const char *topic, const char *value);
@@ -92,19 +105,23 @@ void broker_sys_set(struct broker *b, const char *topic, const char *value);
 /* Let a held CONNECT (see on_connect) finish. A token no longer pending is ignored. */
 void broker_connect_resume(struct broker *b, uint64_t token);
 
-/* The client id connected on another node: close it here (its will is published, as for any close that is
- * not a DISCONNECT). If the session is persistent, report its subscriptions and its queued and in-flight
- * messages to the callbacks (so they can move to the other node) and delete it here. Returns true if a
- * session existed. */
+/* The client id connected on another node: close it here (its will is published, as for any close
+ * that is not a DISCONNECT). If the session is persistent, report its subscriptions and its queued
+ * and in-flight messages to the callbacks (so they can move to the other node) and delete it here.
+ * Returns true if a session existed. */
 bool broker_session_takeover(struct broker *b, const char *client_id,
                              void (*sub_fn)(const char *filter, uint8_t qos, void *ctx),
-                             void (*msg_fn)(struct message *msg, uint8_t qos, void *ctx), void *ctx);
+                             void (*msg_fn)(struct message *msg, uint8_t qos, void *ctx),
+                             void *ctx);
 /* Visit the client id of every persistent session (clean session 0), online or not (a node that
  * leaves hands them to its peers). fn must not create or delete sessions: collect the ids first. */
 void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *client_id, void *ctx),
                              void *ctx);
-/* Import moved session state for client_id (creates a persistent offline session if there is none). */
-int broker_session_import_sub(struct broker *b, const char *client_id, const char *filter, uint8_t qos);
-int broker_session_import_msg(struct broker *b, const char *client_id, struct message *msg, uint8_t qos);
+/* Import moved session state for client_id (creates a persistent offline session if there is none).
+ */
+int broker_session_import_sub(struct broker *b, const char *client_id, const char *filter,
+                              uint8_t qos);
+int broker_session_import_msg(struct broker *b, const char *client_id, struct message *msg,
+                              uint8_t qos);
 
 #endif

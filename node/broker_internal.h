@@ -1,12 +1,12 @@
 /*
- * broker_internal.h - the broker's state and the functions its files share. Not part of the public face
- * (broker.h): only the files in node/ include it.
+ * broker_internal.h - the broker's state and the functions its files share. Not part of the public
+ * face (broker.h): only the files in node/ include it.
  *
- * Ownership in one paragraph: struct broker owns the listener, every struct conn (until libuv's close
- * callback frees it), every struct session (in b->sessions, keyed by client id), the subscription tree and
- * the retained store. A conn points at its session while attached; a session points back at its conn while
- * the client is online. Messages are refcounted: each queue slot, in-flight slot and retained entry holds
- * one reference.
+ * Ownership in one paragraph: struct broker owns the listener, every struct conn (until libuv's
+ * close callback frees it), every struct session (in b->sessions, keyed by client id), the
+ * subscription tree and the retained store. A conn points at its session while attached; a session
+ * points back at its conn while the client is online. Messages are refcounted: each queue slot,
+ * in-flight slot and retained entry holds one reference.
  */
 #ifndef SOL_BROKER_INTERNAL_H
 #define SOL_BROKER_INTERNAL_H
@@ -19,16 +19,16 @@
 #include "auth.h"
 #include "broker.h"
 #include "codec.h"
+#include "flow.h"
 #include "message.h"
 #include "retain.h"
 #include "strmap.h"
 #include "topic.h"
 
-#define BROKER_READ_CHUNK (64 * 1024)       /* shared read buffer: one read drains a socket buffer */
-#define BROKER_OUT_HIGH_WATER (8 << 20)     /* QoS 0 to a client this far behind is dropped */
-#define BROKER_OUT_PAUSE (16 << 20)         /* a client this far behind is not read from */
-#define BROKER_CONNECT_TIMEOUT_MS 10000     /* a socket must send CONNECT within this */
-#define BROKER_TICK_MS 250                  /* keepalive and timeout sweep period */
+#define BROKER_READ_CHUNK (64 * 1024)   /* shared read buffer: one read drains a socket buffer */
+#define BROKER_OUT_PAUSE (16 << 20)     /* a client this far behind is not read from */
+#define BROKER_CONNECT_TIMEOUT_MS 10000 /* a socket must send CONNECT within this */
+#define BROKER_TICK_MS 250              /* keepalive and timeout sweep period */
 
 /* ---- sessions (session.c) ---- */
 
@@ -52,21 +52,26 @@ struct inflight {
 
 struct queued {
     struct message *msg;
+    uint32_t bytes; /* its PUBLISH encoding at qos, counted in the session's queued_bytes */
     uint8_t qos;
     bool retain;
 };
 
 struct session {
-    /* Pointers first, small counters packed last: there is one of these per client, online or not. */
+    /* Pointers first, small counters packed last: there is one of these per client, online or not.
+     */
     char *client_id;
-    char *username; /* of the connection now or last attached; NULL = anonymous */
+    char *username;    /* of the connection now or last attached; NULL = anonymous */
     struct conn *conn; /* NULL while offline */
     struct session_sub *subs;
-    struct strmap sub_index; /* filter -> its index in subs + 1 (keys are subs[i].filter) */
+    struct strmap sub_index;   /* filter -> its index in subs + 1 (keys are subs[i].filter) */
     struct inflight *inflight; /* capacity cfg.max_inflight, allocated on first use */
-    struct queued *queue; /* ring buffer */
-    uint16_t *rx_qos2; /* inbound QoS 2 ids received, PUBREL not yet */
-    uint64_t match_gen; /* dedupe overlapping subscriptions during one routing pass */
+    struct queued *queue;      /* ring buffer */
+    uint16_t *rx_qos2;         /* inbound QoS 2 ids received, PUBREL not yet */
+    uint64_t match_gen;        /* dedupe overlapping subscriptions during one routing pass */
+    struct flow_gate gate;     /* publishers paused because this session is behind */
+    uint64_t progress_ms;      /* last time it was under backlog_high or took bytes or an ack */
+    size_t queued_bytes;       /* encoded size of what waits in queue */
     size_t id_len;
     uint32_t nsubs, subs_cap;
     uint32_t ninflight;
@@ -74,6 +79,7 @@ struct session {
     uint32_t nrx, rx_cap;
     uint16_t next_id;
     bool clean;
+    bool stalled; /* no progress for stall-timeout (or over session-max-bytes): pauses nobody */
     uint8_t match_qos;
 };
 
@@ -87,30 +93,33 @@ enum conn_state {
 };
 
 struct conn {
-    uv_tcp_t tcp; /* first: the handle's address is the conn's */
+    uv_tcp_t tcp;            /* first: the handle's address is the conn's */
+    struct flow_source flow; /* as a publisher: paused while a subscriber it feeds is behind */
     /* Pointers first, small fields packed last: one of these per socket, most of them idle. */
     struct broker *b;
     struct session *session;
-    struct conn *prev, *next;   /* b->conns */
-    struct conn *dirty_next;    /* b->dirty: has output to flush this loop turn */
-    struct conn_write *write;   /* the uv_write in flight, if any */
-    uint8_t *in;                /* partial packet carried between reads (NULL when none) */
-    uint8_t *out;               /* coalesced output of this loop turn (NULL when none) */
+    struct conn *prev, *next; /* b->conns */
+    struct conn *dirty_next;  /* b->dirty: has output to flush this loop turn */
+    struct conn_write *write; /* the uv_write in flight, if any */
+    uint8_t *in;              /* partial packet carried between reads (NULL when none) */
+    uint8_t *out;             /* coalesced output of this loop turn (NULL when none) */
     struct message *will;
     /* CONNECT details, kept while held and freed once the session (which has its own copy) is
      * attached */
     char *client_id;
     char *username;
-    uint64_t last_rx_ms;        /* last complete packet (keepalive); accept time until CONNECT */
-    uint64_t token;             /* identifies a held CONNECT to broker_connect_resume */
+    uint64_t last_rx_ms; /* last complete packet (keepalive); accept time until CONNECT */
+    uint64_t token;      /* identifies a held CONNECT to broker_connect_resume */
     uint32_t in_len, in_cap;
     uint32_t out_len, out_cap;
-    uint8_t state;              /* enum conn_state */
+    uint8_t state; /* enum conn_state */
     bool dirty;
-    bool got_disconnect;        /* DISCONNECT received: no will */
-    bool over_limit;            /* accepted beyond --max-connections: CONNACK 0x03 */
-    bool read_paused;           /* not read from until it takes our output (BROKER_OUT_PAUSE) */
-    bool close_at_flush;        /* output could not be buffered: takes no more, closed at flush */
+    bool got_disconnect; /* DISCONNECT received: no will */
+    bool over_limit;     /* accepted beyond --max-connections: CONNACK 0x03 */
+    bool read_paused;    /* not read from until it takes our output (BROKER_OUT_PAUSE) */
+    bool reading;        /* uv_read_start in effect */
+    bool condemned;      /* chosen to free memory over max-conn-memory: closed at flush */
+    bool close_at_flush; /* output could not be buffered: takes no more, closed at flush */
     bool clean;
     uint16_t keepalive;
 };
@@ -120,6 +129,7 @@ struct conn_write {
     uv_write_t req; /* first: the request's address is the struct's */
     struct conn *conn;
     uint8_t *buf;
+    size_t cap; /* buf's allocation, counted in the broker's conn_mem */
     size_t len; /* bytes the request still has to write */
 };
 
@@ -144,14 +154,18 @@ struct broker {
     struct conn *conns;
     size_t open_conns; /* sockets, CONNECTed or not */
     struct conn *dirty;
-    struct strmap sessions;   /* client id -> struct session */
-    struct strmap routes;     /* filter -> struct route_count */
-    struct topic_tree *subs;  /* filter -> struct session */
+    struct strmap sessions;  /* client id -> struct session */
+    struct strmap routes;    /* filter -> struct route_count */
+    struct topic_tree *subs; /* filter -> struct session */
     struct retain_store *retained;
     struct acl *acl;
     struct auth *auth;
     struct broker_hooks hooks;
     struct broker_stats stats;
+    struct flow_source *flow_current; /* source of the delivery in progress (flow.h) */
+    struct flow_source *flow_ready;   /* released sources, resumed at the next check phase */
+    size_t conn_mem;                  /* bytes in connections' input and output buffers */
+    size_t conn_mem_condemned;        /* of those, held by connections closed at this flush */
     uint64_t start_ms;
     uint64_t match_gen;
     struct session **matched; /* scratch for routing */
@@ -160,12 +174,15 @@ struct broker {
     uint64_t id_prefix;  /* random per process: generated client ids are unique across a cluster */
     uint64_t id_counter; /* generated client ids */
     bool shutting_down;
-    int handles_open;    /* listener, check, idle, timers: counted down by close callbacks */
+    int handles_open; /* listener, check, idle, timers: counted down by close callbacks */
     void (*shutdown_done)(void *ctx);
     void *shutdown_ctx;
 };
 
 uint64_t broker_now_ms(const struct broker *b);
+
+/* flow.c */
+void flow_run_ready(struct broker *b);
 
 /* conn.c */
 void conn_on_accept(uv_stream_t *server, int status);
@@ -181,12 +198,15 @@ void conn_process_input(struct conn *c);
 void conn_read_start(struct conn *c);
 const char *conn_peer(const struct conn *c, char *buf, size_t len);
 void conn_sweep(struct broker *b);
+/* Unsent output: this turn's buffer plus what an unfinished write still holds. */
+size_t conn_backlog(const struct conn *c);
 
 /* session.c */
 struct session *session_get(struct broker *b, const char *client_id, size_t len);
 struct session *session_create(struct broker *b, const char *client_id, size_t len, bool clean);
 void session_destroy(struct broker *b, struct session *s);
-int session_subscribe(struct broker *b, struct session *s, const char *filter, size_t len, uint8_t qos);
+int session_subscribe(struct broker *b, struct session *s, const char *filter, size_t len,
+                      uint8_t qos);
 bool session_unsubscribe(struct broker *b, struct session *s, const char *filter, size_t len);
 void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                      bool retain);
@@ -197,6 +217,11 @@ bool session_rx_qos2_has(const struct session *s, uint16_t id);
 int session_rx_qos2_add(struct session *s, uint16_t id);
 void session_rx_qos2_del(struct session *s, uint16_t id);
 void session_detach(struct broker *b, struct session *s);
+/* The session's connection took bytes (or it got an ack): it is making progress; under
+ * backlog_low its publishers resume. */
+void session_progress(struct broker *b, struct session *s);
+/* Periodic: a session that blocks publishers and made no progress for stall-timeout stalls. */
+void session_check_stall(struct broker *b, struct session *s, uint64_t now);
 
 /* broker.c */
 void broker_publish(struct broker *b, struct message *msg, bool from_local_client);
@@ -205,8 +230,8 @@ int broker_publish_packet(struct broker *b, const char *topic, size_t topic_len,
 void broker_deliver_local(struct broker *b, struct message *msg);
 void broker_send_retained(struct broker *b, struct conn *c, const char *filter, size_t len,
                           uint8_t granted);
-bool broker_acl_allows(const struct broker *b, const struct session *s, const char *topic, size_t len,
-                       enum acl_access access);
+bool broker_acl_allows(const struct broker *b, const struct session *s, const char *topic,
+                       size_t len, enum acl_access access);
 void broker_route_ref(struct broker *b, const char *filter, size_t len);
 void broker_route_unref(struct broker *b, const char *filter, size_t len);
 

@@ -7,6 +7,7 @@
  * and flushed once per loop turn by a check handle: one write syscall per connection per turn,
  * however many packets it carries.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,24 +16,74 @@
 static void conn_on_close(uv_handle_t *h);
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void conn_mark_dirty(struct conn *c);
+static void conn_flow_pause(struct flow_source *src);
+static void conn_flow_resume(struct flow_source *src);
 
-/* Grow a byte buffer to hold at least need bytes (at most 4 GiB: lengths are 32-bit to keep the
- * per-connection struct small). */
-static int buf_reserve(uint8_t **data, uint32_t *cap, size_t need)
+/* Over max-conn-memory: condemn the largest holders (closed at this turn's flush, taking no more
+ * output meanwhile) until need more bytes fit. Returns false if c itself was condemned, so its
+ * growth fails. A scan of every connection, but only when the cap is reached, and each scan
+ * condemns at least one holder. */
+static bool conn_mem_relieve(struct conn *c, size_t need)
+{
+    struct broker *b = c->b;
+    while (b->conn_mem - b->conn_mem_condemned + need > b->cfg.max_conn_memory) {
+        struct conn *big = NULL;
+        size_t big_bytes = 0;
+        for (struct conn *o = b->conns; o; o = o->next) {
+            size_t held = (size_t)o->in_cap + o->out_cap + (o->write ? o->write->cap : 0);
+            if (!o->condemned && o->state != CONN_CLOSING && held > big_bytes) {
+                big = o;
+                big_bytes = held;
+            }
+        }
+        if (!big)
+            return true; /* nothing left to free: let the allocator decide */
+        char peer[64];
+        log_warn(&b->log, "closing %s (%s): holds %zu bytes of buffers, over max-conn-memory %zu",
+                 conn_peer(big, peer, sizeof(peer)),
+                 big->session ? big->session->client_id : "no CONNECT yet", big_bytes,
+                 b->cfg.max_conn_memory);
+        big->condemned = true;
+        big->close_at_flush = true;
+        b->conn_mem_condemned += big_bytes;
+        b->stats.conns_memory_closed++;
+        conn_mark_dirty(big);
+        if (big == c)
+            return false;
+    }
+    return true;
+}
+
+/* Grow one of c's byte buffers to hold at least need bytes (at most 4 GiB: lengths are 32-bit to
+ * keep the per-connection struct small), counted against max-conn-memory. */
+static int conn_buf_reserve(struct conn *c, uint8_t **data, uint32_t *cap, size_t need)
 {
     if (need <= *cap)
         return 0;
-    if (need > UINT32_MAX / 2)
+    if (need > UINT32_MAX / 2 || c->condemned)
         return -1;
     size_t ncap = *cap ? *cap : 1024;
     while (ncap < need)
         ncap *= 2;
+    if (c->b->cfg.max_conn_memory && !conn_mem_relieve(c, ncap - *cap))
+        return -1;
     uint8_t *nd = realloc(*data, ncap);
     if (!nd)
         return -1;
+    c->b->conn_mem += ncap - *cap;
     *data = nd;
     *cap = ncap;
     return 0;
+}
+
+/* Give one of c's byte buffers back. */
+static void conn_buf_free(struct conn *c, uint8_t **data, uint32_t *cap)
+{
+    c->b->conn_mem -= *cap;
+    free(*data);
+    *data = NULL;
+    *cap = 0;
 }
 
 /* New connection on the listener: accept it, or refuse it over max-connections. */
@@ -53,6 +104,8 @@ void conn_on_accept(uv_stream_t *server, int status)
     }
     c->tcp.data = c;
     c->state = CONN_NEW;
+    c->flow.pause = conn_flow_pause;
+    c->flow.resume = conn_flow_resume;
     /* Link first so conn_on_close can always unlink. */
     c->next = b->conns;
     if (b->conns)
@@ -96,11 +149,52 @@ const char *conn_peer(const struct conn *c, char *buf, size_t len)
     return buf;
 }
 
+/* Read from the socket exactly when nothing holds it back: not held for the cluster, not behind on
+ * its own output (read_paused), not waiting for a subscriber it feeds (flow.gate). */
+static void conn_update_reading(struct conn *c)
+{
+    bool want = (c->state == CONN_NEW || c->state == CONN_ACTIVE) && !c->read_paused &&
+                !c->flow.gate && !c->flow.ready;
+    if (want == c->reading)
+        return;
+    if (!want) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) < 0) {
+        conn_close(c, "read start failed");
+        return;
+    }
+    c->reading = true;
+}
+
 /* (Re)start reading: after accept, and when a held CONNECT resumes. */
 void conn_read_start(struct conn *c)
 {
-    if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) < 0)
-        conn_close(c, "read start failed");
+    conn_update_reading(c);
+}
+
+/* A subscriber this connection publishes to is full: stop taking its packets after the one being
+ * handled (conn_parse checks flow.gate) and stop reading, so TCP pushes back on the client. */
+static void conn_flow_pause(struct flow_source *src)
+{
+    struct conn *c = (struct conn *)((char *)src - offsetof(struct conn, flow));
+    conn_update_reading(c);
+}
+
+/* Check phase: it may publish again. First what it had read before the pause, then the socket
+ * (unless that input blocked it again). While paused its keepalive was not held against it. */
+static void conn_flow_resume(struct flow_source *src)
+{
+    struct conn *c = (struct conn *)((char *)src - offsetof(struct conn, flow));
+    if (c->state == CONN_CLOSING)
+        return;
+    c->last_rx_ms = broker_now_ms(c->b);
+    if (c->in_len)
+        conn_process_input(c);
+    if (c->state != CONN_CLOSING)
+        conn_update_reading(c);
 }
 
 /* libuv asks where to read: into the connection's partial-packet buffer when it holds one, else
@@ -113,7 +207,7 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init((char *)b->read_buf, BROKER_READ_CHUNK);
         return;
     }
-    if (buf_reserve(&c->in, &c->in_cap, c->in_len + BROKER_READ_CHUNK) < 0) {
+    if (conn_buf_reserve(c, &c->in, &c->in_cap, c->in_len + BROKER_READ_CHUNK) < 0) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; we close */
         return;
     }
@@ -140,7 +234,7 @@ static size_t conn_parse(struct conn *c, const uint8_t *data, size_t len)
 {
     struct broker *b = c->b;
     size_t off = 0;
-    while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE)) {
+    while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE) && !c->flow.gate) {
         struct mqtt_packet p;
         int rc = codec_decode(data + off, len - off, b->cfg.max_packet_size, &p);
         if (rc == CODEC_INCOMPLETE)
@@ -212,9 +306,7 @@ void conn_process_input(struct conn *c)
         return;
     c->in_len -= used;
     if (c->in_len == 0) {
-        free(c->in); /* idle connections keep no buffer */
-        c->in = NULL;
-        c->in_cap = 0;
+        conn_buf_free(c, &c->in, &c->in_cap); /* idle connections keep no buffer */
     } else if (used) {
         memmove(c->in, c->in + used, c->in_len);
     }
@@ -231,13 +323,18 @@ static void conn_check_backlog(struct conn *c)
         return;
     size_t backlog = c->out_len + (c->write ? c->write->len : 0);
     if (backlog > BROKER_OUT_PAUSE && !c->read_paused) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
         c->read_paused = true;
+        conn_update_reading(c);
     } else if (backlog <= BROKER_OUT_PAUSE && c->read_paused) {
         c->read_paused = false;
         c->last_rx_ms = broker_now_ms(c->b);
-        conn_read_start(c);
+        conn_update_reading(c);
     }
+}
+
+size_t conn_backlog(const struct conn *c)
+{
+    return c->out_len + (c->write ? c->write->len : 0);
 }
 
 /* Bytes arrived (or EOF / error). Who owns buf: the broker's shared buffer or c->in, never freed
@@ -265,7 +362,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     /* Keep the unparsed tail (a split packet, or input behind a held CONNECT) for the next read. */
     size_t rest = (size_t)nread - used;
-    if (buf_reserve(&c->in, &c->in_cap, rest) < 0) {
+    if (conn_buf_reserve(c, &c->in, &c->in_cap, rest) < 0) {
         conn_close(c, "out of memory");
         return;
     }
@@ -297,7 +394,7 @@ static void conn_mark_dirty(struct conn *c)
  */
 uint8_t *conn_reserve(struct conn *c, size_t len)
 {
-    if (buf_reserve(&c->out, &c->out_cap, c->out_len + len) < 0)
+    if (conn_buf_reserve(c, &c->out, &c->out_cap, c->out_len + len) < 0)
         return NULL;
     return c->out + c->out_len;
 }
@@ -354,6 +451,7 @@ static void conn_on_write(uv_write_t *req, int status)
 {
     struct conn_write *w = (struct conn_write *)req;
     struct conn *c = w->conn;
+    c->b->conn_mem -= w->cap;
     free(w->buf);
     free(w);
     c->write = NULL;
@@ -366,6 +464,8 @@ static void conn_on_write(uv_write_t *req, int status)
     if (c->out_len)
         conn_mark_dirty(c);
     conn_check_backlog(c);
+    if (c->session)
+        session_progress(c->b, c->session);
 }
 
 /* Write out one connection's pending output: try the syscall directly, hand any remainder to
@@ -386,17 +486,18 @@ static void conn_flush(struct conn *c)
         conn_close(c, uv_strerror(n));
         return;
     }
+    if (n > 0 && c->session)
+        c->session->progress_ms = broker_now_ms(c->b);
     if ((size_t)n == c->out_len) {
         /* All out. A small buffer goes back at once (an idle connection holds none, and the next
          * small malloc reuses it); a busy connection's larger one is kept for the next turn
          * (regrowing it every turn cost fan-out throughput) unless a burst grew it past 256 KiB;
          * conn_sweep frees the kept ones of connections that went quiet. */
         c->out_len = 0;
-        if (c->out_cap <= 4096 || c->out_cap > 256 * 1024) {
-            free(c->out);
-            c->out = NULL;
-            c->out_cap = 0;
-        }
+        if (c->out_cap <= 4096 || c->out_cap > 256 * 1024)
+            conn_buf_free(c, &c->out, &c->out_cap);
+        if (c->session)
+            session_progress(c->b, c->session);
         return;
     }
     /* The rest goes asynchronously; the output buffer moves to the request and a new one starts.
@@ -408,6 +509,7 @@ static void conn_flush(struct conn *c)
     }
     w->conn = c;
     w->buf = c->out;
+    w->cap = c->out_cap; /* still counted in conn_mem until the write completes */
     w->len = c->out_len - (size_t)n;
     uv_buf_t rest = uv_buf_init((char *)c->out + n, c->out_len - (size_t)n);
     c->out = NULL;
@@ -415,6 +517,7 @@ static void conn_flush(struct conn *c)
     c->write = w;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, conn_on_write) < 0) {
         c->write = NULL;
+        c->b->conn_mem -= w->cap;
         free(w->buf);
         free(w);
         conn_close(c, "write failed");
@@ -425,6 +528,7 @@ static void conn_flush(struct conn *c)
 void conn_flush_all(uv_check_t *check)
 {
     struct broker *b = check->data;
+    flow_run_ready(b); /* resumed publishers' output goes out in this same flush */
     struct conn *c = b->dirty;
     b->dirty = NULL;
     uv_idle_stop(&b->flush_idle);
@@ -463,9 +567,13 @@ void conn_close(struct conn *c, const char *why)
         c->will && was_active && !c->got_disconnect &&
         broker_acl_allows(b, c->session, c->will->topic, c->will->topic_len, ACL_WRITE);
     c->state = CONN_CLOSING;
+    broker_flow_forget(b, &c->flow);
     if (why)
         log_debug(&b->log, "closing %s: %s",
-                  c->session ? c->session->client_id : c->client_id ? c->client_id : "-", why);
+                  c->session     ? c->session->client_id
+                  : c->client_id ? c->client_id
+                                 : "-",
+                  why);
     if (c->session) {
         struct session *s = c->session;
         session_detach(b, s);
@@ -500,8 +608,10 @@ static void conn_on_close(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     b->open_conns--;
-    free(c->in);
-    free(c->out);
+    if (c->condemned)
+        b->conn_mem_condemned -= (size_t)c->in_cap + c->out_cap;
+    conn_buf_free(c, &c->in, &c->in_cap);
+    conn_buf_free(c, &c->out, &c->out_cap);
     free(c->client_id);
     free(c->username);
     free(c);
@@ -522,13 +632,14 @@ void conn_sweep(struct broker *b)
         struct conn *next = c->next;
         if (c->state == CONN_NEW && now - c->last_rx_ms > BROKER_CONNECT_TIMEOUT_MS) {
             conn_protocol_error(c, "no CONNECT in time");
-        } else if (c->state == CONN_ACTIVE && c->keepalive && !c->read_paused &&
+        } else if (c->state == CONN_ACTIVE && c->keepalive && c->reading &&
                    now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) {
             conn_protocol_error(c, "keepalive timeout");
-        } else if (c->out && c->out_len == 0) { /* nothing written since the last flush */
-            free(c->out);
-            c->out = NULL;
-            c->out_cap = 0;
+        } else {
+            if (c->out && c->out_len == 0) /* nothing written since the last flush */
+                conn_buf_free(c, &c->out, &c->out_cap);
+            if (c->session && c->state == CONN_ACTIVE)
+                session_check_stall(b, c->session, now);
         }
         c = next;
     }

@@ -97,7 +97,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
     if (b->hooks.on_connect &&
         b->hooks.on_connect(b->hooks.ctx, c->client_id, c->clean, c->token)) {
         c->state = CONN_HELD;
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        conn_read_start(c); /* in CONN_HELD: stops reading until broker_connect_resume */
         return;
     }
     connect_finish(c);

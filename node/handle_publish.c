@@ -1,9 +1,10 @@
 /*
- * handle_publish.c - PUBLISH from a client: QoS 0/1/2 inbound flows, ACL, retained messages, routing.
+ * handle_publish.c - PUBLISH from a client: QoS 0/1/2 inbound flows, ACL, retained messages,
+ * routing.
  *
- * Inbound QoS 2 uses the spec's "method B": the message is delivered on first receipt and its packet id is
- * remembered until PUBREL, so a re-sent PUBLISH (DUP) is acknowledged again but never delivered twice
- * [MQTT-4.3.3-2].
+ * Inbound QoS 2 uses the spec's "method B": the message is delivered on first receipt and its
+ * packet id is remembered until PUBREL, so a re-sent PUBLISH (DUP) is acknowledged again but never
+ * delivered twice [MQTT-4.3.3-2].
  */
 #include "broker_internal.h"
 
@@ -11,15 +12,20 @@ void handle_publish(struct conn *c, const struct mqtt_publish *p)
 {
     struct broker *b = c->b;
     struct session *s = c->session;
-    if (p->qos > b->cfg.max_qos) { /* as Mosquitto's max_qos: 3.1.1 has no way to refuse it politely */
+    if (p->qos >
+        b->cfg.max_qos) { /* as Mosquitto's max_qos: 3.1.1 has no way to refuse it politely */
         conn_protocol_error(c, "PUBLISH QoS above max-qos");
         return;
     }
     b->stats.msgs_received++;
     bool duplicate = p->qos == 2 && session_rx_qos2_has(s, p->packet_id);
     if (!duplicate && broker_acl_allows(b, s, p->topic.data, p->topic.len, ACL_WRITE)) {
-        if (broker_publish_packet(b, p->topic.data, p->topic.len, p->payload, p->payload_len,
-                                  p->qos, p->retain) < 0) {
+        /* A subscriber (or peer) this feeds that is behind pauses this connection (flow.h). */
+        broker_flow_enter(b, &c->flow);
+        int rc = broker_publish_packet(b, p->topic.data, p->topic.len, p->payload, p->payload_len,
+                                       p->qos, p->retain);
+        broker_flow_leave(b);
+        if (rc < 0) {
             conn_close(c, "out of memory");
             return;
         }

@@ -1,7 +1,7 @@
 /*
- * session.c - MQTT sessions: subscriptions, outbound QoS 1/2 in flight, the queue for offline or busy
- * clients, and inbound QoS 2 packet ids awaiting PUBREL. A session outlives its connection unless it is
- * clean [MQTT-3.1.2-4..6].
+ * session.c - MQTT sessions: subscriptions, outbound QoS 1/2 in flight, the queue for offline or
+ * busy clients, and inbound QoS 2 packet ids awaiting PUBREL. A session outlives its connection
+ * unless it is clean [MQTT-3.1.2-4..6].
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +37,11 @@ fail:
     return NULL;
 }
 
-/* Forget the session: its subscriptions leave the tree, its messages are released. */
+/* Forget the session: its subscriptions leave the tree, its messages are released, the publishers
+ * it held back resume. */
 void session_destroy(struct broker *b, struct session *s)
 {
+    broker_flow_release(b, &s->gate);
     for (size_t i = 0; i < s->nsubs; i++) {
         const char *f = s->subs[i].filter;
         size_t len = strlen(f);
@@ -68,6 +70,9 @@ void session_destroy(struct broker *b, struct session *s)
 void session_detach(struct broker *b, struct session *s)
 {
     s->conn = NULL;
+    s->stalled = false;
+    broker_flow_release(b,
+                        &s->gate); /* an offline session queues up to max-queued, pauses nobody */
     if (s->clean)
         session_destroy(b, s);
 }
@@ -148,8 +153,8 @@ static uint16_t session_next_id(struct session *s)
 }
 
 /* Put msg in flight and send it. The caller checked there is room. Takes a reference. */
-static void session_send_inflight(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
-                                  bool retain)
+static void session_send_inflight(struct broker *b, struct session *s, struct message *msg,
+                                  uint8_t qos, bool retain)
 {
     struct inflight *f = &s->inflight[s->ninflight++];
     f->msg = message_ref(msg);
@@ -173,19 +178,104 @@ static bool session_can_send(const struct broker *b, const struct session *s)
     return s->conn && s->conn->state == CONN_ACTIVE && s->ninflight < b->cfg.max_inflight;
 }
 
-/* Append to the queue (bounded by max-queued; what does not fit is dropped and counted). */
+/* Whether this session's publishers are held back for it (flow.h) instead of its messages being
+ * dropped: an online subscriber that is not stalled, under the back-pressure policy. */
+static bool session_exerts_backpressure(const struct broker *b, const struct session *s)
+{
+    return s->conn && !s->stalled && b->cfg.overload_policy == OVERLOAD_BACKPRESSURE;
+}
+
+/* Unsent bytes for this subscriber: its queue and its connection's output. */
+static size_t session_backlog(const struct session *s)
+{
+    return s->queued_bytes + (s->conn ? conn_backlog(s->conn) : 0);
+}
+
+static void session_drop(struct broker *b, uint64_t *reason)
+{
+    (*reason)++;
+    b->stats.msgs_dropped++;
+}
+
+/* Stop exerting back-pressure (no progress for stall-timeout, or over session-max-bytes): its
+ * publishers resume; from now on its QoS 0 past the watermark is dropped and its queue is bounded
+ * by max-queued, until it catches up (session_progress). Logged once per stall. */
+static void session_stall(struct broker *b, struct session *s, const char *why)
+{
+    s->stalled = true;
+    b->stats.sessions_stalled++;
+    log_warn(&b->log,
+             "client %s stalled (%s, %zu bytes behind): no longer slows its publishers; QoS 0 "
+             "dropped, QoS 1/2 queued up to max-queued",
+             s->client_id, why, session_backlog(s));
+    broker_flow_release(b, &s->gate);
+}
+
+/* After a delivery: a subscriber over backlog_high bytes or max-queued queued messages holds back
+ * the source of this delivery, unless that is its own connection (a client that publishes to
+ * itself keeps its acks flowing) or it has made no progress for stall-timeout or is over the hard
+ * cap. */
+static void session_after_deliver(struct broker *b, struct session *s)
+{
+    if (!session_exerts_backpressure(b, s))
+        return;
+    size_t backlog = session_backlog(s);
+    uint64_t now = broker_now_ms(b);
+    if (backlog < b->cfg.backlog_high && s->qlen < b->cfg.max_queued) {
+        s->progress_ms = now;
+        return;
+    }
+    if (backlog > b->cfg.session_max_bytes) {
+        session_stall(b, s, "over session-max-bytes");
+        return;
+    }
+    if (now - s->progress_ms > b->cfg.stall_timeout_ms) {
+        session_stall(b, s, "no progress for stall-timeout-ms");
+        return;
+    }
+    if (b->flow_current != &s->conn->flow)
+        broker_flow_block(b, &s->gate);
+}
+
+void session_progress(struct broker *b, struct session *s)
+{
+    s->progress_ms = broker_now_ms(b);
+    if (session_backlog(s) > b->cfg.backlog_low || s->qlen > b->cfg.max_queued / 2)
+        return;
+    if (s->stalled) {
+        s->stalled = false;
+        log_info(&b->log, "client %s caught up: slows its publishers again when behind",
+                 s->client_id);
+    }
+    broker_flow_release(b, &s->gate);
+}
+
+void session_check_stall(struct broker *b, struct session *s, uint64_t now)
+{
+    if (flow_gate_busy(&s->gate) && now - s->progress_ms > b->cfg.stall_timeout_ms)
+        session_stall(b, s, "no progress for stall-timeout-ms");
+}
+
+/* Append to the queue. An online subscriber that is keeping up is never dropped for: its queue is
+ * bounded by back-pressure (backlog_high, session-max-bytes). Offline, stalled or under the drop
+ * policy it holds at most max-queued; what does not fit is dropped and counted. */
 static void session_enqueue(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                             bool retain)
 {
-    if (s->qlen >= b->cfg.max_queued) {
-        b->stats.msgs_dropped++;
+    if (s->qlen >= b->cfg.max_queued && !session_exerts_backpressure(b, s)) {
+        session_drop(b, &b->stats.dropped_queue_full);
+        return;
+    }
+    size_t bytes;
+    if (!message_wire(msg, qos, &bytes, NULL)) {
+        session_drop(b, &b->stats.dropped_no_memory);
         return;
     }
     if (s->qlen == s->qcap) {
         size_t ncap = s->qcap ? s->qcap * 2 : 16;
         struct queued *nq = malloc(ncap * sizeof(*nq));
         if (!nq) {
-            b->stats.msgs_dropped++;
+            session_drop(b, &b->stats.dropped_no_memory);
             return;
         }
         for (size_t i = 0; i < s->qlen; i++)
@@ -195,14 +285,17 @@ static void session_enqueue(struct broker *b, struct session *s, struct message 
         s->qcap = ncap;
         s->qhead = 0;
     }
-    s->queue[(s->qhead + s->qlen) % s->qcap] = (struct queued){message_ref(msg), qos, retain};
+    s->queue[(s->qhead + s->qlen) % s->qcap] =
+        (struct queued){message_ref(msg), (uint32_t)bytes, qos, retain};
     s->qlen++;
+    s->queued_bytes += bytes;
 }
 
-/* Hand one message to a session at the QoS it gets: QoS 0 only to an online client (a live message is
- * dropped if the client is far behind; the retained messages a SUBSCRIBE asked for are always sent
- * [MQTT-3.3.1-6], bounded by the retained store itself); QoS 1/2 in flight if the window allows, else
- * queued. */
+/* Hand one message to a session at the QoS it gets: QoS 0 only to an online client; QoS 1/2 in
+ * flight if the window allows, else queued. A subscriber that falls behind slows the publisher
+ * (session_after_deliver); one that stalled (or any, under the drop policy) has live QoS 0 past
+ * backlog_high dropped, counted. The retained messages a SUBSCRIBE asked for are always sent
+ * [MQTT-3.3.1-6], bounded by the retained store itself. */
 void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                      bool retain)
 {
@@ -210,18 +303,18 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
         struct conn *c = s->conn;
         if (!c || c->state != CONN_ACTIVE)
             return;
-        if (!retain && c->out_len > BROKER_OUT_HIGH_WATER) {
-            b->stats.msgs_dropped++;
+        if (!retain && !session_exerts_backpressure(b, s) &&
+            session_backlog(s) >= b->cfg.backlog_high) {
+            session_drop(b, &b->stats.dropped_qos0_stalled);
             return;
         }
         conn_send_publish(c, msg, 0, 0, false, retain);
-        return;
-    }
-    if (s->qlen == 0 && session_can_send(b, s) && session_ensure_inflight(b, s) == 0) {
+    } else if (s->qlen == 0 && session_can_send(b, s) && session_ensure_inflight(b, s) == 0) {
         session_send_inflight(b, s, msg, qos, retain);
-        return;
+    } else {
+        session_enqueue(b, s, msg, qos, retain);
     }
-    session_enqueue(b, s, msg, qos, retain);
+    session_after_deliver(b, s);
 }
 
 /* Move queued messages into flight while the window has room. */
@@ -233,6 +326,7 @@ void session_pump(struct broker *b, struct session *s)
         struct queued q = s->queue[s->qhead];
         s->qhead = (s->qhead + 1) % s->qcap;
         s->qlen--;
+        s->queued_bytes -= q.bytes;
         session_send_inflight(b, s, q.msg, q.qos, q.retain);
         message_unref(q.msg);
     }
@@ -271,8 +365,8 @@ static void session_pubrec(struct session *s, size_t i)
     s->inflight[k] = f;
 }
 
-/* An acknowledgement for an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL (which the
- * caller sends), PUBCOMP ends QoS 2. Returns true if it matched a message in flight. */
+/* An acknowledgement for an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL
+ * (which the caller sends), PUBCOMP ends QoS 2. Returns true if it matched a message in flight. */
 bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint16_t id)
 {
     for (size_t i = 0; i < s->ninflight; i++) {
@@ -291,6 +385,7 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
         if (!ends)
             return false;
         message_unref(f->msg);
+        s->progress_ms = broker_now_ms(b);
         /* Keep order: in-flight messages are re-sent in the order they were first sent. */
         memmove(f, f + 1, (s->ninflight - i - 1) * sizeof(*f));
         s->ninflight--;

@@ -1,0 +1,69 @@
+/*
+ * flow.h - back-pressure: gates that fill up and the sources of messages that wait on them.
+ *
+ * A gate is anything publishers feed that can fall behind: a subscriber session's unsent backlog,
+ * a cluster peer's send queue. A source is anything that produces messages and can be paused: a
+ * client connection (uv_read_stop: TCP then pushes back on the device), a peer's inbound link (it
+ * stops taking frames: nng then pushes back on the other node).
+ *
+ * The broker knows which source's message it is delivering right now (broker_flow_enter/leave
+ * around each delivery). A gate that is over its high watermark blocks that source
+ * (broker_flow_block): the source is paused and waits on that one gate. When the gate drains below
+ * its low watermark, or stops exerting back-pressure (a stalled subscriber, a dead peer), its owner
+ * releases it (broker_flow_release): every waiter resumes, from the loop's check phase (never
+ * inside a delivery, so a resumed source's buffered input cannot re-enter a routing pass). A
+ * resumed source that hits another full gate is blocked again on that one.
+ *
+ * All of it runs on the broker's loop thread. Gates and sources are embedded in their owners'
+ * structs; the owner must release its gate (and the source's owner must call broker_flow_forget)
+ * before freeing them.
+ */
+#ifndef SOL_FLOW_H
+#define SOL_FLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct broker;
+struct flow_gate;
+
+struct flow_source {
+    /* Set by the owner, called by the broker on the loop thread. pause: stop producing now (the
+     * message being delivered is taken; what follows it waits). resume: produce again; called from
+     * the check phase, so it may deliver at once. */
+    void (*pause)(struct flow_source *src);
+    void (*resume)(struct flow_source *src);
+    /* Broker-owned: the gate waited on (NULL = flowing), the gate's list, when the pause began. */
+    struct flow_gate *gate;
+    struct flow_source *prev, *next;
+    uint64_t paused_at_ms;
+    bool ready; /* released, its resume due at the next check phase */
+};
+
+struct flow_gate {
+    struct flow_source *waiters; /* broker-owned list */
+};
+
+/* Deliveries from now until broker_flow_leave come from src (NULL: a will, $SYS, a peer that cannot
+ * be paused). Not nested: one source at a time. */
+void broker_flow_enter(struct broker *b, struct flow_source *src);
+void broker_flow_leave(struct broker *b);
+
+/* The gate is full: pause the source of the delivery in progress and make it wait on g. Returns
+ * true if a source was paused (false: no source, it already waits, or the policy is drop). */
+bool broker_flow_block(struct broker *b, struct flow_gate *g);
+
+/* The gate has room again (or stopped exerting back-pressure): every source waiting on it resumes
+ * at the next check phase. Safe on a gate nobody waits on. */
+void broker_flow_release(struct broker *b, struct flow_gate *g);
+
+/* True if any source waits on g. */
+static inline bool flow_gate_busy(const struct flow_gate *g)
+{
+    return g->waiters != NULL;
+}
+
+/* The source goes away (a closing connection): unlink it wherever it waits. */
+void broker_flow_forget(struct broker *b, struct flow_source *src);
+
+#endif
