@@ -165,8 +165,33 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
                bs.msgs_sent);
     metric_u64(&t, "sol_bytes_received_total", "counter", "Bytes from clients.", bs.bytes_received);
     metric_u64(&t, "sol_bytes_sent_total", "counter", "Bytes to clients.", bs.bytes_sent);
-    metric_u64(&t, "sol_messages_dropped_total", "counter", "Messages dropped (queues full).",
-               bs.msgs_dropped);
+    metric_head(&t, "sol_messages_dropped_total", "counter",
+                "Messages dropped, by reason (docs/overload.md).");
+    text_printf(&t, "sol_messages_dropped_total{reason=\"qos0_stalled\"} %llu\n",
+                (unsigned long long)bs.dropped_qos0_stalled);
+    text_printf(&t, "sol_messages_dropped_total{reason=\"queue_full\"} %llu\n",
+                (unsigned long long)bs.dropped_queue_full);
+    text_printf(&t, "sol_messages_dropped_total{reason=\"no_memory\"} %llu\n",
+                (unsigned long long)bs.dropped_no_memory);
+    metric_u64(&t, "sol_publishers_paused", "gauge",
+               "Publishers (client connections, peer links) paused by back-pressure now.",
+               bs.publishers_paused);
+    metric_u64(&t, "sol_publisher_pauses_total", "counter",
+               "Times a publisher was paused for a subscriber or peer that was behind.",
+               bs.pause_events);
+    metric_head(&t, "sol_publisher_paused_seconds_total", "counter",
+                "Time publishers spent paused (pauses that ended).");
+    text_printf(&t, "sol_publisher_paused_seconds_total %.3f\n", bs.paused_ms_total / 1000.0);
+    metric_u64(&t, "sol_subscribers_stalled_total", "counter",
+               "Times a subscriber made no progress for stall-timeout-ms (or passed "
+               "session-max-bytes) and stopped pausing its publishers.",
+               bs.sessions_stalled);
+    metric_u64(&t, "sol_connections_closed_memory_total", "counter",
+               "Connections closed because all buffers together passed max-conn-memory.",
+               bs.conns_memory_closed);
+    metric_u64(&t, "sol_connection_buffer_bytes", "gauge",
+               "Bytes held in client connections' packet and output buffers.",
+               bs.conn_buffer_bytes);
     metric_u64(&t, "sol_subscriptions", "gauge", "Local (filter, session) pairs.",
                bs.subscriptions);
     metric_u64(&t, "sol_retained_messages", "gauge", "Retained messages held.", bs.retained);

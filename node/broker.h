@@ -42,6 +42,7 @@ struct broker_stats {
     uint64_t paused_ms_total;      /* time sources spent paused (ended pauses) */
     uint64_t sessions_stalled;     /* times a subscriber stalled */
     uint64_t conns_memory_closed;  /* connections closed over max-conn-memory */
+    uint64_t conn_buffer_bytes;    /* connections' input and output buffers now */
     uint64_t protocol_errors;      /* connections closed for bad input */
     uint64_t subscriptions;        /* current (filter, session) pairs */
     uint64_t retained;             /* current retained messages */

@@ -1,14 +1,15 @@
 /*
- * sys.c - $SYS/broker/... statistics topics, named as Mosquitto's so existing dashboards work. They are
- * retained, published locally every sys_interval seconds, and never sent to the cluster (each node reports
- * itself).
+ * sys.c - $SYS/broker/... statistics topics, named as Mosquitto's so existing dashboards work. They
+ * are retained, published locally every sys_interval seconds, and never sent to the cluster (each
+ * node reports itself).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "broker_internal.h"
 
-/* Publish one retained $SYS value to local subscribers only (the cluster mirrors membership here). */
+/* Publish one retained $SYS value to local subscribers only (the cluster mirrors membership here).
+ */
 void broker_sys_set(struct broker *b, const char *topic, const char *value)
 {
     struct message *msg =
@@ -47,6 +48,14 @@ void sys_publish(struct broker *b)
     sys_set_u64(b, "$SYS/broker/publish/messages/received", st.msgs_received);
     sys_set_u64(b, "$SYS/broker/publish/messages/sent", st.msgs_sent);
     sys_set_u64(b, "$SYS/broker/publish/messages/dropped", st.msgs_dropped);
+    sys_set_u64(b, "$SYS/broker/publish/messages/dropped/qos0_stalled", st.dropped_qos0_stalled);
+    sys_set_u64(b, "$SYS/broker/publish/messages/dropped/queue_full", st.dropped_queue_full);
+    sys_set_u64(b, "$SYS/broker/publish/messages/dropped/no_memory", st.dropped_no_memory);
+    sys_set_u64(b, "$SYS/broker/publishers/paused", st.publishers_paused);
+    sys_set_u64(b, "$SYS/broker/publishers/pauses", st.pause_events);
+    sys_set_u64(b, "$SYS/broker/publishers/paused_ms", st.paused_ms_total);
+    sys_set_u64(b, "$SYS/broker/subscribers/stalled", st.sessions_stalled);
+    sys_set_u64(b, "$SYS/broker/connections/closed_memory", st.conns_memory_closed);
     sys_set_u64(b, "$SYS/broker/bytes/received", st.bytes_received);
     sys_set_u64(b, "$SYS/broker/bytes/sent", st.bytes_sent);
     sys_set_u64(b, "$SYS/broker/subscriptions/count", st.subscriptions);
