@@ -454,9 +454,11 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
         return true;
     for (size_t i = 0; i < s->nsubs && sub_fn; i++)
         sub_fn(s->subs[i].filter, s->subs[i].qos, ctx);
-    for (size_t i = 0; i < s->ninflight && msg_fn; i++)
-        if (s->inflight[i].msg)
-            msg_fn(s->inflight[i].msg, s->inflight[i].qos, ctx);
+    for (uint32_t k = 0; k < s->ninflight && msg_fn; k++) {
+        const struct inflight *f = session_inflight_at(s, k);
+        if (f->msg)
+            msg_fn(f->msg, f->qos, ctx);
+    }
     for (size_t i = 0; i < s->qlen && msg_fn; i++) {
         struct queued *q = &s->queue[(s->qhead + i) % s->qcap];
         msg_fn(q->msg, q->qos, ctx);

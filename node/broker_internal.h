@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "codec.h"
 #include "flow.h"
+#include "idset.h"
 #include "message.h"
 #include "retain.h"
 #include "strmap.h"
@@ -65,23 +66,30 @@ struct session {
     struct conn *conn; /* NULL while offline */
     struct session_sub *subs;
     struct strmap sub_index;   /* filter -> its index in subs + 1 (keys are subs[i].filter) */
-    struct inflight *inflight; /* capacity cfg.max_inflight, allocated on first use */
+    struct inflight *inflight; /* ring: ninflight entries from ihead, icap (a power of two) slots */
     struct queued *queue;      /* ring buffer */
-    uint16_t *rx_qos2;         /* inbound QoS 2 ids received, PUBREL not yet */
+    struct idset out_ids;      /* packet ids in inflight */
+    struct idset rx_ids;       /* inbound QoS 2 ids received, PUBREL not yet */
     uint64_t match_gen;        /* dedupe overlapping subscriptions during one routing pass */
     struct flow_gate gate;     /* publishers paused because this session is behind */
     uint64_t progress_ms;      /* last time it was under backlog_high or took bytes or an ack */
     size_t queued_bytes;       /* encoded size of what waits in queue */
     size_t id_len;
     uint32_t nsubs, subs_cap;
-    uint32_t ninflight;
+    uint32_t ihead, ninflight, icap;
+    uint32_t nrel; /* in-flight entries waiting for PUBCOMP: the first nrel of the ring */
     uint32_t qhead, qlen, qcap;
-    uint32_t nrx, rx_cap;
     uint16_t next_id;
     bool clean;
     bool stalled; /* no progress for stall-timeout (or over session-max-bytes): pauses nobody */
     uint8_t match_qos;
 };
+
+/* The k-th in-flight entry, oldest first (k < s->ninflight). */
+static inline struct inflight *session_inflight_at(const struct session *s, uint32_t k)
+{
+    return &s->inflight[(s->ihead + k) & (s->icap - 1)];
+}
 
 /* ---- connections (conn.c) ---- */
 

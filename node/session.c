@@ -50,8 +50,9 @@ void session_destroy(struct broker *b, struct session *s)
         b->stats.subscriptions--;
         free(s->subs[i].filter);
     }
-    for (size_t i = 0; i < s->ninflight; i++)
-        message_unref(s->inflight[i].msg);
+    for (uint32_t k = 0; k < s->ninflight; k++)
+        if (session_inflight_at(s, k)->msg)
+            message_unref(session_inflight_at(s, k)->msg);
     for (size_t i = 0; i < s->qlen; i++)
         message_unref(s->queue[(s->qhead + i) % s->qcap].msg);
     strmap_del(&b->sessions, s->client_id, s->id_len);
@@ -60,7 +61,8 @@ void session_destroy(struct broker *b, struct session *s)
     free(s->subs);
     free(s->inflight);
     free(s->queue);
-    free(s->rx_qos2);
+    idset_clear(&s->out_ids);
+    idset_clear(&s->rx_ids);
     free(s->username);
     free(s->client_id);
     free(s);
@@ -137,6 +139,26 @@ bool session_unsubscribe(struct broker *b, struct session *s, const char *filter
     return true;
 }
 
+/* Room for one more entry in the in-flight ring: it starts small and doubles (a power of two,
+ * re-linearised) up to max-inflight, so a session that never has much in flight holds little. */
+static int session_inflight_reserve(struct broker *b, struct session *s)
+{
+    if (s->ninflight < s->icap)
+        return 0;
+    uint32_t ncap = s->icap ? s->icap * 2 : 8;
+    struct inflight *n = malloc(ncap * sizeof(*n));
+    if (!n)
+        return -1;
+    for (uint32_t k = 0; k < s->ninflight; k++)
+        n[k] = *session_inflight_at(s, k);
+    free(s->inflight);
+    s->inflight = n;
+    s->icap = ncap;
+    s->ihead = 0;
+    (void)b;
+    return 0;
+}
+
 /* The next packet id not used by a message in flight [MQTT-2.3.1-2]. */
 static uint16_t session_next_id(struct session *s)
 {
@@ -144,33 +166,29 @@ static uint16_t session_next_id(struct session *s)
         uint16_t id = s->next_id++;
         if (s->next_id == 0)
             s->next_id = 1;
-        bool used = false;
-        for (size_t i = 0; i < s->ninflight && !used; i++)
-            used = s->inflight[i].id == id;
-        if (!used)
+        if (!idset_has(&s->out_ids, id))
             return id;
     }
 }
 
-/* Put msg in flight and send it. The caller checked there is room. Takes a reference. */
-static void session_send_inflight(struct broker *b, struct session *s, struct message *msg,
-                                  uint8_t qos, bool retain)
+/* Put msg in flight and send it. The caller checked the window has room. Takes a reference.
+ * -1 if out of memory (nothing changed). */
+static int session_send_inflight(struct broker *b, struct session *s, struct message *msg,
+                                 uint8_t qos, bool retain)
 {
-    struct inflight *f = &s->inflight[s->ninflight++];
+    if (session_inflight_reserve(b, s) < 0)
+        return -1;
+    uint16_t id = session_next_id(s);
+    if (idset_add(&s->out_ids, id) < 0)
+        return -1;
+    struct inflight *f = session_inflight_at(s, s->ninflight++);
     f->msg = message_ref(msg);
     f->qos = qos;
-    f->id = session_next_id(s);
+    f->id = id;
     f->state = INFLIGHT_PUBLISH_SENT;
     f->retain = retain;
     conn_send_publish(s->conn, msg, qos, f->id, false, retain);
-}
-
-static int session_ensure_inflight(struct broker *b, struct session *s)
-{
-    if (s->inflight)
-        return 0;
-    s->inflight = calloc(b->cfg.max_inflight ? b->cfg.max_inflight : 1, sizeof(*s->inflight));
-    return s->inflight ? 0 : -1;
+    return 0;
 }
 
 static bool session_can_send(const struct broker *b, const struct session *s)
@@ -309,9 +327,8 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
             return;
         }
         conn_send_publish(c, msg, 0, 0, false, retain);
-    } else if (s->qlen == 0 && session_can_send(b, s) && session_ensure_inflight(b, s) == 0) {
-        session_send_inflight(b, s, msg, qos, retain);
-    } else {
+    } else if (s->qlen > 0 || !session_can_send(b, s) ||
+               session_send_inflight(b, s, msg, qos, retain) < 0) {
         session_enqueue(b, s, msg, qos, retain);
     }
     session_after_deliver(b, s);
@@ -320,14 +337,13 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
 /* Move queued messages into flight while the window has room. */
 void session_pump(struct broker *b, struct session *s)
 {
-    if (s->qlen && session_ensure_inflight(b, s) < 0)
-        return;
     while (s->qlen && session_can_send(b, s)) {
         struct queued q = s->queue[s->qhead];
+        if (session_send_inflight(b, s, q.msg, q.qos, q.retain) < 0)
+            return; /* out of memory: it stays queued; the next ack tries again */
         s->qhead = (s->qhead + 1) % s->qcap;
         s->qlen--;
         s->queued_bytes -= q.bytes;
-        session_send_inflight(b, s, q.msg, q.qos, q.retain);
         message_unref(q.msg);
     }
 }
@@ -336,8 +352,8 @@ void session_pump(struct broker *b, struct session *s)
  * PUBREC order, then PUBLISHes with DUP in sending order [MQTT-4.4.0-1]), then drain the queue. */
 void session_resume(struct broker *b, struct session *s)
 {
-    for (size_t i = 0; i < s->ninflight; i++) {
-        struct inflight *f = &s->inflight[i];
+    for (uint32_t k = 0; k < s->ninflight; k++) {
+        struct inflight *f = session_inflight_at(s, k);
         if (f->state == INFLIGHT_PUBLISH_SENT) {
             conn_send_publish(s->conn, f->msg, f->qos, f->id, true, f->retain);
         } else {
@@ -348,116 +364,89 @@ void session_resume(struct broker *b, struct session *s)
     session_pump(b, s);
 }
 
-/* PUBREC for in-flight entry i: the message is done [MQTT-4.3.3-1], only the id stays until
- * PUBCOMP. The window keeps PUBREL entries first, in the order their PUBRECs came [MQTT-4.6.0-4],
- * then PUBLISH entries in the order they were sent [MQTT-4.6.0-1]: a re-send on reconnect walks it
- * front to back. */
-static void session_pubrec(struct session *s, size_t i)
+/* Move ring entry `from` to position `to` (to <= from), shifting those between up by one. */
+static void session_inflight_move_up(struct session *s, uint32_t from, uint32_t to)
 {
-    struct inflight f = s->inflight[i];
-    size_t k = 0;
-    while (k < i && s->inflight[k].state == INFLIGHT_PUBREL_SENT)
-        k++;
-    message_unref(f.msg);
-    f.msg = NULL;
-    f.state = INFLIGHT_PUBREL_SENT;
-    memmove(&s->inflight[k + 1], &s->inflight[k], (i - k) * sizeof(f));
-    s->inflight[k] = f;
+    struct inflight f = *session_inflight_at(s, from);
+    for (uint32_t k = from; k > to; k--)
+        *session_inflight_at(s, k) = *session_inflight_at(s, k - 1);
+    *session_inflight_at(s, to) = f;
+}
+
+/* Remove ring entry k, keeping the others' order: whichever side of it is shorter moves. Acks
+ * arrive mostly in sending order, so k is usually 0 (or the first PUBLISH after the PUBRELs). */
+static void session_inflight_remove(struct session *s, uint32_t k)
+{
+    if (k < s->ninflight / 2) {
+        session_inflight_move_up(s, k, 0); /* entry k to the front, then drop the front */
+        s->ihead = (s->ihead + 1) & (s->icap - 1);
+    } else {
+        for (uint32_t m = k; m + 1 < s->ninflight; m++)
+            *session_inflight_at(s, m) = *session_inflight_at(s, m + 1);
+    }
+    s->ninflight--;
+}
+
+/* PUBREC for in-flight entry k: the message is done [MQTT-4.3.3-1], only the id stays until
+ * PUBCOMP. The window keeps PUBREL entries first (nrel of them), in the order their PUBRECs came
+ * [MQTT-4.6.0-4], then PUBLISH entries in the order they were sent [MQTT-4.6.0-1]: a re-send on
+ * reconnect walks it front to back. */
+static void session_pubrec(struct session *s, uint32_t k)
+{
+    struct inflight *f = session_inflight_at(s, k);
+    message_unref(f->msg);
+    f->msg = NULL;
+    f->state = INFLIGHT_PUBREL_SENT;
+    session_inflight_move_up(s, k, s->nrel);
+    s->nrel++;
 }
 
 /* An acknowledgement for an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL
- * (which the caller sends), PUBCOMP ends QoS 2. Returns true if it matched a message in flight. */
+ * (which the caller sends), PUBCOMP ends QoS 2. Returns true if it matched a message in flight.
+ * An id not in flight costs one set lookup; one in flight is looked for where its kind sits
+ * (PUBCOMP among the PUBRELs at the front, the others after them). */
 bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint16_t id)
 {
-    for (size_t i = 0; i < s->ninflight; i++) {
-        struct inflight *f = &s->inflight[i];
-        if (f->id != id)
-            continue;
-        if (type == MQTT_PUBREC) {
-            if (f->qos != 2)
-                return false;
-            if (f->state == INFLIGHT_PUBLISH_SENT)
-                session_pubrec(s, i);
-            return true;
-        }
-        bool ends = (type == MQTT_PUBACK && f->qos == 1) ||
-                    (type == MQTT_PUBCOMP && f->qos == 2 && f->state == INFLIGHT_PUBREL_SENT);
-        if (!ends)
+    if (!idset_has(&s->out_ids, id))
+        return false;
+    uint32_t k = type == MQTT_PUBCOMP ? 0 : s->nrel;
+    uint32_t end = type == MQTT_PUBCOMP ? s->nrel : s->ninflight;
+    while (k < end && session_inflight_at(s, k)->id != id)
+        k++;
+    if (k == end) /* in flight, but in the other part: a repeated PUBREC is answered again */
+        return type == MQTT_PUBREC;
+    struct inflight *f = session_inflight_at(s, k);
+    if (type == MQTT_PUBREC) {
+        if (f->qos != 2)
             return false;
-        message_unref(f->msg);
-        s->progress_ms = broker_now_ms(b);
-        /* Keep order: in-flight messages are re-sent in the order they were first sent. */
-        memmove(f, f + 1, (s->ninflight - i - 1) * sizeof(*f));
-        s->ninflight--;
-        session_pump(b, s);
+        session_pubrec(s, k);
         return true;
     }
-    return false;
+    if (type == MQTT_PUBACK && f->qos != 1)
+        return false;
+    message_unref(f->msg);
+    idset_del(&s->out_ids, id);
+    if (type == MQTT_PUBCOMP)
+        s->nrel--;
+    session_inflight_remove(s, k);
+    s->progress_ms = broker_now_ms(b);
+    session_pump(b, s);
+    return true;
 }
 
-/*
- * Inbound QoS 2 ids awaiting PUBREL: an open-addressing set of ids (linear probing on id & mask,
- * 0 marks an empty slot since packet id 0 is never valid, at most half full), so a client holding
- * thousands of ids costs O(1) per PUBLISH rather than a scan of them all.
+/* Inbound QoS 2 ids awaiting PUBREL: a set, so a client holding thousands costs O(1) per PUBLISH.
  */
-static size_t session_rx_slot(const struct session *s, uint16_t id)
-{
-    size_t mask = s->rx_cap - 1;
-    size_t i = id & mask;
-    while (s->rx_qos2[i] && s->rx_qos2[i] != id)
-        i = (i + 1) & mask;
-    return i;
-}
-
 bool session_rx_qos2_has(const struct session *s, uint16_t id)
 {
-    return id && s->rx_cap && s->rx_qos2[session_rx_slot(s, id)] == id;
-}
-
-/* Double the id set (or create it), re-placing every id. */
-static int session_rx_grow(struct session *s)
-{
-    size_t ocap = s->rx_cap;
-    size_t ncap = ocap ? ocap * 2 : 8;
-    uint16_t *old = s->rx_qos2;
-    uint16_t *n = calloc(ncap, sizeof(*n));
-    if (!n)
-        return -1;
-    s->rx_qos2 = n;
-    s->rx_cap = (uint32_t)ncap;
-    for (size_t i = 0; i < ocap; i++)
-        if (old[i])
-            s->rx_qos2[session_rx_slot(s, old[i])] = old[i];
-    free(old);
-    return 0;
+    return idset_has(&s->rx_ids, id);
 }
 
 int session_rx_qos2_add(struct session *s, uint16_t id)
 {
-    if ((s->nrx + 1) * 2 > s->rx_cap && session_rx_grow(s) < 0)
-        return -1;
-    size_t i = session_rx_slot(s, id);
-    if (s->rx_qos2[i] != id) {
-        s->rx_qos2[i] = id;
-        s->nrx++;
-    }
-    return 0;
+    return idset_add(&s->rx_ids, id);
 }
 
-/* Remove id; later ids of its probe run shift back into the hole, so lookups need no tombstones. */
 void session_rx_qos2_del(struct session *s, uint16_t id)
 {
-    if (!session_rx_qos2_has(s, id))
-        return;
-    size_t mask = s->rx_cap - 1;
-    size_t i = session_rx_slot(s, id);
-    for (size_t j = (i + 1) & mask; s->rx_qos2[j]; j = (j + 1) & mask) {
-        size_t home = s->rx_qos2[j] & mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            s->rx_qos2[i] = s->rx_qos2[j];
-            i = j;
-        }
-    }
-    s->rx_qos2[i] = 0;
-    s->nrx--;
+    idset_del(&s->rx_ids, id);
 }
