@@ -71,7 +71,9 @@ int main(int argc, char **argv)
     }
     /* A listener that cannot start is a setting to change, like a bad value: exit 2, naming it. */
     if (broker_start(m.broker, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sol: %s: %s\n", cfg.origin.port, err);
+        /* A bad --bind is named by the broker's message; a port that cannot be bound is not. */
+        bool port = strncmp(err, "cannot listen", 13) == 0;
+        fprintf(stderr, "sol: %s%s%s\n", port ? cfg.origin.port : "", port ? ": " : "", err);
         broker_free(m.broker);
         return 2;
     }
