@@ -332,6 +332,20 @@ static void cluster_handle_closed(uv_handle_t *h)
     free(c);
 }
 
+/* Prefix a listener's error with the setting that chose its port (config.h), so that a busy port
+ * reads "--cluster-port 7946: listen tcp://...: Address in use". */
+static void cluster_name_setting(char *err, size_t errlen, const char *origin)
+{
+    char detail[256];
+    const char *d = err;
+    if (origin[0] == '\0' || errlen == 0)
+        return;
+    if (strncmp(d, "cluster: ", 9) == 0)
+        d += 9;
+    snprintf(detail, sizeof(detail), "%s", d);
+    snprintf(err, errlen, "%s: %s", origin, detail);
+}
+
 struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct sol_config *cfg,
                               char *err, size_t errlen)
 {
@@ -363,7 +377,11 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
     }
 
     if (cfg->cluster_port != 0) {
-        if (net_listen(c, err, errlen) != 0 || net_start_kicker(c) != 0)
+        if (net_listen(c, err, errlen) != 0) {
+            cluster_name_setting(err, errlen, cfg->origin.cluster_port);
+            goto fail;
+        }
+        if (net_start_kicker(c) != 0)
             goto fail;
         c->ms = membership_start(loop, cfg, c->log, cluster_on_member, c, err, errlen);
         if (!c->ms)
@@ -383,8 +401,10 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
         const char *host = cfg->cluster_bind[0] ? cfg->cluster_bind : cfg->bind;
         c->http = http_server_start(loop, host, cfg->http_port, status_http_handler, c, c->log, err,
                                     errlen);
-        if (!c->http)
+        if (!c->http) {
+            cluster_name_setting(err, errlen, cfg->origin.http_port);
             goto fail;
+        }
     }
     return c;
 fail:

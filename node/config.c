@@ -5,6 +5,10 @@
  * parser, the environment scan, the file parser and --help, so a setting cannot exist in one source
  * and not another. Precedence is flag > env > file > default: we apply the file first, then the
  * environment, then flags, each overwriting the previous.
+ *
+ * The cluster and HTTP listeners start only where asked for (see config.h), so that a port the
+ * user never chose cannot stop the broker; config_load records where each listener's port came
+ * from, for the error that names it when the port is busy.
  */
 #include "config.h"
 #include "log.h"
@@ -78,11 +82,11 @@ static const struct config_opt config_opts[] = {
     {"cluster_bind", OPT_STR, FIELD(cluster_bind), 0, 0, true, "ADDR", "cluster listener address",
      "same as --bind"},
     {"cluster_port", OPT_U16, FIELD(cluster_port), 0, 65535, false, "PORT",
-     "cluster port; 0 = clustering off", NULL},
+     "cluster port (UDP + TCP); 0 = clustering off", "off; 7946 once clustering is on"},
     {"seeds", OPT_STR, FIELD(seeds), 0, 0, false, "LIST", "host:port,... to join; empty = alone",
      NULL},
-    {"http_port", OPT_U16, FIELD(http_port), 0, 65535, false, "PORT", "HTTP endpoint port; 0 = off",
-     NULL},
+    {"http_port", OPT_U16, FIELD(http_port), 0, 65535, false, "PORT",
+     "HTTP /metrics, /readyz, /cluster port; 0 = off", "off"},
     {"gossip_interval_ms", OPT_UINT, FIELD(gossip_interval_ms), 1, 60000, false, "MS",
      "membership probe period", NULL},
     {"probe_timeout_ms", OPT_UINT, FIELD(probe_timeout_ms), 1, 60000, false, "MS",
@@ -96,6 +100,24 @@ static const struct config_opt config_opts[] = {
 };
 
 #define CONFIG_NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
+
+/* Mosquitto's short flags. */
+static const struct {
+    const char *flag;
+    const char *name; /* config key, or "config" */
+} config_short[] = {{"-p", "port"}, {"-c", "config"}};
+
+#define CONFIG_NSHORT (sizeof(config_short) / sizeof(config_short[0]))
+
+enum config_source { CONFIG_SRC_DEFAULT = 0, CONFIG_SRC_FILE, CONFIG_SRC_ENV, CONFIG_SRC_FLAG };
+
+/* Where each setting's value came from: whether it was set explicitly, and how to name it. */
+struct config_seen {
+    enum config_source src[CONFIG_NOPTS];
+    unsigned line[CONFIG_NOPTS];    /* CONFIG_SRC_FILE: line number */
+    const char *flag[CONFIG_NOPTS]; /* CONFIG_SRC_FLAG: the spelling used, if short (-p) */
+    const char *path;               /* the config file, if read */
+};
 
 /* Where a value came from, for error messages. */
 struct config_src {
@@ -145,8 +167,7 @@ void config_defaults(struct sol_config *cfg)
     host[sizeof(host) - 1] = '\0';
     snprintf(cfg->node_name, sizeof(cfg->node_name), "%.*s", (int)sizeof(cfg->node_name) - 1, host);
     snprintf(cfg->cluster_bind, sizeof(cfg->cluster_bind), "%s", cfg->bind);
-    cfg->cluster_port = 7946;
-    cfg->http_port = 8080;
+    /* cluster_port and http_port 0: no listener but MQTT unless asked for (config_listeners) */
     cfg->gossip_interval_ms = 200;
     cfg->probe_timeout_ms = 100;
     cfg->suspicion_mult = 4;
@@ -304,8 +325,8 @@ static char *config_trim(char *s)
 }
 
 /* Apply one "key value" line of the config file. */
-static int config_file_line(struct sol_config *cfg, bool *set, const char *path, unsigned lineno,
-                            char *line, char *err, size_t errlen)
+static int config_file_line(struct sol_config *cfg, struct config_seen *seen, const char *path,
+                            unsigned lineno, char *line, char *err, size_t errlen)
 {
     char prefix[512];
     char *key = config_trim(line);
@@ -335,13 +356,14 @@ static int config_file_line(struct sol_config *cfg, bool *set, const char *path,
     src.name = key;
     if (config_set(cfg, &config_opts[idx], value, &src, err, errlen) != 0)
         return -1;
-    set[idx] = true;
+    seen->src[idx] = CONFIG_SRC_FILE;
+    seen->line[idx] = lineno;
     return 0;
 }
 
 /* Read the config file line by line, applying each setting. */
-static int config_file_load(struct sol_config *cfg, bool *set, const char *path, char *err,
-                            size_t errlen)
+static int config_file_load(struct sol_config *cfg, struct config_seen *seen, const char *path,
+                            char *err, size_t errlen)
 {
     FILE *f;
     char *line = NULL;
@@ -356,7 +378,7 @@ static int config_file_load(struct sol_config *cfg, bool *set, const char *path,
     }
     while (getline(&line, &cap, f) != -1) {
         lineno++;
-        rc = config_file_line(cfg, set, path, lineno, line, err, errlen);
+        rc = config_file_line(cfg, seen, path, lineno, line, err, errlen);
         if (rc != 0)
             goto out;
     }
@@ -371,7 +393,8 @@ out:
 }
 
 /* Apply every SOL_<NAME> variable naming a setting; other SOL_* variables are ignored. */
-static int config_env_load(struct sol_config *cfg, bool *set, char **envp, char *err, size_t errlen)
+static int config_env_load(struct sol_config *cfg, struct config_seen *seen, char **envp, char *err,
+                           size_t errlen)
 {
     char name[64];
     struct config_src src = {"", name};
@@ -399,7 +422,7 @@ static int config_env_load(struct sol_config *cfg, bool *set, char **envp, char 
             snprintf(name, sizeof(name), "%.*s", (int)namelen, var);
             if (config_set(cfg, &config_opts[i], eq + 1, &src, err, errlen) != 0)
                 return -1;
-            set[i] = true;
+            seen->src[i] = CONFIG_SRC_ENV;
             break;
         }
     }
@@ -453,6 +476,16 @@ static void config_print_default(FILE *out, const struct config_opt *opt,
     }
 }
 
+/* The short flag for a setting (-p for port), or NULL. */
+static const char *config_short_of(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_NSHORT; i++) {
+        if (strcmp(config_short[i].name, name) == 0)
+            return config_short[i].flag;
+    }
+    return NULL;
+}
+
 /* --help: every flag with its one-line description and default. */
 static void config_usage(FILE *out, const char *prog)
 {
@@ -466,15 +499,23 @@ static void config_usage(FILE *out, const char *prog)
         out,
         "Every option is also a config file key (max_inflight 20, a dash also accepted) and an\n"
         "environment variable (SOL_MAX_INFLIGHT=20). Precedence: flag > environment > file > "
-        "default.\n\n");
-    fprintf(out, "  %-26s %s\n", "--config FILE", "read settings from FILE (also SOL_CONFIG)");
+        "default.\n"
+        "Only the MQTT listener is on by default: the cluster listener starts once --seeds,\n"
+        "--cluster-port or --cluster-bind is set, the HTTP endpoint once --http-port is.\n\n");
+    fprintf(out, "  %-26s %s\n", "--config FILE, -c FILE",
+            "read settings from FILE (also SOL_CONFIG)");
     for (size_t i = 0; i < CONFIG_NOPTS; i++) {
         const struct config_opt *opt = &config_opts[i];
+        const char *short_flag = config_short_of(opt->name);
         int n = snprintf(flag, sizeof(flag), "--");
 
         for (const char *c = opt->name; *c != '\0' && n < (int)sizeof(flag) - 1; c++)
             flag[n++] = *c == '_' ? '-' : *c;
-        snprintf(flag + n, sizeof(flag) - (size_t)n, " %s", opt->metavar);
+        if (short_flag != NULL)
+            snprintf(flag + n, sizeof(flag) - (size_t)n, " %s, %s %s", opt->metavar, short_flag,
+                     opt->metavar);
+        else
+            snprintf(flag + n, sizeof(flag) - (size_t)n, " %s", opt->metavar);
         fprintf(out, "  %-26s %s (default: ", flag, opt->help);
         config_print_default(out, opt, &def);
         fprintf(out, ")\n");
@@ -488,14 +529,14 @@ static void config_usage(FILE *out, const char *prog)
  * and find --config. With apply true: store every flag's value (they were already checked for
  * shape).
  */
-static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv, bool apply,
-                       const char **config_path, char *err, size_t errlen)
+static int config_argv(struct sol_config *cfg, struct config_seen *seen, int argc, char **argv,
+                       bool apply, const char **config_path, char *err, size_t errlen)
 {
     const char *prog = argc > 0 && argv[0] != NULL ? argv[0] : "sol";
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        const char *name, *eq, *value = NULL;
+        const char *name, *eq = NULL, *value = NULL, *short_flag = NULL;
         size_t namelen;
         int idx;
         struct config_src src;
@@ -509,27 +550,38 @@ static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv,
             printf("sol %s\n", SOL_VERSION);
             return CONFIG_EXIT_OK;
         }
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            errf(err, errlen, "unexpected argument '%s'", arg);
-            return CONFIG_ERROR;
+        for (size_t s = 0; s < CONFIG_NSHORT; s++) {
+            if (strcmp(arg, config_short[s].flag) == 0) {
+                short_flag = arg;
+                name = config_short[s].name;
+            }
         }
-        name = arg + 2;
-        eq = strchr(name, '=');
-        namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        snprintf(flag, sizeof(flag), "--%.*s", (int)namelen, name);
-        if (eq != NULL)
-            value = eq + 1;
+        if (short_flag != NULL) {
+            namelen = strlen(name);
+            snprintf(flag, sizeof(flag), "%s", short_flag);
+        } else {
+            if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+                errf(err, errlen, "unexpected argument '%s'", arg);
+                return CONFIG_ERROR;
+            }
+            name = arg + 2;
+            eq = strchr(name, '=');
+            namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+            snprintf(flag, sizeof(flag), "--%.*s", (int)namelen, name);
+            if (eq != NULL)
+                value = eq + 1;
+        }
 
         if (namelen == 6 && strncmp(name, "config", 6) == 0) {
             if (value == NULL) {
                 if (i + 1 >= argc) {
-                    errf(err, errlen, "missing value for --config");
+                    errf(err, errlen, "missing value for %s", flag);
                     return CONFIG_ERROR;
                 }
                 value = argv[++i];
             }
             if (value[0] == '\0') {
-                errf(err, errlen, "invalid value '' for --config (expected a file name)");
+                errf(err, errlen, "invalid value '' for %s (expected a file name)", flag);
                 return CONFIG_ERROR;
             }
             *config_path = value;
@@ -556,23 +608,122 @@ static int config_argv(struct sol_config *cfg, bool *set, int argc, char **argv,
         src.name = flag;
         if (config_set(cfg, &config_opts[idx], value, &src, err, errlen) != 0)
             return CONFIG_ERROR;
-        set[idx] = true;
+        seen->src[idx] = CONFIG_SRC_FLAG;
+        seen->flag[idx] = short_flag;
     }
     return CONFIG_OK;
+}
+
+/* Index of a setting in config_opts (the name must exist). */
+static size_t config_index(const char *name)
+{
+    int idx = config_find(name, strlen(name));
+
+    return idx < 0 ? 0 : (size_t)idx;
+}
+
+/* A setting named as the user gave it: "--seeds", "-p", "SOL_SEEDS" or "seeds (config file F
+ * line N)"; one left at its default is named by its long flag. */
+static void config_spelling(char *out, size_t len, const struct config_seen *seen, size_t idx)
+{
+    const char *name = config_opts[idx].name;
+    size_t n = 0;
+
+    switch (seen->src[idx]) {
+    case CONFIG_SRC_FILE:
+        snprintf(out, len, "%s (config file %s line %u)", name, seen->path, seen->line[idx]);
+        return;
+    case CONFIG_SRC_ENV:
+        n = (size_t)snprintf(out, len, "SOL_");
+        for (const char *c = name; *c != '\0' && n + 1 < len; c++)
+            out[n++] = (char)toupper((unsigned char)*c);
+        out[n < len ? n : len - 1] = '\0';
+        return;
+    case CONFIG_SRC_FLAG:
+    case CONFIG_SRC_DEFAULT:
+        if (seen->flag[idx] != NULL) {
+            snprintf(out, len, "%s", seen->flag[idx]);
+            return;
+        }
+        n = (size_t)snprintf(out, len, "--");
+        for (const char *c = name; *c != '\0' && n + 1 < len; c++)
+            out[n++] = *c == '_' ? '-' : *c;
+        out[n < len ? n : len - 1] = '\0';
+        return;
+    }
+}
+
+/* A listener's port as the user gave it, e.g. "--cluster-port 7000", "SOL_PORT=1884",
+ * "port 1884 (config file F line 3)", "--port 1883 (default)". why, if not empty, says what turned
+ * clustering on with the default port. A very long config file path is cut short. */
+static void config_origin(char *out, size_t len, const struct config_seen *seen, size_t idx,
+                          unsigned port, const char *why)
+{
+    char name[CONFIG_ORIGIN_LEN];
+    const char *paren;
+
+    config_spelling(name, sizeof(name), seen, idx);
+    switch (seen->src[idx]) {
+    case CONFIG_SRC_ENV:
+        errf(out, len, "%s=%u", name, port);
+        break;
+    case CONFIG_SRC_FILE:
+        paren = strchr(name, ' ');
+        if (paren == NULL)
+            paren = name + strlen(name);
+        errf(out, len, "%.*s %u%s", (int)(paren - name), name, port, paren);
+        break;
+    case CONFIG_SRC_FLAG:
+        errf(out, len, "%s %u", name, port);
+        break;
+    case CONFIG_SRC_DEFAULT:
+        if (why[0] != '\0')
+            errf(out, len, "%s %u (default; clustering is on because %s is set)", name, port, why);
+        else
+            errf(out, len, "%s %u (default)", name, port);
+        break;
+    }
+}
+
+/* Which listeners run. The cluster runs when asked for by a non-zero cluster_port, a cluster_bind
+ * or non-empty seeds (an explicit cluster_port 0 still turns it off); HTTP when http_port is
+ * non-zero, which only an explicit setting makes it. Unasked-for listeners are off so that they
+ * cannot collide with another node's on the same host. */
+static void config_listeners(struct sol_config *cfg, const struct config_seen *seen)
+{
+    size_t i_port = config_index("port"), i_cport = config_index("cluster_port");
+    size_t i_cbind = config_index("cluster_bind"), i_seeds = config_index("seeds");
+    size_t i_hport = config_index("http_port");
+    char why[CONFIG_ORIGIN_LEN] = "";
+
+    config_origin(cfg->origin.port, sizeof(cfg->origin.port), seen, i_port, cfg->port, "");
+    if (seen->src[i_seeds] != CONFIG_SRC_DEFAULT && cfg->seeds[0] != '\0')
+        config_spelling(why, sizeof(why), seen, i_seeds);
+    else if (seen->src[i_cbind] != CONFIG_SRC_DEFAULT)
+        config_spelling(why, sizeof(why), seen, i_cbind);
+    if (seen->src[i_cport] == CONFIG_SRC_DEFAULT && why[0] != '\0')
+        cfg->cluster_port = CONFIG_CLUSTER_PORT;
+    if (cfg->cluster_port != 0)
+        config_origin(cfg->origin.cluster_port, sizeof(cfg->origin.cluster_port), seen, i_cport,
+                      cfg->cluster_port, why);
+    if (cfg->http_port != 0)
+        config_origin(cfg->origin.http_port, sizeof(cfg->origin.http_port), seen, i_hport,
+                      cfg->http_port, "");
 }
 
 /* Defaults, then the config file, then the environment, then flags. */
 int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char *err,
                 size_t errlen)
 {
-    bool set[CONFIG_NOPTS] = {false};
+    struct config_seen seen;
     const char *config_path = NULL;
     int rc;
 
+    memset(&seen, 0, sizeof(seen)); /* every setting CONFIG_SRC_DEFAULT */
     config_defaults(cfg);
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    rc = config_argv(cfg, set, argc, argv, false, &config_path, err, errlen);
+    rc = config_argv(cfg, &seen, argc, argv, false, &config_path, err, errlen);
     if (rc != CONFIG_OK)
         return rc;
     if (config_path == NULL)
@@ -581,23 +732,23 @@ int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char
         errf(err, errlen, "invalid value '' for SOL_CONFIG (expected a file name)");
         return CONFIG_ERROR;
     }
-    if (config_path != NULL && config_file_load(cfg, set, config_path, err, errlen) != 0)
+    seen.path = config_path;
+    if (config_path != NULL && config_file_load(cfg, &seen, config_path, err, errlen) != 0)
         return CONFIG_ERROR;
-    if (config_env_load(cfg, set, envp, err, errlen) != 0)
+    if (config_env_load(cfg, &seen, envp, err, errlen) != 0)
         return CONFIG_ERROR;
-    rc = config_argv(cfg, set, argc, argv, true, &config_path, err, errlen);
+    rc = config_argv(cfg, &seen, argc, argv, true, &config_path, err, errlen);
     if (rc != CONFIG_OK)
         return rc;
 
     /* cluster_bind follows bind unless it was given explicitly. */
-    for (size_t i = 0; i < CONFIG_NOPTS; i++) {
-        if (strcmp(config_opts[i].name, "cluster_bind") == 0 && !set[i])
-            memcpy(cfg->cluster_bind, cfg->bind, sizeof(cfg->cluster_bind));
-    }
+    if (seen.src[config_index("cluster_bind")] == CONFIG_SRC_DEFAULT)
+        memcpy(cfg->cluster_bind, cfg->bind, sizeof(cfg->cluster_bind));
     if (cfg->backlog_low >= cfg->backlog_high) {
         errf(err, errlen, "invalid value %zu for backlog_low (must be below backlog_high, %zu)",
              cfg->backlog_low, cfg->backlog_high);
         return CONFIG_ERROR;
     }
+    config_listeners(cfg, &seen);
     return CONFIG_OK;
 }

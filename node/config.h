@@ -21,6 +21,12 @@ enum overload_policy {
 
 #define CONFIG_MAX_SEEDS 64
 
+/* The cluster port once clustering is on (seeds or cluster_bind set) and cluster_port is not. */
+#define CONFIG_CLUSTER_PORT 7946
+
+/* Room for where a listener's port came from, e.g. "port 1884 (config file F line 3)". */
+#define CONFIG_ORIGIN_LEN 320
+
 struct sol_config {
     /* MQTT listener */
     char bind[64];            /* default "0.0.0.0" */
@@ -47,14 +53,25 @@ struct sol_config {
     /* Cluster (used by cluster/; no seeds = a cluster of one) */
     char node_name[64];       /* default: hostname */
     char cluster_bind[64];    /* default: same as bind */
-    uint16_t cluster_port;    /* default 7946; 0 = clustering off */
+    /* The port clustering uses; default 0 = clustering off. config_load sets CONFIG_CLUSTER_PORT
+     * when cluster_bind or non-empty seeds is set and cluster_port is not (an explicit 0 stays). */
+    uint16_t cluster_port;
     char seeds[1024];         /* comma-separated host:port list; host may be a DNS name */
-    uint16_t http_port;       /* default 8080; 0 = no HTTP endpoint */
+    uint16_t http_port;       /* default 0 = no HTTP endpoint */
     unsigned gossip_interval_ms; /* probe period, default 200 */
     unsigned probe_timeout_ms;   /* direct probe timeout, default 100 */
     unsigned suspicion_mult;     /* suspicion timeout multiplier (Lifeguard), default 4 */
     unsigned dns_interval_ms;    /* re-resolve seeds, default 2000 */
     unsigned leave_timeout_ms;   /* how long SIGTERM waits to announce leave, default 1000 */
+
+    /* Not settings: filled by config_load with each listener's port as the user gave it (flag,
+     * SOL_* variable or config file line, or "(default)"), so that a port that cannot be bound is
+     * reported naming the setting to change. Empty for a listener that is off. */
+    struct {
+        char port[CONFIG_ORIGIN_LEN];
+        char cluster_port[CONFIG_ORIGIN_LEN];
+        char http_port[CONFIG_ORIGIN_LEN];
+    } origin;
 };
 
 /* Outcome of parsing. CONFIG_EXIT_OK: --help or --version printed, exit 0. */
@@ -63,10 +80,10 @@ enum config_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = -1 };
 /* Fill cfg with defaults. */
 void config_defaults(struct sol_config *cfg);
 
-/* Parse argv, environment (envp-style array, NULL-terminated; pass environ) and the --config file (flag or
- * SOL_CONFIG). On error writes one line naming the setting into err (errlen bytes) and returns
- * CONFIG_ERROR; the caller prints it and exits 2. --help and --version print to stdout and return
- * CONFIG_EXIT_OK. */
+/* Parse argv, environment (envp-style array, NULL-terminated; pass environ) and the config file
+ * (--config, -c or SOL_CONFIG); -p is --port, as in Mosquitto. On error writes one line naming the
+ * setting into err (errlen bytes) and returns CONFIG_ERROR; the caller prints it and exits 2.
+ * --help and --version print to stdout and return CONFIG_EXIT_OK. */
 int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char *err, size_t errlen);
 
 const char *config_log_level_name(enum log_level level);

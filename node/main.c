@@ -69,16 +69,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "sol: %s\n", err);
         return 2;
     }
+    /* A listener that cannot start is a setting to change, like a bad value: exit 2, naming it. */
     if (broker_start(m.broker, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sol: %s\n", err);
+        /* A bad --bind is named by the broker's message; a port that cannot be bound is not. */
+        bool port = strncmp(err, "cannot listen", 13) == 0;
+        fprintf(stderr, "sol: %s%s%s\n", port ? cfg.origin.port : "", port ? ": " : "", err);
         broker_free(m.broker);
-        return 1;
+        return 2;
     }
     m.cluster = cluster_start(m.loop, m.broker, &cfg, err, sizeof(err));
     if (!m.cluster) {
         fprintf(stderr, "sol: %s\n", err);
-        return 1;
+        return 2;
     }
+    /* Both are off unless asked for (config.h): say how to turn them on. */
+    if (cfg.cluster_port == 0)
+        log_info(broker_logger(m.broker),
+                 "clustering off (--seeds, --cluster-port or --cluster-bind turn it on)");
+    if (cfg.http_port == 0)
+        log_info(broker_logger(m.broker),
+                 "HTTP endpoint off (--http-port PORT serves /metrics, /readyz, /cluster)");
     uv_signal_init(m.loop, &m.sigterm);
     uv_signal_init(m.loop, &m.sigint);
     m.sigterm.data = m.sigint.data = &m;

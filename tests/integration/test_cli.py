@@ -265,3 +265,196 @@ def test_log_level_error_is_quiet(tmp_path):
         assert proc.wait(10) == 0
     log = (tmp_path / "sol.log").read_text()
     assert "INFO" not in log and "quiet" not in log, log
+
+
+# ---- Side by side: only the MQTT listener unless more is asked for (issue 9) ----
+
+def clean_env(**extra):
+    """The environment without any SOL_* variable: a node with nothing set but its flags."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
+    env.update(extra)
+    return env
+
+
+def bound_ports(pid):
+    """{("tcp", port)} for the process's listening TCP sockets and {("udp", port)} for its UDP
+    sockets, from /proc (so that no probe connection is made)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    found = set()
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        try:
+            with open(f"/proc/net/{proto}") as f:
+                rows = f.readlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            parts = row.split()
+            if parts[9] in inodes and (proto.startswith("udp") or parts[3] == "0A"):
+                found.add((proto[:3], int(parts[1].rsplit(":", 1)[1], 16)))
+    return found
+
+
+def wait_listening_any(port, proc):
+    """Wait for a listener on 0.0.0.0:port (the default --bind)."""
+    import time
+    return wait_port("0.0.0.0", port, proc, time.monotonic() + 10)
+
+
+def pubsub_round_trip(port, name):
+    """A real client (paho-mqtt) subscribes and receives its own QoS 1 publish on port."""
+    import mqttclients
+    c = mqttclients.PahoClient(HOST, port, client_id=name)
+    try:
+        c.subscribe(f"side/{name}", 1)
+        c.publish(f"side/{name}", name.encode(), qos=1)
+        assert c.wait_messages(1)[0].payload == name.encode()
+    finally:
+        c.stop()
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(10)
+
+
+@pytest.mark.sol_only
+def test_two_nodes_side_by_side_with_defaults(tmp_path):
+    """`sol --port A` and `sol --port B` with nothing else set run together on one host, as two
+    `mosquitto -p` do: neither opens a cluster or HTTP port it was not asked for."""
+    ports = [free_port(), free_port()]
+    procs = []
+    try:
+        for i, port in enumerate(ports):
+            log = open(tmp_path / f"sol{i}.log", "w")
+            procs.append(subprocess.Popen([SOL_BIN, "--port", str(port)], stdout=log,
+                                          stderr=subprocess.STDOUT, env=clean_env()))
+            log.close()
+        for i, (port, proc) in enumerate(zip(ports, procs)):
+            assert wait_listening_any(port, proc), (tmp_path / f"sol{i}.log").read_text()
+        for i, (port, proc) in enumerate(zip(ports, procs)):
+            pubsub_round_trip(port, f"node{i}")
+            assert bound_ports(proc.pid) == {("tcp", port)}, (tmp_path / f"sol{i}.log").read_text()
+        for proc in procs:
+            assert stop(proc) == 0
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _request_busy(setting, source, busy, tmp_path):
+    """Run a node asking for port `busy` through `setting` from `source` (flag, env or file)."""
+    key = setting.replace("-", "_")
+    args = ["--bind", HOST] + ([] if setting == "port" else ["--port", str(free_port())])
+    env = clean_env()
+    if source == "flag":
+        args += [f"--{setting}", str(busy)]
+    elif source == "env":
+        env["SOL_" + key.upper()] = str(busy)
+    else:
+        cfg = tmp_path / "sol.conf"
+        cfg.write_text(f"# busy\n{key} {busy}\n")
+        args += ["--config", str(cfg)]
+    return run_sol(args, env=env)
+
+
+@pytest.mark.sol_only
+@pytest.mark.parametrize("source", ["flag", "env", "file"])
+@pytest.mark.parametrize("setting", ["port", "cluster-port", "http-port"])
+def test_requested_busy_port_exit_2(tmp_path, setting, source):
+    """A port the user asked for that is busy: exit 2 and one line naming the setting as given."""
+    import socket
+    with socket.socket() as holder:
+        holder.bind((HOST, 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        r = _request_busy(setting, source, busy, tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("sol: ")]
+    assert len(errors) == 1, r.stderr
+    assert setting_named(errors[0], setting) and str(busy) in errors[0], errors[0]
+    assert "in use" in errors[0].lower(), errors[0]
+    if source == "file":
+        assert "sol.conf line 2" in errors[0], errors[0]
+
+
+@pytest.mark.sol_only
+def test_cluster_and_http_ports_when_asked(tmp_path):
+    """--cluster-port alone turns clustering on (TCP and UDP on that port), still without HTTP;
+    --http-port alone serves /metrics without clustering."""
+    import http.client
+    import time
+    mqtt, cport, hport = free_port(), free_port(), free_port()
+    proc = spawn(["--bind", HOST, "--port", str(mqtt), "--cluster-port", str(cport)], clean_env(),
+                 tmp_path)
+    try:
+        assert listening(cport, proc), (tmp_path / "sol.log").read_text()
+        assert listening(mqtt, proc), (tmp_path / "sol.log").read_text()
+        assert bound_ports(proc.pid) == {("tcp", mqtt), ("tcp", cport), ("udp", cport)}
+        assert stop(proc) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    proc = spawn(["--bind", HOST, "--port", str(mqtt), "--http-port", str(hport)], clean_env(),
+                 tmp_path)
+    try:
+        assert listening(hport, proc), (tmp_path / "sol.log").read_text()
+        assert listening(mqtt, proc), (tmp_path / "sol.log").read_text()
+        assert bound_ports(proc.pid) == {("tcp", mqtt), ("tcp", hport)}
+        conn = http.client.HTTPConnection(HOST, hport, timeout=5)
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        assert resp.status == 200 and b"sol_" in resp.read()
+        conn.close()
+        assert stop(proc) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.sol_only
+def test_short_port_flag(tmp_path):
+    """Mosquitto's -p PORT."""
+    port = free_port()
+    proc = spawn(["--bind", HOST, "-p", str(port)], clean_env(), tmp_path)
+    try:
+        assert listening(port, proc), (tmp_path / "sol.log").read_text()
+        pubsub_round_trip(port, "short-p")
+        assert stop(proc) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.sol_only
+def test_short_config_flag(tmp_path):
+    """Mosquitto's -c FILE."""
+    port = free_port()
+    cfg = tmp_path / "sol.conf"
+    cfg.write_text(f"bind {HOST}\nport {port}\n")
+    proc = spawn(["-c", str(cfg)], clean_env(), tmp_path)
+    try:
+        assert listening(port, proc), (tmp_path / "sol.log").read_text()
+        pubsub_round_trip(port, "short-c")
+        assert stop(proc) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.sol_only
+def test_help_ends_with_newline():
+    """--help (and -h) output ends with a newline, so the shell prompt starts on its own line."""
+    for flag in ("--help", "-h"):
+        r = subprocess.run([SOL_BIN, flag], capture_output=True, timeout=10, env=clean_env())
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.endswith(b"\n") and not r.stdout.endswith(b"\n\n"), r.stdout[-80:]
+        for short in (b"-p PORT", b"-c FILE"):
+            assert short in r.stdout, short

@@ -121,9 +121,9 @@ static void test_defaults(void **state)
     host[sizeof(cfg.node_name) - 1] = '\0';
     assert_string_equal(cfg.node_name, host);
     assert_string_equal(cfg.cluster_bind, "0.0.0.0");
-    assert_int_equal(cfg.cluster_port, 7946);
+    assert_int_equal(cfg.cluster_port, 0); /* only MQTT listens unless more is asked for */
     assert_string_equal(cfg.seeds, "");
-    assert_int_equal(cfg.http_port, 8080);
+    assert_int_equal(cfg.http_port, 0);
     assert_int_equal(cfg.gossip_interval_ms, 200);
     assert_int_equal(cfg.probe_timeout_ms, 100);
     assert_int_equal(cfg.suspicion_mult, 4);
@@ -504,14 +504,93 @@ static void test_argv_errors(void **state)
                  "missing value for --port");
     expect_error(load(&cfg, NULL, err, sizeof(err), "--config", NULL), err,
                  "missing value for --config");
-    expect_error(load(&cfg, NULL, err, sizeof(err), "-p", "1", NULL), err,
-                 "unexpected argument '-p'");
+    expect_error(load(&cfg, NULL, err, sizeof(err), "-p", NULL), err, "missing value for -p");
+    expect_error(load(&cfg, NULL, err, sizeof(err), "-p", "x", NULL), err,
+                 "invalid value 'x' for -p (expected an integer 1-65535)");
+    expect_error(load(&cfg, NULL, err, sizeof(err), "-c", NULL), err, "missing value for -c");
+    expect_error(load(&cfg, NULL, err, sizeof(err), "-c", "", NULL), err,
+                 "invalid value '' for -c (expected a file name)");
+    expect_error(load(&cfg, NULL, err, sizeof(err), "-d", NULL), err, "unexpected argument '-d'");
     expect_error(load(&cfg, NULL, err, sizeof(err), "extra", NULL), err,
                  "unexpected argument 'extra'");
     expect_error(load(&cfg, NULL, err, sizeof(err), "--", NULL), err, "unexpected argument '--'");
     /* An unknown option is reported even when the config file is broken. */
     expect_error(load(&cfg, NULL, err, sizeof(err), "--config", "/nope", "--bogus", NULL), err,
                  "unknown option --bogus");
+}
+
+/* Mosquitto's -p PORT and -c FILE. */
+static void test_short_flags(void **state)
+{
+    struct sol_config cfg;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "-p", "1884", NULL), CONFIG_OK);
+    assert_int_equal(cfg.port, 1884);
+    assert_string_equal(cfg.origin.port, "-p 1884");
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "-c", "data/config_port_1000.conf", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.port, 1000);
+    assert_string_equal(cfg.origin.port,
+                        "port 1000 (config file data/config_port_1000.conf line 1)");
+    assert_int_equal(
+        load(&cfg, NULL, err, sizeof(err), "-c", "data/config_port_1000.conf", "-p", "7", NULL),
+        CONFIG_OK);
+    assert_int_equal(cfg.port, 7);
+}
+
+/* The cluster listener runs only when asked for (seeds, cluster_bind or cluster_port from any
+ * source), HTTP only when http_port is set; each listener's origin names the setting as given. */
+static void test_listeners_only_when_asked(void **state)
+{
+    struct sol_config cfg;
+    char err[256];
+    char *env_seeds[] = {"SOL_SEEDS=a:1", NULL};
+    char *env_http[] = {"SOL_HTTP_PORT=8081", NULL};
+    char *env_empty_seeds[] = {"SOL_SEEDS=", NULL};
+
+    (void)state;
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--port", "1884", NULL), CONFIG_OK);
+    assert_int_equal(cfg.cluster_port, 0);
+    assert_int_equal(cfg.http_port, 0);
+    assert_string_equal(cfg.origin.port, "--port 1884");
+    assert_string_equal(cfg.origin.cluster_port, "");
+    assert_string_equal(cfg.origin.http_port, "");
+
+    assert_int_equal(load(&cfg, env_seeds, err, sizeof(err), NULL), CONFIG_OK);
+    assert_int_equal(cfg.cluster_port, CONFIG_CLUSTER_PORT);
+    assert_string_equal(cfg.origin.port, "--port 1883 (default)");
+    assert_string_equal(cfg.origin.cluster_port,
+                        "--cluster-port 7946 (default; clustering is on because SOL_SEEDS is set)");
+    assert_int_equal(cfg.http_port, 0);
+
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--cluster-bind", "127.0.0.2", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.cluster_port, CONFIG_CLUSTER_PORT);
+    assert_string_equal(
+        cfg.origin.cluster_port,
+        "--cluster-port 7946 (default; clustering is on because --cluster-bind is set)");
+
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--cluster-port", "7000", NULL), CONFIG_OK);
+    assert_int_equal(cfg.cluster_port, 7000);
+    assert_string_equal(cfg.origin.cluster_port, "--cluster-port 7000");
+
+    /* An explicit 0 keeps clustering off even with seeds; empty seeds ask for nothing. */
+    assert_int_equal(load(&cfg, env_seeds, err, sizeof(err), "--cluster-port", "0", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.cluster_port, 0);
+    assert_string_equal(cfg.origin.cluster_port, "");
+    assert_int_equal(load(&cfg, env_empty_seeds, err, sizeof(err), NULL), CONFIG_OK);
+    assert_int_equal(cfg.cluster_port, 0);
+
+    assert_int_equal(load(&cfg, env_http, err, sizeof(err), NULL), CONFIG_OK);
+    assert_int_equal(cfg.http_port, 8081);
+    assert_int_equal(cfg.cluster_port, 0);
+    assert_string_equal(cfg.origin.http_port, "SOL_HTTP_PORT=8081");
+    assert_int_equal(load(&cfg, env_http, err, sizeof(err), "--http-port", "0", NULL), CONFIG_OK);
+    assert_int_equal(cfg.http_port, 0);
+    assert_string_equal(cfg.origin.http_port, "");
 }
 
 static void test_file_errors(void **state)
@@ -662,10 +741,11 @@ static void test_example_conf_documents_every_key(void **state)
     }
     free(text);
 
-    /* As shipped (all commented out) it yields the defaults. */
+    /* As shipped (all commented out) it yields the defaults (origin says where they came from). */
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", "../../conf/sol.conf", NULL),
                      CONFIG_OK);
     config_defaults(&def);
+    memset(&cfg.origin, 0, sizeof(cfg.origin));
     assert_memory_equal(&cfg, &def, sizeof(cfg));
 }
 
@@ -699,6 +779,7 @@ static void test_example_conf_values_are_defaults(void **state)
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), CONFIG_OK);
     unlink(path);
     config_defaults(&def);
+    memset(&cfg.origin, 0, sizeof(cfg.origin));
     assert_memory_equal(&cfg, &def, sizeof(cfg));
 }
 
@@ -722,6 +803,8 @@ int main(void)
         cmocka_unit_test(test_string_validation),
         cmocka_unit_test(test_seeds_buffer_limit),
         cmocka_unit_test(test_argv_errors),
+        cmocka_unit_test(test_short_flags),
+        cmocka_unit_test(test_listeners_only_when_asked),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_unknown_env_ignored),
         cmocka_unit_test(test_help_lists_every_flag),
