@@ -35,6 +35,12 @@ static const char *all_flags[] = {
     "--max-queued",
     "--log-level",
     "--sys-interval",
+    "--overload-policy",
+    "--backlog-high",
+    "--backlog-low",
+    "--stall-timeout-ms",
+    "--session-max-bytes",
+    "--max-conn-memory",
     "--node-name",
     "--cluster-bind",
     "--cluster-port",
@@ -117,6 +123,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_queued, 1000);
     assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
     assert_int_equal(cfg.sys_interval, 10);
+    assert_int_equal(cfg.overload_policy, OVERLOAD_BACKPRESSURE);
+    assert_int_equal(cfg.backlog_high, 1 << 20);
+    assert_int_equal(cfg.backlog_low, 256 << 10);
+    assert_int_equal(cfg.stall_timeout_ms, 2000);
     assert_int_equal(gethostname(host, sizeof(host)), 0);
     host[sizeof(cfg.node_name) - 1] = '\0';
     assert_string_equal(cfg.node_name, host);
@@ -669,6 +679,24 @@ static void test_help_lists_every_flag(void **state)
     assert_non_null(strstr(out, "--leave-timeout-ms"));
 }
 
+/* --overload-policy takes only its two words; the low watermark must be under the high one. */
+static void test_overload_settings(void **state)
+{
+    struct sol_config cfg;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--overload-policy", "drop", NULL),
+                     CONFIG_OK);
+    assert_int_equal(cfg.overload_policy, OVERLOAD_DROP);
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--overload-policy", "block", NULL),
+                     CONFIG_ERROR);
+    assert_non_null(strstr(err, "--overload-policy"));
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--backlog-low", "2097152", NULL),
+                     CONFIG_ERROR);
+    assert_non_null(strstr(err, "backlog_low"));
+}
+
 static void test_help_line_per_setting(void **state)
 {
     struct sol_config cfg;
@@ -679,8 +707,8 @@ static void test_help_line_per_setting(void **state)
     assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), CONFIG_EXIT_OK);
     for (char *p = strstr(out, "\n  --"); p != NULL; p = strstr(p + 1, "\n  --"))
         lines++;
-    /* 22 settings + --config + --help + --version, one line each. */
-    assert_int_equal(lines, 25);
+    /* 28 settings + --config + --help + --version, one line each. */
+    assert_int_equal(lines, 31);
 }
 
 static void test_version(void **state)
@@ -775,7 +803,7 @@ static void test_example_conf_values_are_defaults(void **state)
     }
     fclose(in);
     fclose(out);
-    assert_true(uncommented == 17);
+    assert_true(uncommented == 23);
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), CONFIG_OK);
     unlink(path);
     config_defaults(&def);
@@ -811,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_help_line_per_setting),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_tiny_error_buffer),
+        cmocka_unit_test(test_overload_settings),
         cmocka_unit_test(test_example_conf_documents_every_key),
         cmocka_unit_test(test_example_conf_values_are_defaults),
     };
