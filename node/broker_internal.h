@@ -26,10 +26,11 @@
 #include "strmap.h"
 #include "topic.h"
 
-#define BROKER_READ_CHUNK (64 * 1024)   /* shared read buffer: one read drains a socket buffer */
-#define BROKER_OUT_PAUSE (16 << 20)     /* a client this far behind is not read from */
-#define BROKER_CONNECT_TIMEOUT_MS 10000 /* a socket must send CONNECT within this */
-#define BROKER_TICK_MS 250              /* keepalive and timeout sweep period */
+#define BROKER_READ_CHUNK (64 * 1024) /* shared read buffer: one read drains a socket buffer */
+#define BROKER_OUT_PAUSE (16 << 20)   /* a client this far behind is not read from */
+#define BROKER_PAUSED_INPUT_MAX (256 * 1024) /* a paused publisher's input read ahead for acks */
+#define BROKER_CONNECT_TIMEOUT_MS 10000      /* a socket must send CONNECT within this */
+#define BROKER_TICK_MS 250                   /* keepalive and timeout sweep period */
 
 /* ---- sessions (session.c) ---- */
 
@@ -119,6 +120,7 @@ struct conn {
     uint64_t last_rx_ms; /* last complete packet (keepalive); accept time until CONNECT */
     uint64_t token;      /* identifies a held CONNECT to broker_connect_resume */
     uint32_t in_len, in_cap;
+    uint32_t skim_off; /* while paused: c->in before this holds no ack (conn_skim) */
     uint32_t out_len, out_cap;
     uint8_t state; /* enum conn_state */
     bool dirty;

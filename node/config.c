@@ -152,7 +152,7 @@ void config_defaults(struct sol_config *cfg)
     cfg->allow_anonymous = true;
     cfg->max_packet_size = 1048576;
     cfg->max_connections = 100000;
-    cfg->max_inflight = 20;
+    cfg->max_inflight = 256;
     cfg->max_queued = 1000;
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->sys_interval = 10;

@@ -36,7 +36,7 @@ struct sol_config {
     bool allow_anonymous;     /* default true */
     size_t max_packet_size;   /* default 1048576 (bytes of remaining length) */
     size_t max_connections;   /* default 100000; 0 = unlimited */
-    uint16_t max_inflight;    /* default 20: outbound QoS 1/2 messages in flight per client */
+    uint16_t max_inflight;    /* default 256: outbound QoS 1/2 messages in flight per client */
     size_t max_queued;        /* default 1000: messages queued per offline or slow session */
     unsigned max_qos;         /* default 2: highest QoS granted or accepted (Mosquitto's max_qos) */
     enum log_level log_level; /* default info; flag values: error|warn|info|debug */

@@ -81,6 +81,8 @@ static int conn_buf_reserve(struct conn *c, uint8_t **data, uint32_t *cap, size_
 static void conn_buf_free(struct conn *c, uint8_t **data, uint32_t *cap)
 {
     c->b->conn_mem -= *cap;
+    if (c->condemned)
+        c->b->conn_mem_condemned -= *cap;
     free(*data);
     *data = NULL;
     *cap = 0;
@@ -150,11 +152,12 @@ const char *conn_peer(const struct conn *c, char *buf, size_t len)
 }
 
 /* Read from the socket exactly when nothing holds it back: not held for the cluster, not behind on
- * its own output (read_paused), not waiting for a subscriber it feeds (flow.gate). */
+ * its own output (read_paused), not waiting for a subscriber it feeds (flow.gate) with as much of
+ * its input buffered as a paused connection may hold (its acks are taken from that, conn_skim). */
 static void conn_update_reading(struct conn *c)
 {
     bool want = (c->state == CONN_NEW || c->state == CONN_ACTIVE) && !c->read_paused &&
-                !c->flow.gate && !c->flow.ready;
+                (!c->flow.gate || c->in_len < BROKER_PAUSED_INPUT_MAX) && !c->flow.ready;
     if (want == c->reading)
         return;
     if (!want) {
@@ -297,10 +300,47 @@ static size_t conn_parse(struct conn *c, const uint8_t *data, size_t len)
     return off;
 }
 
+/* While its PUBLISHes wait (flow.gate), a connection's acknowledgements of what we send it
+ * (PUBACK, PUBREC, PUBCOMP) and PINGREQs are taken out of its buffered input and handled ahead of
+ * them: order among those and other packets does not matter to MQTT, and a client that both
+ * publishes and subscribes (or two that publish to each other) must keep acknowledging, or the
+ * subscriber it is would never drain and its publishers never resume. Everything else, PUBREL
+ * included (it must follow its PUBLISH), waits in order. Packets before skim_off were looked at
+ * already; the buffer is compacted in one pass. */
+static void conn_skim(struct conn *c)
+{
+    struct broker *b = c->b;
+    size_t r = c->skim_off, w = c->skim_off;
+    while (r < c->in_len && c->state == CONN_ACTIVE) {
+        struct mqtt_packet p;
+        if (codec_decode(c->in + r, c->in_len - r, b->cfg.max_packet_size, &p) < 0 ||
+            p.total_len > b->cfg.max_packet_size)
+            break; /* incomplete or bad: left for the in-order parse to handle */
+        if (p.type == MQTT_PUBACK || p.type == MQTT_PUBREC || p.type == MQTT_PUBCOMP) {
+            c->last_rx_ms = broker_now_ms(b);
+            handle_ack(c, p.type, p.u.packet_id);
+        } else if (p.type == MQTT_PINGREQ) {
+            c->last_rx_ms = broker_now_ms(b);
+            handle_pingreq(c);
+        } else {
+            if (w != r)
+                memmove(c->in + w, c->in + r, p.total_len);
+            w += p.total_len;
+        }
+        r += p.total_len;
+    }
+    if (c->state == CONN_CLOSING || w == r)
+        return;
+    memmove(c->in + w, c->in + r, c->in_len - r);
+    c->in_len -= (uint32_t)(r - w);
+    c->skim_off = (uint32_t)w;
+}
+
 /* Parse what the connection has buffered (after a read into c->in, or when a held CONNECT resumes).
  */
 void conn_process_input(struct conn *c)
 {
+    c->skim_off = 0;
     size_t used = conn_parse(c, c->in, c->in_len);
     if (c->state == CONN_CLOSING)
         return;
@@ -350,24 +390,36 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     b->stats.bytes_received += (uint64_t)nread;
+    if (c->flow.gate)
+        c->last_rx_ms = broker_now_ms(b); /* alive: what it sends waits behind a paused PUBLISH */
     if ((uint8_t *)buf->base != b->read_buf) {
         c->in_len += (size_t)nread;
-        conn_process_input(c);
-        conn_check_backlog(c);
-        return;
+        if (c->flow.gate)
+            conn_skim(c);
+        else
+            conn_process_input(c);
+    } else {
+        size_t used = c->flow.gate ? 0 : conn_parse(c, b->read_buf, (size_t)nread);
+        if (c->state == CONN_CLOSING)
+            return;
+        if (used < (size_t)nread) {
+            /* Keep the unparsed tail (a split packet, input behind a held CONNECT or a paused
+             * PUBLISH) for later. */
+            size_t rest = (size_t)nread - used;
+            if (conn_buf_reserve(c, &c->in, &c->in_cap, rest) < 0) {
+                conn_close(c, "out of memory");
+                return;
+            }
+            memcpy(c->in, b->read_buf + used, rest);
+            c->in_len = rest;
+            if (c->flow.gate)
+                conn_skim(c);
+        }
     }
-    size_t used = conn_parse(c, b->read_buf, (size_t)nread);
+    if (c->state == CONN_CLOSING)
+        return;
     conn_check_backlog(c);
-    if (c->state == CONN_CLOSING || used == (size_t)nread)
-        return;
-    /* Keep the unparsed tail (a split packet, or input behind a held CONNECT) for the next read. */
-    size_t rest = (size_t)nread - used;
-    if (conn_buf_reserve(c, &c->in, &c->in_cap, rest) < 0) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    memcpy(c->in, b->read_buf + used, rest);
-    c->in_len = rest;
+    conn_update_reading(c); /* a paused connection stops once BROKER_PAUSED_INPUT_MAX is buffered */
 }
 
 /* The idle handle only exists to make the loop's poll return at once while output waits for the
@@ -452,6 +504,8 @@ static void conn_on_write(uv_write_t *req, int status)
     struct conn_write *w = (struct conn_write *)req;
     struct conn *c = w->conn;
     c->b->conn_mem -= w->cap;
+    if (c->condemned)
+        c->b->conn_mem_condemned -= w->cap;
     free(w->buf);
     free(w);
     c->write = NULL;
@@ -608,8 +662,6 @@ static void conn_on_close(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     b->open_conns--;
-    if (c->condemned)
-        b->conn_mem_condemned -= (size_t)c->in_cap + c->out_cap;
     conn_buf_free(c, &c->in, &c->in_cap);
     conn_buf_free(c, &c->out, &c->out_cap);
     free(c->client_id);

@@ -119,7 +119,7 @@ static void test_defaults(void **state)
     assert_true(cfg.allow_anonymous);
     assert_int_equal(cfg.max_packet_size, 1048576);
     assert_int_equal(cfg.max_connections, 100000);
-    assert_int_equal(cfg.max_inflight, 20);
+    assert_int_equal(cfg.max_inflight, 256);
     assert_int_equal(cfg.max_queued, 1000);
     assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
     assert_int_equal(cfg.sys_interval, 10);
@@ -280,7 +280,7 @@ static void test_config_flag_beats_env(void **state)
     assert_int_equal(load(&cfg, env, err, sizeof(err), "--config=data/config_port_1000.conf", NULL),
                      CONFIG_OK);
     assert_int_equal(cfg.port, 1000);
-    assert_int_equal(cfg.max_inflight, 20); /* config_full.conf was not read */
+    assert_int_equal(cfg.max_inflight, 256); /* config_full.conf was not read */
 }
 
 static void test_crlf_file(void **state)
