@@ -186,6 +186,10 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
                "Times a subscriber made no progress for stall-timeout-ms (or passed "
                "session-max-bytes) and stopped pausing its publishers.",
                bs.sessions_stalled);
+    metric_u64(&t, "sol_subscriber_progress_gap_max_ms", "gauge",
+               "Longest a subscriber that was pausing publishers went without progress and "
+               "recovered (compare with stall-timeout-ms).",
+               bs.progress_gap_max_ms);
     metric_u64(&t, "sol_connections_closed_memory_total", "counter",
                "Connections closed because all buffers together passed max-conn-memory.",
                bs.conns_memory_closed);

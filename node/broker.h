@@ -41,6 +41,7 @@ struct broker_stats {
     uint64_t pause_events;         /* times a source was paused */
     uint64_t paused_ms_total;      /* time sources spent paused (ended pauses) */
     uint64_t sessions_stalled;     /* times a subscriber stalled */
+    uint64_t progress_gap_max_ms;  /* longest wait for progress of a subscriber pausing others */
     uint64_t conns_memory_closed;  /* connections closed over max-conn-memory */
     uint64_t conn_buffer_bytes;    /* connections' input and output buffers now */
     uint64_t protocol_errors;      /* connections closed for bad input */

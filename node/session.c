@@ -257,7 +257,11 @@ static void session_after_deliver(struct broker *b, struct session *s)
 
 void session_progress(struct broker *b, struct session *s)
 {
-    s->progress_ms = broker_now_ms(b);
+    uint64_t now = broker_now_ms(b);
+    /* How close healthy subscribers come to the stall timeout (what to tune it by). */
+    if (flow_gate_busy(&s->gate) && now - s->progress_ms > b->stats.progress_gap_max_ms)
+        b->stats.progress_gap_max_ms = now - s->progress_ms;
+    s->progress_ms = now;
     if (session_backlog(s) > b->cfg.backlog_low || s->qlen > b->cfg.max_queued / 2)
         return;
     if (s->stalled) {
