@@ -1,6 +1,6 @@
 /*
- * broker.c - the broker's life cycle and the one place a PUBLISH is routed: retained store, matching
- * local sessions (each once, at its highest matching QoS), then the cluster hook.
+ * broker.c - the broker's life cycle and the one place a PUBLISH is routed: retained store,
+ * matching local sessions (each once, at its highest matching QoS), then the cluster hook.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +83,8 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     b->handles_open++;
     if ((rc = uv_tcp_bind(&b->listener, (struct sockaddr *)&addr, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&b->listener, 4096, conn_on_accept)) < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%u: %s", b->cfg.bind, b->cfg.port, uv_strerror(rc));
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", b->cfg.bind, b->cfg.port,
+                 uv_strerror(rc));
         return -1;
     }
     b->listening = true;
@@ -155,8 +156,8 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     memset(&b->hooks, 0, sizeof(b->hooks)); /* the cluster may be gone already: tell it nothing */
-    /* Destroying a session deletes its slot, and backward-shift deletion may move a later entry into
-     * that slot: drain each slot before moving on (linear, where a rescan per deletion was
+    /* Destroying a session deletes its slot, and backward-shift deletion may move a later entry
+     * into that slot: drain each slot before moving on (linear, where a rescan per deletion was
      * quadratic in the number of sessions). */
     for (size_t i = 0; i < b->sessions.cap; i++)
         while (b->sessions.slots[i].key)
@@ -208,8 +209,8 @@ bool broker_listening(const struct broker *b)
 /* ACL check for a session's client id and username; no ACL file = allowed. No client writes a $SYS
  * topic (PUBLISH or will): those are the broker's own statistics, not to be forged (4.7.2: the
  * server should keep clients from exchanging messages on '$' topics; Mosquitto does the same). */
-bool broker_acl_allows(const struct broker *b, const struct session *s, const char *topic, size_t len,
-                       enum acl_access access)
+bool broker_acl_allows(const struct broker *b, const struct session *s, const char *topic,
+                       size_t len, enum acl_access access)
 {
     if (access == ACL_WRITE && len >= 4 && memcmp(topic, "$SYS", 4) == 0 &&
         (len == 4 || topic[4] == '/'))
@@ -274,8 +275,8 @@ void broker_deliver_local(struct broker *b, struct message *msg)
     broker_deliver_matched(b, msg);
 }
 
-/* A PUBLISH accepted here: update the retained store [MQTT-3.3.1-5/10/11], deliver locally, and tell the
- * cluster if it came from one of our clients. */
+/* A PUBLISH accepted here: update the retained store [MQTT-3.3.1-5/10/11], deliver locally, and
+ * tell the cluster if it came from one of our clients. */
 void broker_publish(struct broker *b, struct message *msg, bool from_local_client)
 {
     if (msg->retain) {
@@ -334,7 +335,8 @@ static void broker_send_one_retained(const char *topic, size_t len, void *value,
     if (!s || !broker_acl_allows(rs->b, s, topic, len, ACL_READ))
         return;
     uint8_t qos = msg->qos < rs->granted ? msg->qos : rs->granted;
-    /* [MQTT-3.3.1-8] sent with the retain flag set; QoS 1/2 through the session window as any other. */
+    /* [MQTT-3.3.1-8] sent with the retain flag set; QoS 1/2 through the session window as any
+     * other. */
     session_deliver(rs->b, s, msg, qos, true);
 }
 
@@ -419,14 +421,15 @@ static void broker_retain_visit(const char *topic, size_t len, void *value, void
     v->fn(value, v->ctx);
 }
 
-void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *msg, void *ctx), void *ctx)
+void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *msg, void *ctx),
+                           void *ctx)
 {
     struct retain_visit v = {fn, ctx};
     retain_foreach(b->retained, broker_retain_visit, &v);
 }
 
-void broker_routes_foreach(const struct broker *b, void (*fn)(const char *filter, size_t len, void *ctx),
-                           void *ctx)
+void broker_routes_foreach(const struct broker *b,
+                           void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < b->routes.cap; i++) {
         if (b->routes.slots[i].key) {
@@ -454,13 +457,13 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
         return true;
     for (size_t i = 0; i < s->nsubs && sub_fn; i++)
         sub_fn(s->subs[i].filter, s->subs[i].qos, ctx);
-    for (uint32_t k = 0; k < s->ninflight && msg_fn; k++) {
+    for (uint32_t k = 0; k < s->q->ninflight && msg_fn; k++) {
         const struct inflight *f = session_inflight_at(s, k);
         if (f->msg)
             msg_fn(f->msg, f->qos, ctx);
     }
-    for (size_t i = 0; i < s->qlen && msg_fn; i++) {
-        struct queued *q = &s->queue[(s->qhead + i) % s->qcap];
+    for (size_t i = 0; i < s->q->qlen && msg_fn; i++) {
+        struct queued *q = &s->q->queue[(s->q->qhead + i) % s->q->qcap];
         msg_fn(q->msg, q->qos, ctx);
     }
     session_destroy(b, s);
@@ -487,7 +490,8 @@ static struct session *broker_import_session(struct broker *b, const char *clien
     return s ? s : session_create(b, client_id, len, false);
 }
 
-int broker_session_import_sub(struct broker *b, const char *client_id, const char *filter, uint8_t qos)
+int broker_session_import_sub(struct broker *b, const char *client_id, const char *filter,
+                              uint8_t qos)
 {
     struct session *s = broker_import_session(b, client_id);
     if (!s)
@@ -495,7 +499,8 @@ int broker_session_import_sub(struct broker *b, const char *client_id, const cha
     return session_subscribe(b, s, filter, strlen(filter), qos);
 }
 
-int broker_session_import_msg(struct broker *b, const char *client_id, struct message *msg, uint8_t qos)
+int broker_session_import_msg(struct broker *b, const char *client_id, struct message *msg,
+                              uint8_t qos)
 {
     struct session *s = broker_import_session(b, client_id);
     if (!s)

@@ -59,6 +59,21 @@ struct queued {
     bool retain;
 };
 
+/* A session's QoS 1/2 state, allocated the first time it has any: most sessions (idle devices,
+ * QoS 0 subscribers) never do, and one of those holds a pointer to an empty, read-only instance
+ * instead (session_qos_none in session.c), so readers need no NULL checks. */
+struct session_qos {
+    struct inflight *inflight; /* ring: ninflight entries from ihead, icap (a power of two) slots */
+    struct queued *queue;      /* ring: qlen entries from qhead, qcap slots */
+    struct idset out_ids;      /* packet ids in inflight */
+    struct idset rx_ids;       /* inbound QoS 2 ids received, PUBREL not yet */
+    size_t queued_bytes;       /* encoded size of what waits in queue */
+    uint32_t ihead, ninflight, icap;
+    uint32_t nrel; /* in-flight entries waiting for PUBCOMP: the first nrel of the ring */
+    uint32_t qhead, qlen, qcap;
+    uint16_t next_id;
+};
+
 struct session {
     /* Pointers first, small counters packed last: there is one of these per client, online or not.
      */
@@ -66,30 +81,22 @@ struct session {
     char *username;    /* of the connection now or last attached; NULL = anonymous */
     struct conn *conn; /* NULL while offline */
     struct session_sub *subs;
-    struct strmap sub_index;   /* filter -> its index in subs + 1 (keys are subs[i].filter) */
-    struct inflight *inflight; /* ring: ninflight entries from ihead, icap (a power of two) slots */
-    struct queued *queue;      /* ring buffer */
-    struct idset out_ids;      /* packet ids in inflight */
-    struct idset rx_ids;       /* inbound QoS 2 ids received, PUBREL not yet */
-    uint64_t match_gen;        /* dedupe overlapping subscriptions during one routing pass */
-    struct flow_gate gate;     /* publishers paused because this session is behind */
-    uint64_t progress_ms;      /* last time it was under backlog_high or took bytes or an ack */
-    size_t queued_bytes;       /* encoded size of what waits in queue */
+    struct strmap sub_index; /* filter -> its index in subs + 1 (keys are subs[i].filter) */
+    struct session_qos *q;   /* never NULL (see struct session_qos) */
+    uint64_t match_gen;      /* dedupe overlapping subscriptions during one routing pass */
+    struct flow_gate gate;   /* publishers paused because this session is behind */
+    uint64_t progress_ms;    /* last time it was under backlog_high or took bytes or an ack */
     size_t id_len;
     uint32_t nsubs, subs_cap;
-    uint32_t ihead, ninflight, icap;
-    uint32_t nrel; /* in-flight entries waiting for PUBCOMP: the first nrel of the ring */
-    uint32_t qhead, qlen, qcap;
-    uint16_t next_id;
     bool clean;
     bool stalled; /* no progress for stall-timeout (or over session-max-bytes): pauses nobody */
     uint8_t match_qos;
 };
 
-/* The k-th in-flight entry, oldest first (k < s->ninflight). */
+/* The k-th in-flight entry, oldest first (k < s->q->ninflight). */
 static inline struct inflight *session_inflight_at(const struct session *s, uint32_t k)
 {
-    return &s->inflight[(s->ihead + k) & (s->icap - 1)];
+    return &s->q->inflight[(s->q->ihead + k) & (s->q->icap - 1)];
 }
 
 /* ---- connections (conn.c) ---- */

@@ -88,6 +88,8 @@ static void conn_buf_free(struct conn *c, uint8_t **data, uint32_t *cap)
     *cap = 0;
 }
 
+static const struct flow_source_ops conn_flow_ops = {conn_flow_pause, conn_flow_resume};
+
 /* New connection on the listener: accept it, or refuse it over max-connections. */
 void conn_on_accept(uv_stream_t *server, int status)
 {
@@ -106,8 +108,7 @@ void conn_on_accept(uv_stream_t *server, int status)
     }
     c->tcp.data = c;
     c->state = CONN_NEW;
-    c->flow.pause = conn_flow_pause;
-    c->flow.resume = conn_flow_resume;
+    c->flow.ops = &conn_flow_ops;
     /* Link first so conn_on_close can always unlink. */
     c->next = b->conns;
     if (b->conns)

@@ -48,10 +48,10 @@ bool broker_flow_block(struct broker *b, struct flow_gate *g)
     src->gate = g;
     flow_push(&g->waiters, src);
     if (!was_paused) {
-        src->paused_at_ms = broker_now_ms(b);
+        src->paused_at_ms = (uint32_t)broker_now_ms(b);
         b->stats.pause_events++;
         b->stats.publishers_paused++;
-        src->pause(src); /* after linking: pause may look at src->gate */
+        src->ops->pause(src); /* after linking: pause may look at src->gate */
     }
     return true;
 }
@@ -80,7 +80,7 @@ void broker_flow_release(struct broker *b, struct flow_gate *g)
 /* The source stops being paused: its time is counted. */
 static void flow_account_end(struct broker *b, struct flow_source *src)
 {
-    b->stats.paused_ms_total += broker_now_ms(b) - src->paused_at_ms;
+    b->stats.paused_ms_total += (uint32_t)((uint32_t)broker_now_ms(b) - src->paused_at_ms);
     b->stats.publishers_paused--;
 }
 
@@ -107,6 +107,6 @@ void flow_run_ready(struct broker *b)
         flow_unlink(&b->flow_ready, src);
         src->ready = false;
         flow_account_end(b, src);
-        src->resume(src);
+        src->ops->resume(src);
     }
 }

@@ -27,16 +27,24 @@
 struct broker;
 struct flow_gate;
 
-struct flow_source {
-    /* Set by the owner, called by the broker on the loop thread. pause: stop producing now (the
-     * message being delivered is taken; what follows it waits). resume: produce again; called from
-     * the check phase, so it may deliver at once. */
+struct flow_source;
+
+/* Set by the source's owner, called by the broker on the loop thread. pause: stop producing now
+ * (the message being delivered is taken; what follows it waits). resume: produce again; called
+ * from the check phase, so it may deliver at once. */
+struct flow_source_ops {
     void (*pause)(struct flow_source *src);
     void (*resume)(struct flow_source *src);
-    /* Broker-owned: the gate waited on (NULL = flowing), the gate's list, when the pause began. */
+};
+
+/* Embedded in every client connection: kept small. */
+struct flow_source {
+    const struct flow_source_ops *ops; /* set by the owner */
+    /* Broker-owned: the gate waited on (NULL = flowing), the gate's list, when the pause began
+     * (loop milliseconds, modulo 2^32: a pause is far shorter). */
     struct flow_gate *gate;
     struct flow_source *prev, *next;
-    uint64_t paused_at_ms;
+    uint32_t paused_at_ms;
     bool ready; /* released, its resume due at the next check phase */
 };
 

@@ -8,6 +8,23 @@
 
 #include "broker_internal.h"
 
+/* What a session without QoS 1/2 state points at: all empty, and in read-only memory, so a write
+ * that forgot session_qos_mut faults at once instead of corrupting every session. */
+static const struct session_qos session_qos_none = {.next_id = 1};
+
+/* The session's QoS 1/2 state, allocated on first use. NULL on allocation failure. */
+static struct session_qos *session_qos_mut(struct session *s)
+{
+    if (s->q != &session_qos_none)
+        return s->q;
+    struct session_qos *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->next_id = 1;
+    s->q = q;
+    return q;
+}
+
 struct session *session_get(struct broker *b, const char *client_id, size_t len)
 {
     return strmap_get(&b->sessions, client_id, len);
@@ -26,7 +43,7 @@ struct session *session_create(struct broker *b, const char *client_id, size_t l
     s->client_id[len] = '\0';
     s->id_len = len;
     s->clean = clean;
-    s->next_id = 1;
+    s->q = (struct session_qos *)&session_qos_none;
     if (strmap_put(&b->sessions, s->client_id, len, s) < 0)
         goto fail;
     b->stats.sessions++;
@@ -50,19 +67,22 @@ void session_destroy(struct broker *b, struct session *s)
         b->stats.subscriptions--;
         free(s->subs[i].filter);
     }
-    for (uint32_t k = 0; k < s->ninflight; k++)
+    for (uint32_t k = 0; k < s->q->ninflight; k++)
         if (session_inflight_at(s, k)->msg)
             message_unref(session_inflight_at(s, k)->msg);
-    for (size_t i = 0; i < s->qlen; i++)
-        message_unref(s->queue[(s->qhead + i) % s->qcap].msg);
+    for (size_t i = 0; i < s->q->qlen; i++)
+        message_unref(s->q->queue[(s->q->qhead + i) % s->q->qcap].msg);
     strmap_del(&b->sessions, s->client_id, s->id_len);
     b->stats.sessions--;
     strmap_destroy(&s->sub_index);
     free(s->subs);
-    free(s->inflight);
-    free(s->queue);
-    idset_clear(&s->out_ids);
-    idset_clear(&s->rx_ids);
+    if (s->q != &session_qos_none) {
+        free(s->q->inflight);
+        free(s->q->queue);
+        idset_clear(&s->q->out_ids);
+        idset_clear(&s->q->rx_ids);
+        free(s->q);
+    }
     free(s->username);
     free(s->client_id);
     free(s);
@@ -143,18 +163,20 @@ bool session_unsubscribe(struct broker *b, struct session *s, const char *filter
  * re-linearised) up to max-inflight, so a session that never has much in flight holds little. */
 static int session_inflight_reserve(struct broker *b, struct session *s)
 {
-    if (s->ninflight < s->icap)
+    if (s->q->ninflight < s->q->icap)
         return 0;
-    uint32_t ncap = s->icap ? s->icap * 2 : 8;
+    if (!session_qos_mut(s))
+        return -1;
+    uint32_t ncap = s->q->icap ? s->q->icap * 2 : 8;
     struct inflight *n = malloc(ncap * sizeof(*n));
     if (!n)
         return -1;
-    for (uint32_t k = 0; k < s->ninflight; k++)
+    for (uint32_t k = 0; k < s->q->ninflight; k++)
         n[k] = *session_inflight_at(s, k);
-    free(s->inflight);
-    s->inflight = n;
-    s->icap = ncap;
-    s->ihead = 0;
+    free(s->q->inflight);
+    s->q->inflight = n;
+    s->q->icap = ncap;
+    s->q->ihead = 0;
     (void)b;
     return 0;
 }
@@ -163,10 +185,10 @@ static int session_inflight_reserve(struct broker *b, struct session *s)
 static uint16_t session_next_id(struct session *s)
 {
     for (;;) {
-        uint16_t id = s->next_id++;
-        if (s->next_id == 0)
-            s->next_id = 1;
-        if (!idset_has(&s->out_ids, id))
+        uint16_t id = s->q->next_id++;
+        if (s->q->next_id == 0)
+            s->q->next_id = 1;
+        if (!idset_has(&s->q->out_ids, id))
             return id;
     }
 }
@@ -179,9 +201,9 @@ static int session_send_inflight(struct broker *b, struct session *s, struct mes
     if (session_inflight_reserve(b, s) < 0)
         return -1;
     uint16_t id = session_next_id(s);
-    if (idset_add(&s->out_ids, id) < 0)
+    if (idset_add(&s->q->out_ids, id) < 0)
         return -1;
-    struct inflight *f = session_inflight_at(s, s->ninflight++);
+    struct inflight *f = session_inflight_at(s, s->q->ninflight++);
     f->msg = message_ref(msg);
     f->qos = qos;
     f->id = id;
@@ -193,7 +215,7 @@ static int session_send_inflight(struct broker *b, struct session *s, struct mes
 
 static bool session_can_send(const struct broker *b, const struct session *s)
 {
-    return s->conn && s->conn->state == CONN_ACTIVE && s->ninflight < b->cfg.max_inflight;
+    return s->conn && s->conn->state == CONN_ACTIVE && s->q->ninflight < b->cfg.max_inflight;
 }
 
 /* Whether this session's publishers are held back for it (flow.h) instead of its messages being
@@ -206,7 +228,7 @@ static bool session_exerts_backpressure(const struct broker *b, const struct ses
 /* Unsent bytes for this subscriber: its queue and its connection's output. */
 static size_t session_backlog(const struct session *s)
 {
-    return s->queued_bytes + (s->conn ? conn_backlog(s->conn) : 0);
+    return s->q->queued_bytes + (s->conn ? conn_backlog(s->conn) : 0);
 }
 
 static void session_drop(struct broker *b, uint64_t *reason)
@@ -239,7 +261,7 @@ static void session_after_deliver(struct broker *b, struct session *s)
         return;
     size_t backlog = session_backlog(s);
     uint64_t now = broker_now_ms(b);
-    if (backlog < b->cfg.backlog_high && s->qlen < b->cfg.max_queued) {
+    if (backlog < b->cfg.backlog_high && s->q->qlen < b->cfg.max_queued) {
         s->progress_ms = now;
         return;
     }
@@ -262,7 +284,7 @@ void session_progress(struct broker *b, struct session *s)
     if (flow_gate_busy(&s->gate) && now - s->progress_ms > b->stats.progress_gap_max_ms)
         b->stats.progress_gap_max_ms = now - s->progress_ms;
     s->progress_ms = now;
-    if (session_backlog(s) > b->cfg.backlog_low || s->qlen > b->cfg.max_queued / 2)
+    if (session_backlog(s) > b->cfg.backlog_low || s->q->qlen > b->cfg.max_queued / 2)
         return;
     if (s->stalled) {
         s->stalled = false;
@@ -284,33 +306,33 @@ void session_check_stall(struct broker *b, struct session *s, uint64_t now)
 static void session_enqueue(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                             bool retain)
 {
-    if (s->qlen >= b->cfg.max_queued && !session_exerts_backpressure(b, s)) {
+    if (s->q->qlen >= b->cfg.max_queued && !session_exerts_backpressure(b, s)) {
         session_drop(b, &b->stats.dropped_queue_full);
         return;
     }
     size_t bytes;
-    if (!message_wire(msg, qos, &bytes, NULL)) {
+    if (!session_qos_mut(s) || !message_wire(msg, qos, &bytes, NULL)) {
         session_drop(b, &b->stats.dropped_no_memory);
         return;
     }
-    if (s->qlen == s->qcap) {
-        size_t ncap = s->qcap ? s->qcap * 2 : 16;
+    if (s->q->qlen == s->q->qcap) {
+        size_t ncap = s->q->qcap ? s->q->qcap * 2 : 16;
         struct queued *nq = malloc(ncap * sizeof(*nq));
         if (!nq) {
             session_drop(b, &b->stats.dropped_no_memory);
             return;
         }
-        for (size_t i = 0; i < s->qlen; i++)
-            nq[i] = s->queue[(s->qhead + i) % s->qcap];
-        free(s->queue);
-        s->queue = nq;
-        s->qcap = ncap;
-        s->qhead = 0;
+        for (size_t i = 0; i < s->q->qlen; i++)
+            nq[i] = s->q->queue[(s->q->qhead + i) % s->q->qcap];
+        free(s->q->queue);
+        s->q->queue = nq;
+        s->q->qcap = ncap;
+        s->q->qhead = 0;
     }
-    s->queue[(s->qhead + s->qlen) % s->qcap] =
+    s->q->queue[(s->q->qhead + s->q->qlen) % s->q->qcap] =
         (struct queued){message_ref(msg), (uint32_t)bytes, qos, retain};
-    s->qlen++;
-    s->queued_bytes += bytes;
+    s->q->qlen++;
+    s->q->queued_bytes += bytes;
 }
 
 /* Hand one message to a session at the QoS it gets: QoS 0 only to an online client; QoS 1/2 in
@@ -331,7 +353,7 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
             return;
         }
         conn_send_publish(c, msg, 0, 0, false, retain);
-    } else if (s->qlen > 0 || !session_can_send(b, s) ||
+    } else if (s->q->qlen > 0 || !session_can_send(b, s) ||
                session_send_inflight(b, s, msg, qos, retain) < 0) {
         session_enqueue(b, s, msg, qos, retain);
     }
@@ -341,13 +363,13 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
 /* Move queued messages into flight while the window has room. */
 void session_pump(struct broker *b, struct session *s)
 {
-    while (s->qlen && session_can_send(b, s)) {
-        struct queued q = s->queue[s->qhead];
+    while (s->q->qlen && session_can_send(b, s)) {
+        struct queued q = s->q->queue[s->q->qhead];
         if (session_send_inflight(b, s, q.msg, q.qos, q.retain) < 0)
             return; /* out of memory: it stays queued; the next ack tries again */
-        s->qhead = (s->qhead + 1) % s->qcap;
-        s->qlen--;
-        s->queued_bytes -= q.bytes;
+        s->q->qhead = (s->q->qhead + 1) % s->q->qcap;
+        s->q->qlen--;
+        s->q->queued_bytes -= q.bytes;
         message_unref(q.msg);
     }
 }
@@ -356,7 +378,7 @@ void session_pump(struct broker *b, struct session *s)
  * PUBREC order, then PUBLISHes with DUP in sending order [MQTT-4.4.0-1]), then drain the queue. */
 void session_resume(struct broker *b, struct session *s)
 {
-    for (uint32_t k = 0; k < s->ninflight; k++) {
+    for (uint32_t k = 0; k < s->q->ninflight; k++) {
         struct inflight *f = session_inflight_at(s, k);
         if (f->state == INFLIGHT_PUBLISH_SENT) {
             conn_send_publish(s->conn, f->msg, f->qos, f->id, true, f->retain);
@@ -381,14 +403,14 @@ static void session_inflight_move_up(struct session *s, uint32_t from, uint32_t 
  * arrive mostly in sending order, so k is usually 0 (or the first PUBLISH after the PUBRELs). */
 static void session_inflight_remove(struct session *s, uint32_t k)
 {
-    if (k < s->ninflight / 2) {
+    if (k < s->q->ninflight / 2) {
         session_inflight_move_up(s, k, 0); /* entry k to the front, then drop the front */
-        s->ihead = (s->ihead + 1) & (s->icap - 1);
+        s->q->ihead = (s->q->ihead + 1) & (s->q->icap - 1);
     } else {
-        for (uint32_t m = k; m + 1 < s->ninflight; m++)
+        for (uint32_t m = k; m + 1 < s->q->ninflight; m++)
             *session_inflight_at(s, m) = *session_inflight_at(s, m + 1);
     }
-    s->ninflight--;
+    s->q->ninflight--;
 }
 
 /* PUBREC for in-flight entry k: the message is done [MQTT-4.3.3-1], only the id stays until
@@ -401,8 +423,8 @@ static void session_pubrec(struct session *s, uint32_t k)
     message_unref(f->msg);
     f->msg = NULL;
     f->state = INFLIGHT_PUBREL_SENT;
-    session_inflight_move_up(s, k, s->nrel);
-    s->nrel++;
+    session_inflight_move_up(s, k, s->q->nrel);
+    s->q->nrel++;
 }
 
 /* An acknowledgement for an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL
@@ -411,10 +433,10 @@ static void session_pubrec(struct session *s, uint32_t k)
  * (PUBCOMP among the PUBRELs at the front, the others after them). */
 bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint16_t id)
 {
-    if (!idset_has(&s->out_ids, id))
+    if (!idset_has(&s->q->out_ids, id))
         return false;
-    uint32_t k = type == MQTT_PUBCOMP ? 0 : s->nrel;
-    uint32_t end = type == MQTT_PUBCOMP ? s->nrel : s->ninflight;
+    uint32_t k = type == MQTT_PUBCOMP ? 0 : s->q->nrel;
+    uint32_t end = type == MQTT_PUBCOMP ? s->q->nrel : s->q->ninflight;
     while (k < end && session_inflight_at(s, k)->id != id)
         k++;
     if (k == end) /* in flight, but in the other part: a repeated PUBREC is answered again */
@@ -429,9 +451,9 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
     if (type == MQTT_PUBACK && f->qos != 1)
         return false;
     message_unref(f->msg);
-    idset_del(&s->out_ids, id);
+    idset_del(&s->q->out_ids, id);
     if (type == MQTT_PUBCOMP)
-        s->nrel--;
+        s->q->nrel--;
     session_inflight_remove(s, k);
     s->progress_ms = broker_now_ms(b);
     session_pump(b, s);
@@ -442,15 +464,15 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
  */
 bool session_rx_qos2_has(const struct session *s, uint16_t id)
 {
-    return idset_has(&s->rx_ids, id);
+    return idset_has(&s->q->rx_ids, id);
 }
 
 int session_rx_qos2_add(struct session *s, uint16_t id)
 {
-    return idset_add(&s->rx_ids, id);
+    return session_qos_mut(s) ? idset_add(&s->q->rx_ids, id) : -1;
 }
 
 void session_rx_qos2_del(struct session *s, uint16_t id)
 {
-    idset_del(&s->rx_ids, id);
+    idset_del(&s->q->rx_ids, id);
 }
