@@ -3,10 +3,12 @@
  *
  * When a client connects here, the broker holds its CONNACK (on_connect returns true) while every
  * live peer is told "client X is connecting on this node". A peer that holds X closes it there (its
- * will is published there and forwarded like any PUBLISH) and sends back the persistent session:
- * subscriptions, then queued and in-flight messages, in chunks. This node imports them and lets the
- * CONNACK go once every peer asked has answered, or after CLUSTER_TAKEOVER_TIMEOUT_MS, or when the
- * peers it waits for die.
+ * will is published there and forwarded like any PUBLISH) and sends back the persistent session,
+ * complete (broker.h, struct session_visitor): subscriptions, in-flight messages with their packet
+ * ids and states (PUBREL-pending included), the queue, the inbound QoS 2 ids and the next packet
+ * id, in chunks, so the client completes every QoS 1/2 flow on the new node exactly once. This node
+ * imports them and lets the CONNACK go once every peer asked has answered, or after
+ * CLUSTER_TAKEOVER_TIMEOUT_MS, or when the peers it waits for die.
  *
  * Leaving (SIGTERM): before the leave is announced, each persistent session is sent, the same way,
  * to one live peer chosen by a hash of its client id (a TakeoverReply with token 0, which resumes
@@ -87,6 +89,9 @@ struct session_out {
     Cl__Publish *pubs;
     struct message **held;
     size_t nmsgs, msgcap;
+    uint32_t *rx_ids;
+    size_t nrx, rxcap;
+    uint16_t next_id;
     size_t bytes;
     bool failed;
 };
@@ -98,7 +103,7 @@ static void session_flush(struct session_out *so, bool last)
     for (size_t i = 0; i < so->nsubs; i++)
         so->sub_ptrs[i] = &so->subs[i];
     for (size_t i = 0; i < so->nmsgs; i++) {
-        so->msgs[i].msg = &so->pubs[i];
+        so->msgs[i].msg = so->held[i] ? &so->pubs[i] : NULL;
         so->msg_ptrs[i] = &so->msgs[i];
     }
     r.client_id = so->req->client_id;
@@ -109,6 +114,11 @@ static void session_flush(struct session_out *so, bool last)
     r.msgs = so->msg_ptrs;
     r.n_msgs = so->nmsgs;
     r.last = last;
+    if (last) {
+        r.rx_ids = so->rx_ids;
+        r.n_rx_ids = so->nrx;
+        r.next_id = so->next_id;
+    }
     env.body_case = CL__ENVELOPE__BODY_TAKEOVER_REPLY;
     env.takeover_reply = &r;
     struct wbuf *w = cluster_pack(so->c, &env);
@@ -120,12 +130,13 @@ static void session_flush(struct session_out *so, bool last)
     for (size_t i = 0; i < so->nsubs; i++)
         free(so->subs[i].filter);
     for (size_t i = 0; i < so->nmsgs; i++)
-        message_unref(so->held[i]);
+        if (so->held[i])
+            message_unref(so->held[i]);
     so->nsubs = so->nmsgs = 0;
     so->bytes = 0;
 }
 
-static void session_sub(const char *filter, uint8_t qos, void *ctx)
+static void session_sub(void *ctx, const char *filter, uint8_t qos)
 {
     struct session_out *so = ctx;
     so->had_session = true;
@@ -158,7 +169,7 @@ static void session_sub(const char *filter, uint8_t qos, void *ctx)
         session_flush(so, false);
 }
 
-static void session_msg(struct message *msg, uint8_t qos, void *ctx)
+static void session_msg(void *ctx, struct message *msg, const struct session_msg_info *info)
 {
     struct session_out *so = ctx;
     so->had_session = true;
@@ -187,12 +198,40 @@ static void session_msg(struct message *msg, uint8_t qos, void *ctx)
     size_t i = so->nmsgs++;
     cl__session_msg__init(&so->msgs[i]);
     cl__publish__init(&so->pubs[i]);
-    publish_fill(&so->pubs[i], msg);
-    so->msgs[i].qos = qos;
-    so->held[i] = message_ref(msg);
-    so->bytes += msg->topic_len + msg->payload_len + 32;
+    so->msgs[i].qos = info->qos;
+    so->msgs[i].packet_id = info->id;
+    so->msgs[i].state = info->state;
+    so->msgs[i].retain = info->retain;
+    so->held[i] = msg ? message_ref(msg) : NULL; /* none when only the PUBREL is pending */
+    if (msg)
+        publish_fill(&so->pubs[i], msg);
+    so->bytes += (msg ? msg->topic_len + msg->payload_len : 0) + 32;
     if (so->bytes >= CLUSTER_CHUNK_MAX)
         session_flush(so, false);
+}
+
+static void session_rx_id(void *ctx, uint16_t id)
+{
+    struct session_out *so = ctx;
+    if (so->failed || so->req->clean_session)
+        return;
+    if (so->nrx == so->rxcap) {
+        size_t cap = so->rxcap ? so->rxcap * 2 : 16;
+        uint32_t *n = realloc(so->rx_ids, cap * sizeof(*n));
+        if (!n) {
+            so->failed = true;
+            return;
+        }
+        so->rx_ids = n;
+        so->rxcap = cap;
+    }
+    so->rx_ids[so->nrx++] = id;
+}
+
+static void session_next_id(void *ctx, uint16_t next_id)
+{
+    struct session_out *so = ctx;
+    so->next_id = so->req->clean_session ? 0 : next_id;
 }
 
 /* Close client_id here and send its session (unless req asks for a clean start) to p, in
@@ -200,7 +239,9 @@ static void session_msg(struct message *msg, uint8_t qos, void *ctx)
 static void session_export(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *req)
 {
     struct session_out so = {.c = c, .p = p, .req = req};
-    bool existed = broker_session_takeover(c->b, req->client_id, session_sub, session_msg, &so);
+    const struct session_visitor v = {&so, session_sub, session_msg, session_rx_id,
+                                      session_next_id};
+    bool existed = broker_session_takeover(c->b, req->client_id, &v);
     so.had_session = so.had_session || existed;
     if (existed)
         log_info(c->log, "cluster: client %s moved to %s", req->client_id, p->name);
@@ -214,6 +255,7 @@ static void session_export(struct cluster *c, struct peer *p, const Cl__Takeover
     free(so.msg_ptrs);
     free(so.pubs);
     free(so.held);
+    free(so.rx_ids);
 }
 
 /* A peer's client is connecting there: close ours and send the session over (unless it starts
@@ -344,26 +386,42 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
             cluster_bad_input(c, p->name, "an invalid moved subscription");
             continue;
         }
-        if (broker_session_import_sub(c->b, r->client_id, f, (uint8_t)r->subs[i]->qos) == 0)
+        if (broker_session_restore_sub(c->b, r->client_id, f, (uint8_t)r->subs[i]->qos) == 0)
             routes_local_add(c, f, len);
     }
     for (size_t i = 0; i < r->n_msgs; i++) {
         const Cl__SessionMsg *sm = r->msgs[i];
         struct wire_publish wp;
         struct message *m = NULL;
-        if (sm->msg) {
+        bool pubrel = sm->state == SESSION_MSG_PUBREL_SENT;
+        if (sm->msg && !pubrel) {
             publish_from_pb(sm->msg, &wp);
             m = publish_to_message(&wp, sm->msg->retain);
         }
-        if (!m || sm->qos > 2) {
+        bool bad = sm->qos < 1 || sm->qos > 2 || sm->state > SESSION_MSG_PUBREL_SENT ||
+                   sm->packet_id > UINT16_MAX || (pubrel && (sm->qos != 2 || !sm->packet_id)) ||
+                   (!pubrel && !m);
+        if (bad) {
             cluster_bad_input(c, p->name, "an invalid moved message");
             if (m)
                 message_unref(m);
             continue;
         }
-        broker_session_import_msg(c->b, r->client_id, m, (uint8_t)sm->qos);
-        message_unref(m);
+        struct session_msg_info info = {(uint16_t)sm->packet_id, (uint8_t)sm->qos,
+                                        (uint8_t)sm->state, sm->retain};
+        broker_session_restore_msg(c->b, r->client_id, m, &info);
+        if (m)
+            message_unref(m);
     }
+    for (size_t i = 0; i < r->n_rx_ids; i++) {
+        if (r->rx_ids[i] == 0 || r->rx_ids[i] > UINT16_MAX) {
+            cluster_bad_input(c, p->name, "an invalid moved packet id");
+            continue;
+        }
+        broker_session_restore_rx_id(c->b, r->client_id, (uint16_t)r->rx_ids[i]);
+    }
+    if (r->next_id && r->next_id <= UINT16_MAX)
+        broker_session_restore_next_id(c->b, r->client_id, (uint16_t)r->next_id);
     struct takeover *t = takeover_find(c, r->token);
     if (r->last && t && strcmp(t->client_id, r->client_id) == 0)
         takeover_unwait(c, t, p);

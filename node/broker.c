@@ -441,8 +441,7 @@ void broker_routes_foreach(const struct broker *b,
 
 /* Another node now has this client: close it here and hand over a persistent session. */
 bool broker_session_takeover(struct broker *b, const char *client_id,
-                             void (*sub_fn)(const char *filter, uint8_t qos, void *ctx),
-                             void (*msg_fn)(struct message *msg, uint8_t qos, void *ctx), void *ctx)
+                             const struct session_visitor *v)
 {
     size_t len = strlen(client_id);
     struct session *s = session_get(b, client_id, len);
@@ -455,17 +454,7 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
     s = session_get(b, client_id, len);
     if (!s)
         return true;
-    for (size_t i = 0; i < s->nsubs && sub_fn; i++)
-        sub_fn(s->subs[i].filter, s->subs[i].qos, ctx);
-    for (uint32_t k = 0; k < s->q->ninflight && msg_fn; k++) {
-        const struct inflight *f = session_inflight_at(s, k);
-        if (f->msg)
-            msg_fn(f->msg, f->qos, ctx);
-    }
-    for (size_t i = 0; i < s->q->qlen && msg_fn; i++) {
-        struct queued *q = &s->q->queue[(s->q->qhead + i) % s->q->qcap];
-        msg_fn(q->msg, q->qos, ctx);
-    }
+    session_snapshot(s, v);
     session_destroy(b, s);
     return true;
 }
@@ -490,21 +479,31 @@ static struct session *broker_import_session(struct broker *b, const char *clien
     return s ? s : session_create(b, client_id, len, false);
 }
 
-int broker_session_import_sub(struct broker *b, const char *client_id, const char *filter,
-                              uint8_t qos)
+int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
+                               uint8_t qos)
 {
     struct session *s = broker_import_session(b, client_id);
-    if (!s)
-        return -1;
-    return session_subscribe(b, s, filter, strlen(filter), qos);
+    return s ? session_subscribe(b, s, filter, strlen(filter), qos) : -1;
 }
 
-int broker_session_import_msg(struct broker *b, const char *client_id, struct message *msg,
-                              uint8_t qos)
+int broker_session_restore_msg(struct broker *b, const char *client_id, struct message *msg,
+                               const struct session_msg_info *info)
+{
+    struct session *s = broker_import_session(b, client_id);
+    return s ? session_restore_msg(b, s, msg, info) : -1;
+}
+
+int broker_session_restore_rx_id(struct broker *b, const char *client_id, uint16_t id)
+{
+    struct session *s = broker_import_session(b, client_id);
+    return s && id ? session_rx_qos2_add(s, id) : -1;
+}
+
+int broker_session_restore_next_id(struct broker *b, const char *client_id, uint16_t next_id)
 {
     struct session *s = broker_import_session(b, client_id);
     if (!s)
         return -1;
-    session_deliver(b, s, msg, qos, false);
+    session_restore_next_id(s, next_id);
     return 0;
 }

@@ -107,23 +107,54 @@ void broker_sys_set(struct broker *b, const char *topic, const char *value);
 /* Let a held CONNECT (see on_connect) finish. A token no longer pending is ignored. */
 void broker_connect_resume(struct broker *b, uint64_t token);
 
+/* ---- Session snapshot and restore (cluster takeover, the SIGTERM hand-off) ---- */
+
+/* Where one outbound message of a session stands. */
+enum session_msg_state {
+    SESSION_MSG_QUEUED = 0,       /* not sent yet (id 0) */
+    SESSION_MSG_PUBLISH_SENT = 1, /* QoS 1 awaiting PUBACK, QoS 2 awaiting PUBREC */
+    SESSION_MSG_PUBREL_SENT = 2,  /* QoS 2 awaiting PUBCOMP: only the id is left, no message */
+};
+
+struct session_msg_info {
+    uint16_t id; /* the packet id it was sent with; 0 when queued */
+    uint8_t qos;
+    uint8_t state; /* enum session_msg_state */
+    bool retain;   /* a retained message sent for a new subscription */
+};
+
+/* A session's complete state, visited in the order a restore must see it: subscriptions, then the
+ * outbound messages as they would be re-sent (PUBREL-pending first, in PUBREC order; then those
+ * awaiting PUBACK/PUBREC in sending order; then the queue), then the inbound QoS 2 ids awaiting
+ * PUBREL, then the next packet id. Messages are lent for the call (message_ref to keep one). Any
+ * callback may be NULL. (MQTT 3.1.1's will belongs to the connection and is published when it
+ * closes, so no will is part of it yet.) */
+struct session_visitor {
+    void *ctx;
+    void (*sub)(void *ctx, const char *filter, uint8_t qos);
+    void (*msg)(void *ctx, struct message *msg, const struct session_msg_info *info);
+    void (*rx_id)(void *ctx, uint16_t id);
+    void (*next_id)(void *ctx, uint16_t next_id);
+};
+
 /* The client id connected on another node: close it here (its will is published, as for any close
- * that is not a DISCONNECT). If the session is persistent, report its subscriptions and its queued
- * and in-flight messages to the callbacks (so they can move to the other node) and delete it here.
- * Returns true if a session existed. */
+ * that is not a DISCONNECT). If the session is persistent, visit its complete state and delete it
+ * here. Returns true if a session existed. */
 bool broker_session_takeover(struct broker *b, const char *client_id,
-                             void (*sub_fn)(const char *filter, uint8_t qos, void *ctx),
-                             void (*msg_fn)(struct message *msg, uint8_t qos, void *ctx),
-                             void *ctx);
+                             const struct session_visitor *v);
 /* Visit the client id of every persistent session (clean session 0), online or not (a node that
  * leaves hands them to its peers). fn must not create or delete sessions: collect the ids first. */
 void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *client_id, void *ctx),
                              void *ctx);
-/* Import moved session state for client_id (creates a persistent offline session if there is none).
- */
-int broker_session_import_sub(struct broker *b, const char *client_id, const char *filter,
-                              uint8_t qos);
-int broker_session_import_msg(struct broker *b, const char *client_id, struct message *msg,
-                              uint8_t qos);
+/* Restore moved session state for client_id, piece by piece in the visitor's order (each creates a
+ * persistent offline session if there is none). A message keeps its packet id and state, so the
+ * client completes it where it left off; one whose id is already in use here, or that does not
+ * fit, is queued as new. 0, or -1 when out of memory. */
+int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
+                               uint8_t qos);
+int broker_session_restore_msg(struct broker *b, const char *client_id, struct message *msg,
+                               const struct session_msg_info *info);
+int broker_session_restore_rx_id(struct broker *b, const char *client_id, uint16_t id);
+int broker_session_restore_next_id(struct broker *b, const char *client_id, uint16_t next_id);
 
 #endif

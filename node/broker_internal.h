@@ -237,6 +237,12 @@ void session_detach(struct broker *b, struct session *s);
 /* The session's connection took bytes (or it got an ack): it is making progress; under
  * backlog_low its publishers resume. */
 void session_progress(struct broker *b, struct session *s);
+/* Visit the session's complete state (broker.h, struct session_visitor). */
+void session_snapshot(const struct session *s, const struct session_visitor *v);
+/* Restore one outbound message with its id and state (broker_session_restore_msg). */
+int session_restore_msg(struct broker *b, struct session *s, struct message *msg,
+                        const struct session_msg_info *info);
+void session_restore_next_id(struct session *s, uint16_t next_id);
 /* Periodic: a session that blocks publishers and made no progress for stall-timeout stalls. */
 void session_check_stall(struct broker *b, struct session *s, uint64_t now);
 

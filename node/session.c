@@ -476,3 +476,75 @@ void session_rx_qos2_del(struct session *s, uint16_t id)
 {
     idset_del(&s->q->rx_ids, id);
 }
+
+/* The whole session in one walk, in the order session_restore_* rebuilds it. */
+void session_snapshot(const struct session *s, const struct session_visitor *v)
+{
+    const struct session_qos *q = s->q;
+    for (uint32_t i = 0; i < s->nsubs && v->sub; i++)
+        v->sub(v->ctx, s->subs[i].filter, s->subs[i].qos);
+    for (uint32_t k = 0; k < q->ninflight && v->msg; k++) {
+        const struct inflight *f = session_inflight_at(s, k);
+        struct session_msg_info info = {f->id, f->qos,
+                                        f->state == INFLIGHT_PUBREL_SENT ? SESSION_MSG_PUBREL_SENT
+                                                                         : SESSION_MSG_PUBLISH_SENT,
+                                        f->retain};
+        v->msg(v->ctx, f->msg, &info);
+    }
+    for (uint32_t i = 0; i < q->qlen && v->msg; i++) {
+        const struct queued *e = &q->queue[(q->qhead + i) % q->qcap];
+        struct session_msg_info info = {0, e->qos, SESSION_MSG_QUEUED, e->retain};
+        v->msg(v->ctx, e->msg, &info);
+    }
+    for (uint32_t i = 0; i < q->rx_ids.cap && v->rx_id; i++)
+        if (q->rx_ids.slots[i])
+            v->rx_id(v->ctx, q->rx_ids.slots[i]);
+    if (v->next_id)
+        v->next_id(v->ctx, q->next_id);
+}
+
+/* An in-flight entry as it was on the other node: same id, same state, so the client's PUBACK,
+ * PUBREC or PUBCOMP for it completes it here, and a reconnect re-sends it as the spec says
+ * (PUBLISH with DUP, or PUBREL). PUBREL-pending entries go after those already here and before any
+ * PUBLISH entry, keeping the ring's order. An id already in use here (a session that had state on
+ * both nodes) cannot be kept: the message is queued as new; a PUBREL-pending id is then dropped
+ * (its message was delivered already). */
+int session_restore_msg(struct broker *b, struct session *s, struct message *msg,
+                        const struct session_msg_info *info)
+{
+    if (info->qos < 1 || info->qos > 2)
+        return -1;
+    bool pubrel = info->state == SESSION_MSG_PUBREL_SENT;
+    if (pubrel && info->qos != 2)
+        return -1;
+    if (!pubrel && !msg)
+        return -1;
+    bool keep =
+        info->state != SESSION_MSG_QUEUED && info->id != 0 && !idset_has(&s->q->out_ids, info->id);
+    if (!keep) {
+        if (!pubrel)
+            session_enqueue(b, s, msg, info->qos, info->retain);
+        return 0;
+    }
+    if (session_inflight_reserve(b, s) < 0 || idset_add(&s->q->out_ids, info->id) < 0)
+        return -1;
+    struct inflight *f = session_inflight_at(s, s->q->ninflight++);
+    f->msg = pubrel ? NULL : message_ref(msg);
+    f->id = info->id;
+    f->qos = info->qos;
+    f->state = pubrel ? INFLIGHT_PUBREL_SENT : INFLIGHT_PUBLISH_SENT;
+    f->retain = info->retain;
+    if (pubrel) {
+        session_inflight_move_up(s, s->q->ninflight - 1, s->q->nrel);
+        s->q->nrel++;
+    }
+    return 0;
+}
+
+/* Carry on numbering where the other node was, so ids are not reused while a client may still
+ * hold them. */
+void session_restore_next_id(struct session *s, uint16_t next_id)
+{
+    if (next_id && session_qos_mut(s))
+        s->q->next_id = next_id;
+}
