@@ -183,7 +183,8 @@ struct bench_opts {
                              each publisher stays max_lag/(npub*nsub) ahead of its slowest
                              subscriber; 0 = open loop */
     bool open_loop;       /* publishers never look at subscriber progress (max_lag is 0) */
-    bool max_lag_set, drain_timeout_set; /* given on the command line */
+    bool max_lag_set;     /* --max-lag given */
+    bool drain_tmo_set;   /* --drain-timeout given */
     uint32_t src_addrs;   /* spread connections over 127.0.0.1 .. 127.0.0.N (1 = kernel's choice) */
     uint32_t max_pending; /* connects in progress at once */
     double hold;          /* idle-only runs: seconds to hold the connections */

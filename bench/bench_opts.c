@@ -293,7 +293,7 @@ static int opts_apply(struct bench_opts *o, int opt, const char *arg)
     case OPT_SYNC_TIMEOUT:
         return parse_double(arg, 86400, &o->sync_timeout);
     case OPT_DRAIN_TIMEOUT:
-        o->drain_timeout_set = true;
+        o->drain_tmo_set = true;
         return parse_double(arg, 86400, &o->drain_timeout);
     case OPT_DRAIN_IDLE:
         return parse_double(arg, 86400, &o->drain_idle);
@@ -345,15 +345,16 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
     if (o->self_test)
         return 0;
     if (o->open_loop && o->max_lag_set && o->max_lag > 0) {
-        fprintf(stderr, "solbench: --open-loop and --max-lag %llu contradict each other (open loop "
-                        "is --max-lag 0)\n",
+        fprintf(stderr,
+                "solbench: --open-loop and --max-lag %llu contradict each other (open loop "
+                "is --max-lag 0)\n",
                 (unsigned long long)o->max_lag);
         return -1;
     }
     if (o->open_loop || o->max_lag == 0) {
         o->open_loop = true;
         o->max_lag = 0;
-        if (!o->drain_timeout_set) /* wait as long as messages keep arriving (--drain-idle) */
+        if (!o->drain_tmo_set) /* wait as long as messages keep arriving (--drain-idle) */
             o->drain_timeout = 0;
     }
     if (o->npub + o->nsub + o->nidle == 0) {

@@ -80,7 +80,8 @@ int bench_report(struct bench *b)
             printf("  error     %s\n", b->err);
     }
     printf("RESULT run=%08x pubs=%u subs=%u idle=%u qos=%u sub_qos=%u size=%zu rate=%.0f "
-           "open_loop=%d max_lag=%llu window=%u duration_s=%.3f sent=%llu expected=%llu recv=%llu delivered=%llu sent_rate=%.0f "
+           "open_loop=%d max_lag=%llu window=%u duration_s=%.3f sent=%llu expected=%llu recv=%llu "
+           "delivered=%llu sent_rate=%.0f "
            "recv_rate=%.0f lost=%llu dup=%llu ooo=%llu foreign=%llu bad_acks=%llu p50_us=%.1f "
            "p99_us=%.1f max_us=%.1f idle_ok=%llu idle_failed=%llu cpu_user_s=%.3f "
            "cpu_sys_s=%.3f cpu_pct=%.1f errors=%d\n",
