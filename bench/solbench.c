@@ -380,7 +380,10 @@ static bool drain_done(const struct bench *b)
         return true;
     if (o->drain_timeout > 0 && now - b->t_drain_start > (uint64_t)(o->drain_timeout * 1e9))
         return true;
-    return now - b->t_last_event > idle_ns && now - b->t_drain_start > idle_ns;
+    /* A delivery stamps t_last_event with the clock read when it is decoded, after b->now was
+     * taken for this loop turn: "later than now" is "just now", not 2^64 ns ago. */
+    uint64_t quiet = now > b->t_last_event ? now - b->t_last_event : 0;
+    return quiet > idle_ns && now - b->t_drain_start > idle_ns;
 }
 
 static void enter_run(struct bench *b)
@@ -771,6 +774,8 @@ static int bench_modes_selftest(char *err, size_t errlen)
     b->t_drain_start = b->now;
     b->now += 60 * NS;
     b->t_last_event = b->now - NS / 2;
+    CHECK(!drain_done(b));
+    b->t_last_event = b->now + 1000; /* stamped after this turn's b->now was read */
     CHECK(!drain_done(b));
     b->now += 3 * NS; /* nothing for 3 s > --drain-idle 2 */
     CHECK(drain_done(b));
