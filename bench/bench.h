@@ -179,12 +179,17 @@ struct bench_opts {
     double duration;      /* seconds of publishing (unless count) */
     uint64_t count;       /* messages per publisher; 0 = use duration */
     double rate;          /* total msgs/s over all publishers; 0 = as fast as possible */
-    uint64_t max_lag;     /* deliveries in flight over all publishers x subscribers: each publisher
-                             stays max_lag/(npub*nsub) ahead of its slowest subscriber; 0 = off */
+    uint64_t max_lag;     /* closed loop: deliveries in flight over all publishers x subscribers:
+                             each publisher stays max_lag/(npub*nsub) ahead of its slowest
+                             subscriber; 0 = open loop */
+    bool open_loop;       /* publishers never look at subscriber progress (max_lag is 0) */
+    bool max_lag_set;     /* --max-lag given */
+    bool drain_tmo_set;   /* --drain-timeout given */
     uint32_t src_addrs;   /* spread connections over 127.0.0.1 .. 127.0.0.N (1 = kernel's choice) */
     uint32_t max_pending; /* connects in progress at once */
     double hold;          /* idle-only runs: seconds to hold the connections */
-    double connect_timeout, sync_timeout, drain_timeout, drain_idle;
+    double connect_timeout, sync_timeout, drain_idle;
+    double drain_timeout; /* 0 = no limit (the open-loop default) */
     uint16_t keepalive;
     uint32_t run_id;
     char prefix[64];

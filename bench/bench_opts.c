@@ -34,9 +34,14 @@ static const char usage[] =
     "  --duration SEC         publish for this long [10]\n"
     "  --count N              or publish N messages per publisher\n"
     "  --rate R               fixed total rate in msgs/s (latency mode); 0 = flat out [0]\n"
-    "  --max-lag N            at most N deliveries on their way (sent, not yet received) over all\n"
-    "                         publishers and subscribers, to keep broker queues bounded when\n"
-    "                         flat out; shared out evenly per publisher; 0 = off [10000]\n"
+    "  --open-loop            publishers never wait for subscribers, as devices do: they send as\n"
+    "                         fast as the broker's socket takes them (or at --rate); QoS 1/2 is\n"
+    "                         bounded only by --window. What the broker cannot deliver counts\n"
+    "                         as lost. Same as --max-lag 0\n"
+    "  --max-lag N            closed loop: at most N deliveries on their way (sent, not yet\n"
+    "                         received) over all publishers and subscribers, shared out evenly\n"
+    "                         per publisher, so broker queues stay bounded; 0 = open loop\n"
+    "                         [10000]\n"
     "Connections\n"
     "  --idle K               idle connections (CONNECT, then nothing but keepalive) [0]\n"
     "  --src-addrs N          bind sources to 127.0.0.1..N to pass the ephemeral port limit [1]\n"
@@ -46,8 +51,10 @@ static const char usage[] =
     "Phases\n"
     "  --connect-timeout SEC  all connections up and subscribed within this [60]\n"
     "  --sync-timeout SEC     route probes must reach every subscriber within this [10]\n"
-    "  --drain-timeout SEC    after publishing, wait at most this for outstanding messages [10]\n"
-    "  --drain-idle SEC       ... or until nothing arrived for this long [2]\n"
+    "  --drain-timeout SEC    after publishing, wait at most this for outstanding messages;\n"
+    "                         0 = no limit [10; open loop: 0]\n"
+    "  --drain-idle SEC       ... or until nothing arrived for this long [2]; the drain also\n"
+    "                         ends once every expected message arrived\n"
     "Output\n"
     "  --run-id HEX           run id (random by default); other runs' messages are ignored\n"
     "  --topic-prefix P       [solbench]\n"
@@ -76,6 +83,7 @@ enum {
     OPT_COUNT,
     OPT_RATE,
     OPT_MAX_LAG,
+    OPT_OPEN_LOOP,
     OPT_IDLE,
     OPT_SRC_ADDRS,
     OPT_MAX_PENDING,
@@ -110,6 +118,7 @@ static const struct option long_opts[] = {
     {"count", required_argument, NULL, OPT_COUNT},
     {"rate", required_argument, NULL, OPT_RATE},
     {"max-lag", required_argument, NULL, OPT_MAX_LAG},
+    {"open-loop", no_argument, NULL, OPT_OPEN_LOOP},
     {"idle", required_argument, NULL, OPT_IDLE},
     {"src-addrs", required_argument, NULL, OPT_SRC_ADDRS},
     {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
@@ -244,7 +253,11 @@ static int opts_apply(struct bench_opts *o, int opt, const char *arg)
     case OPT_COUNT:
         return parse_u64(arg, 1, 1ull << 34, &o->count);
     case OPT_MAX_LAG:
+        o->max_lag_set = true;
         return parse_u64(arg, 0, 1ull << 34, &o->max_lag);
+    case OPT_OPEN_LOOP:
+        o->open_loop = true;
+        return 0;
     case OPT_SRC_ADDRS:
         if (parse_u64(arg, 1, 254, &u) < 0)
             return -1;
@@ -280,6 +293,7 @@ static int opts_apply(struct bench_opts *o, int opt, const char *arg)
     case OPT_SYNC_TIMEOUT:
         return parse_double(arg, 86400, &o->sync_timeout);
     case OPT_DRAIN_TIMEOUT:
+        o->drain_tmo_set = true;
         return parse_double(arg, 86400, &o->drain_timeout);
     case OPT_DRAIN_IDLE:
         return parse_double(arg, 86400, &o->drain_idle);
@@ -330,6 +344,19 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
         o->sub_port = o->port;
     if (o->self_test)
         return 0;
+    if (o->open_loop && o->max_lag_set && o->max_lag > 0) {
+        fprintf(stderr,
+                "solbench: --open-loop and --max-lag %llu contradict each other (open loop "
+                "is --max-lag 0)\n",
+                (unsigned long long)o->max_lag);
+        return -1;
+    }
+    if (o->open_loop || o->max_lag == 0) {
+        o->open_loop = true;
+        o->max_lag = 0;
+        if (!o->drain_tmo_set) /* wait as long as messages keep arriving (--drain-idle) */
+            o->drain_timeout = 0;
+    }
     if (o->npub + o->nsub + o->nidle == 0) {
         fprintf(stderr, "solbench: nothing to do: --pubs, --subs and --idle are all 0\n");
         return -1;

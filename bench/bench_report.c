@@ -47,6 +47,14 @@ int bench_report(struct bench *b)
                o->run_id, o->npub, o->nsub, o->qos, o->sub_qos, o->size,
                o->shared_topic ? "shared" : "per-pub", o->wildcard ? "wildcard" : "exact",
                o->nidle);
+        if (o->npub && o->nsub) {
+            if (o->open_loop)
+                printf("  mode      open loop: publishers never wait for subscribers%s\n",
+                       o->qos ? "; QoS 1/2 bounded by --window" : "");
+            else
+                printf("  mode      closed loop: at most %llu deliveries on their way\n",
+                       (unsigned long long)o->max_lag);
+        }
         if (o->npub)
             printf("  sent      %llu msgs in %.2f s (%.0f msg/s)%s\n", (unsigned long long)sent,
                    run_s, sent_rate, o->qos ? ", acknowledged:" : "");
@@ -72,11 +80,13 @@ int bench_report(struct bench *b)
             printf("  error     %s\n", b->err);
     }
     printf("RESULT run=%08x pubs=%u subs=%u idle=%u qos=%u sub_qos=%u size=%zu rate=%.0f "
-           "duration_s=%.3f sent=%llu expected=%llu recv=%llu delivered=%llu sent_rate=%.0f "
+           "open_loop=%d max_lag=%llu window=%u duration_s=%.3f sent=%llu expected=%llu recv=%llu "
+           "delivered=%llu sent_rate=%.0f "
            "recv_rate=%.0f lost=%llu dup=%llu ooo=%llu foreign=%llu bad_acks=%llu p50_us=%.1f "
            "p99_us=%.1f max_us=%.1f idle_ok=%llu idle_failed=%llu cpu_user_s=%.3f "
            "cpu_sys_s=%.3f cpu_pct=%.1f errors=%d\n",
-           o->run_id, o->npub, o->nsub, o->nidle, o->qos, o->sub_qos, o->size, o->rate, run_s,
+           o->run_id, o->npub, o->nsub, o->nidle, o->qos, o->sub_qos, o->size, o->rate,
+           o->open_loop ? 1 : 0, (unsigned long long)o->max_lag, o->window, run_s,
            (unsigned long long)sent, (unsigned long long)expected, (unsigned long long)b->unique,
            (unsigned long long)b->delivered, sent_rate, recv_rate, (unsigned long long)lost,
            (unsigned long long)b->dup, (unsigned long long)b->ooo, (unsigned long long)b->foreign,

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# compare.sh - Sol against Mosquitto on this machine, in the same run: every scenario against both
-# brokers, alternating which goes first, REPS times; prints the medians and the Sol/Mosquitto ratios
-# as a Markdown table and writes it (with every raw RESULT line) to the results directory.
+# compare.sh - Sol against Mosquitto and rumqttd on this machine, in the same run: every scenario
+# against every broker, rotating which goes first, REPS times; prints the medians and the
+# Sol/Mosquitto and Sol/rumqttd ratios as a Markdown table and writes it (with every raw RESULT
+# line and the exact broker settings) to the results directory.
 #
-# Usage: bench/compare.sh [--quick] [--scenarios a,b,c,d,e,f,g] [--reps N] [--duration SEC]
-#                         [--brokers sol,mosquitto] [--out DIR] [--no-strace] [--report DIR]
-#   (a) 1->1 QoS 0 64 B        (b) 1->1 QoS 1 64 B          (c) 10->1 fan-in QoS 0
-#   (d) 1->50 fan-out QoS 0    (e) latency at 10,000 msg/s   (f) idle connections: 5,000 and 100,000
+# Every broker runs at its DEFAULT settings (only its listener is set; see broker-settings.txt) and
+# every throughput scenario is OPEN LOOP (solbench --open-loop: publishers never wait for
+# subscribers; QoS 1 publishers are bounded only by their own window). A result that lost messages
+# is shown as "LOST n" and gets no ratio: zero loss is a condition of a result.
+#
+# Usage: bench/compare.sh [--quick] [--scenarios a,b,c,d,e,f,g,h,i] [--reps N] [--duration SEC]
+#                         [--brokers sol,mosquitto,rumqttd] [--closed-loop] [--out DIR]
+#                         [--no-strace] [--report DIR]
+#   (a) 1->1 QoS 0 64 B        (b) 1->1 QoS 1 64 B window 100   (c) 10->1 fan-in QoS 0 wildcard
+#   (d) 1->50 fan-out QoS 0    (e) latency at 10,000 msg/s      (f) idle connections: 5,000, 100,000
 #   (g) 3-node Sol cluster, publisher on node 1, subscriber on node 2 (vs (a) on one node)
+#   (h) 10->1 QoS 0, 2,000,000 messages in all   (i) 1->1 QoS 1 window 100, 300,000 messages
 # plus syscalls per message at load (strace -c on the broker during an extra run of (a)).
+# --quick: one repetition, 3 s per timed run, (h) and (i) with a tenth of the messages.
+# --closed-loop: also (a)-(d) closed loop (solbench --max-lag 10000), as a second table.
+# rumqttd: RUMQTTD, else on PATH, else ~/.cargo/bin; if missing and cargo exists, it is installed
+# with `cargo install rumqttd --version $RUMQTTD_VERSION` (default 0.20.0; slow on 2 cores);
+# without cargo it is skipped with a note.
 # Everything listens on 127.0.0.x; every process started here is stopped on exit.
 # --report DIR rebuilds DIR/results.md from DIR/raw.txt of an earlier run without running anything.
-# Environment: SOL_BIN, SOLBENCH, MOSQUITTO (binaries), BUILD (default build/), SOL_REV (label).
+# Environment: SOL_BIN, SOLBENCH, MOSQUITTO, RUMQTTD (binaries), BUILD (default build/), SOL_REV.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,28 +32,34 @@ BUILD=${BUILD:-$ROOT/build}
 SOL=${SOL_BIN:-$BUILD/sol}
 BENCH=${SOLBENCH:-$BUILD/solbench}
 MOSQ=${MOSQUITTO:-/usr/sbin/mosquitto}
-SCENARIOS=a,b,c,d,e,f,g
+RUMQTTD=${RUMQTTD:-}
+RUMQTTD_VERSION=${RUMQTTD_VERSION:-0.20.0}
+SCENARIOS=a,b,c,d,e,f,g,h,i
 REPS=3
 DURATION=10
 QUICK=0
 STRACE=1
-BROKERS=sol,mosquitto
+CLOSED=0
+BROKERS=sol,mosquitto,rumqttd
 OUT=""
 REPORT_ONLY=0
 IDLE_SMALL=5000
 IDLE_LARGE=100000
+H_TOTAL=2000000 # (h): messages over all 10 publishers
+I_TOTAL=300000  # (i)
 
 while [ $# -gt 0 ]; do
     case "$1" in
-    --quick) QUICK=1; REPS=1; DURATION=3 ;;
+    --quick) QUICK=1; REPS=1; DURATION=3; H_TOTAL=200000; I_TOTAL=30000 ;;
     --scenarios) SCENARIOS=$2; shift ;;
     --reps) REPS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --brokers) BROKERS=$2; shift ;;
+    --closed-loop) CLOSED=1 ;;
     --out) OUT=$2; shift ;;
     --no-strace) STRACE=0 ;;
     --report) REPORT_ONLY=1; OUT=$2; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -60,7 +79,35 @@ if [ "$REPORT_ONLY" = 0 ]; then
     if has "$BROKERS" mosquitto && [ ! -x "$MOSQ" ]; then
         echo "compare.sh: $MOSQ missing (apt-get install mosquitto)" >&2; exit 1
     fi
-elif [ ! -f "$OUT/raw.txt" ]; then
+fi
+NOTES=()
+# rumqttd: given, on PATH, in ~/.cargo/bin, or installed now with cargo; else skipped.
+without_broker() { BROKERS=$(echo ",$BROKERS," | sed "s/,$1,/,/; s/^,//; s/,$//"); }
+if [ "$REPORT_ONLY" = 0 ] && has "$BROKERS" rumqttd; then
+    [ -n "$RUMQTTD" ] || RUMQTTD=$(command -v rumqttd 2>/dev/null || true)
+    [ -n "$RUMQTTD" ] || { [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd" ] && RUMQTTD=${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd; }
+    CARGO=$(command -v cargo 2>/dev/null || { [ -x "$HOME/.cargo/bin/cargo" ] && echo "$HOME/.cargo/bin/cargo"; } || true)
+    if [ -z "$RUMQTTD" ] && [ -n "$CARGO" ]; then
+        log "rumqttd not found: cargo install rumqttd --version $RUMQTTD_VERSION (several minutes on 2 cores; log in $BUILD/rumqttd-install.log)"
+        mkdir -p "$BUILD"
+        if "$CARGO" install rumqttd --version "$RUMQTTD_VERSION" >"$BUILD/rumqttd-install.log" 2>&1; then
+            RUMQTTD=${CARGO_HOME:-$HOME/.cargo}/bin/rumqttd
+        else
+            log "cargo install rumqttd failed (see $BUILD/rumqttd-install.log)"
+        fi
+    fi
+    if [ -z "$RUMQTTD" ] || [ ! -x "$RUMQTTD" ]; then
+        if [ -z "$CARGO" ]; then
+            NOTES+=("rumqttd skipped: it is not installed and cargo is not available to install it (install Rust, then \`cargo install rumqttd\`)")
+        else
+            NOTES+=("rumqttd skipped: cargo install rumqttd failed (see $BUILD/rumqttd-install.log)")
+        fi
+        log "${NOTES[-1]}"
+        without_broker rumqttd
+        RUMQTTD=""
+    fi
+fi
+if [ "$REPORT_ONLY" = 1 ] && [ ! -f "$OUT/raw.txt" ]; then
     echo "compare.sh: $OUT/raw.txt not found" >&2; exit 1
 fi
 
@@ -91,7 +138,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- brokers -------------------------------------------------------------------------------------
+# ---- brokers: each at its default settings ------------------------------------------------------
 # A port nobody listens on, below the ephemeral range so client sockets never take it.
 free_port() {
     local p
@@ -111,39 +158,77 @@ wait_port() {
     return 1
 }
 
+# The exact settings of every broker, written once per run next to the results.
+SETTINGS="$OUT/broker-settings.txt"
+settings_once() { # broker, then the text on stdin
+    if ! grep -q "^== $1 " "$SETTINGS" 2>/dev/null; then
+        { echo "== $1 =="; cat; echo; } >>"$SETTINGS"
+    else
+        cat >/dev/null
+    fi
+}
+
 BROKER_PID=""
+# Mosquitto: a listener and no persistence; allow_anonymous because Mosquitto 2.0 refuses anonymous
+# clients on a configured listener otherwise. Nothing else: max_inflight_messages 20,
+# max_queued_messages 1000 etc. are its defaults.
 start_mosquitto() { # port
     local conf="$WORK/mosquitto-$1.conf"
-    cat >"$conf" <<EOF
+    cat >"$conf" <<MOSQ
 listener $1 127.0.0.1
 allow_anonymous true
 persistence false
-max_connections -1
-max_inflight_messages 20
-max_queued_messages 1000000
-max_keepalive 65535
-log_dest none
-EOF
+MOSQ
+    { echo "$MOSQ -c mosquitto.conf"; echo "--- mosquitto.conf"; sed "s/ $1 / PORT /" "$conf"; } | settings_once mosquitto
     "$MOSQ" -c "$conf" >"$WORK/mosquitto-$1.log" 2>&1 &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
     wait_port 127.0.0.1 "$1"
 }
 
-# Flags this build of sol knows (older builds may lack the cluster ones).
-sol_flag() { "$SOL" --help 2>&1 | grep -q -- "$1"; }
-
-sol_common_args() {
-    local a="--max-queued 1000000 --max-inflight 20 --max-connections 0 --log-level warn"
-    sol_flag --http-port && a="$a --http-port 0"
+# Sol: --bind and --port, plus "--cluster-port 0" / "--http-port 0" only where this build's
+# defaults would start those listeners (a port the benchmark did not ask for).
+sol_no_extra_listeners() {
+    local flag def a=""
+    for flag in --cluster-port --http-port; do
+        def=$("$SOL" --help 2>&1 | grep -- "^ *$flag " | grep -oE 'default: [0-9]+' | grep -oE '[0-9]+')
+        [ -n "$def" ] && [ "$def" != 0 ] && a="$a $flag 0"
+    done
     echo "$a"
 }
+SOL_EXTRA=""
+[ "$REPORT_ONLY" = 1 ] || ! has "$BROKERS" sol || SOL_EXTRA=$(sol_no_extra_listeners)
 
 start_sol() { # port
-    local extra=""
-    sol_flag --cluster-port && extra="--cluster-port 0"
-    # shellcheck disable=SC2046
-    "$SOL" --bind 127.0.0.1 --port "$1" $(sol_common_args) $extra >"$WORK/sol-$1.log" 2>&1 &
+    # shellcheck disable=SC2086
+    "$SOL" --bind 127.0.0.1 --port "$1" $SOL_EXTRA >"$WORK/sol-$1.log" 2>&1 &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+    echo "$SOL --bind 127.0.0.1 --port PORT$SOL_EXTRA" | settings_once sol
+    wait_port 127.0.0.1 "$1"
+}
+
+# rumqttd: its own default configuration (`rumqttd generate-config`, the rumqttd.toml it ships)
+# with [router] and the [v4.1] listener as they are, the listener moved to 127.0.0.1:PORT, and the
+# other listeners it ships with (v5 on 1884, websocket 8083, prometheus 9042, console 3030) left
+# out, as Sol's cluster and HTTP listeners are.
+rumqttd_config() { # port
+    "$RUMQTTD" generate-config | awk -v listen="127.0.0.1:$1" '
+        /^[[:space:]]*\[/ {
+            h = $0; sub(/^[[:space:]]*\[/, "", h); sub(/\].*/, "", h)
+            keep = (h == "router" || h ~ /^router\./ || h == "v4.1" || h ~ /^v4\.1\./)
+        }
+        BEGIN { keep = 1 }
+        keep && h == "v4.1" && /^[[:space:]]*listen[[:space:]]*=/ { print "listen = \"" listen "\""; next }
+        keep && !/^[[:space:]]*#/ { print }' | cat -s
+}
+
+start_rumqttd() { # port
+    local conf="$WORK/rumqttd-$1.toml"
+    rumqttd_config "$1" >"$conf"
+    grep -q "^listen = \"127.0.0.1:$1\"" "$conf" || { log "  rumqttd: could not make a config from generate-config"; return 1; }
+    { echo "$RUMQTTD -q -c rumqttd.toml   ($("$RUMQTTD" --version 2>/dev/null))"; echo "--- rumqttd.toml"; sed "s/:$1\"/:PORT\"/" "$conf"; } | settings_once rumqttd
+    "$RUMQTTD" -q -c "$conf" >"$WORK/rumqttd-$1.log" 2>&1 &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
     wait_port 127.0.0.1 "$1"
@@ -151,15 +236,17 @@ start_sol() { # port
 
 CLUSTER_PIDS=()
 start_sol_cluster() { # mqtt port, cluster port
-    local seeds="127.0.0.1:$2,127.0.0.2:$2,127.0.0.3:$2" i
+    local seeds="127.0.0.1:$2,127.0.0.2:$2,127.0.0.3:$2" i http=""
+    case "$SOL_EXTRA" in *--http-port*) http="--http-port 0" ;; esac
     CLUSTER_PIDS=()
     for i in 1 2 3; do
-        # shellcheck disable=SC2046
+        # shellcheck disable=SC2086
         "$SOL" --bind "127.0.0.$i" --port "$1" --node-name "bench$i" --cluster-port "$2" \
-            --seeds "$seeds" $(sol_common_args) >"$WORK/sol-cluster-$i.log" 2>&1 &
+            --seeds "$seeds" $http >"$WORK/sol-cluster-$i.log" 2>&1 &
         CLUSTER_PIDS+=($!)
         PIDS+=($!)
     done
+    echo "$SOL --bind 127.0.0.N --port PORT --node-name benchN --cluster-port CPORT --seeds 127.0.0.1:CPORT,127.0.0.2:CPORT,127.0.0.3:CPORT${http:+ $http}   (N = 1, 2, 3)" | settings_once sol-cluster
     for i in 1 2 3; do wait_port "127.0.0.$i" "$1" || return 1; done
 }
 
@@ -176,17 +263,24 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 now_s() { date +%s.%N; }
 
 # ---- scenarios -------------------------------------------------------------------------------------
+# Open loop unless the scenario ends in _closed (solbench's default --max-lag 10000).
 scenario_args() {
-    case "$1" in
-    a) echo "--pubs 1 --subs 1 --qos 0 --size 64" ;;
-    b) echo "--pubs 1 --subs 1 --qos 1 --size 64 --window 100" ;;
-    c) echo "--pubs 10 --subs 1 --qos 0 --size 64 --sub wildcard" ;;
-    d) echo "--pubs 1 --subs 50 --qos 0 --size 64" ;;
-    e) echo "--pubs 1 --subs 1 --qos 0 --size 64 --rate 10000" ;;
+    local sc=${1%_closed} mode="--open-loop" len="--duration $DURATION"
+    case "$1" in *_closed) mode="" ;; esac
+    case "$sc" in
+    a) echo "$mode $len --pubs 1 --subs 1 --qos 0 --size 64" ;;
+    b) echo "$mode $len --pubs 1 --subs 1 --qos 1 --size 64 --window 100" ;;
+    c) echo "$mode $len --pubs 10 --subs 1 --qos 0 --size 64 --sub wildcard" ;;
+    d) echo "$mode $len --pubs 1 --subs 50 --qos 0 --size 64" ;;
+    e) echo "$mode $len --pubs 1 --subs 1 --qos 0 --size 64 --rate 10000" ;;
+    h) echo "$mode --count $((H_TOTAL / 10)) --pubs 10 --subs 1 --qos 0 --size 64 --sub wildcard" ;;
+    i) echo "$mode --count $I_TOTAL --pubs 1 --subs 1 --qos 1 --size 64 --window 100" ;;
     esac
 }
 
 # Run solbench against a broker pid; append "scenario broker rep RESULT-fields broker_cpu=..." to RAW.
+# Open loop has no drain timeout (it ends when everything arrived or nothing did for 2 s), so the
+# outer timeout is generous; a run it kills has no RESULT and counts as failed.
 run_bench() { # scenario broker rep broker_pid args...
     local sc=$1 br=$2 rep=$3 pid=$4
     shift 4
@@ -194,7 +288,7 @@ run_bench() { # scenario broker rep broker_pid args...
     t0=$(now_s)
     c0=$(cpu_ticks "$pid")
     [ -n "${PID2:-}" ] && d0=$(cpu_ticks "$PID2")
-    line=$(timeout $((DURATION + 90)) "$BENCH" --quiet "$@" | grep '^RESULT' || true)
+    line=$(timeout $((DURATION + 600)) "$BENCH" --quiet "$@" | grep '^RESULT' || true)
     c1=$(cpu_ticks "$pid")
     [ -n "${PID2:-}" ] && d1=$(cpu_ticks "$PID2")
     t1=$(now_s)
@@ -222,7 +316,7 @@ run_throughput() { # scenario broker rep
     port=$(free_port)
     "start_$2" "$port" || { log "  $2 did not start"; echo "$1 $2 $3 errors=1" >>"$RAW"; return; }
     # shellcheck disable=SC2046
-    run_bench "$1" "$2" "$3" "$BROKER_PID" --port "$port" --duration "$DURATION" $(scenario_args "$1")
+    run_bench "$1" "$2" "$3" "$BROKER_PID" --port "$port" $(scenario_args "$1")
     broker_check "$1" "$2" "$3" "$BROKER_PID"
     stop_pid "$BROKER_PID"
 }
@@ -236,8 +330,11 @@ run_idle() { # size-label K broker rep
     before=$(rss_kb "$BROKER_PID")
     out="$WORK/idle-$br-$k-$rep.out"
     local srcs=$(((k + 9999) / 10000 + 1))
+    # rumqttd accepts one connection per ms by default and leaves CONNECTs past its 10,010
+    # connections unanswered: give connects 3 ms each, then count the stragglers as not held.
+    local ct=$((20 + k * 3 / 1000))
     timeout 600 "$BENCH" --port "$port" --pubs 0 --subs 0 --idle "$k" --src-addrs "$srcs" \
-        --max-pending 64 --hold 3600 --connect-timeout 300 --keepalive 600 >"$out" 2>&1 &
+        --max-pending 64 --hold 3600 --connect-timeout "$ct" --keepalive 600 >"$out" 2>&1 &
     local bpid=$!
     PIDS+=("$bpid")
     local i
@@ -271,8 +368,7 @@ run_cluster() { # rep
     else
         # shellcheck disable=SC2046
         PID2=${CLUSTER_PIDS[1]} run_bench g sol "$1" "${CLUSTER_PIDS[0]}" --host 127.0.0.1 --port "$port" \
-            --sub-host 127.0.0.2 --sub-port "$port" --sync-timeout 30 --duration "$DURATION" \
-            $(scenario_args a)
+            --sub-host 127.0.0.2 --sub-port "$port" --sync-timeout 30 $(scenario_args a)
     fi
     local p
     for p in "${CLUSTER_PIDS[@]}"; do broker_check g sol "$1" "$p"; done
@@ -291,7 +387,7 @@ run_strace() { # broker
     sleep 0.5
     local line
     # shellcheck disable=SC2046
-    line=$(timeout 120 "$BENCH" --quiet --port "$port" --duration 5 $(scenario_args a) | grep '^RESULT')
+    line=$(timeout 300 "$BENCH" --quiet --port "$port" $(DURATION=5 scenario_args a) | grep '^RESULT')
     kill -INT "$spid" 2>/dev/null
     wait "$spid" 2>/dev/null
     local calls recv
@@ -307,13 +403,16 @@ run_strace() { # broker
 # ---- the run ---------------------------------------------------------------------------------------
 IFS=, read -r -a BLIST <<<"$BROKERS"
 [ "$REPORT_ONLY" = 1 ] && REPS=0
-[ "$REPORT_ONLY" = 1 ] || log "results in $OUT; scenarios $SCENARIOS; $REPS repetition(s); ${DURATION}s per throughput run"
+[ "$REPORT_ONLY" = 1 ] || log "results in $OUT; brokers $BROKERS; scenarios $SCENARIOS$([ "$CLOSED" = 1 ] && echo " + closed loop a-d"); $REPS repetition(s); ${DURATION}s per timed run; (h) $H_TOTAL, (i) $I_TOTAL messages"
+THROUGHPUT="a b c d e h i"
+[ "$CLOSED" = 1 ] && THROUGHPUT="$THROUGHPUT a_closed b_closed c_closed d_closed"
 for rep in $(seq 1 "$REPS"); do
-    # Alternate which broker goes first, so drift in machine load hits both alike.
-    order=("${BLIST[@]}")
-    if [ $((rep % 2)) -eq 0 ] && [ ${#BLIST[@]} -eq 2 ]; then order=("${BLIST[1]}" "${BLIST[0]}"); fi
-    for sc in a b c d e; do
-        has "$SCENARIOS" "$sc" || continue
+    # Rotate which broker goes first, so drift in machine load hits them all alike.
+    order=()
+    n=${#BLIST[@]}
+    for ((k = 0; k < n; k++)); do order+=("${BLIST[$(((k + rep - 1) % n))]}"); done
+    for sc in $THROUGHPUT; do
+        has "$SCENARIOS" "${sc%_closed}" || continue
         for br in "${order[@]}"; do run_throughput "$sc" "$br" "$rep"; done
     done
     if has "$SCENARIOS" f; then
@@ -327,84 +426,170 @@ if [ "$REPORT_ONLY" = 0 ] && [ "$STRACE" = 1 ] && has "$SCENARIOS" a && command 
 fi
 
 # ---- report ----------------------------------------------------------------------------------------
-# median SCENARIO BROKER KEY: median over repetitions of KEY=value in RAW ("-" if none).
+# Brokers in the table: all three columns always; one that did not run shows "-".
+ok_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && !/ errors=[1-9]/' "$RAW"; }
+# median SCENARIO BROKER KEY: median over successful repetitions of KEY=value in RAW ("-" if none).
 median() {
-    awk -v s="$1" -v b="$2" -v k="$3" '
-        $1 == s && $2 == b && !/ errors=[1-9]/ { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
+    ok_runs "$1" "$2" | awk -v k="$3" '
+        { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
         END {
             if (n == 0) { print "-"; exit }
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
             m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
             print m
-        }' "$RAW"
+        }'
 }
-sumk() { awk -v s="$1" -v b="$2" -v k="$3" '$1 == s && $2 == b && !/ errors=[1-9]/ { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) t += kv[2] } } END { print t + 0 }' "$RAW"; }
+sumk() { ok_runs "$1" "$2" | awk -v k="$3" '{ for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) t += kv[2] } } END { print t + 0 }'; }
+# runs with lost > 0
+lossy_runs() { ok_runs "$1" "$2" | awk '/ lost=[1-9]/ { n++ } END { print n + 0 }'; }
+all_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && !seen[$3]++ { n++ } END { print n + 0 }' "$RAW"; }
+failed_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && / errors=[1-9]/ && !seen[$3]++ { n++ } END { print n + 0 }' "$RAW"; }
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN {
-        if (a == "-" || b == "-" || b + 0 == 0) { print "-"; exit }
+        if (a !~ /^[0-9]/ || b !~ /^[0-9]/ || b + 0 == 0) { print "-"; exit }
         r = a / b
         printf (r >= 10 ? "%.1fx" : r >= 0.1 ? "%.2fx" : "%.4fx"), r
     }'
 }
-fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v >= 1000) printf "%\047.0f", v; else printf "%.1f", v }'; }
-failed_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && / errors=[1-9]/ && !seen[$3]++ { n++ } END { print n + 0 }' "$RAW"; }
-lossdup() { # scenario broker: lost/dup summed over all runs, and how many runs failed
-    local f
+fmt() { awk -v v="$1" 'BEGIN { if (v !~ /^[0-9]/) print v; else if (v >= 1000) printf "%\047.0f", v; else printf "%.1f", v }'; }
+# value SCENARIO BROKER KEY: the median, or "-" (not run), "FAILED", "LOST n" (zero loss is a
+# condition of a result: any run that lost messages fails the cell, and it gets no ratio).
+value() {
+    local n f l
+    n=$(all_runs "$1" "$2")
+    [ "$n" -gt 0 ] || { echo "-"; return; }
     f=$(failed_runs "$1" "$2")
-    if [ "$(median "$1" "$2" recv)" = "-" ]; then
-        [ "$f" -gt 0 ] && echo "$f run(s) FAILED" || echo "-"
-        return
+    l=$(lossy_runs "$1" "$2")
+    if [ "$l" -gt 0 ]; then
+        echo "LOST $(fmt "$(sumk "$1" "$2" lost)")$([ "$n" -gt 1 ] && echo " ($l of $n runs)")"
+    elif [ "$(median "$1" "$2" "$3")" = "-" ]; then
+        echo "FAILED"
+    else
+        median "$1" "$2" "$3"
     fi
-    echo "$(sumk "$1" "$2" lost)/$(sumk "$1" "$2" dup)$([ "$f" -gt 0 ] && echo ", $f run(s) FAILED")"
+}
+# cell: value formatted, with failed runs and duplicates noted
+cell() {
+    local v f d n
+    v=$(value "$1" "$2" "$3")
+    n=$(all_runs "$1" "$2")
+    f=$(failed_runs "$1" "$2")
+    d=$(sumk "$1" "$2" dup)
+    printf '%s' "$(fmt "$v")"
+    case "$v" in FAILED|-) echo; return ;; esac
+    [ "$f" -gt 0 ] && printf ' (%s of %s runs FAILED)' "$f" "$n"
+    [ "$d" -gt 0 ] && printf ' (dup %s)' "$(fmt "$d")"
+    echo
+}
+BR3="sol mosquitto rumqttd"
+cpus() { # scenario: "S / M / R (solbench S / M / R)" broker CPU % of one core
+    local b s="" t=""
+    for b in $BR3; do
+        s="$s${s:+ / }$(fmt "$(median "$1" "$b" broker_cpu_pct)")"
+        t="$t${t:+ / }$(fmt "$(median "$1" "$b" cpu_pct)")"
+    done
+    echo "$s ($t)"
+}
+row() { # scenario label metric-key metric-label target
+    local s m r
+    s=$(value "$1" sol "$3")
+    m=$(value "$1" mosquitto "$3")
+    r=$(value "$1" rumqttd "$3")
+    echo "| $2 | $4 | $(cell "$1" sol "$3") | $(cell "$1" mosquitto "$3") | $(cell "$1" rumqttd "$3") | $(ratio "$s" "$m") | $(ratio "$s" "$r") | $5 | $(cpus "$1") |"
+}
+header() {
+    echo "| Scenario | Metric | Sol | Mosquitto | rumqttd | Sol/Mosquitto | Sol/rumqttd | Target | broker CPU% Sol / Mosq / rumqttd (solbench) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---|---|"
+}
+
+# --report: the scenarios are the ones in raw.txt.
+if [ "$REPORT_ONLY" = 1 ]; then
+    SCENARIOS=$(awk '{ s = $1; sub(/_closed$/, "", s); if (s ~ /^f/) s = "f"; if (s != "strace" && !seen[s]++) printf "%s%s", (n++ ? "," : ""), s }' "$RAW")
+    grep -q '^strace ' "$RAW" && SCENARIOS="$SCENARIOS,a"
+fi
+# Messages in all of a count scenario, as run (a --quick run sends a tenth).
+total_of() { # scenario default
+    local b v
+    for b in $BR3; do
+        v=$(median "$1" "$b" sent)
+        [ "$v" != "-" ] && { fmt "$v"; return; }
+    done
+    fmt "$2"
 }
 
 TABLE="$OUT/results.md"
 {
-    echo "| Scenario | Metric | Sol | Mosquitto | Sol/Mosquitto | Target | lost/dup Sol | lost/dup Mosq | CPU% Sol / Mosq (solbench) |"
-    echo "|---|---|---:|---:|---:|---|---|---|---|"
-    row() { # scenario name metric-key label target
-        local s m r
-        s=$(median "$1" sol "$3")
-        m=$(median "$1" mosquitto "$3")
-        r=$(ratio "$s" "$m")
-        echo "| $2 | $4 | $(fmt "$s") | $(fmt "$m") | $r | $5 | $(lossdup "$1" sol) | $(lossdup "$1" mosquitto) | $(fmt "$(median "$1" sol broker_cpu_pct)") / $(fmt "$(median "$1" mosquitto broker_cpu_pct)") ($(fmt "$(median "$1" sol cpu_pct)") / $(fmt "$(median "$1" mosquitto cpu_pct)")) |"
-    }
-    has "$SCENARIOS" a && row a "(a) 1->1 QoS 0, 64 B" recv_rate "msgs/s received" ">= 2.5x"
-    has "$SCENARIOS" b && row b "(b) 1->1 QoS 1, 64 B" recv_rate "msgs/s received" ">= 1.5x"
-    has "$SCENARIOS" c && row c "(c) 10->1 fan-in QoS 0" recv_rate "msgs/s received" ">= 2.5x"
-    has "$SCENARIOS" d && row d "(d) 1->50 fan-out QoS 0" recv_rate "msgs/s delivered" ">= 2.5x"
+    echo "Open loop (publishers never wait for subscribers), every broker at its default settings:"
+    echo
+    header
+    has "$SCENARIOS" a && row a "(a) 1->1 QoS 0, 64 B" recv_rate "msgs/s received" ">= 2.5x M"
+    has "$SCENARIOS" b && row b "(b) 1->1 QoS 1, 64 B, window 100" recv_rate "msgs/s received" ">= 1.5x M"
+    has "$SCENARIOS" c && row c "(c) 10->1 fan-in QoS 0, wildcard" recv_rate "msgs/s received" ">= 2.5x M"
+    has "$SCENARIOS" d && row d "(d) 1->50 fan-out QoS 0" recv_rate "msgs/s delivered" ">= 2.5x M"
     if has "$SCENARIOS" e; then
         row e "(e) 10,000 msg/s QoS 0" p50_us "latency p50 (us)" "-"
-        row e "(e) 10,000 msg/s QoS 0" p99_us "latency p99 (us)" "<= 1.0x"
+        row e "(e) 10,000 msg/s QoS 0" p99_us "latency p99 (us)" "<= 1.0x M"
     fi
+    has "$SCENARIOS" h && row h "(h) 10->1 QoS 0, $(total_of h "$H_TOTAL") msgs, 64 B" recv_rate "msgs/s received" ">= 3x M, >= 2x R"
+    has "$SCENARIOS" i && row i "(i) 1->1 QoS 1, window 100, $(total_of i "$I_TOTAL") msgs, 64 B" recv_rate "msgs/s received" ">= 3x M, >= 2x R"
     if has "$SCENARIOS" f; then
         for lab in f5k f100k; do
-            k=$(median $lab sol idle_wanted)
-            [ "$k" = "-" ] && k=$(median $lab mosquitto idle_wanted)
+            k="-"
+            for b in $BR3; do [ "$k" = "-" ] && k=$(median $lab "$b" idle_wanted); done
+            [ "$k" = "-" ] && continue
+            idle_cell() { # broker
+                local v
+                v=$(median $lab "$1" bytes_per_conn)
+                [ "$v" = "-" ] && { echo "-"; return; }
+                echo "$(fmt "$v") (held $(median $lab "$1" idle_ok))"
+            }
             s=$(median $lab sol bytes_per_conn)
             m=$(median $lab mosquitto bytes_per_conn)
-            echo "| (f) $k idle connections | broker RSS bytes/conn | $(fmt "$s") | $(fmt "$m") | $(ratio "$s" "$m") | <= 1.0x | held $(median $lab sol idle_ok) | held $(median $lab mosquitto idle_ok) | |"
+            r=$(median $lab rumqttd bytes_per_conn)
+            echo "| (f) $k idle connections | broker RSS bytes/conn | $(idle_cell sol) | $(idle_cell mosquitto) | $(idle_cell rumqttd) | $(ratio "$s" "$m") | $(ratio "$s" "$r") | <= 1.0x M, all held | |"
         done
     fi
-    if has "$SCENARIOS" g && has "$BROKERS" sol; then
-        g=$(median g sol recv_rate)
-        a=$(median a sol recv_rate)
-        echo "| (g) 3-node cluster, pub node 1 -> sub node 2 | msgs/s received | $(fmt "$g") | (Sol (a): $(fmt "$a")) | $(ratio "$g" "$a") of (a) | >= 0.5x of (a) | $(lossdup g sol) | | $(fmt "$(median g sol broker_cpu_pct)") node 1, $(fmt "$(median g sol broker2_cpu_pct)") node 2 ($(fmt "$(median g sol cpu_pct)")) |"
+    if has "$SCENARIOS" g && [ "$(all_runs g sol)" -gt 0 ]; then
+        g=$(value g sol recv_rate)
+        a=$(value a sol recv_rate)
+        echo "| (g) 3-node Sol cluster, pub node 1 -> sub node 2 | msgs/s received | $(cell g sol recv_rate) | | | (Sol (a): $(fmt "$a")) $(ratio "$g" "$a") of (a) | | >= 0.5x of (a) | $(fmt "$(median g sol broker_cpu_pct)") node 1, $(fmt "$(median g sol broker2_cpu_pct)") node 2 ($(fmt "$(median g sol cpu_pct)")) |"
     fi
     if grep -q '^strace ' "$RAW"; then
-        echo "| strace -c during (a) | broker syscalls/msg | $(median strace sol syscalls_per_msg) | $(median strace mosquitto syscalls_per_msg) | $(ratio "$(median strace sol syscalls_per_msg)" "$(median strace mosquitto syscalls_per_msg)") | < 1.0x | | | |"
+        s=$(median strace sol syscalls_per_msg)
+        m=$(median strace mosquitto syscalls_per_msg)
+        r=$(median strace rumqttd syscalls_per_msg)
+        echo "| strace -c during (a) | broker syscalls/msg | $s | $m | $r | $(ratio "$s" "$m") | $(ratio "$s" "$r") | < 1.0x M | |"
+    fi
+    if grep -q '^[a-d]_closed ' "$RAW"; then
+        echo
+        echo "Closed loop (solbench --max-lag 10000: a publisher stays at most 10,000 deliveries ahead of its subscribers), default settings:"
+        echo
+        header
+        for sc in a b c d; do
+            grep -q "^${sc}_closed " "$RAW" || continue
+            case $sc in
+            a) row a_closed "(a) 1->1 QoS 0, closed loop" recv_rate "msgs/s received" "-" ;;
+            b) row b_closed "(b) 1->1 QoS 1, window 100, closed loop" recv_rate "msgs/s received" "-" ;;
+            c) row c_closed "(c) 10->1 fan-in QoS 0, closed loop" recv_rate "msgs/s received" "-" ;;
+            d) row d_closed "(d) 1->50 fan-out QoS 0, closed loop" recv_rate "msgs/s delivered" "-" ;;
+            esac
+        done
     fi
 } >"$TABLE"
 {
     echo
     nrep=$(awk '$1 != "strace" && $3 > n { n = $3 } END { print n + 0 }' "$RAW")
-    secs=$(median a sol duration_s)
-    [ "$secs" = "-" ] && secs=$(median a mosquitto duration_s)
-    echo "Medians of $nrep run(s), about ${secs%.*} s of publishing each; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
+    echo "Medians of $nrep run(s); a cell \"LOST n\" sums the messages lost over all runs and fails the result (no ratio). Targets are against Mosquitto (M) and rumqttd (R) and all require 0 lost. $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
     if [ "$REPORT_ONLY" = 0 ]; then
         {
-            echo "Sol ${SOL_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)} ($SOL), $("$MOSQ" -h 2>/dev/null | head -1), machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+            vers="Sol ${SOL_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)} ($SOL)"
+            has "$BROKERS" mosquitto && vers="$vers, $("$MOSQ" -h 2>/dev/null | head -1)"
+            has "$BROKERS" rumqttd && vers="$vers, $("$RUMQTTD" --version 2>/dev/null)"
+            echo "$vers; (h) $H_TOTAL and (i) $I_TOTAL messages, ${DURATION} s per timed run; machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+            echo "Broker settings (defaults; only the listener is set): $SETTINGS."
+            [ -n "$SOL_EXTRA" ] && echo "Note: Sol ran with$SOL_EXTRA: this build's defaults start those listeners."
             [ -n "$IDLE_NOTE" ] && echo "Note: $IDLE_NOTE."
+            for n in "${NOTES[@]}"; do echo "Note: $n."; done
         } >"$OUT/meta.txt"
     fi
     cat "$OUT/meta.txt" 2>/dev/null

@@ -319,7 +319,9 @@ static uint64_t slowest_sub(const struct bench *b, uint32_t i)
     return low;
 }
 
-/* RUN: how many messages publisher p may generate this turn, by rate, window, lag and count. */
+/* RUN: how many messages publisher p may generate this turn, by rate, window, lag and count.
+ * Open loop, only the publisher's own state counts (its rate, its window of unacknowledged QoS 1/2
+ * PUBLISHes, its count, its socket): never what the subscribers received. */
 static uint64_t publish_budget(const struct bench *b, const struct publisher *p, uint64_t burst)
 {
     const struct bench_opts *o = &b->o;
@@ -331,7 +333,7 @@ static uint64_t publish_budget(const struct bench *b, const struct publisher *p,
     }
     if (o->qos > 0)
         n = n < o->window - p->unacked ? n : o->window - p->unacked;
-    if (o->max_lag > 0 && o->nsub > 0) {
+    if (!o->open_loop && o->max_lag > 0 && o->nsub > 0) {
         /* Refill only once half the lag has drained: big writes, not a trickle of small ones. */
         uint64_t lag = b->lag_per_pub;
         uint64_t limit = slowest_sub(b, p->c.index) + lag;
@@ -365,6 +367,23 @@ static bool all_delivered(const struct bench *b)
         expected += b->pubs[i].seq * b->o.nsub;
     }
     return b->unique >= expected;
+}
+
+/* DRAIN ends when everything expected arrived (and was acknowledged), when nothing arrived or was
+ * acknowledged for --drain-idle, or after --drain-timeout (0 = no limit, the open-loop default: a
+ * broker that buffered gets all the time it needs, and its rate shows it). */
+static bool drain_done(const struct bench *b)
+{
+    const struct bench_opts *o = &b->o;
+    uint64_t now = b->now, idle_ns = (uint64_t)(o->drain_idle * 1e9);
+    if (all_delivered(b))
+        return true;
+    if (o->drain_timeout > 0 && now - b->t_drain_start > (uint64_t)(o->drain_timeout * 1e9))
+        return true;
+    /* A delivery stamps t_last_event with the clock read when it is decoded, after b->now was
+     * taken for this loop turn: "later than now" is "just now", not 2^64 ns ago. */
+    uint64_t quiet = now > b->t_last_event ? now - b->t_last_event : 0;
+    return quiet > idle_ns && now - b->t_drain_start > idle_ns;
 }
 
 static void enter_run(struct bench *b)
@@ -444,11 +463,8 @@ static void bench_step(struct bench *b)
     case PH_RUN:
         break;
     case PH_DRAIN:
-        if (all_delivered(b) || now - b->t_drain_start > (uint64_t)(o->drain_timeout * 1e9) ||
-            (now - b->t_last_event > (uint64_t)(o->drain_idle * 1e9) &&
-             now - b->t_drain_start > (uint64_t)(o->drain_idle * 1e9))) {
+        if (drain_done(b))
             b->phase = PH_DONE;
-        }
         return;
     case PH_HOLD:
         if (now - b->t_setup_done > (uint64_t)(o->hold * 1e9))
@@ -698,6 +714,85 @@ static void raise_nofile(size_t need)
     }
 }
 
+/* --self-test, second half: the publishing and drain decisions of both loop modes, on a made-up
+ * 1 -> 1 run whose subscriber is far behind its publisher. Returns 0, or -1 with err filled. */
+static int bench_modes_selftest(char *err, size_t errlen)
+{
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            snprintf(err, errlen, "self-test failed at %s:%d: %s", __FILE__, __LINE__, #cond);     \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+    int rc = -1;
+    struct bench *b = calloc(1, sizeof(*b));
+    struct pair *pr = calloc(1, sizeof(*pr));
+    if (!b || !pr) {
+        snprintf(err, errlen, "self-test: out of memory");
+        goto out;
+    }
+    struct publisher pub = {.c = {.fd = -1, .role = ROLE_PUB}};
+    struct subscriber sub = {.c = {.fd = -1, .role = ROLE_SUB}, .pairs = pr};
+    const uint64_t burst = 1000;
+    b->pubs = &pub;
+    b->subs = &sub;
+    b->o.npub = b->o.nsub = 1;
+    b->o.window = 100;
+    b->o.drain_idle = 2;
+    b->now = b->t_run_start = 100 * NS;
+
+    /* Closed loop (--max-lag 10): a publisher 10 ahead of its subscriber must wait. */
+    b->o.max_lag = 10;
+    b->lag_per_pub = 10;
+    CHECK(publish_budget(b, &pub, burst) == 10);
+    pub.seq = 10;
+    CHECK(publish_budget(b, &pub, burst) == 0);
+    pr->next_seq = 6; /* half the lag drained: refill */
+    CHECK(publish_budget(b, &pub, burst) == 6);
+
+    /* Open loop: a million ahead and the subscriber at 6 changes nothing. */
+    b->o.open_loop = true;
+    b->o.max_lag = 0;
+    pub.seq = 1000000;
+    CHECK(publish_budget(b, &pub, burst) == burst);
+    /* QoS 1: bounded only by the publisher's own window of unacknowledged PUBLISHes. */
+    b->o.qos = 1;
+    pub.unacked = 40;
+    CHECK(publish_budget(b, &pub, burst) == 60);
+    pub.unacked = 100;
+    CHECK(publish_budget(b, &pub, burst) == 0);
+    pub.unacked = 0;
+    /* ... and by its message count. */
+    b->o.count = 1000005;
+    CHECK(publish_budget(b, &pub, burst) == 5);
+    pub.seq = b->o.count;
+    CHECK(publish_budget(b, &pub, burst) == 0 && all_published(b));
+
+    /* Drain, open loop (no --drain-timeout): still arriving 60 s after the end is not the end. */
+    b->o.drain_timeout = 0;
+    b->t_drain_start = b->now;
+    b->now += 60 * NS;
+    b->t_last_event = b->now - NS / 2;
+    CHECK(!drain_done(b));
+    b->t_last_event = b->now + 1000; /* stamped after this turn's b->now was read */
+    CHECK(!drain_done(b));
+    b->now += 3 * NS; /* nothing for 3 s > --drain-idle 2 */
+    CHECK(drain_done(b));
+    b->t_last_event = b->now;
+    b->unique = b->o.count; /* everything arrived: done at once */
+    CHECK(drain_done(b));
+    b->unique = 0;
+    b->o.drain_timeout = 10; /* closed-loop default: the timeout ends it */
+    CHECK(drain_done(b));
+    rc = 0;
+out:
+    free(pr);
+    free(b);
+    return rc;
+#undef CHECK
+}
+
 int main(int argc, char **argv)
 {
     struct bench *b = calloc(1, sizeof(*b));
@@ -714,6 +809,8 @@ int main(int argc, char **argv)
     if (b->o.self_test) {
         char err[256];
         rc = bench_stats_selftest(err, sizeof(err));
+        if (rc == 0)
+            rc = bench_modes_selftest(err, sizeof(err));
         printf("%s\n", rc == 0 ? "self-test ok" : err);
         free(b);
         return rc == 0 ? 0 : 1;

@@ -181,14 +181,15 @@ def test_solbench_against_mosquitto(mosquitto, qos):
 
 
 def test_solbench_sees_loss():
-    """A Mosquitto allowed to queue one message per client drops QoS 0 under fan-out: solbench must
-    count it as lost, not report a clean run."""
+    """A Mosquitto allowed to queue one QoS 1 message per client beyond its 20 in flight drops under
+    fan-out with publishers that do not wait (--max-lag 0): solbench must count it as lost, not
+    report a clean run. (Mosquitto's max_queued_messages does not limit QoS 0 to online clients.)"""
     if not os.access(MOSQUITTO, os.X_OK):
         pytest.skip("mosquitto not installed")
     port, proc, conf = start_mosquitto("max_queued_messages 1\n")
     try:
         rc, fields, out = solbench("--port", port, "--duration", 1, "--subs", 20, "--max-lag", 0,
-                                   "--drain-idle", 1, "--check")
+                                   "--qos", 1, "--window", 100, "--drain-idle", 1, "--check")
     finally:
         stop(proc)
         os.unlink(conf)
@@ -235,3 +236,53 @@ def test_foreign_payloads_are_ignored(sol):
     assert int(fields["foreign"]) >= 2, out
     assert fields["lost"] == "0" and fields["dup"] == "0", out
     assert int(fields["recv"]) == int(fields["sent"]), out
+
+
+def test_open_loop_reports_what_a_dropping_broker_loses():
+    """Open loop, QoS 1, window 100, against a Mosquitto that queues one message per client beyond
+    its 20 in flight: the publisher never waits for the subscriber, so Mosquitto acknowledges and
+    drops the rest, and solbench must count them as lost (exit 3 with --check). The same broker
+    closed loop (at most 10 deliveries on their way) loses nothing, so the loss is the mode's."""
+    if not os.access(MOSQUITTO, os.X_OK):
+        pytest.skip("mosquitto not installed")
+    port, proc, conf = start_mosquitto("max_queued_messages 1\n")
+    try:
+        rc, fields, out = solbench("--port", port, "--open-loop", "--qos", 1, "--window", 100,
+                                   "--count", 20000, "--drain-idle", 1, "--check")
+        rc_closed, closed, out_closed = solbench("--port", port, "--max-lag", 10, "--qos", 1,
+                                                 "--window", 100, "--count", 2000, "--check")
+    finally:
+        stop(proc)
+        os.unlink(conf)
+    assert fields["open_loop"] == "1" and fields["max_lag"] == "0", out
+    assert fields["errors"] == "0" and fields["bad_acks"] == "0", out
+    assert int(fields["sent"]) == 20000 and fields["expected"] == "20000", out
+    assert rc == 3, out  # --check fails the run
+    assert int(fields["lost"]) > 0, out
+    assert int(fields["recv"]) + int(fields["lost"]) == int(fields["expected"]), out
+    assert fields["dup"] == "0" and fields["ooo"] == "0", out
+    assert rc_closed == 0 and closed["open_loop"] == "0", out_closed
+    assert closed["lost"] == "0" and closed["recv"] == "2000", out_closed
+
+
+def test_open_loop_is_max_lag_zero():
+    """--max-lag 0 is open loop too; --open-loop with a non-zero --max-lag is a usage error."""
+    if not os.access(SOLBENCH, os.X_OK):
+        pytest.skip(f"{SOLBENCH} not built")
+    proc = subprocess.run([SOLBENCH, "--open-loop", "--max-lag", "5"], capture_output=True,
+                          text=True, timeout=10)
+    assert proc.returncode == 2 and "--open-loop" in proc.stderr, proc.stderr
+    out = subprocess.run([SOLBENCH, "--help"], capture_output=True, text=True, timeout=10).stdout
+    assert "--open-loop" in out and "0 = open loop" in out, out
+
+
+def test_open_loop_exactly_once_against_mosquitto(mosquitto):
+    """Open loop against a broker with room to queue: QoS 1 from 3 publishers with window 100,
+    every message arrives exactly once and in order, and the drain waits for all of them."""
+    rc, fields, out = solbench("--port", mosquitto, "--open-loop", "--qos", 1, "--window", 100,
+                               "--pubs", 3, "--count", 5000, "--check")
+    assert rc == 0, out
+    check_result(fields, out)
+    assert fields["open_loop"] == "1", out
+    assert fields["recv"] == str(3 * 5000) and fields["lost"] == "0", out
+    assert fields["dup"] == "0" and fields["ooo"] == "0", out
