@@ -35,11 +35,25 @@ static void flow_push(struct flow_source **head, struct flow_source *src)
     *head = src;
 }
 
-bool broker_flow_block(struct broker *b, struct flow_gate *g)
+/* Would src waiting on a gate drained by d close a cycle? Follows d's own wait, and so on. A chain
+ * longer than any real one counts as a cycle: not pausing is always safe. */
+static bool flow_would_cycle(const struct flow_source *src, const struct flow_source *d)
+{
+    for (int hops = 0; d; hops++) {
+        if (d == src || hops == 64)
+            return true;
+        d = d->gate ? d->gate->drainer : NULL;
+    }
+    return false;
+}
+
+bool broker_flow_block(struct broker *b, struct flow_gate *g, struct flow_source *drainer)
 {
     struct flow_source *src = b->flow_current;
-    if (!src || src->gate || b->cfg.overload_policy == OVERLOAD_DROP)
+    if (!src || src->gate || b->cfg.overload_policy == OVERLOAD_DROP ||
+        flow_would_cycle(src, drainer))
         return false;
+    g->drainer = drainer;
     bool was_paused = src->ready; /* released this turn but not resumed yet: waits again, on g */
     if (was_paused) {
         flow_unlink(&b->flow_ready, src);

@@ -50,6 +50,9 @@ struct flow_source {
 
 struct flow_gate {
     struct flow_source *waiters; /* broker-owned list */
+    /* Whose progress drains the gate (a subscriber's own connection), NULL when nothing paused
+     * here does (a peer link, drained by the network); set by broker_flow_block. */
+    struct flow_source *drainer;
 };
 
 /* Deliveries from now until broker_flow_leave come from src (NULL: a will, $SYS, a peer that cannot
@@ -57,9 +60,13 @@ struct flow_gate {
 void broker_flow_enter(struct broker *b, struct flow_source *src);
 void broker_flow_leave(struct broker *b);
 
-/* The gate is full: pause the source of the delivery in progress and make it wait on g. Returns
- * true if a source was paused (false: no source, it already waits, or the policy is drop). */
-bool broker_flow_block(struct broker *b, struct flow_gate *g);
+/* The gate is full: pause the source of the delivery in progress and make it wait on g, which
+ * drainer's progress empties (NULL: none of ours). Never makes a cycle of waits: a source is not
+ * paused on a gate whose drainer waits, directly or down a chain, on the source itself (a client
+ * publishing to its own subscription; two clients publishing to each other); there the gate grows
+ * past its watermark until the chain moves. Returns true if a source was paused (false: no source,
+ * it already waits, a cycle, or the policy is drop). */
+bool broker_flow_block(struct broker *b, struct flow_gate *g, struct flow_source *drainer);
 
 /* The gate has room again (or stopped exerting back-pressure): every source waiting on it resumes
  * at the next check phase. Safe on a gate nobody waits on. */

@@ -252,9 +252,9 @@ static void session_stall(struct broker *b, struct session *s, const char *why)
 }
 
 /* After a delivery: a subscriber over backlog_high bytes or max-queued queued messages holds back
- * the source of this delivery, unless that is its own connection (a client that publishes to
- * itself keeps its acks flowing) or it has made no progress for stall-timeout or is over the hard
- * cap. */
+ * the source of this delivery, unless that would close a cycle of waits (its own connection, or
+ * one that waits on this source: flow.h) or it has made no progress for stall-timeout or is over
+ * the hard cap. */
 static void session_after_deliver(struct broker *b, struct session *s)
 {
     if (!session_exerts_backpressure(b, s))
@@ -273,8 +273,7 @@ static void session_after_deliver(struct broker *b, struct session *s)
         session_stall(b, s, "no progress for stall-timeout-ms");
         return;
     }
-    if (b->flow_current != &s->conn->flow)
-        broker_flow_block(b, &s->gate);
+    broker_flow_block(b, &s->gate, &s->conn->flow);
 }
 
 void session_progress(struct broker *b, struct session *s)
