@@ -349,3 +349,183 @@ def test_max_queued_pauses_publisher_until_acks(broker_factory):
     assert slow.seqs() == list(range(40)) and fast.seqs() == list(range(40))
     wait_metric(b, PAUSED, lambda v: v == 0, 10, "the pause to end")
     assert metric(b, DROP_QFULL) == 0
+
+
+# ---- c: a stalled consumer does not block others ----
+
+def test_stalled_subscriber_releases_publisher_and_keeps_its_queue(broker_factory):
+    """A client subscribed to '#' (QoS 1, clean session false) that never reads, a publisher on
+    a/q0 flooding QoS 0 (8 MB) with a subscriber of its own that reads. The stalled client holds
+    the publisher back for --stall-timeout-ms (500), then stalls: the publisher flows again and
+    its subscriber gets all of it, in order; the stalled client's QoS 0 past backlog-high is
+    dropped and counted. 300 QoS 1 messages follow: the stalled client keeps the in-flight window
+    plus --max-queued (100) of them, the rest dropped as queue_full. When it reads, it gets those,
+    in order, and then a new message: it is normal again."""
+    max_queued, inflight = 100, 20
+    b = start(broker_factory, "--stall-timeout-ms", 500, max_queued=max_queued,
+              max_inflight=inflight)
+    stalled = Peer(connect(b, "stalled", [("#", 1)], clean=False, rcvbuf=4096), reading=False)
+    sub = Peer(connect(b, "a-sub", [("a/#", 1)]))
+    pub = Peer(connect(b, "a-pub"))
+    n0 = 8000
+    flooder(pub, "a/q0", limit=n0)
+    drive([pub, sub], lambda: len(sub.pubs) >= n0, 20,
+          lambda: f"{n0} messages at the publisher's subscriber (got {len(sub.pubs)})")
+    assert sub.seqs() == list(range(n0))
+    m = metrics(b)
+    assert m[STALLED] >= 1, "the non-reading client never stalled"
+    assert m[PAUSES] >= 1, "the non-reading client never held the publisher back"
+    assert m[DROP_Q0] > 0, "the stalled client's QoS 0 was not dropped (or not counted)"
+    assert m[PAUSED] == 0
+
+    n1 = 300
+    flooder(pub, "a/q1", qos=1, size=16, limit=n1)
+    acks0 = pub.pubacks
+    drive([pub, sub], lambda: pub.pubacks - acks0 >= n1 and len(sub.seqs("a/q1")) >= n1, 10,
+          "the QoS 1 messages at the publisher's subscriber")
+    assert sub.seqs("a/q1") == list(range(n1))
+    assert metric(b, DROP_QFULL) > 0
+
+    stalled.reading = True
+    drive([stalled], lambda: len(stalled.seqs("a/q1")) >= max_queued, 20,
+          lambda: f"the stalled client's queued QoS 1 (got {len(stalled.seqs('a/q1'))})")
+    # Its queue has room again: one more message comes after the queued ones.
+    pub.rc.sock.setblocking(True)
+    pub.rc.publish("a/end", seq_payload(0, 16), qos=1, pid=7777)
+    pub.sock.setblocking(False)
+    drive([stalled], lambda: stalled.seqs("a/end"), 10, "a new message at the caught-up client")
+    got = stalled.seqs("a/q1")
+    assert got == list(range(len(got))), "queued QoS 1 lost in the middle or reordered"
+    assert max_queued <= len(got) <= max_queued + inflight + 1, len(got)
+    q0 = stalled.seqs("a/q0")
+    assert q0 == sorted(q0) and len(set(q0)) == len(q0)
+    assert [t for t, _, _ in stalled.pubs][-1] == "a/end"
+
+
+def test_stall_does_not_pause_unrelated_topics(broker_factory):
+    """A non-reading subscriber of a/# holds the publisher of a/t back (long stall timeout, so it
+    stays held). Meanwhile a publisher and a subscriber of u/t, which the stuck client does not
+    subscribe to, exchange 4 MB untouched: all of it arrives, in order, and that publisher is never
+    paused (still one publisher paused, no new pause event), while the a/t publisher stays stuck."""
+    b = start(broker_factory, "--stall-timeout-ms", 30000)
+    stuck = Peer(connect(b, "stuck", [("a/#", 0)], rcvbuf=4096), reading=False)
+    apub = Peer(connect(b, "a-pub"))
+    st = flooder(apub, "a/t")
+    assert flood_until_pushed_back(b, apub, st), "the a/t publisher was never pushed back"
+    pauses = metric(b, PAUSES)
+    usub = Peer(connect(b, "u-sub", [("u/t", 0)]))
+    upub = Peer(connect(b, "u-pub"))
+    n = 4000
+    # Paced by its subscriber (at most 200 messages ahead, well under backlog-low), so that the
+    # u/t subscriber itself never holds its publisher back.
+    flooder(upub, "u/t", limit=n, lag=200, other=usub)
+    drive([upub, usub], lambda: len(usub.pubs) >= n, 20,
+          lambda: f"u/t messages (got {len(usub.pubs)})")
+    assert usub.seqs() == list(range(n))
+    m = metrics(b)
+    assert m[PAUSED] == 1 and m[PAUSES] == pauses, "an unrelated publisher was paused"
+    assert not writable(apub.sock, 0), "the a/t publisher was released"
+    assert m[DROP_Q0] == 0 and not stuck.closed
+
+
+# ---- d: the memory cap ----
+
+def _closed(rc, timeout):
+    """True if the broker closed rc within timeout (a readable socket with nothing to read)."""
+    if not select.select([rc.sock], [], [], timeout)[0]:
+        return False
+    try:
+        return rc.sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def test_max_conn_memory_closes_largest_holder(raw, broker_factory):
+    """--max-conn-memory 2.75 MiB: three clients each hold the first 300 KB of a 400 KB PUBLISH
+    (a 512 KiB buffer each), a fourth the first 990 KB of a 1,000,000-byte one (max-packet-size
+    1 MiB). Its buffer would have to grow to 2 MiB: over the cap, so the largest holder, that
+    fourth client, is closed; the broker stays up, the other three finish their PUBLISHes and
+    they are delivered, a new client works, sol_connections_closed_memory_total is 1."""
+    b = start(broker_factory, "--max-conn-memory", 2883584)
+    s = raw(b, timeout=10)
+    s.connect("mem-sub")
+    assert s.subscribe(1, [("mem/#", 0)]) == [0]
+
+    def start_publish(cid, total, first):
+        c = raw(b, timeout=10)
+        c.connect(cid)
+        head = bytes([0x30]) + enc_varint(total) + enc_str("mem/" + cid)
+        body = b"m" * (total - len(enc_str("mem/" + cid)))
+        c.send(head + body[:first])
+        return c, body[first:]
+    small = [start_publish(f"s{i}", 400_000, 300_000) for i in range(3)]
+    big = raw(b, timeout=10)
+    big.connect("big")
+    topic = enc_str("mem/big")
+    data = bytes([0x30]) + enc_varint(1_000_000) + topic + b"B" * (1_000_000 - len(topic))
+    # 985 KB at once (a 1 MiB buffer), then 1 KB at a time: the next read needs 2 MiB.
+    try:
+        big.send(data[:985_000])
+        for off in range(985_000, len(data) - 1000, 1000):
+            big.send(data[off:off + 1000])
+            if _closed(big, 0.05):
+                break
+    except OSError:
+        pass  # closed while sending
+    big.expect_closed(timeout=5)
+    assert b.alive()
+    for c, rest in small:
+        c.send(rest)
+    got = sorted((s.recv_publish(timeout=10).topic) for _ in small)
+    assert got == ["mem/s0", "mem/s1", "mem/s2"]
+    for c, _ in small:
+        assert c.is_open(timeout=3)
+    o = raw(b)
+    o.connect("mem-other")
+    o.publish("mem/other", b"hello", qos=1)
+    assert s.recv_publish().payload == b"hello"
+    assert metric(b, MEM_CLOSED) == 1
+    assert "over max-conn-memory" in b.log()
+
+
+# ---- e: no deadlock ----
+
+def test_publisher_subscribed_to_itself_completes(broker_factory):
+    """A client subscribed at QoS 1 to its own topic publishes 10,000 QoS 1 messages flat out
+    while reading and acknowledging its deliveries: its own backlog never pauses it (it would
+    wait on itself), and it gets all of them, in order, and every PUBACK; nothing dropped. Without
+    back-pressure its queue overflows --max-queued (1000) and messages are lost."""
+    b = start(broker_factory)
+    n = 10_000
+    c = Peer(connect(b, "self", [("self/t", 1)], timeout=20))
+    flooder(c, "self/t", qos=1, size=500, limit=n)
+    drive([c], lambda: len(c.pubs) >= n and c.pubacks >= n, 30,
+          lambda: f"{n} deliveries and PUBACKs (got {len(c.pubs)}, {c.pubacks}; dropped "
+                  f"{metric(b, DROP_QFULL)})")
+    assert c.seqs() == list(range(n))
+    m = metrics(b)
+    assert m[DROP_QFULL] == 0 and m[DROP_Q0] == 0 and m[STALLED] == 0
+
+
+# ---- f: --overload-policy drop ----
+
+def test_policy_drop_drops_and_never_pauses(broker_factory):
+    """--overload-policy drop: the flood of test_backpressure_engages_and_releases is taken
+    whole (the publisher is never pushed back or paused); the non-reading subscriber's QoS 0 past
+    backlog-high is dropped, counted as qos0_stalled, and received + dropped = sent."""
+    b = start(broker_factory, "--overload-policy", "drop", "--stall-timeout-ms", 30000)
+    sub = Peer(connect(b, "drop-sub", [("drop/t", 0)], rcvbuf=4096), reading=False)
+    pub = Peer(connect(b, "drop-pub"))
+    n = 20_000  # 20 MB
+    st = flooder(pub, "drop/t", limit=n)
+    drive([pub], lambda: st["next"] >= n and not pub.out, 30, "the publisher to send everything")
+    m = wait_metric(b, "sol_messages_received_total", lambda v: v >= n, 10,
+                    "the broker to read the whole flood")
+    sub.reading = True
+    drive([sub], lambda: len(sub.pubs) + metric(b, DROP_Q0) >= n, 20,
+          lambda: f"received + dropped = sent (got {len(sub.pubs)}, dropped {metric(b, DROP_Q0)})")
+    m = metrics(b)
+    assert m[DROP_Q0] > 0 and len(sub.pubs) + m[DROP_Q0] == n
+    assert m[PAUSED] == 0 and m[PAUSES] == 0
+    seqs = sub.seqs()
+    assert seqs == sorted(seqs) and seqs[:100] == list(range(100))
