@@ -11,8 +11,8 @@ One broker at its default settings (back-pressure, --stall-timeout-ms 2000, --ma
      seconds of flat-out publishing, while the broker's VmRSS is sampled every second. The
      stalled client matches the publisher's topic too, so it holds the publisher back for the
      stall timeout (counted in the rate), then stalls and its QoS 0 is dropped, counted.
-  3. QOS1_N QoS 1 messages to another topic while the client is still stalled: it keeps the
-     in-flight window plus --max-queued of them; then it starts reading and must receive those
+  3. QOS1_N (3000) QoS 1 messages to another topic while the client is still stalled: it keeps
+     the in-flight window plus --max-queued of them (defaults read from `sol --help`); then it starts reading and must receive those
      (at least --max-queued), in order, and then a new message (it caught up).
 
 Conditions (exit 1 if any fails):
@@ -45,9 +45,16 @@ import urllib.request
 
 HOST = "127.0.0.1"
 RSS_BOUND_MIB = 64
-MAX_QUEUED = 1000   # Sol's default --max-queued
-INFLIGHT = 20       # Sol's default --max-inflight
 QOS1_N = 3000
+
+
+def default(sol, flag):
+    """A setting's default, from `sol --help` ("--max-queued N ... (default: 1000)")."""
+    out = subprocess.run([sol, "--help"], capture_output=True, text=True).stdout
+    m = re.search(r"^\s*%s \S+ .*\(default: (\d+)\)" % re.escape(flag), out, re.M)
+    if not m:
+        sys.exit(f"no default for {flag} in {sol} --help")
+    return int(m.group(1))
 
 
 def free_port():
@@ -192,6 +199,7 @@ def main():
     ap.add_argument("--base", type=int, default=15, help="baseline run, seconds")
     ap.add_argument("--flat", type=int, default=60, help="run with the stalled client, seconds")
     a = ap.parse_args()
+    max_queued, inflight = default(a.sol, "--max-queued"), default(a.sol, "--max-inflight")
 
     port, http = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
@@ -260,7 +268,8 @@ def main():
             if acks < QOS1_N:
                 pub.fill(deadline)
         qfull = metrics(http)['sol_messages_dropped_total{reason="queue_full"}']
-        row(f"QoS 1 sent while stalled / dropped queue_full", f"{QOS1_N} / {qfull:,.0f}")
+        row(f"QoS 1 sent while stalled / dropped queue_full (max-queued {max_queued}, "
+            f"max-inflight {inflight})", f"{QOS1_N} / {qfull:,.0f}")
 
         # The stalled client reads now: its queued QoS 1 arrive, in order, then a new message.
         got, q0_left, marker = [], 0, False
@@ -283,16 +292,16 @@ def main():
                     marker = True
                 else:
                     q0_left += 1
-            if len(got) >= MAX_QUEUED and not sent_marker:
+            if len(got) >= max_queued and not sent_marker:
                 pub.sock.sendall(publish_pkt("other/end", b"end", 1, 9999))
                 sent_marker = True
             if not marker:
                 stalled.fill(deadline)
         row("stalled client, QoS 0 still delivered when it read", f"{q0_left:,}")
         in_order = got == list(range(len(got)))
-        row(f"stalled client, QoS 1 received (>= {MAX_QUEUED}, in order, then a new one)",
+        row(f"stalled client, QoS 1 received (>= {max_queued}, in order, then a new one)",
             f"{len(got)} (seq {got[0]}..{got[-1]})" if got else "0",
-            in_order and MAX_QUEUED <= len(got) <= MAX_QUEUED + INFLIGHT + 1 and marker)
+            in_order and max_queued <= len(got) <= max_queued + inflight + 1 and marker)
         row("broker alive", "yes" if broker.poll() is None else "NO", broker.poll() is None)
 
         w = max(len(r[0]) for r in rows)
