@@ -147,9 +147,15 @@ def test_max_queued_offline_drops_beyond_limit(raw, broker_factory):
 
 
 def test_max_queued_slow_consumer(raw, broker_factory):
-    """--max-queued with a connected consumer that does not acknowledge: the broker keeps at most
-    inflight + queued messages for it and stays responsive to others."""
-    b = broker_factory(max_queued=5, max_inflight=2)
+    """--max-queued with a connected consumer that does not acknowledge, under --overload-policy
+    drop: the broker keeps at most inflight + queued messages for it (the rest dropped) and stays
+    responsive to others. The drop policy is what makes this so: under the default
+    back-pressure policy the slow consumer's full queue pauses the publisher instead, nothing
+    dropped until the consumer stalls after --stall-timeout-ms (this test then only passes 2 s
+    late, by way of the stall), which test_overload.py::
+    test_max_queued_pauses_publisher_until_acks covers. (Mosquitto, whose queue limit always drops,
+    ignores extra_args.)"""
+    b = broker_factory(max_queued=5, max_inflight=2, extra_args=["--overload-policy", "drop"])
     s = subscriber(raw, b, "slow-sub", "slow/t")
     other = subscriber(raw, b, "fast-sub", "slow/t")
     p = raw(b)
