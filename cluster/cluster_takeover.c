@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cluster_int.h"
+#include "hash.h"
 
 static void takeover_finish(struct cluster *c, struct takeover *t)
 {
@@ -298,15 +299,6 @@ static void id_list_add(const char *client_id, void *ctx)
     l->n++;
 }
 
-/* FNV-1a: spreads the sessions over the peers. */
-static uint64_t handoff_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 size_t takeover_handoff_all(struct cluster *c)
 {
     struct peer **alive = NULL;
@@ -335,7 +327,7 @@ size_t takeover_handoff_all(struct cluster *c)
         req.client_id = l.ids[i];
         req.token = 0; /* unsolicited: the peer imports it and resumes no CONNECT */
         req.clean_session = false;
-        session_export(c, alive[handoff_hash(l.ids[i]) % npeers], &req);
+        session_export(c, alive[hash_fnv1a_str(l.ids[i]) % npeers], &req);
         moved++;
     }
     log_info(c->log, "cluster: leaving: %zu persistent session(s) handed to %zu peer(s)", moved,

@@ -13,6 +13,7 @@
  * refuted by broadcasting alive with a higher incarnation (unless we are leaving).
  */
 #include "membership_int.h"
+#include "hash.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -45,15 +46,10 @@ uint64_t membership_rand(struct membership *m)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-/* FNV-1a, to remember which nodes confirmed a suspicion without storing their names. */
+/* To remember which nodes confirmed a suspicion without storing their names. */
 uint64_t membership_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return hash_fnv1a_str(s);
 }
 
 struct mb_node *membership_node(const struct membership *m, const char *name)

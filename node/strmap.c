@@ -1,18 +1,13 @@
 /* strmap.c - string-keyed hash map (see strmap.h). */
 #include "strmap.h"
+#include "hash.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* FNV-1a: short keys (client ids, filters), good enough spread, no allocation. */
 static uint64_t strmap_hash(const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)key[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return hash_fnv1a(key, len);
 }
 
 void strmap_init(struct strmap *m)
