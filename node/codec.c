@@ -594,14 +594,6 @@ size_t codec_encode_publish(uint8_t *out, const struct mqtt_publish *p, size_t *
     return (size_t)(w + p->payload_len - out);
 }
 
-/* Patch a copied PUBLISH for one subscriber: its packet id and the DUP flag [MQTT-3.3.1-1]. */
-void codec_publish_patch(uint8_t *pkt, size_t id_offset, uint16_t packet_id, bool dup)
-{
-    pkt[0] = (uint8_t)((pkt[0] & ~0x08) | (dup ? 0x08 : 0));
-    if (id_offset)
-        put_u16(pkt + id_offset, packet_id);
-}
-
 /* CONNECT remaining length: variable header (10 bytes) plus the payload fields the flags select. */
 static size_t connect_rl(const struct mqtt_connect *c)
 {

@@ -167,8 +167,17 @@ size_t codec_encode_suback(uint8_t *out, uint16_t packet_id, const uint8_t *code
  * subscriber; see codec_publish_patch). id offset is 0 for QoS 0. */
 size_t codec_publish_size(size_t topic_len, size_t payload_len, uint8_t qos);
 size_t codec_encode_publish(uint8_t *out, const struct mqtt_publish *p, size_t *id_offset);
-/* Rewrite the packet id and DUP flag of an encoded QoS 1/2 PUBLISH in place. */
-void codec_publish_patch(uint8_t *pkt, size_t id_offset, uint16_t packet_id, bool dup);
+/* Patch a copied PUBLISH for one delivery, in place: the DUP [MQTT-3.3.1-1] and RETAIN flags and,
+ * at QoS 1/2 (id_offset != 0), the packet id; the QoS bits stay. Inline: it runs once per delivery. */
+static inline void codec_publish_patch(uint8_t *pkt, size_t id_offset, uint16_t packet_id, bool dup,
+                                       bool retain)
+{
+    pkt[0] = (uint8_t)((pkt[0] & 0x06) | 0x30 | (dup ? 0x08 : 0) | (retain ? 0x01 : 0));
+    if (id_offset) {
+        pkt[id_offset] = (uint8_t)(packet_id >> 8);
+        pkt[id_offset + 1] = (uint8_t)(packet_id & 0xff);
+    }
+}
 
 /* ---- Encoders, client side (tests, benchmark) ---- */
 /* CONNECT: level 0 in c means 4 (3.1.1); will QoS/retain are written only when will_flag is set. */

@@ -78,10 +78,6 @@ size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_
     if (!wire)
         return 0;
     memcpy(out, wire, len);
-    out[0] = (uint8_t)(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0));
-    if (qos) {
-        out[off] = (uint8_t)(packet_id >> 8);
-        out[off + 1] = (uint8_t)(packet_id & 0xff);
-    }
+    codec_publish_patch(out, qos ? off : 0, packet_id, dup, retain);
     return len;
 }

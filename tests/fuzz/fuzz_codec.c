@@ -65,7 +65,7 @@ static void check_publish(const uint8_t *orig, const struct mqtt_packet *p)
 
     /* Patch as the broker does per subscriber; only id and DUP may change. */
     if (a->qos > 0) {
-        codec_publish_patch(enc, id_off, (uint16_t)(a->packet_id ^ 0x5A5A) | 1, !a->dup);
+        codec_publish_patch(enc, id_off, (uint16_t)(a->packet_id ^ 0x5A5A) | 1, !a->dup, a->retain);
         CHECK(codec_decode(enc, size, 0, &q) == CODEC_OK);
         CHECK(b->packet_id == ((uint16_t)(a->packet_id ^ 0x5A5A) | 1));
         CHECK(b->dup == !a->dup && b->qos == a->qos && b->retain == a->retain);

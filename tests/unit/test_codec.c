@@ -57,22 +57,24 @@ static void test_publish_patch(void **state)
     size_t id_off, n = codec_encode_publish(buf, &in, &id_off);
     struct mqtt_packet p;
     memcpy(copy, buf, n);
-    codec_publish_patch(copy, id_off, 0x1234, true);
+    codec_publish_patch(copy, id_off, 0x1234, true, true);
     assert_int_equal(decode_exact(copy, n, 0, &p), CODEC_OK);
     assert_int_equal(p.u.publish.packet_id, 0x1234);
     assert_true(p.u.publish.dup);
     assert_true(p.u.publish.retain);
     assert_int_equal(p.u.publish.qos, 1);
-    codec_publish_patch(copy, id_off, 7, false);
+    codec_publish_patch(copy, id_off, 7, false, false);
     assert_int_equal(decode_exact(copy, n, 0, &p), CODEC_OK);
     assert_int_equal(p.u.publish.packet_id, 7);
     assert_false(p.u.publish.dup);
+    assert_false(p.u.publish.retain);
+    assert_int_equal(p.u.publish.qos, 1);
     assert_memory_equal(p.u.publish.payload, "hi", 2);
     /* QoS 0: id offset 0, patch only touches DUP (cleared). */
     in.qos = 0;
     n = codec_encode_publish(buf, &in, &id_off);
     assert_int_equal(id_off, 0);
-    codec_publish_patch(buf, id_off, 9, false);
+    codec_publish_patch(buf, id_off, 9, false, true);
     assert_int_equal(decode_exact(buf, n, 0, &p), CODEC_OK);
     assert_memory_equal(p.u.publish.payload, "hi", 2);
 }
