@@ -50,7 +50,7 @@ cluster: build
 	@./deploy/local-cluster.sh $(BUILD)/sol
 
 format:
-	@clang-format -i node/*.[ch] cluster/*.[ch] bench/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	@clang-format -i app/*.c node/*.[ch] cluster/*.[ch] bench/*.[ch] tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
