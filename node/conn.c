@@ -314,7 +314,7 @@ static void conn_skim(struct conn *c)
     size_t r = c->skim_off, w = c->skim_off;
     while (r < c->in_len && c->state == CONN_ACTIVE) {
         struct mqtt_packet p;
-        if (codec_decode(c->in + r, c->in_len - r, b->cfg.max_packet_size, &p) < 0 ||
+        if (codec_decode(c->in + r, c->in_len - r, b->cfg.max_packet_size, &p) != CODEC_OK ||
             p.total_len > b->cfg.max_packet_size)
             break; /* incomplete or bad: left for the in-order parse to handle */
         if (p.type == MQTT_PUBACK || p.type == MQTT_PUBREC || p.type == MQTT_PUBCOMP) {
