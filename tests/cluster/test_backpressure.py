@@ -240,9 +240,12 @@ def test_open_loop_publishers_slowed_across_nodes_lose_nothing(cluster, qos):
 
 def test_slow_remote_subscriber_slows_qos0_publisher_instead_of_losing(cluster):
     """A raw subscriber on n2 with a 16 KiB receive buffer that reads at most 32 KiB every 5 ms
-    (a few MB/s), a QoS 0 publisher on n1 flooding 24 MiB: the subscriber gets every message in order,
-    nothing is dropped on either node, and the publisher was paused on n1 (its link to n2 full)."""
-    n1, n2 = cluster.start_nodes(2, extra_args=SMALL_BACKLOG)
+    (a few MB/s), a QoS 0 publisher on n1 flooding 24 MiB, sessions capped at 8 MiB: the subscriber
+    gets every message in order, nothing is dropped on either node, no session stalls, and the
+    publisher was paused on n1 (its link to n2 full). Without back-pressure across nodes n2 cannot
+    slow n1: the session passes its cap, stalls, and its QoS 0 messages are dropped."""
+    cap = ("--session-max-bytes", str(8 * 1024 * 1024))
+    n1, n2 = cluster.start_nodes(2, extra_args=SMALL_BACKLOG + cap)
     wait_until(lambda: cluster.converged(), 10, "membership converged")
     sub = Raw(n2, "slow-sub", rcvbuf=16384)
     sub.subscribe(b"bp/slow")
