@@ -262,6 +262,8 @@ static void link_resume(struct flow_source *src)
     link_run(l, &budget);
 }
 
+static const struct flow_source_ops link_flow_ops = {link_pause, link_resume};
+
 static void link_free(struct rx_link *l)
 {
     struct cluster *c = l->c;
@@ -382,8 +384,7 @@ static void net_accept_cb(void *arg)
         } else {
             l->c = c;
             l->s = s;
-            l->src.pause = link_pause;
-            l->src.resume = link_resume;
+            l->src.ops = &link_flow_ops;
             snprintf(l->from, sizeof(l->from), "unknown");
             nng_sockaddr sa;
             if (nng_stream_get_addr(s, NNG_OPT_REMADDR, &sa) == 0 && sa.s_family == NNG_AF_INET) {
