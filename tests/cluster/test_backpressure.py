@@ -290,8 +290,10 @@ def test_killed_peer_releases_paused_publisher(cluster):
     pub = Flooder(n1, b"bp/kill", 512)
     pub.start()
     try:
+        # Paused at the high watermark (2 MiB); it stays paused until the queue is under the low
+        # one (512 KiB), and n2 (its link paused, reading on up to 2 MiB) takes a little meanwhile.
         wait_until(lambda: metric(n1, "sol_publishers_paused") >= 1 and
-                   metric(n1, "sol_cluster_peer_queue_bytes", 'peer="n2"') > 2 * 1024 * 1024, 30,
+                   metric(n1, "sol_cluster_peer_queue_bytes", 'peer="n2"') > 512 * 1024, 30,
                    "n1 to pause the publisher for n2's full queue", interval=0.05)
 
         def taken():  # PUBLISHes n1 has read from its clients
