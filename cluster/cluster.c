@@ -163,29 +163,23 @@ static struct peer *cluster_sender(struct cluster *c, const char *name, size_t l
 }
 
 /* A frame is a batch of envelopes. PUBLISH envelopes (nearly all of the traffic) are read in place
- * by cluster_wire.c; the other kinds are decoded by protobuf-c. */
-/* Bad input on a frame: named by the address it came from. */
-static void cluster_bad_frame(struct cluster *c, nng_pipe pipe, const char *what)
-{
-    char from[64];
-    net_pipe_addr(pipe, from, sizeof(from));
-    cluster_bad_input(c, from, what);
-}
-
-void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nng_pipe pipe)
+ * by cluster_wire.c; the other kinds are decoded by protobuf-c. Bad input on a frame is named by
+ * the address it came from. */
+size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from,
+                            const bool *stop)
 {
     const uint8_t *pos = data, *end = data + len, *env;
     size_t env_len, count = 0;
     const char *last_name = NULL;
     size_t last_len = 0;
     struct peer *last = NULL;
-    int rv;
-    while ((rv = wire_next_envelope(&pos, end, &env, &env_len)) == 1) {
+    int rv = 0;
+    while (!*stop && (rv = wire_next_envelope(&pos, end, &env, &env_len)) == 1) {
         struct wire_envelope we;
         count++;
         int kind = wire_parse_envelope(env, env_len, &we);
         if (kind < 0) {
-            cluster_bad_frame(c, pipe, "an undecodable envelope");
+            cluster_bad_input(c, from, "an undecodable envelope");
             continue;
         }
         struct peer *p = last;
@@ -198,7 +192,7 @@ void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nn
         }
         if (!p) {
             c->strangers++;
-            cluster_bad_frame(c, pipe, "a message from a node not in membership");
+            cluster_bad_input(c, from, "a message from a node not in membership");
             continue;
         }
         if (kind == 1) {
@@ -211,16 +205,19 @@ void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nn
         }
         Cl__Envelope *e = cl__envelope__unpack(NULL, env_len, env);
         if (!e) {
-            cluster_bad_frame(c, pipe, "an undecodable envelope");
+            cluster_bad_input(c, from, "an undecodable envelope");
             continue;
         }
         cluster_dispatch(c, p, e);
         cl__envelope__free_unpacked(e, NULL);
     }
+    if (*stop)
+        return (size_t)(pos - data);
     if (rv < 0)
-        cluster_bad_frame(c, pipe, "an undecodable frame");
+        cluster_bad_input(c, from, "an undecodable frame");
     else if (count == 0)
-        cluster_bad_frame(c, pipe, "an empty frame");
+        cluster_bad_input(c, from, "an empty frame");
+    return len;
 }
 
 /* ---- membership events ---- */
@@ -264,6 +261,17 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
         p->retained_synced = false;
         cluster_request_sync(c, p, true, true);
         net_kick(c); /* membership may call from a timer: do not wait for the next I/O */
+    }
+}
+
+void cluster_dropped(struct cluster *c, uint64_t *peer_gone, uint64_t *queue_full)
+{
+    *peer_gone = *queue_full = 0;
+    for (struct peer *p = c ? c->peers : NULL; p; p = p->next) {
+        pthread_mutex_lock(&p->mu);
+        *peer_gone += p->gone_pubs;
+        pthread_mutex_unlock(&p->mu);
+        *queue_full += p->pub_dropped_full;
     }
 }
 
@@ -312,6 +320,7 @@ static void cluster_tick_cb(uv_timer_t *t)
         c->last_heartbeat = now;
         routes_heartbeat(c);
     }
+    net_tick(c, now);
     net_kick(c); /* a timer turn may poll before the end-of-turn check runs: send now */
 }
 
@@ -360,6 +369,12 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
     c->log = broker_logger(b);
     snprintf(c->self, sizeof(c->self), "%s", cfg->node_name);
     c->self_len = strlen(c->self);
+    c->tx_high_bytes = CLUSTER_PEER_WATERMARK_FACTOR * cfg->backlog_high;
+    c->tx_low_bytes = CLUSTER_PEER_WATERMARK_FACTOR * cfg->backlog_low;
+    if (c->tx_high_bytes > CLUSTER_PEER_QUEUE_MAX / 2) /* room above it for what is in flight */
+        c->tx_high_bytes = CLUSTER_PEER_QUEUE_MAX / 2;
+    if (c->tx_low_bytes > c->tx_high_bytes / 2)
+        c->tx_low_bytes = c->tx_high_bytes / 2;
     pthread_mutex_init(&c->in_mu, NULL);
     c->local = topic_tree_new();
     c->tombs = retain_new(free);

@@ -11,6 +11,7 @@
 #define SOL_CLUSTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "broker.h"
@@ -25,6 +26,11 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
 /* SIGTERM path: /readyz turns 503, leave is announced (peers mark this node left, drop its routes), then
  * done is called on the loop. */
 void cluster_leave(struct cluster *c, void (*done)(void *ctx), void *ctx);
+
+/* PUBLISHes dropped on the way to peers, by reason (for $SYS and /metrics): peer_gone, queued for
+ * a peer whose link was closed (dead, left, moved) before they were sent; queue_full, over the
+ * hard maximum queued for one peer (an unreachable peer not yet declared dead). Loop thread. */
+void cluster_dropped(struct cluster *c, uint64_t *peer_gone, uint64_t *queue_full);
 
 /* Close everything; frees c once libuv and nng have let go of it. */
 void cluster_stop(struct cluster *c);

@@ -24,6 +24,7 @@
 #include "cluster.h"
 #include "cluster.pb-c.h"
 #include "config.h"
+#include "flow.h"
 #include "http.h"
 #include "log.h"
 #include "membership.h"
@@ -40,9 +41,20 @@
 #define CLUSTER_KICK_BYTES (128u * 1024u)
 #define CLUSTER_CHUNK_MAX (128u * 1024u) /* full-sync and session-transfer chunks */
 #define CLUSTER_PEER_QUEUE_MAX                                                                     \
-    (64u * 1024u * 1024u)                             /* bytes queued for one peer before dropping \
-                                                       */
-#define CLUSTER_INBOX_BYTES_MAX (64u * 1024u * 1024u) /* received, unhandled: stop reading */
+    (64u * 1024u * 1024u) /* bytes queued for one peer before dropping                             \
+                           */
+/* Back-pressure on a peer's send queue (docs/cluster.md): past a high watermark of queued bytes the
+ * local publisher feeding it is paused (flow.h) until the queue is under a low one. They are
+ * CLUSTER_PEER_WATERMARK_FACTOR times a session's --backlog-high / --backlog-low (8 MiB / 2 MiB by
+ * default): a peer's queue feeds many subscribers, and whoever lowers the one for memory lowers
+ * the other. Between high and QUEUE_MAX envelopes are still taken (the publisher's last read,
+ * other publishers until each is paused): nothing is dropped for a peer alive and draining. */
+#define CLUSTER_PEER_WATERMARK_FACTOR 8u
+/* Received from one peer's link and not handled yet: past this the link stops reading, so TCP
+ * pushes back on that peer alone (the loop is behind, or the link is paused). */
+#define CLUSTER_LINK_RX_MAX (2u * 1024u * 1024u)
+/* Frames handled per wake-up of the loop before it lets I/O and the check phase run again. */
+#define CLUSTER_RX_TURN_BYTES (2u * 1024u * 1024u)
 #define CLUSTER_TICK_MS 50
 #define CLUSTER_HEARTBEAT_MS 1000
 #define CLUSTER_TAKEOVER_TIMEOUT_MS 500
@@ -181,9 +193,20 @@ struct peer {
     uint8_t *out;   /* queued envelopes, framed: [0x0a, varint len, envelope]... from out_head */
     size_t out_head, out_len, out_cap, out_count;
     atomic_bool busy; /* a send is in flight (written under mu; the loop may peek without it) */
-    bool accepting; /* socket open: enqueue allowed */
+    bool accepting;   /* socket open: enqueue allowed */
+    bool want_low;    /* under mu: tell the loop when the queue is under the low mark */
     uint64_t tx_dropped;
     uint64_t tx_frames;
+    uint64_t tx_done;   /* under mu: frames taken by the pipe (progress, for the stall timeout) */
+    uint64_t gone_pubs; /* under mu: PUBLISH envelopes dropped because the link was closed */
+
+    /* Back-pressure (loop). The gate holds the local publishers paused while this peer's queue is
+     * over the high watermark; stalled: no progress for stall_timeout_ms while gated, so it
+     * pauses nobody (over the hard maximum its messages are dropped) until it drains. */
+    struct flow_gate gate;
+    bool stalled;
+    uint64_t progress_ms, progress_seen; /* last progress, and tx_done then */
+    uint64_t pub_dropped_full;           /* PUBLISH envelopes dropped over CLUSTER_PEER_QUEUE_MAX */
 
     /* Counters (loop). */
     uint64_t fwd_msgs, fwd_bytes;   /* PUBLISH envelopes forwarded to it */
@@ -191,6 +214,46 @@ struct peer {
     uint64_t rx_msgs, rx_bytes;     /* PUBLISH envelopes received from it */
     uint64_t rx_envelopes;
     uint64_t last_log_ms;
+};
+
+/* A frame received on a link, waiting for the loop. */
+struct rx_frame {
+    struct rx_frame *next;
+    size_t len;
+    uint8_t data[];
+};
+
+enum link_phase { LINK_HELLO_TX, LINK_HELLO_RX, LINK_HEAD, LINK_BODY };
+
+/* One accepted TCP connection on the cluster port: a peer's push0 dialer, spoken to in nng's SP TCP
+ * wire format by hand (8-byte hello, then each message as an 8-byte big-endian length and the
+ * body), so that each peer's inbound can be paused on its own (a pull0 socket has one queue for
+ * all). */
+struct rx_link {
+    struct rx_link *next; /* c->links (loop) */
+    struct cluster *c;
+    nng_stream *s;
+    nng_aio *aio;
+    char from[64]; /* remote address, for logs */
+
+    /* nng side: the aio callback, or whoever un-parks the link (one operation in flight). */
+    enum link_phase phase;
+    uint8_t hello[8], head[8];
+    size_t got;
+    struct rx_frame *cur;
+
+    /* Under c->in_mu. */
+    struct rx_frame *first, *last; /* received, not handled yet, in order */
+    size_t bytes;
+    struct rx_link *ready_next;
+    bool in_ready; /* on c->rx_ready */
+    bool parked;   /* no read posted (paused, full, out of memory): the one who clears it reads */
+    bool closed;   /* the stream ended: nothing more will come */
+    bool paused;   /* written by the loop only: the flow source is paused */
+
+    /* Loop only. */
+    size_t off; /* bytes of first already handled (paused in the middle of a frame) */
+    struct flow_source src;
 };
 
 struct takeover {
@@ -223,19 +286,20 @@ struct cluster {
     void (*leave_done)(void *ctx);
     void *leave_ctx;
 
-    /* Receive side: nng thread -> inbox -> async -> loop. */
-    bool rx_open;
-    nng_socket rx;
-    nng_aio *rx_aio;
+    /* Receive side: nng threads -> each link's frames -> async -> loop. */
+    nng_stream_listener *rx;
+    nng_aio *accept_aio;
     uv_async_t async;
     bool async_on;
     pthread_mutex_t in_mu;
-    nng_msg **inbox; /* under in_mu */
-    size_t in_len, in_cap;
-    size_t in_bytes;     /* under in_mu */
-    bool rx_paused;      /* under in_mu: receiving stopped until the loop drains the inbox */
-    atomic_bool rx_stop; /* shutting down: the receive callback does not re-arm */
-    uint64_t in_dropped; /* under in_mu */
+    struct rx_link *links;      /* every link not freed yet (under in_mu) */
+    struct rx_link *rx_ready;   /* links with frames (or closed) for the loop (under in_mu) */
+    struct rx_link *rx_current; /* loop: the link whose frame is being handled */
+    atomic_bool rx_stop;        /* shutting down: callbacks start nothing new */
+    atomic_bool tx_low;         /* a gated peer's queue went under the low watermark */
+    size_t tx_high_bytes, tx_low_bytes; /* the peer queues' watermarks (set at start, read-only) */
+    uint64_t in_dropped;                /* kept at 0: receiving pushes back instead of dropping */
+    uint64_t peer_stalls; /* times a gated peer made no progress for stall_timeout_ms */
 
     uv_timer_t tick;
     uv_check_t kicker; /* end of each loop turn: send what the turn queued */
@@ -280,12 +344,13 @@ struct wbuf *cluster_pack(struct cluster *c, Cl__Envelope *env);
 /* /readyz: listening, not leaving, joined, and holding the routes and retained messages of every
  * live peer (a full sync done with each), or CLUSTER_READY_TIMEOUT_MS after the join. */
 bool cluster_ready(struct cluster *c);
-/* Handle one received frame on the loop. */
-void cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, nng_pipe pipe);
+/* Handle one received frame on the loop; from names the sender's address in logs. Stops after the
+ * envelope during which *stop turned true (the link was paused); returns the bytes handled. */
+size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from,
+                            const bool *stop);
 
 /* ---- cluster_net.c ---- */
 int net_listen(struct cluster *c, char *err, size_t errlen);
-void net_pipe_addr(nng_pipe pipe, char *out, size_t outlen);
 /* Shutdown: stop every nng callback, close the sockets (bounded wait), free what was received. */
 void net_shutdown(struct cluster *c);
 int peer_open(struct peer *p);
@@ -296,6 +361,10 @@ void peer_free_tx(struct peer *p);
 void net_flush(struct cluster *c, unsigned timeout_ms);
 int net_start_kicker(struct cluster *c);
 void net_kick(struct cluster *c);
+/* Tick: retry links parked for want of memory; stall gated peers that made no progress. */
+void net_tick(struct cluster *c, uint64_t now);
+/* After a PUBLISH was staged for p: past the high watermark, pause the publisher (flow.h). */
+void peer_after_forward(struct peer *p);
 /* Queue w for p (adds a reference). False if p is closed or its queue is full (counted as dropped).
  */
 bool peer_send(struct peer *p, struct wbuf *w);

@@ -118,8 +118,10 @@ void publish_hook(void *ctx, struct message *msg)
                 &plan[k], c->self, c->self_len,
                 k == 0 ? CL__ENVELOPE__BODY_PUBLISH : CL__ENVELOPE__BODY_RETAIN, msg, seq);
         uint8_t *out = peer_stage(p, len[k]);
-        if (!out)
+        if (!out) {
+            p->pub_dropped_full += k == 0;
             continue;
+        }
         if (enc[k])
             memcpy(out, enc[k], len[k]);
         else
@@ -129,6 +131,7 @@ void publish_hook(void *ctx, struct message *msg)
             p->fwd_msgs++;
             p->fwd_bytes += len[k];
         }
+        peer_after_forward(p);
     }
 }
 
@@ -188,7 +191,11 @@ void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publ
         }
         p->rx_msgs++;
         p->rx_bytes += m->topic_len + m->payload_len;
+        /* A local subscriber that is behind pauses the link this came on (flow.h): its next
+         * frames wait, and TCP pushes back on the sending node. */
+        broker_flow_enter(c->b, c->rx_current ? &c->rx_current->src : NULL);
         broker_deliver_remote(c->b, m);
+        broker_flow_leave(c->b);
         message_unref(m);
     }
     if (!deliver && !wp->retain) {
