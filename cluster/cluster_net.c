@@ -696,7 +696,7 @@ void peer_after_forward(struct peer *p)
         p->progress_ms = uv_now(p->c->loop);
         p->progress_seen = done;
     }
-    broker_flow_block(p->c->b, &p->gate);
+    broker_flow_block(p->c->b, &p->gate, NULL); /* drained by the network, not a source here */
 }
 
 /* Loop, woken by a sender under the low watermark: the whole queue (the loop's stage too) is
