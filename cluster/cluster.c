@@ -275,6 +275,16 @@ void cluster_dropped(struct cluster *c, uint64_t *peer_gone, uint64_t *queue_ful
     }
 }
 
+/* The broker's statistics count what the cluster dropped too ($SYS and the total). */
+static void cluster_add_stats(void *ctx, struct broker_stats *st)
+{
+    uint64_t gone, full;
+    cluster_dropped(ctx, &gone, &full);
+    st->dropped_peer_gone = gone;
+    st->dropped_peer_full = full;
+    st->msgs_dropped += gone + full;
+}
+
 /* ---- readiness ---- */
 
 /* Clients sent here once /readyz says 200 must find what they would find on any other node: every
@@ -407,6 +417,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
             .on_route_add = routes_hook_add,
             .on_route_del = routes_hook_del,
             .on_connect = takeover_hook,
+            .add_stats = cluster_add_stats,
         };
         broker_set_hooks(b, &hooks);
         uv_timer_start(&c->tick, cluster_tick_cb, CLUSTER_TICK_MS, CLUSTER_TICK_MS);

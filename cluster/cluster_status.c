@@ -155,8 +155,6 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
     broker_get_stats(c->b, &bs);
     if (c->ms)
         membership_get_stats(c->ms, &ms);
-    uint64_t peer_gone = 0, peer_full = 0;
-    cluster_dropped(c, &peer_gone, &peer_full);
 
     metric_u64(&t, "sol_connections", "gauge", "Clients connected now.", bs.clients_connected);
     metric_u64(&t, "sol_connections_total", "counter", "Connections accepted.",
@@ -176,9 +174,9 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
     text_printf(&t, "sol_messages_dropped_total{reason=\"no_memory\"} %llu\n",
                 (unsigned long long)bs.dropped_no_memory);
     text_printf(&t, "sol_messages_dropped_total{reason=\"peer_gone\"} %llu\n",
-                (unsigned long long)peer_gone);
+                (unsigned long long)bs.dropped_peer_gone);
     text_printf(&t, "sol_messages_dropped_total{reason=\"peer_queue_full\"} %llu\n",
-                (unsigned long long)peer_full);
+                (unsigned long long)bs.dropped_peer_full);
     metric_u64(&t, "sol_publishers_paused", "gauge",
                "Publishers (client connections, peer links) paused by back-pressure now.",
                bs.publishers_paused);

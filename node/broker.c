@@ -199,6 +199,8 @@ void broker_get_stats(const struct broker *b, struct broker_stats *out)
     *out = b->stats;
     out->retained = retain_count(b->retained);
     out->conn_buffer_bytes = b->conn_mem;
+    if (b->hooks.add_stats)
+        b->hooks.add_stats(b->hooks.ctx, out);
 }
 
 bool broker_listening(const struct broker *b)

@@ -37,6 +37,8 @@ struct broker_stats {
     uint64_t dropped_qos0_stalled; /* QoS 0 to a stalled subscriber (or over the watermark, drop) */
     uint64_t dropped_queue_full;   /* QoS 1/2 past max-queued (offline or stalled session) */
     uint64_t dropped_no_memory;    /* allocation failed */
+    uint64_t dropped_peer_gone;    /* for a peer that died or left (filled by hooks.add_stats) */
+    uint64_t dropped_peer_full;    /* past a stalled peer's hard queue limit (hooks.add_stats) */
     uint64_t publishers_paused;    /* sources waiting on a full subscriber or peer now */
     uint64_t pause_events;         /* times a source was paused */
     uint64_t paused_ms_total;      /* time sources spent paused (ended pauses) */
@@ -65,6 +67,8 @@ struct broker_hooks {
      * same id on other nodes and imported any session state moved from there; false to go on at
      * once. */
     bool (*on_connect)(void *ctx, const char *client_id, bool clean_session, uint64_t token);
+    /* Statistics are being read ($SYS, /metrics): add the cluster's drops to st. */
+    void (*add_stats)(void *ctx, struct broker_stats *st);
 };
 
 struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *err, size_t errlen);
