@@ -5,7 +5,7 @@ FUZZ_BUILD ?= build-fuzz
 PYTHON     ?= /usr/bin/python3
 JOBS       ?= 2
 
-.PHONY: deps build run test unit integration cluster-test deploy-test asan fuzz bench cluster format clean
+.PHONY: deps build run test unit integration cluster-test deploy-test asan fuzz bench cluster format format-check clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -50,7 +50,10 @@ cluster: build
 	@./deploy/local-cluster.sh $(BUILD)/sol
 
 format:
-	@clang-format -i app/*.c node/*.[ch] cluster/*.[ch] bench/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	@clang-format -i app/*.c node/*.[ch] cluster/*.[ch] bench/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+
+format-check:
+	@./tests/check_format.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

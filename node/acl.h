@@ -20,7 +20,7 @@ void acl_free(struct acl *acl);
 
 /* May this client read (subscribe/receive) or write (publish) topic? For a SUBSCRIBE the broker passes
  * the filter as topic; a filter is allowed when an ACL filter covers it. username NULL = anonymous. */
-bool acl_check(const struct acl *acl, const char *client_id, const char *username, const char *topic,
-               size_t topic_len, enum acl_access access);
+bool acl_check(const struct acl *acl, const char *client_id, const char *username,
+               const char *topic, size_t topic_len, enum acl_access access);
 
 #endif

@@ -257,13 +257,13 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
     switch (opt->type) {
     case OPT_STR:
         if (opt->nonempty && value[0] == '\0') {
-            errf(err, errlen, "%sinvalid value '' for %s (expected a non-empty value)",
-                       src->prefix, src->name);
+            errf(err, errlen, "%sinvalid value '' for %s (expected a non-empty value)", src->prefix,
+                 src->name);
             return -1;
         }
         if (strlen(value) >= opt->size) {
-            errf(err, errlen, "%svalue for %s is too long (at most %zu characters)",
-                       src->prefix, src->name, opt->size - 1);
+            errf(err, errlen, "%svalue for %s is too long (at most %zu characters)", src->prefix,
+                 src->name, opt->size - 1);
             return -1;
         }
         memcpy(field, value, strlen(value) + 1);
@@ -273,7 +273,7 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
     case OPT_UINT:
         if (!config_parse_ull(value, &n) || n < opt->min || n > opt->max) {
             errf(err, errlen, "%sinvalid value '%s' for %s (expected an integer %llu-%llu)",
-                       src->prefix, value, src->name, opt->min, opt->max);
+                 src->prefix, value, src->name, opt->min, opt->max);
             return -1;
         }
         if (opt->type == OPT_U16)
@@ -285,9 +285,8 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
         return 0;
     case OPT_BOOL:
         if (!config_parse_bool(value, &b)) {
-            errf(err, errlen,
-                       "%sinvalid value '%s' for %s (expected true/false/yes/no/1/0/on/off)",
-                       src->prefix, value, src->name);
+            errf(err, errlen, "%sinvalid value '%s' for %s (expected true/false/yes/no/1/0/on/off)",
+                 src->prefix, value, src->name);
             return -1;
         }
         *(bool *)field = b;
@@ -295,7 +294,7 @@ static int config_set(struct sol_config *cfg, const struct config_opt *opt, cons
     case OPT_LEVEL:
         if (!config_parse_level(value, &level)) {
             errf(err, errlen, "%sinvalid value '%s' for %s (expected error|warn|info|debug)",
-                       src->prefix, value, src->name);
+                 src->prefix, value, src->name);
             return -1;
         }
         *(enum log_level *)field = level;

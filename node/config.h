@@ -16,7 +16,7 @@ enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_
 /* What a subscriber that cannot keep up does to its publishers (--overload-policy). */
 enum overload_policy {
     OVERLOAD_BACKPRESSURE = 0, /* pause the publishers that feed it (default) */
-    OVERLOAD_DROP,             /* never pause: QoS 0 past the watermark and a full queue are dropped */
+    OVERLOAD_DROP, /* never pause: QoS 0 past the watermark and a full queue are dropped */
 };
 
 #define CONFIG_MAX_SEEDS 64
@@ -44,20 +44,20 @@ struct sol_config {
 
     /* Overload (docs/overload.md) */
     enum overload_policy overload_policy; /* default backpressure */
-    size_t backlog_high;      /* a session this many bytes behind pauses its publishers (1 MiB) */
-    size_t backlog_low;       /* ... which resume once it is back under this (256 KiB) */
+    size_t backlog_high;       /* a session this many bytes behind pauses its publishers (1 MiB) */
+    size_t backlog_low;        /* ... which resume once it is back under this (256 KiB) */
     unsigned stall_timeout_ms; /* no progress this long: stop pausing publishers for it (2000) */
-    size_t session_max_bytes; /* hard per-session backlog cap: over it, as stalled (64 MiB) */
-    size_t max_conn_memory;   /* all connections' input + output buffers (1 GiB); 0 = no cap */
+    size_t session_max_bytes;  /* hard per-session backlog cap: over it, as stalled (64 MiB) */
+    size_t max_conn_memory;    /* all connections' input + output buffers (1 GiB); 0 = no cap */
 
     /* Cluster (used by cluster/; no seeds = a cluster of one) */
-    char node_name[64];       /* default: hostname */
-    char cluster_bind[64];    /* default: same as bind */
+    char node_name[64];    /* default: hostname */
+    char cluster_bind[64]; /* default: same as bind */
     /* The port clustering uses; default 0 = clustering off. config_load sets CONFIG_CLUSTER_PORT
      * when cluster_bind or non-empty seeds is set and cluster_port is not (an explicit 0 stays). */
     uint16_t cluster_port;
-    char seeds[1024];         /* comma-separated host:port list; host may be a DNS name */
-    uint16_t http_port;       /* default 0 = no HTTP endpoint */
+    char seeds[1024];            /* comma-separated host:port list; host may be a DNS name */
+    uint16_t http_port;          /* default 0 = no HTTP endpoint */
     unsigned gossip_interval_ms; /* probe period, default 200 */
     unsigned probe_timeout_ms;   /* direct probe timeout, default 100 */
     unsigned suspicion_mult;     /* suspicion timeout multiplier (Lifeguard), default 4 */
@@ -84,7 +84,8 @@ void config_defaults(struct sol_config *cfg);
  * (--config, -c or SOL_CONFIG); -p is --port, as in Mosquitto. On error writes one line naming the
  * setting into err (errlen bytes) and returns CONFIG_ERROR; the caller prints it and exits 2.
  * --help and --version print to stdout and return CONFIG_EXIT_OK. */
-int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char *err, size_t errlen);
+int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char *err,
+                size_t errlen);
 
 const char *config_log_level_name(enum log_level level);
 

@@ -42,7 +42,8 @@ void handle_subscribe(struct conn *c, const struct mqtt_list *l)
     while (codec_subscribe_next(l, &pos, &f, &qos)) {
         uint8_t granted = codes[i++];
         if (granted != MQTT_SUBACK_FAILURE)
-            broker_send_retained(b, c, f.data, f.len, granted); /* [MQTT-3.8.4-3] also on re-subscribe */
+            broker_send_retained(b, c, f.data, f.len,
+                                 granted); /* [MQTT-3.8.4-3] also on re-subscribe */
     }
 done:
     if (codes != stack_codes)

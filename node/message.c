@@ -70,8 +70,8 @@ const uint8_t *message_wire(struct message *m, uint8_t qos, size_t *len, size_t 
     return m->wire[qos];
 }
 
-size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_t packet_id, bool dup,
-                           bool retain)
+size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_t packet_id,
+                           bool dup, bool retain)
 {
     size_t len, off;
     const uint8_t *wire = message_wire(m, qos, &len, &off);

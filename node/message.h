@@ -17,8 +17,8 @@
 
 struct message {
     uint32_t refs;
-    uint8_t qos;     /* QoS it was published with */
-    bool retain;     /* retain flag it was published with */
+    uint8_t qos; /* QoS it was published with */
+    bool retain; /* retain flag it was published with */
     uint16_t topic_len;
     size_t payload_len;
     char *topic;      /* NUL-terminated, inside the same allocation */
@@ -71,7 +71,7 @@ const uint8_t *message_wire(struct message *m, uint8_t qos, size_t *len, size_t 
 
 /* Write the encoding at qos into out (message_wire_len bytes) with the flags and packet id of this one
  * delivery. Returns bytes written, 0 on allocation failure. */
-size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_t packet_id, bool dup,
-                           bool retain);
+size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_t packet_id,
+                           bool dup, bool retain);
 
 #endif

@@ -28,8 +28,8 @@ int retain_set(struct retain_store *store, const char *topic, size_t len, void *
 void *retain_get(const struct retain_store *store, const char *topic, size_t len);
 
 /* Visit every retained value whose topic matches filter ('$' rule applies). topic is NUL-terminated. */
-void retain_match(const struct retain_store *store, const char *filter, size_t len, retain_visit_fn fn,
-                  void *ctx);
+void retain_match(const struct retain_store *store, const char *filter, size_t len,
+                  retain_visit_fn fn, void *ctx);
 
 /* Visit every retained value (cluster full sync, $SYS count). */
 void retain_foreach(const struct retain_store *store, retain_visit_fn fn, void *ctx);

@@ -40,11 +40,12 @@ int topic_tree_subscribe(struct topic_tree *tree, const char *filter, size_t len
 
 /* Remove subscriber's subscription to filter. Returns 0 if removed, 1 if it had none. Empty branches are
  * pruned. */
-int topic_tree_unsubscribe(struct topic_tree *tree, const char *filter, size_t len, void *subscriber);
+int topic_tree_unsubscribe(struct topic_tree *tree, const char *filter, size_t len,
+                           void *subscriber);
 
 /* Report every subscription matching topic name. */
-void topic_tree_match(const struct topic_tree *tree, const char *name, size_t len, topic_match_fn fn,
-                      void *ctx);
+void topic_tree_match(const struct topic_tree *tree, const char *name, size_t len,
+                      topic_match_fn fn, void *ctx);
 
 /* True if at least one subscription matches name (stops at the first). */
 bool topic_tree_has_match(const struct topic_tree *tree, const char *name, size_t len);

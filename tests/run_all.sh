@@ -53,6 +53,7 @@ fuzz_run() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+stage format ./tests/check_format.sh
 stage unit bash -c "cd $BUILD && ctest --output-on-failure"
 stage integration pytest_dir "$BUILD/sol" tests/integration
 [ -d tests/cluster ] && stage cluster pytest_dir "$BUILD/sol" tests/cluster

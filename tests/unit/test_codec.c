@@ -547,8 +547,9 @@ static void test_topic_name_valid_one_pass(void **state)
     /* a wildcard and bad UTF-8 together: refused; the decoder reports the UTF-8 error */
     assert_false(codec_topic_name_valid(S("abcdefgh+\xFF")));
     assert_int_equal(dec(BYTES(0x30, 0x06, 0, 4, 'a', '+', 0xFF, 'b')), CODEC_ERR_UTF8);
-    assert_int_equal(dec(BYTES(0x30, 0x0C, 0, 10, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', '#', 'x')),
-                     CODEC_ERR_TOPIC);
+    assert_int_equal(
+        dec(BYTES(0x30, 0x0C, 0, 10, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', '#', 'x')),
+        CODEC_ERR_TOPIC);
     static char big[65536];
     memset(big, 'a', sizeof big);
     assert_true(codec_topic_name_valid(big, 65535));

@@ -469,8 +469,9 @@ static void random_levels(char *out, size_t cap, unsigned *seed, bool filter)
         if (i)
             out[n++] = '/';
         unsigned r = (unsigned)rand_r(seed) % 10;
-        const char *l = filter && r == 8 ? "+" : filter && r == 9 && i + 1 == levels ? "#"
-                                                                                    : lv[r % 7];
+        const char *l = filter && r == 8                      ? "+"
+                        : filter && r == 9 && i + 1 == levels ? "#"
+                                                              : lv[r % 7];
         if (i > 0 && strcmp(l, "$SYS") == 0)
             l = "s";
         memcpy(out + n, l, strlen(l));
