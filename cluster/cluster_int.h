@@ -1,9 +1,11 @@
 /*
  * cluster_int.h - the cluster's private parts, shared by cluster/cluster*.c only.
  *
- * Modules: cluster.c (lifecycle, membership events, dispatch of what peers send), cluster_net.c
- * (nng transport: one pull0 listener, one push0 dialer per peer, batching), cluster_routes.c (route
- * replication), cluster_publish.c (forwarding and retained replication), cluster_takeover.c
+ * Modules: cluster.c (lifecycle, membership events, dispatch of what peers send), the nng
+ * transport in three: cluster_rx.c (receive: pull0's side of SP over TCP, one link per peer
+ * connection, paused per peer), cluster_tx.c (send: one push0 dialer and queue per peer, batching,
+ * back-pressure watermarks), cluster_net.c (what both share: wbuf, shutdown), cluster_routes.c
+ * (route replication), cluster_publish.c (forwarding and retained replication), cluster_takeover.c
  * (client-id takeover), cluster_status.c (HTTP endpoints), cluster_clock.c (pure logic: HLC,
  * last-writer-wins, version checks).
  *
@@ -350,9 +352,20 @@ size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, 
                             const bool *stop);
 
 /* ---- cluster_net.c ---- */
-int net_listen(struct cluster *c, char *err, size_t errlen);
 /* Shutdown: stop every nng callback, close the sockets (bounded wait), free what was received. */
 void net_shutdown(struct cluster *c);
+struct wbuf *wbuf_new(size_t len);
+void wbuf_unref(struct wbuf *w);
+
+/* ---- cluster_rx.c ---- */
+int net_listen(struct cluster *c, char *err, size_t errlen);
+/* Loop: let a parked link read again if it may (not closed, under CLUSTER_LINK_RX_MAX); else no-op.
+ */
+void rx_link_unpark(struct rx_link *l);
+/* Loop, or shutdown once its callbacks are stopped: unlink l from c->links and free it. */
+void rx_link_free(struct rx_link *l);
+
+/* ---- cluster_tx.c ---- */
 int peer_open(struct peer *p);
 void peer_close(struct peer *p);
 int peer_init_tx(struct peer *p);
@@ -365,13 +378,13 @@ void net_kick(struct cluster *c);
 void net_tick(struct cluster *c, uint64_t now);
 /* After a PUBLISH was staged for p: past the high watermark, pause the publisher (flow.h). */
 void peer_after_forward(struct peer *p);
-/* Queue w for p (adds a reference). False if p is closed or its queue is full (counted as dropped).
- */
+/* Loop, once a sender reported its queue low (c->tx_low): release p's gate if all of it is low. */
+void peer_after_drain(struct peer *p);
+/* Queue a copy of w for p (w is not held). False if p is closed or its queue is full (counted as
+ * dropped). */
 bool peer_send(struct peer *p, struct wbuf *w);
 bool peer_send_bytes(struct peer *p, const uint8_t *env, size_t len);
 uint8_t *peer_stage(struct peer *p, size_t len);
-struct wbuf *wbuf_new(size_t len);
-void wbuf_unref(struct wbuf *w);
 
 /* ---- cluster_routes.c ---- */
 void routes_hook_add(void *ctx, const char *filter, size_t len);
