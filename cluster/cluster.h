@@ -20,8 +20,8 @@
 struct cluster;
 
 /* Start on loop, attach to b (sets its hooks). Returns NULL with a reason in err (e.g. port in use). */
-struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct sol_config *cfg, char *err,
-                              size_t errlen);
+struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct sol_config *cfg,
+                              char *err, size_t errlen);
 
 /* SIGTERM path: /readyz turns 503, leave is announced (peers mark this node left, drop its routes), then
  * done is called on the loop. */

@@ -42,9 +42,8 @@
  * left the receiving node idle until then: 2.6 -> 3.2 M msg/s through a 3-node cluster). */
 #define CLUSTER_KICK_BYTES (128u * 1024u)
 #define CLUSTER_CHUNK_MAX (128u * 1024u) /* full-sync and session-transfer chunks */
-#define CLUSTER_PEER_QUEUE_MAX                                                                     \
-    (64u * 1024u * 1024u) /* bytes queued for one peer before dropping                             \
-                           */
+/* Bytes queued for one peer before dropping. */
+#define CLUSTER_PEER_QUEUE_MAX (64u * 1024u * 1024u)
 /* Back-pressure on a peer's send queue (docs/cluster.md): past a high watermark of queued bytes the
  * local publisher feeding it is paused (flow.h) until the queue is under a low one. They are
  * CLUSTER_PEER_WATERMARK_FACTOR times a session's --backlog-high / --backlog-low (8 MiB / 2 MiB by

@@ -25,8 +25,9 @@ typedef int (*http_handler_fn)(void *ctx, const char *method, const char *path,
 
 struct http_server;
 
-struct http_server *http_server_start(uv_loop_t *loop, const char *bind, int port, http_handler_fn fn,
-                                      void *ctx, const struct logger *log, char *err, size_t errlen);
+struct http_server *http_server_start(uv_loop_t *loop, const char *bind, int port,
+                                      http_handler_fn fn, void *ctx, const struct logger *log,
+                                      char *err, size_t errlen);
 /* Close the listener and all connections; frees the server once libuv has closed the handles. */
 void http_server_stop(struct http_server *s);
 

@@ -26,8 +26,8 @@ enum member_state { MEMBER_ALIVE = 0, MEMBER_SUSPECT, MEMBER_DEAD, MEMBER_LEFT }
 
 struct member {
     char name[64];
-    char host[64];      /* IP address the member advertises (its cluster_bind, or the packet source) */
-    uint16_t port;      /* cluster port: UDP gossip and the nng TCP listener share this number */
+    char host[64]; /* IP address the member advertises (its cluster_bind, or the packet source) */
+    uint16_t port; /* cluster port: UDP gossip and the nng TCP listener share this number */
     enum member_state state;
     uint64_t incarnation;
 };
@@ -36,10 +36,11 @@ struct membership;
 
 /* Called on the loop whenever a member's state changes, including a new member (old state given as
  * MEMBER_DEAD for a member never seen before) and a member's address change. */
-typedef void (*membership_change_fn)(void *ctx, const struct member *m, enum member_state old_state);
+typedef void (*membership_change_fn)(void *ctx, const struct member *m,
+                                     enum member_state old_state);
 
 struct membership_stats {
-    uint64_t gossip_sent;   /* datagrams */
+    uint64_t gossip_sent; /* datagrams */
     uint64_t gossip_received;
     uint64_t decode_errors; /* garbage, truncated or unknown datagrams dropped */
     uint64_t probes;
@@ -49,8 +50,8 @@ struct membership_stats {
 /* Create and start: binds UDP cfg->cluster_bind:cfg->cluster_port, starts probing and seed resolution.
  * Returns NULL and writes a reason into err on failure (e.g. port in use). */
 struct membership *membership_start(uv_loop_t *loop, const struct sol_config *cfg,
-                                    const struct logger *log, membership_change_fn on_change, void *ctx,
-                                    char *err, size_t errlen);
+                                    const struct logger *log, membership_change_fn on_change,
+                                    void *ctx, char *err, size_t errlen);
 
 /* True once this node has exchanged state with at least one other member, or has no seeds. */
 bool membership_joined(const struct membership *m);
