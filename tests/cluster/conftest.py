@@ -74,6 +74,9 @@ def pytest_runtest_makereport(item, call):
         cl = getattr(item, "_sol_cluster", None)
         for node in cl.all_nodes if cl else []:
             rep.sections.append(("node %s (%s) log" % (node.name, node.addr), node.log_tail()))
+            stacks = node.stacks()
+            if stacks:
+                rep.sections.append(("node %s (%s) threads" % (node.name, node.addr), stacks))
 
 
 def wait_until(predicate, timeout, what="condition", interval=0.05):
@@ -236,6 +239,18 @@ class Node:
     def resume(self):
         self.signal(signal.SIGCONT)
         self.paused = False
+
+    def stacks(self):
+        """Every thread's stack of a node still running (a hung loop names itself), or "" without gdb."""
+        if not self.running or self.paused:
+            return ""
+        try:
+            out = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-nx",
+                                  "-ex", "thread apply all bt 20"], stdin=subprocess.DEVNULL,
+                                 capture_output=True, timeout=30, text=True)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return "\n".join(l for l in out.stdout.splitlines() if l.startswith(("#", "Thread")))
 
     def close(self):
         if self.running:
