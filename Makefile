@@ -50,7 +50,7 @@ cluster: build
 	@./deploy/local-cluster.sh $(BUILD)/sol
 
 format:
-	@clang-format -i app/*.c node/*.[ch] cluster/*.[ch] bench/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+	@clang-format -i app/*.[ch] node/*.[ch] cluster/*.[ch] ops/*.[ch] bench/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
 
 format-check:
 	@./tests/check_format.sh

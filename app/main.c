@@ -1,5 +1,6 @@
 /*
- * main.c - the sol program: configuration, the broker, the cluster, signals, orderly shutdown.
+ * main.c - the sol program: settings, the broker, the cluster, the operators' endpoint, signals,
+ * orderly shutdown.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -9,7 +10,8 @@
 
 #include "broker.h"
 #include "cluster.h"
-#include "config.h"
+#include "ops.h"
+#include "settings.h"
 
 extern char **environ;
 
@@ -18,16 +20,20 @@ struct sol_main {
     uv_loop_t *loop;
     struct broker *broker;
     struct cluster *cluster;
+    struct ops *ops;
     uv_signal_t sigterm, sigint;
     bool stopping;
 };
 
-/* Left the cluster: stop it and the signal handlers; the loop then runs out of handles and returns. */
+/* Left the cluster: stop it, the operators' endpoint and the signal handlers; the loop then runs
+ * out of handles and returns. */
 static void main_on_left(void *ctx)
 {
     struct sol_main *m = ctx;
-    cluster_stop(m->cluster);
+    cluster_stop(m->cluster); /* detaches from the endpoint: before ops_stop */
     m->cluster = NULL;
+    ops_stop(m->ops);
+    m->ops = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
@@ -53,18 +59,18 @@ static void main_on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[512] = "";
     signal(SIGPIPE, SIG_IGN);
-    int rc = config_load(&cfg, argc, argv, environ, err, sizeof(err));
-    if (rc == CONFIG_EXIT_OK)
+    int rc = settings_load(&cfg, argc, argv, environ, err, sizeof(err));
+    if (rc == SETTINGS_EXIT_OK)
         return 0;
-    if (rc != CONFIG_OK) {
+    if (rc != SETTINGS_OK) {
         fprintf(stderr, "sol: %s\n", err);
         return 2;
     }
     struct sol_main m = {.loop = uv_default_loop()};
-    m.broker = broker_new(m.loop, &cfg, err, sizeof(err));
+    m.broker = broker_new(m.loop, &cfg.node, err, sizeof(err));
     if (!m.broker) {
         fprintf(stderr, "sol: %s\n", err);
         return 2;
@@ -73,20 +79,27 @@ int main(int argc, char **argv)
     if (broker_start(m.broker, err, sizeof(err)) < 0) {
         /* A bad --bind is named by the broker's message; a port that cannot be bound is not. */
         bool port = strncmp(err, "cannot listen", 13) == 0;
-        fprintf(stderr, "sol: %s%s%s\n", port ? cfg.origin.port : "", port ? ": " : "", err);
+        fprintf(stderr, "sol: %s%s%s\n", port ? cfg.node.origin.port : "", port ? ": " : "", err);
         broker_free(m.broker);
         return 2;
     }
-    m.cluster = cluster_start(m.loop, m.broker, &cfg, err, sizeof(err));
-    if (!m.cluster) {
+    /* The endpoint first, so that the cluster can attach to it; it listens after the cluster, so
+     * that a busy cluster port is the one reported when both are. */
+    m.ops = ops_new(m.loop, m.broker);
+    if (!m.ops) {
+        fprintf(stderr, "sol: out of memory\n");
+        return 2;
+    }
+    m.cluster = cluster_start(m.loop, m.broker, m.ops, &cfg.cluster, err, sizeof(err));
+    if (!m.cluster || ops_start(m.ops, &cfg.ops, err, sizeof(err)) != 0) {
         fprintf(stderr, "sol: %s\n", err);
         return 2;
     }
-    /* Both are off unless asked for (config.h): say how to turn them on. */
-    if (cfg.cluster_port == 0)
+    /* Both are off unless asked for (settings.h): say how to turn them on. */
+    if (cfg.cluster.cluster_port == 0)
         log_info(broker_logger(m.broker),
                  "clustering off (--seeds, --cluster-port or --cluster-bind turn it on)");
-    if (cfg.http_port == 0)
+    if (cfg.ops.http_port == 0)
         log_info(broker_logger(m.broker),
                  "HTTP endpoint off (--http-port PORT serves /metrics, /readyz, /cluster)");
     uv_signal_init(m.loop, &m.sigterm);

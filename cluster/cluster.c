@@ -351,23 +351,10 @@ static void cluster_handle_closed(uv_handle_t *h)
     free(c);
 }
 
-/* Prefix a listener's error with the setting that chose its port (config.h), so that a busy port
- * reads "--cluster-port 7946: listen tcp://...: Address in use". */
-static void cluster_name_setting(char *err, size_t errlen, const char *origin)
+struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops,
+                              const struct cluster_config *cfg, char *err, size_t errlen)
 {
-    char detail[256];
-    const char *d = err;
-    if (origin[0] == '\0' || errlen == 0)
-        return;
-    if (strncmp(d, "cluster: ", 9) == 0)
-        d += 9;
-    snprintf(detail, sizeof(detail), "%s", d);
-    snprintf(err, errlen, "%s: %s", origin, detail);
-}
-
-struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct sol_config *cfg,
-                              char *err, size_t errlen)
-{
+    const struct sol_config *node = broker_config(b);
     struct cluster *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "cluster: out of memory");
@@ -375,12 +362,15 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
     }
     c->loop = loop;
     c->b = b;
-    c->cfg = cfg;
+    c->cfg_own = *cfg;
+    c->cfg_own.max_packet_size = node->max_packet_size;
+    c->cfg_own.stall_timeout_ms = node->stall_timeout_ms;
+    c->cfg = cfg = &c->cfg_own;
     c->log = broker_logger(b);
     snprintf(c->self, sizeof(c->self), "%s", cfg->node_name);
     c->self_len = strlen(c->self);
-    c->tx_high_bytes = CLUSTER_PEER_WATERMARK_FACTOR * cfg->backlog_high;
-    c->tx_low_bytes = CLUSTER_PEER_WATERMARK_FACTOR * cfg->backlog_low;
+    c->tx_high_bytes = CLUSTER_PEER_WATERMARK_FACTOR * node->backlog_high;
+    c->tx_low_bytes = CLUSTER_PEER_WATERMARK_FACTOR * node->backlog_low;
     if (c->tx_high_bytes > CLUSTER_PEER_QUEUE_MAX / 2) /* room above it for what is in flight */
         c->tx_high_bytes = CLUSTER_PEER_QUEUE_MAX / 2;
     if (c->tx_low_bytes > c->tx_high_bytes / 2)
@@ -403,7 +393,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
 
     if (cfg->cluster_port != 0) {
         if (net_listen(c, err, errlen) != 0) {
-            cluster_name_setting(err, errlen, cfg->origin.cluster_port);
+            config_name_setting(err, errlen, cfg->origin.cluster_port, "cluster: ");
             goto fail;
         }
         if (net_start_kicker(c) != 0)
@@ -423,14 +413,10 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
         uv_timer_start(&c->tick, cluster_tick_cb, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
     }
     status_sys_member(c, c->ms ? membership_self(c->ms) : NULL);
-    if (cfg->http_port != 0) {
-        const char *host = cfg->cluster_bind[0] ? cfg->cluster_bind : cfg->bind;
-        c->http = http_server_start(loop, host, cfg->http_port, status_http_handler, c, c->log, err,
-                                    errlen);
-        if (!c->http) {
-            cluster_name_setting(err, errlen, cfg->origin.http_port);
-            goto fail;
-        }
+    c->ops = ops;
+    if (status_attach(c) != 0) {
+        snprintf(err, errlen, "cluster: out of memory");
+        goto fail;
     }
     return c;
 fail:
@@ -480,9 +466,9 @@ void cluster_stop(struct cluster *c)
         struct broker_hooks none = {0};
         broker_set_hooks(c->b, &none);
     }
-    if (c->http)
-        http_server_stop(c->http);
-    c->http = NULL;
+    if (c->ops)
+        ops_detach(c->ops, c);
+    c->ops = NULL;
     if (c->ms)
         membership_stop(c->ms);
     c->ms = NULL;

@@ -6,7 +6,7 @@
  * connection, paused per peer), cluster_tx.c (send: one push0 dialer and queue per peer, batching,
  * back-pressure watermarks), cluster_net.c (what both share: wbuf, shutdown), cluster_routes.c
  * (route replication), cluster_publish.c (forwarding and retained replication), cluster_takeover.c
- * (client-id takeover), cluster_status.c (HTTP endpoints), cluster_clock.c (pure logic: HLC,
+ * (client-id takeover), cluster_status.c (what operators see: /cluster, metrics, $SYS), cluster_clock.c (pure logic: HLC,
  * last-writer-wins, version checks).
  *
  * Threading: every field is touched on the loop thread only, except those marked "nng threads",
@@ -25,11 +25,11 @@
 #include "broker.h"
 #include "cluster.h"
 #include "cluster.pb-c.h"
-#include "config.h"
+#include "cluster_config.h"
 #include "flow.h"
-#include "http.h"
 #include "log.h"
 #include "membership.h"
+#include "ops.h"
 #include "retain.h"
 #include "topic.h"
 
@@ -274,12 +274,13 @@ struct log_slot {
 struct cluster {
     uv_loop_t *loop;
     struct broker *b;
-    const struct sol_config *cfg;
+    const struct cluster_config *cfg; /* &cfg_own */
+    struct cluster_config cfg_own;    /* cluster_start's copy, with the node limits filled in */
     const struct logger *log;
     char self[64];
     size_t self_len;
     struct membership *ms;
-    struct http_server *http;
+    struct ops *ops; /* the operators' endpoint it is attached to, or NULL */
     bool leaving;
     bool stopping;
     bool ready;              /* latched: joined and synced with every live peer (or timed out) */
@@ -429,8 +430,9 @@ void takeover_free_all(struct cluster *c);
 size_t takeover_handoff_all(struct cluster *c);
 
 /* ---- cluster_status.c ---- */
-int status_http_handler(void *ctx, const char *method, const char *path,
-                        struct http_response *resp);
+/* Attach /cluster, the cluster's metrics and its readiness condition to c->ops (if any). Returns 0,
+ * or -1 when out of memory. */
+int status_attach(struct cluster *c);
 /* Mirror a member's state (and the counts by state) into retained $SYS/broker/cluster/... topics.
  */
 void status_sys_member(struct cluster *c, const struct member *m);

@@ -348,7 +348,7 @@ void membership_handle_closed(uv_handle_t *h)
     membership_maybe_free(m);
 }
 
-struct membership *membership_start(uv_loop_t *loop, const struct sol_config *cfg,
+struct membership *membership_start(uv_loop_t *loop, const struct cluster_config *cfg,
                                     const struct logger *log, membership_change_fn on_change,
                                     void *ctx, char *err, size_t errlen)
 {
@@ -394,7 +394,7 @@ struct membership *membership_start(uv_loop_t *loop, const struct sol_config *cf
     m->cap_nodes = 16;
     m->nodes[0] = self;
     m->n_nodes = 1;
-    const char *bind = m->cfg.cluster_bind[0] ? m->cfg.cluster_bind : m->cfg.bind;
+    const char *bind = m->cfg.cluster_bind;
     m->wildcard = is_wildcard(bind);
     snprintf(self->pub.name, sizeof(self->pub.name), "%s", m->cfg.node_name);
     snprintf(self->pub.host, sizeof(self->pub.host), "%s", bind[0] ? bind : "0.0.0.0");

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
+#include "cluster_config.h"
 #include "log.h"
 
 enum member_state { MEMBER_ALIVE = 0, MEMBER_SUSPECT, MEMBER_DEAD, MEMBER_LEFT };
@@ -49,7 +49,7 @@ struct membership_stats {
 
 /* Create and start: binds UDP cfg->cluster_bind:cfg->cluster_port, starts probing and seed resolution.
  * Returns NULL and writes a reason into err on failure (e.g. port in use). */
-struct membership *membership_start(uv_loop_t *loop, const struct sol_config *cfg,
+struct membership *membership_start(uv_loop_t *loop, const struct cluster_config *cfg,
                                     const struct logger *log, membership_change_fn on_change,
                                     void *ctx, char *err, size_t errlen);
 

@@ -111,7 +111,7 @@ struct mb_warn {
 struct membership {
     uv_loop_t *loop;
     const struct logger *log;
-    struct sol_config cfg;
+    struct cluster_config cfg;
     membership_change_fn on_change;
     void *ctx;
 

@@ -1,5 +1,7 @@
 /*
- * config.h - every setting of a node, from three sources: flags > SOL_* environment > config file.
+ * config.h - the node's settings: the MQTT listener, limits, overload, logging. The cluster's
+ * settings are in cluster/cluster_config.h, the operator endpoint's in ops/ops.h; app/settings.c
+ * reads all of them from flags > SOL_* environment > config file.
  *
  * Each setting has one name used three ways: flag --max-inflight, config key max_inflight (a dash also
  * accepted: max-inflight), environment SOL_MAX_INFLIGHT. The config file is "key value" lines, '#' comments.
@@ -18,11 +20,6 @@ enum overload_policy {
     OVERLOAD_BACKPRESSURE = 0, /* pause the publishers that feed it (default) */
     OVERLOAD_DROP, /* never pause: QoS 0 past the watermark and a full queue are dropped */
 };
-
-#define CONFIG_MAX_SEEDS 64
-
-/* The cluster port once clustering is on (seeds or cluster_bind set) and cluster_port is not. */
-#define CONFIG_CLUSTER_PORT 7946
 
 /* Room for where a listener's port came from, e.g. "port 1884 (config file F line 3)". */
 #define CONFIG_ORIGIN_LEN 320
@@ -50,43 +47,24 @@ struct sol_config {
     size_t session_max_bytes;  /* hard per-session backlog cap: over it, as stalled (64 MiB) */
     size_t max_conn_memory;    /* all connections' input + output buffers (1 GiB); 0 = no cap */
 
-    /* Cluster (used by cluster/; no seeds = a cluster of one) */
-    char node_name[64];    /* default: hostname */
-    char cluster_bind[64]; /* default: same as bind */
-    /* The port clustering uses; default 0 = clustering off. config_load sets CONFIG_CLUSTER_PORT
-     * when cluster_bind or non-empty seeds is set and cluster_port is not (an explicit 0 stays). */
-    uint16_t cluster_port;
-    char seeds[1024];            /* comma-separated host:port list; host may be a DNS name */
-    uint16_t http_port;          /* default 0 = no HTTP endpoint */
-    unsigned gossip_interval_ms; /* probe period, default 200 */
-    unsigned probe_timeout_ms;   /* direct probe timeout, default 100 */
-    unsigned suspicion_mult;     /* suspicion timeout multiplier (Lifeguard), default 4 */
-    unsigned dns_interval_ms;    /* re-resolve seeds, default 2000 */
-    unsigned leave_timeout_ms;   /* how long SIGTERM waits to announce leave, default 1000 */
-
-    /* Not settings: filled by config_load with each listener's port as the user gave it (flag,
-     * SOL_* variable or config file line, or "(default)"), so that a port that cannot be bound is
-     * reported naming the setting to change. Empty for a listener that is off. */
+    /* Not a setting: filled by settings_load with the MQTT port as the user gave it (flag, SOL_*
+     * variable or config file line, or "(default)"), so that a port that cannot be bound is
+     * reported naming the setting to change. */
     struct {
         char port[CONFIG_ORIGIN_LEN];
-        char cluster_port[CONFIG_ORIGIN_LEN];
-        char http_port[CONFIG_ORIGIN_LEN];
     } origin;
 };
 
-/* Outcome of parsing. CONFIG_EXIT_OK: --help or --version printed, exit 0. */
-enum config_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = -1 };
-
-/* Fill cfg with defaults. */
+/* Fill cfg with the node's defaults (origin empty). */
 void config_defaults(struct sol_config *cfg);
 
-/* Parse argv, environment (envp-style array, NULL-terminated; pass environ) and the config file
- * (--config, -c or SOL_CONFIG); -p is --port, as in Mosquitto. On error writes one line naming the
- * setting into err (errlen bytes) and returns CONFIG_ERROR; the caller prints it and exits 2.
- * --help and --version print to stdout and return CONFIG_EXIT_OK. */
-int config_load(struct sol_config *cfg, int argc, char **argv, char **envp, char *err,
-                size_t errlen);
-
+/* The flag word for a level: "error", "warn", "info", "debug" (static storage). */
 const char *config_log_level_name(enum log_level level);
+
+/* A listener that could not start is a setting to change: rewrite err (errlen bytes) as
+ * "<origin>: <err>", origin being how the user gave the port (e.g. "--cluster-port 7946"), with
+ * strip (if not NULL) removed from the front of the old text. An empty origin leaves err as it is.
+ */
+void config_name_setting(char *err, size_t errlen, const char *origin, const char *strip);
 
 #endif

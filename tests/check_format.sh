@@ -4,7 +4,7 @@
 cd "$(dirname "$0")/.." || exit 2
 command -v clang-format >/dev/null || { echo "clang-format missing (deploy/install-deps.sh)"; exit 2; }
 bad=0
-for f in $(git ls-files 'app/*.c' 'node/*.[ch]' 'cluster/*.[ch]' 'bench/*.[ch]' 'tests/unit/*.[ch]' \
+for f in $(git ls-files 'app/*.[ch]' 'node/*.[ch]' 'cluster/*.[ch]' 'ops/*.[ch]' 'bench/*.[ch]' 'tests/unit/*.[ch]' \
     'tests/fuzz/*.c'); do
     if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then
         echo "not formatted: $f (make format)"

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!m) {
         uv_loop_init(&loop);
-        struct sol_config cfg;
+        struct cluster_config cfg;
         memset(&cfg, 0, sizeof cfg);
         strcpy(cfg.node_name, "fz");
         strcpy(cfg.cluster_bind, "127.0.0.1");

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "settings.h"
 
 #ifndef SOL_VERSION
 #define SOL_VERSION "0.0.0"
@@ -21,7 +21,7 @@
 
 #define MAXARGS 128
 
-/* Every flag --help must list (one per struct sol_config field, plus --config). */
+/* Every flag --help must list (one per setting, plus --config). */
 static const char *all_flags[] = {
     "--config",
     "--bind",
@@ -56,7 +56,7 @@ static const char *all_flags[] = {
 };
 
 /* Build argv from a NULL-terminated list and run config_load with env (may be NULL). */
-static int load(struct sol_config *cfg, char **env, char *err, size_t errlen, ...)
+static int load(struct sol_settings *cfg, char **env, char *err, size_t errlen, ...)
 {
     char *argv[MAXARGS];
     int argc = 0;
@@ -69,18 +69,18 @@ static int load(struct sol_config *cfg, char **env, char *err, size_t errlen, ..
         argv[argc++] = a;
     va_end(ap);
     argv[argc] = NULL;
-    return config_load(cfg, argc, argv, env, err, errlen);
+    return settings_load(cfg, argc, argv, env, err, errlen);
 }
 
 /* Expect an error whose text equals want exactly. */
 static void expect_error(int rc, const char *err, const char *want)
 {
-    assert_int_equal(rc, CONFIG_ERROR);
+    assert_int_equal(rc, SETTINGS_ERROR);
     assert_string_equal(err, want);
 }
 
 /* Run config_load with stdout redirected into buf. */
-static int load_capture(struct sol_config *cfg, char *buf, size_t buflen, const char *arg)
+static int load_capture(struct sol_settings *cfg, char *buf, size_t buflen, const char *arg)
 {
     char *argv[] = {"sol", (char *)arg, NULL};
     char err[256];
@@ -93,7 +93,7 @@ static int load_capture(struct sol_config *cfg, char *buf, size_t buflen, const 
     saved = dup(STDOUT_FILENO);
     assert_true(saved >= 0);
     assert_true(dup2(fileno(tmp), STDOUT_FILENO) >= 0);
-    rc = config_load(cfg, 2, argv, NULL, err, sizeof(err));
+    rc = settings_load(cfg, 2, argv, NULL, err, sizeof(err));
     fflush(stdout);
     assert_true(dup2(saved, STDOUT_FILENO) >= 0);
     close(saved);
@@ -106,70 +106,70 @@ static int load_capture(struct sol_config *cfg, char *buf, size_t buflen, const 
 
 static void test_defaults(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char host[256] = "";
     char err[256];
 
     (void)state;
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), NULL), CONFIG_OK);
-    assert_string_equal(cfg.bind, "0.0.0.0");
-    assert_int_equal(cfg.port, 1883);
-    assert_string_equal(cfg.acl_file, "");
-    assert_string_equal(cfg.password_file, "");
-    assert_true(cfg.allow_anonymous);
-    assert_int_equal(cfg.max_packet_size, 1048576);
-    assert_int_equal(cfg.max_connections, 100000);
-    assert_int_equal(cfg.max_inflight, 256);
-    assert_int_equal(cfg.max_queued, 1000);
-    assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
-    assert_int_equal(cfg.sys_interval, 10);
-    assert_int_equal(cfg.overload_policy, OVERLOAD_BACKPRESSURE);
-    assert_int_equal(cfg.backlog_high, 1 << 20);
-    assert_int_equal(cfg.backlog_low, 256 << 10);
-    assert_int_equal(cfg.stall_timeout_ms, 2000);
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), NULL), SETTINGS_OK);
+    assert_string_equal(cfg.node.bind, "0.0.0.0");
+    assert_int_equal(cfg.node.port, 1883);
+    assert_string_equal(cfg.node.acl_file, "");
+    assert_string_equal(cfg.node.password_file, "");
+    assert_true(cfg.node.allow_anonymous);
+    assert_int_equal(cfg.node.max_packet_size, 1048576);
+    assert_int_equal(cfg.node.max_connections, 100000);
+    assert_int_equal(cfg.node.max_inflight, 256);
+    assert_int_equal(cfg.node.max_queued, 1000);
+    assert_int_equal(cfg.node.log_level, LOG_LEVEL_INFO);
+    assert_int_equal(cfg.node.sys_interval, 10);
+    assert_int_equal(cfg.node.overload_policy, OVERLOAD_BACKPRESSURE);
+    assert_int_equal(cfg.node.backlog_high, 1 << 20);
+    assert_int_equal(cfg.node.backlog_low, 256 << 10);
+    assert_int_equal(cfg.node.stall_timeout_ms, 2000);
     assert_int_equal(gethostname(host, sizeof(host)), 0);
-    host[sizeof(cfg.node_name) - 1] = '\0';
-    assert_string_equal(cfg.node_name, host);
-    assert_string_equal(cfg.cluster_bind, "0.0.0.0");
-    assert_int_equal(cfg.cluster_port, 0); /* only MQTT listens unless more is asked for */
-    assert_string_equal(cfg.seeds, "");
-    assert_int_equal(cfg.http_port, 0);
-    assert_int_equal(cfg.gossip_interval_ms, 200);
-    assert_int_equal(cfg.probe_timeout_ms, 100);
-    assert_int_equal(cfg.suspicion_mult, 4);
-    assert_int_equal(cfg.dns_interval_ms, 2000);
-    assert_int_equal(cfg.leave_timeout_ms, 1000);
+    host[sizeof(cfg.cluster.node_name) - 1] = '\0';
+    assert_string_equal(cfg.cluster.node_name, host);
+    assert_string_equal(cfg.cluster.cluster_bind, "0.0.0.0");
+    assert_int_equal(cfg.cluster.cluster_port, 0); /* only MQTT listens unless more is asked for */
+    assert_string_equal(cfg.cluster.seeds, "");
+    assert_int_equal(cfg.ops.http_port, 0);
+    assert_int_equal(cfg.cluster.gossip_interval_ms, 200);
+    assert_int_equal(cfg.cluster.probe_timeout_ms, 100);
+    assert_int_equal(cfg.cluster.suspicion_mult, 4);
+    assert_int_equal(cfg.cluster.dns_interval_ms, 2000);
+    assert_int_equal(cfg.cluster.leave_timeout_ms, 1000);
 }
 
 /* The non-default values used by the "every setting" tests, checked field by field. */
-static void check_all_set(const struct sol_config *cfg, const char *acl_file)
+static void check_all_set(const struct sol_settings *cfg, const char *acl_file)
 {
-    assert_string_equal(cfg->bind, "127.0.0.5");
-    assert_int_equal(cfg->port, 1999);
-    assert_string_equal(cfg->acl_file, acl_file);
-    assert_string_equal(cfg->password_file, "/etc/sol/passwd");
-    assert_false(cfg->allow_anonymous);
-    assert_int_equal(cfg->max_packet_size, 4096);
-    assert_int_equal(cfg->max_connections, 77);
-    assert_int_equal(cfg->max_inflight, 33);
-    assert_int_equal(cfg->max_queued, 0);
-    assert_int_equal(cfg->log_level, LOG_LEVEL_DEBUG);
-    assert_int_equal(cfg->sys_interval, 0);
-    assert_string_equal(cfg->node_name, "node-a");
-    assert_string_equal(cfg->cluster_bind, "127.0.0.6");
-    assert_int_equal(cfg->cluster_port, 0);
-    assert_string_equal(cfg->seeds, "a.example:7946,10.0.0.2:7000");
-    assert_int_equal(cfg->http_port, 0);
-    assert_int_equal(cfg->gossip_interval_ms, 300);
-    assert_int_equal(cfg->probe_timeout_ms, 150);
-    assert_int_equal(cfg->suspicion_mult, 6);
-    assert_int_equal(cfg->dns_interval_ms, 5000);
-    assert_int_equal(cfg->leave_timeout_ms, 0);
+    assert_string_equal(cfg->node.bind, "127.0.0.5");
+    assert_int_equal(cfg->node.port, 1999);
+    assert_string_equal(cfg->node.acl_file, acl_file);
+    assert_string_equal(cfg->node.password_file, "/etc/sol/passwd");
+    assert_false(cfg->node.allow_anonymous);
+    assert_int_equal(cfg->node.max_packet_size, 4096);
+    assert_int_equal(cfg->node.max_connections, 77);
+    assert_int_equal(cfg->node.max_inflight, 33);
+    assert_int_equal(cfg->node.max_queued, 0);
+    assert_int_equal(cfg->node.log_level, LOG_LEVEL_DEBUG);
+    assert_int_equal(cfg->node.sys_interval, 0);
+    assert_string_equal(cfg->cluster.node_name, "node-a");
+    assert_string_equal(cfg->cluster.cluster_bind, "127.0.0.6");
+    assert_int_equal(cfg->cluster.cluster_port, 0);
+    assert_string_equal(cfg->cluster.seeds, "a.example:7946,10.0.0.2:7000");
+    assert_int_equal(cfg->ops.http_port, 0);
+    assert_int_equal(cfg->cluster.gossip_interval_ms, 300);
+    assert_int_equal(cfg->cluster.probe_timeout_ms, 150);
+    assert_int_equal(cfg->cluster.suspicion_mult, 6);
+    assert_int_equal(cfg->cluster.dns_interval_ms, 5000);
+    assert_int_equal(cfg->cluster.leave_timeout_ms, 0);
 }
 
 static void test_every_flag_space_form(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
@@ -182,13 +182,13 @@ static void test_every_flag_space_form(void **state)
              "a.example:7946,10.0.0.2:7000", "--http-port", "0", "--gossip-interval-ms", "300",
              "--probe-timeout-ms", "150", "--suspicion-mult", "6", "--dns-interval-ms", "5000",
              "--leave-timeout-ms", "0", NULL),
-        CONFIG_OK);
+        SETTINGS_OK);
     check_all_set(&cfg, "/etc/sol/acl");
 }
 
 static void test_every_flag_equals_form(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
@@ -201,23 +201,23 @@ static void test_every_flag_equals_form(void **state)
              "--seeds=a.example:7946,10.0.0.2:7000", "--http-port=0", "--gossip-interval-ms=300",
              "--probe-timeout-ms=150", "--suspicion-mult=6", "--dns-interval-ms=5000",
              "--leave-timeout-ms=0", NULL),
-        CONFIG_OK);
+        SETTINGS_OK);
     check_all_set(&cfg, "/etc/sol/acl");
 }
 
 static void test_underscore_flags_accepted(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--max_inflight", "7", NULL), CONFIG_OK);
-    assert_int_equal(cfg.max_inflight, 7);
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--max_inflight", "7", NULL), SETTINGS_OK);
+    assert_int_equal(cfg.node.max_inflight, 7);
 }
 
 static void test_every_env(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env[] = {"PATH=/usr/bin",
                    "SOL_BIND=127.0.0.5",
@@ -244,60 +244,60 @@ static void test_every_env(void **state)
                    NULL};
 
     (void)state;
-    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), CONFIG_OK);
+    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), SETTINGS_OK);
     check_all_set(&cfg, "/etc/sol/acl");
 }
 
 static void test_every_file_key(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", "data/config_full.conf", NULL),
-                     CONFIG_OK);
+                     SETTINGS_OK);
     check_all_set(&cfg, "/etc/sol/acl with space");
 }
 
 static void test_config_from_env(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env[] = {"SOL_CONFIG=data/config_full.conf", NULL};
 
     (void)state;
-    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), CONFIG_OK);
+    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), SETTINGS_OK);
     check_all_set(&cfg, "/etc/sol/acl with space");
 }
 
 static void test_config_flag_beats_env(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env[] = {"SOL_CONFIG=data/config_full.conf", NULL};
 
     (void)state;
     assert_int_equal(load(&cfg, env, err, sizeof(err), "--config=data/config_port_1000.conf", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.port, 1000);
-    assert_int_equal(cfg.max_inflight, 256); /* config_full.conf was not read */
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 1000);
+    assert_int_equal(cfg.node.max_inflight, 256); /* config_full.conf was not read */
 }
 
 static void test_crlf_file(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", "data/config_crlf.conf", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.port, 1000);
-    assert_int_equal(cfg.max_inflight, 5);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 1000);
+    assert_int_equal(cfg.node.max_inflight, 5);
 }
 
 static void test_precedence(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env_port[] = {"SOL_PORT=2000", NULL};
     char *env_other[] = {"SOL_MAX_QUEUED=5", NULL};
@@ -306,75 +306,75 @@ static void test_precedence(void **state)
     /* flag > env > file */
     assert_int_equal(load(&cfg, env_port, err, sizeof(err), "--config",
                           "data/config_port_1000.conf", "--port", "3000", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.port, 3000);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 3000);
     /* env > file */
     assert_int_equal(
         load(&cfg, env_port, err, sizeof(err), "--config", "data/config_port_1000.conf", NULL),
-        CONFIG_OK);
-    assert_int_equal(cfg.port, 2000);
+        SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 2000);
     /* file > default */
     assert_int_equal(
         load(&cfg, env_other, err, sizeof(err), "--config", "data/config_port_1000.conf", NULL),
-        CONFIG_OK);
-    assert_int_equal(cfg.port, 1000);
-    assert_int_equal(cfg.max_queued, 5);
+        SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 1000);
+    assert_int_equal(cfg.node.max_queued, 5);
     /* flag > env without a file; the flag given before --config still wins over the file */
     assert_int_equal(load(&cfg, env_port, err, sizeof(err), "--port=4000", "--config",
                           "data/config_port_1000.conf", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.port, 4000);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 4000);
     /* last flag wins */
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--port=4000", "--port=4001", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.port, 4001);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 4001);
 }
 
 static void test_cluster_bind_follows_bind(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env[] = {"SOL_BIND=127.0.0.8", NULL};
 
     (void)state;
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--bind", "127.0.0.7", NULL), CONFIG_OK);
-    assert_string_equal(cfg.cluster_bind, "127.0.0.7");
-    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), CONFIG_OK);
-    assert_string_equal(cfg.cluster_bind, "127.0.0.8");
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--bind", "127.0.0.7", NULL), SETTINGS_OK);
+    assert_string_equal(cfg.cluster.cluster_bind, "127.0.0.7");
+    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), SETTINGS_OK);
+    assert_string_equal(cfg.cluster.cluster_bind, "127.0.0.8");
     assert_int_equal(
         load(&cfg, NULL, err, sizeof(err), "--config", "data/config_port_1000.conf", NULL),
-        CONFIG_OK);
-    assert_string_equal(cfg.cluster_bind, "127.0.0.9");
+        SETTINGS_OK);
+    assert_string_equal(cfg.cluster.cluster_bind, "127.0.0.9");
     assert_int_equal(load(&cfg, env, err, sizeof(err), "--cluster-bind", "127.0.0.1", NULL),
-                     CONFIG_OK);
-    assert_string_equal(cfg.bind, "127.0.0.8");
-    assert_string_equal(cfg.cluster_bind, "127.0.0.1");
+                     SETTINGS_OK);
+    assert_string_equal(cfg.node.bind, "127.0.0.8");
+    assert_string_equal(cfg.cluster.cluster_bind, "127.0.0.1");
 }
 
 static void test_booleans(void **state)
 {
     static const char *yes[] = {"true", "yes", "1", "on", "TRUE", "Yes"};
     static const char *no[] = {"false", "no", "0", "off", "FALSE", "Off"};
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char arg[64];
 
     (void)state;
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         snprintf(arg, sizeof(arg), "--allow-anonymous=%s", no[i]);
-        assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), CONFIG_OK);
-        assert_false(cfg.allow_anonymous);
+        assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), SETTINGS_OK);
+        assert_false(cfg.node.allow_anonymous);
         snprintf(arg, sizeof(arg), "--allow-anonymous=%s", yes[i]);
         assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--allow-anonymous=no", arg, NULL),
-                         CONFIG_OK);
-        assert_true(cfg.allow_anonymous);
+                         SETTINGS_OK);
+        assert_true(cfg.node.allow_anonymous);
     }
     /* A bare boolean flag means true; the next flag is not taken as its value. */
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--allow-anonymous=no", "--allow-anonymous",
                           "--port", "5", NULL),
-                     CONFIG_OK);
-    assert_true(cfg.allow_anonymous);
-    assert_int_equal(cfg.port, 5);
+                     SETTINGS_OK);
+    assert_true(cfg.node.allow_anonymous);
+    assert_int_equal(cfg.node.port, 5);
     expect_error(load(&cfg, NULL, err, sizeof(err), "--allow-anonymous=maybe", NULL), err,
                  "invalid value 'maybe' for --allow-anonymous (expected "
                  "true/false/yes/no/1/0/on/off)");
@@ -383,15 +383,15 @@ static void test_booleans(void **state)
 static void test_log_levels(void **state)
 {
     static const char *names[] = {"error", "warn", "info", "debug"};
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char arg[64];
 
     (void)state;
     for (int l = LOG_LEVEL_ERROR; l <= LOG_LEVEL_DEBUG; l++) {
         snprintf(arg, sizeof(arg), "--log-level=%s", names[l]);
-        assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), CONFIG_OK);
-        assert_int_equal(cfg.log_level, l);
+        assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), SETTINGS_OK);
+        assert_int_equal(cfg.node.log_level, l);
         assert_string_equal(config_log_level_name((enum log_level)l), names[l]);
     }
     expect_error(load(&cfg, NULL, err, sizeof(err), "--log-level", "verbose", NULL), err,
@@ -400,7 +400,7 @@ static void test_log_levels(void **state)
 
 static void test_number_validation(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env_bad[] = {"SOL_PORT=abc", NULL};
     char *env_empty[] = {"SOL_MAX_INFLIGHT=", NULL};
@@ -438,15 +438,15 @@ static void test_number_validation(void **state)
     /* Upper bounds are accepted. */
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--port=65535", "--max-packet-size",
                           "268435455", "--max-connections=0", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.port, 65535);
-    assert_int_equal(cfg.max_packet_size, 268435455);
-    assert_int_equal(cfg.max_connections, 0);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 65535);
+    assert_int_equal(cfg.node.max_packet_size, 268435455);
+    assert_int_equal(cfg.node.max_connections, 0);
 }
 
 static void test_string_validation(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char longval[300];
     char arg[320];
@@ -461,8 +461,8 @@ static void test_string_validation(void **state)
                  "value for --node-name is too long (at most 63 characters)");
     longval[63] = '\0'; /* exactly fits */
     snprintf(arg, sizeof(arg), "--node-name=%s", longval);
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), CONFIG_OK);
-    assert_string_equal(cfg.node_name, longval);
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), SETTINGS_OK);
+    assert_string_equal(cfg.cluster.node_name, longval);
 
     memset(longval, 'f', 256);
     longval[256] = '\0';
@@ -476,13 +476,13 @@ static void test_string_validation(void **state)
                  "invalid value '' for --node-name (expected a non-empty value)");
     /* Files that may be empty (= off) accept an empty value. */
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--acl-file=", "--seeds=", NULL),
-                     CONFIG_OK);
-    assert_string_equal(cfg.acl_file, "");
+                     SETTINGS_OK);
+    assert_string_equal(cfg.node.acl_file, "");
 }
 
 static void test_seeds_buffer_limit(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char seeds[1100];
     char arg[1200];
@@ -491,8 +491,8 @@ static void test_seeds_buffer_limit(void **state)
     memset(seeds, 's', 1023);
     seeds[1023] = '\0';
     snprintf(arg, sizeof(arg), "--seeds=%s", seeds);
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), CONFIG_OK);
-    assert_int_equal(strlen(cfg.seeds), 1023);
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), arg, NULL), SETTINGS_OK);
+    assert_int_equal(strlen(cfg.cluster.seeds), 1023);
     seeds[1023] = 's';
     seeds[1024] = '\0';
     snprintf(arg, sizeof(arg), "--seeds=%s", seeds);
@@ -502,7 +502,7 @@ static void test_seeds_buffer_limit(void **state)
 
 static void test_argv_errors(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
@@ -532,80 +532,81 @@ static void test_argv_errors(void **state)
 /* Mosquitto's -p PORT and -c FILE. */
 static void test_short_flags(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "-p", "1884", NULL), CONFIG_OK);
-    assert_int_equal(cfg.port, 1884);
-    assert_string_equal(cfg.origin.port, "-p 1884");
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "-p", "1884", NULL), SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 1884);
+    assert_string_equal(cfg.node.origin.port, "-p 1884");
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "-c", "data/config_port_1000.conf", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.port, 1000);
-    assert_string_equal(cfg.origin.port,
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 1000);
+    assert_string_equal(cfg.node.origin.port,
                         "port 1000 (config file data/config_port_1000.conf line 1)");
     assert_int_equal(
         load(&cfg, NULL, err, sizeof(err), "-c", "data/config_port_1000.conf", "-p", "7", NULL),
-        CONFIG_OK);
-    assert_int_equal(cfg.port, 7);
+        SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 7);
 }
 
 /* The cluster listener runs only when asked for (seeds, cluster_bind or cluster_port from any
  * source), HTTP only when http_port is set; each listener's origin names the setting as given. */
 static void test_listeners_only_when_asked(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env_seeds[] = {"SOL_SEEDS=a:1", NULL};
     char *env_http[] = {"SOL_HTTP_PORT=8081", NULL};
     char *env_empty_seeds[] = {"SOL_SEEDS=", NULL};
 
     (void)state;
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--port", "1884", NULL), CONFIG_OK);
-    assert_int_equal(cfg.cluster_port, 0);
-    assert_int_equal(cfg.http_port, 0);
-    assert_string_equal(cfg.origin.port, "--port 1884");
-    assert_string_equal(cfg.origin.cluster_port, "");
-    assert_string_equal(cfg.origin.http_port, "");
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--port", "1884", NULL), SETTINGS_OK);
+    assert_int_equal(cfg.cluster.cluster_port, 0);
+    assert_int_equal(cfg.ops.http_port, 0);
+    assert_string_equal(cfg.node.origin.port, "--port 1884");
+    assert_string_equal(cfg.cluster.origin.cluster_port, "");
+    assert_string_equal(cfg.ops.origin.http_port, "");
 
-    assert_int_equal(load(&cfg, env_seeds, err, sizeof(err), NULL), CONFIG_OK);
-    assert_int_equal(cfg.cluster_port, CONFIG_CLUSTER_PORT);
-    assert_string_equal(cfg.origin.port, "--port 1883 (default)");
-    assert_string_equal(cfg.origin.cluster_port,
+    assert_int_equal(load(&cfg, env_seeds, err, sizeof(err), NULL), SETTINGS_OK);
+    assert_int_equal(cfg.cluster.cluster_port, CLUSTER_CONFIG_PORT);
+    assert_string_equal(cfg.node.origin.port, "--port 1883 (default)");
+    assert_string_equal(cfg.cluster.origin.cluster_port,
                         "--cluster-port 7946 (default; clustering is on because SOL_SEEDS is set)");
-    assert_int_equal(cfg.http_port, 0);
+    assert_int_equal(cfg.ops.http_port, 0);
 
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--cluster-bind", "127.0.0.2", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.cluster_port, CONFIG_CLUSTER_PORT);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.cluster.cluster_port, CLUSTER_CONFIG_PORT);
     assert_string_equal(
-        cfg.origin.cluster_port,
+        cfg.cluster.origin.cluster_port,
         "--cluster-port 7946 (default; clustering is on because --cluster-bind is set)");
 
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--cluster-port", "7000", NULL), CONFIG_OK);
-    assert_int_equal(cfg.cluster_port, 7000);
-    assert_string_equal(cfg.origin.cluster_port, "--cluster-port 7000");
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--cluster-port", "7000", NULL),
+                     SETTINGS_OK);
+    assert_int_equal(cfg.cluster.cluster_port, 7000);
+    assert_string_equal(cfg.cluster.origin.cluster_port, "--cluster-port 7000");
 
     /* An explicit 0 keeps clustering off even with seeds; empty seeds ask for nothing. */
     assert_int_equal(load(&cfg, env_seeds, err, sizeof(err), "--cluster-port", "0", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.cluster_port, 0);
-    assert_string_equal(cfg.origin.cluster_port, "");
-    assert_int_equal(load(&cfg, env_empty_seeds, err, sizeof(err), NULL), CONFIG_OK);
-    assert_int_equal(cfg.cluster_port, 0);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.cluster.cluster_port, 0);
+    assert_string_equal(cfg.cluster.origin.cluster_port, "");
+    assert_int_equal(load(&cfg, env_empty_seeds, err, sizeof(err), NULL), SETTINGS_OK);
+    assert_int_equal(cfg.cluster.cluster_port, 0);
 
-    assert_int_equal(load(&cfg, env_http, err, sizeof(err), NULL), CONFIG_OK);
-    assert_int_equal(cfg.http_port, 8081);
-    assert_int_equal(cfg.cluster_port, 0);
-    assert_string_equal(cfg.origin.http_port, "SOL_HTTP_PORT=8081");
-    assert_int_equal(load(&cfg, env_http, err, sizeof(err), "--http-port", "0", NULL), CONFIG_OK);
-    assert_int_equal(cfg.http_port, 0);
-    assert_string_equal(cfg.origin.http_port, "");
+    assert_int_equal(load(&cfg, env_http, err, sizeof(err), NULL), SETTINGS_OK);
+    assert_int_equal(cfg.ops.http_port, 8081);
+    assert_int_equal(cfg.cluster.cluster_port, 0);
+    assert_string_equal(cfg.ops.origin.http_port, "SOL_HTTP_PORT=8081");
+    assert_int_equal(load(&cfg, env_http, err, sizeof(err), "--http-port", "0", NULL), SETTINGS_OK);
+    assert_int_equal(cfg.ops.http_port, 0);
+    assert_string_equal(cfg.ops.origin.http_port, "");
 }
 
 static void test_file_errors(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env[] = {"SOL_CONFIG=/nope/sol.conf", NULL};
     char *env_empty[] = {"SOL_CONFIG=", NULL};
@@ -641,24 +642,24 @@ static void test_file_errors(void **state)
 
 static void test_unknown_env_ignored(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
     char *env[] = {"SOL_BIN=/x/sol", "SOL_PROT=abc", "SOL_=1", "SOL_port=abc", "SOL", "HOME=/root",
                    "SOL_PORTS=1",    "XSOL_PORT=1",  NULL};
 
     (void)state;
-    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), CONFIG_OK);
-    assert_int_equal(cfg.port, 1883);
+    assert_int_equal(load(&cfg, env, err, sizeof(err), NULL), SETTINGS_OK);
+    assert_int_equal(cfg.node.port, 1883);
 }
 
 static void test_help_lists_every_flag(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char out[8192];
     char needle[80];
 
     (void)state;
-    assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), CONFIG_EXIT_OK);
+    assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), SETTINGS_EXIT_OK);
     for (size_t i = 0; i < sizeof(all_flags) / sizeof(all_flags[0]); i++) {
         snprintf(needle, sizeof(needle), "  %s", all_flags[i]);
         if (strstr(out, needle) == NULL)
@@ -675,36 +676,36 @@ static void test_help_lists_every_flag(void **state)
     assert_non_null(strstr(out, "(default: same as --bind)"));
     assert_non_null(strstr(out, "SOL_MAX_INFLIGHT"));
     /* -h is the same. */
-    assert_int_equal(load_capture(&cfg, out, sizeof(out), "-h"), CONFIG_EXIT_OK);
+    assert_int_equal(load_capture(&cfg, out, sizeof(out), "-h"), SETTINGS_EXIT_OK);
     assert_non_null(strstr(out, "--leave-timeout-ms"));
 }
 
 /* --overload-policy takes only its two words; the low watermark must be under the high one. */
 static void test_overload_settings(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[256];
 
     (void)state;
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--overload-policy", "drop", NULL),
-                     CONFIG_OK);
-    assert_int_equal(cfg.overload_policy, OVERLOAD_DROP);
+                     SETTINGS_OK);
+    assert_int_equal(cfg.node.overload_policy, OVERLOAD_DROP);
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--overload-policy", "block", NULL),
-                     CONFIG_ERROR);
+                     SETTINGS_ERROR);
     assert_non_null(strstr(err, "--overload-policy"));
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--backlog-low", "2097152", NULL),
-                     CONFIG_ERROR);
+                     SETTINGS_ERROR);
     assert_non_null(strstr(err, "backlog_low"));
 }
 
 static void test_help_line_per_setting(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char out[8192];
     size_t lines = 0;
 
     (void)state;
-    assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), CONFIG_EXIT_OK);
+    assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), SETTINGS_EXIT_OK);
     for (char *p = strstr(out, "\n  --"); p != NULL; p = strstr(p + 1, "\n  --"))
         lines++;
     /* 28 settings + --config + --help + --version, one line each. */
@@ -713,28 +714,28 @@ static void test_help_line_per_setting(void **state)
 
 static void test_version(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char out[256];
 
     (void)state;
-    assert_int_equal(load_capture(&cfg, out, sizeof(out), "--version"), CONFIG_EXIT_OK);
+    assert_int_equal(load_capture(&cfg, out, sizeof(out), "--version"), SETTINGS_EXIT_OK);
     assert_string_equal(out, "sol " SOL_VERSION "\n");
 }
 
 static void test_tiny_error_buffer(void **state)
 {
-    struct sol_config cfg;
+    struct sol_settings cfg;
     char err[8];
 
     (void)state;
     expect_error(load(&cfg, NULL, err, sizeof(err), "--port=abc", NULL), err, "invalid");
-    assert_int_equal(load(&cfg, NULL, NULL, 0, "--port=abc", NULL), CONFIG_ERROR);
+    assert_int_equal(load(&cfg, NULL, NULL, 0, "--port=abc", NULL), SETTINGS_ERROR);
 }
 
 /* conf/sol.conf documents every key, commented out, with its default. */
 static void test_example_conf_documents_every_key(void **state)
 {
-    struct sol_config cfg, def;
+    struct sol_settings cfg, def;
     char err[256];
     char key[64];
     char *text;
@@ -771,9 +772,11 @@ static void test_example_conf_documents_every_key(void **state)
 
     /* As shipped (all commented out) it yields the defaults (origin says where they came from). */
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", "../../conf/sol.conf", NULL),
-                     CONFIG_OK);
-    config_defaults(&def);
-    memset(&cfg.origin, 0, sizeof(cfg.origin));
+                     SETTINGS_OK);
+    settings_defaults(&def);
+    memset(&cfg.node.origin, 0, sizeof(cfg.node.origin));
+    memset(&cfg.cluster.origin, 0, sizeof(cfg.cluster.origin));
+    memset(&cfg.ops.origin, 0, sizeof(cfg.ops.origin));
     assert_memory_equal(&cfg, &def, sizeof(cfg));
 }
 
@@ -781,7 +784,7 @@ static void test_example_conf_documents_every_key(void **state)
  * shown are the real defaults. */
 static void test_example_conf_values_are_defaults(void **state)
 {
-    struct sol_config cfg, def;
+    struct sol_settings cfg, def;
     char err[256];
     char line[512];
     char path[] = "/tmp/sol_conf_XXXXXX";
@@ -804,10 +807,12 @@ static void test_example_conf_values_are_defaults(void **state)
     fclose(in);
     fclose(out);
     assert_true(uncommented == 23);
-    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), CONFIG_OK);
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), SETTINGS_OK);
     unlink(path);
-    config_defaults(&def);
-    memset(&cfg.origin, 0, sizeof(cfg.origin));
+    settings_defaults(&def);
+    memset(&cfg.node.origin, 0, sizeof(cfg.node.origin));
+    memset(&cfg.cluster.origin, 0, sizeof(cfg.cluster.origin));
+    memset(&cfg.ops.origin, 0, sizeof(cfg.ops.origin));
     assert_memory_equal(&cfg, &def, sizeof(cfg));
 }
 

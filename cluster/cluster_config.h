@@ -1,0 +1,48 @@
+/*
+ * cluster_config.h - the cluster's settings: this node's name, where the cluster listens, whom it
+ * joins, the gossip timings. app/settings.c fills them (flag > SOL_* environment > config file,
+ * as for every setting) and hands them to cluster_start; the broker never sees them.
+ */
+#ifndef SOL_CLUSTER_CONFIG_H
+#define SOL_CLUSTER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* The cluster port once clustering is on (seeds or cluster_bind set) and cluster_port is not. */
+#define CLUSTER_CONFIG_PORT 7946
+
+struct cluster_config {
+    char node_name[64];    /* default: hostname */
+    char cluster_bind[64]; /* default: same as the MQTT bind */
+    /* The port clustering uses; default 0 = clustering off. settings_load sets CLUSTER_CONFIG_PORT
+     * when cluster_bind or non-empty seeds is set and cluster_port is not (an explicit 0 stays). */
+    uint16_t cluster_port;
+    char seeds[1024];            /* comma-separated host:port list; host may be a DNS name */
+    unsigned gossip_interval_ms; /* probe period, default 200 */
+    unsigned probe_timeout_ms;   /* direct probe timeout, default 100 */
+    unsigned suspicion_mult;     /* suspicion timeout multiplier (Lifeguard), default 4 */
+    unsigned dns_interval_ms;    /* re-resolve seeds, default 2000 */
+    unsigned leave_timeout_ms;   /* how long SIGTERM waits to announce leave, default 1000 */
+
+    /* Not settings: the node's limits that the cluster applies to its peer links too (the largest
+     * frame, how long a peer may make no progress). cluster_start copies them from the broker's
+     * settings (broker_config), so whatever a caller leaves here is overwritten. */
+    size_t max_packet_size;
+    unsigned stall_timeout_ms;
+
+    /* Not a setting: filled by settings_load with the cluster port as the user gave it (or the
+     * setting that turned clustering on), for the error that names it when the port is busy.
+     * Empty while clustering is off. */
+    struct {
+        char cluster_port[CONFIG_ORIGIN_LEN];
+    } origin;
+};
+
+/* Fill cfg with the cluster's defaults: the hostname (or "sol") as node_name, cluster_bind
+ * "0.0.0.0" (settings_load makes it follow the MQTT bind), clustering off. */
+void cluster_config_defaults(struct cluster_config *cfg);
+
+#endif
