@@ -22,12 +22,12 @@
 #include <cmocka.h>
 
 #include "http.h"
+#include "server_test.h"
 
 struct fixture {
     uv_loop_t loop;
-    uv_async_t stop;
+    struct server_test_loop lt;
     struct http_server *srv;
-    pthread_t thread;
     int port;
     struct logger log;
     char last_path[256];
@@ -61,18 +61,10 @@ static int handler(void *ctx, const char *method, const char *path, struct http_
     return 0;
 }
 
-static void on_stop(uv_async_t *a)
+static void on_stop(void *ctx)
 {
-    struct fixture *f = a->data;
+    struct fixture *f = ctx;
     http_server_stop(f->srv);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *run_loop(void *arg)
-{
-    struct fixture *f = arg;
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    return NULL;
 }
 
 static int setup(void **state)
@@ -91,9 +83,8 @@ static int setup(void **state)
     }
     if (!f->srv)
         return -1;
-    uv_async_init(&f->loop, &f->stop, on_stop);
-    f->stop.data = f;
-    pthread_create(&f->thread, NULL, run_loop, f);
+    if (server_test_start(&f->lt, &f->loop, on_stop, f) != 0)
+        return -1;
     *state = f;
     return 0;
 }
@@ -101,25 +92,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    uv_async_send(&f->stop);
-    pthread_join(f->thread, NULL);
+    server_test_stop(&f->lt);
     int rc = uv_loop_close(&f->loop);
     free(f);
     return rc == 0 ? 0 : -1; /* every handle closed: the server freed itself */
-}
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
 }
 
 static void send_all(int fd, const char *data, size_t len)
@@ -177,7 +153,7 @@ static int count(const char *hay, const char *needle)
 static void test_get_keepalive_and_query(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     const char *req = "GET /json?x=1&y=2 HTTP/1.1\r\nHost: t\r\n\r\n";
     send_all(fd, req, strlen(req));
     char buf[8192];
@@ -201,7 +177,7 @@ static void test_get_keepalive_and_query(void **state)
 static void test_pipelined_in_order(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     const char *req = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n";
     send_all(fd, req, strlen(req));
     char buf[8192];
@@ -218,7 +194,7 @@ static void test_pipelined_in_order(void **state)
 static void test_connection_close_stops_pipeline(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     const char *req = "GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
     send_all(fd, req, strlen(req));
     char buf[8192];
@@ -234,7 +210,7 @@ static void test_connection_close_stops_pipeline(void **state)
 static void test_http10_closes(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     const char *req = "GET /x HTTP/1.0\r\n\r\n";
     send_all(fd, req, strlen(req));
     char buf[8192];
@@ -249,7 +225,7 @@ static void test_http10_closes(void **state)
 static void test_other_methods_405(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     int calls = f->calls;
     const char *req = "POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /y HTTP/1.1\r\n\r\n";
     send_all(fd, req, strlen(req));
@@ -266,7 +242,7 @@ static void test_other_methods_405(void **state)
 static void test_garbage_400_and_close(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     const char *req = "\x01\x02 NOT HTTP\r\n\r\n";
     send_all(fd, req, strlen(req));
     char buf[8192];
@@ -280,7 +256,7 @@ static void test_garbage_400_and_close(void **state)
 static void test_oversized_431_and_close(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     char req[12000];
     int n = snprintf(req, sizeof(req), "GET /x HTTP/1.1\r\nX-Big: ");
     memset(req + n, 'a', 9000);
@@ -298,7 +274,7 @@ static void test_oversized_431_and_close(void **state)
 static void test_handler_failure_500(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     const char *req = "GET /fail HTTP/1.1\r\n\r\n";
     send_all(fd, req, strlen(req));
     char buf[8192];
@@ -311,7 +287,7 @@ static void test_handler_failure_500(void **state)
 static void test_request_split_byte_by_byte(void **state)
 {
     struct fixture *f = *state;
-    int fd = connect_to(f->port);
+    int fd = server_test_connect(f->port);
     const char *req = "GET /slow/path?q HTTP/1.1\r\nHost: t\r\n\r\n";
     for (size_t i = 0; req[i]; i++)
         send_all(fd, req + i, 1);
