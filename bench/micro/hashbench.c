@@ -6,8 +6,13 @@
  *
  *     cc -O2 -D_GNU_SOURCE -Inode bench/micro/hashbench.c node/topic.c node/retain.c \
  *        node/levelmap.c node/strmap.c node/idset.c [node/hashtab.c] -o /tmp/hashbench
- *     /tmp/hashbench [n]    # n devices, sessions, retained topics (default 100000, min 1000):
- *                           # 1000 fits in cache and shows the CPU cost of a lookup
+ *     /tmp/hashbench [n [ops]]  # n devices, sessions, retained topics (default 100000, min
+ *                               # 1000: it fits in cache and shows the CPU cost of a lookup);
+ *                               # ops lookups per case (default 1000000)
+ *
+ * On a shared or virtual machine the times move by 10% or more from run to run: compare medians
+ * of alternating runs, or instructions (valgrind --tool=callgrind with a small ops, then
+ * callgrind_annotate --inclusive=yes: bench_trie, bench_retain, bench_strmap, bench_idset).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -278,11 +283,14 @@ static void bench_idset(size_t ops)
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+    size_t ops = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000000;
     if (n < 1000)
         n = 1000;
-    bench_trie(n, 1000000);
-    bench_retain(n, 1000000);
-    bench_strmap(n, 1000000);
-    bench_idset(1000000);
+    if (ops < 1000)
+        ops = 1000;
+    bench_trie(n, ops);
+    bench_retain(n, ops);
+    bench_strmap(n, ops);
+    bench_idset(ops);
     return 0;
 }
