@@ -7,8 +7,9 @@
  * further pointer chase and never allocates. The child is recovered with offsetof (container-of).
  *
  * The table is the hashtab.h core over 8-byte slots (a pointer to each child's key): linear
- * probing, power-of-two capacity, load at most 3/4, backward-shift deletion. A map with one child holds it inline (cap 1): no table allocation and one cache miss
- * less on the many nodes with a single child, like the <id> in "devices/<id>/status".
+ * probing, power-of-two capacity, load at most 3/4, backward-shift deletion. A map with one child
+ * holds it inline (cap 1): no table allocation and one cache miss less on the many nodes with a
+ * single child, like the <id> in "devices/<id>/status".
  *
  * A zeroed struct levelmap is an empty map. Lookup (and splitting a topic into levels) is inline
  * because it is the hot path of topic_tree_match: one lookup per topic level.
@@ -81,7 +82,8 @@ static inline bool levelmap_key_is(const struct levelmap_key *k, const char *s, 
     return k->hash == h && k->len == n && memcmp(levelmap_key_level(k), s, n) == 0;
 }
 
-/* What a lookup carries: the level, its length and its hash. */
+/* The rest down to levelmap_find is the table's description for hashtab.h, here only so that the
+ * lookup inlines: not for callers. What a lookup carries: the level, its length and its hash. */
 struct levelmap_probe {
     const char *s;
     size_t n;
@@ -125,8 +127,8 @@ static inline struct levelmap_key *levelmap_find(const struct levelmap *m, const
     if (m->cap == 1)
         return levelmap_key_is(m->u.one, s, n, h) ? m->u.one : NULL;
     struct levelmap_probe p = {s, n, h};
-    return m->u
-        .table[hashtab_find(&levelmap_table, m->u.table, m->cap, h, levelmap_slot_match, &p)];
+    struct levelmap_key **slots = m->u.table;
+    return slots[hashtab_find(&levelmap_table, slots, m->cap, h, levelmap_slot_match, &p)];
 }
 
 /* Fill a child's key for level s[0..n) with hash h, copying the bytes after the key. n must fit
