@@ -13,6 +13,7 @@
  * filter.
  */
 #include "acl.h"
+#include "buf.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -96,14 +97,11 @@ static int acl_rules_add(struct acl_rules *rules, const char *filter, unsigned a
     struct acl_rule *r;
     size_t len = strlen(filter);
 
-    if (rules->n == rules->cap) {
-        size_t cap = rules->cap ? rules->cap * 2 : 8;
-        struct acl_rule *v = realloc(rules->v, cap * sizeof(*v));
-        if (v == NULL)
-            return -1;
-        rules->v = v;
-        rules->cap = cap;
-    }
+    size_t cap =
+        buf_grow((void **)&rules->v, rules->cap, rules->n + 1, sizeof(*rules->v), SIZE_MAX);
+    if (cap == 0)
+        return -1;
+    rules->cap = cap;
     r = &rules->v[rules->n];
     r->filter = malloc(len + 1);
     if (r->filter == NULL)
@@ -126,14 +124,11 @@ static struct acl_rules *acl_user_section(struct acl *acl, const char *name)
         if (strcmp(acl->users[i].name, name) == 0)
             return &acl->users[i].rules;
     }
-    if (acl->nusers == acl->usercap) {
-        size_t cap = acl->usercap ? acl->usercap * 2 : 8;
-        struct acl_user *v = realloc(acl->users, cap * sizeof(*v));
-        if (v == NULL)
-            return NULL;
-        acl->users = v;
-        acl->usercap = cap;
-    }
+    size_t cap = buf_grow((void **)&acl->users, acl->usercap, acl->nusers + 1, sizeof(*acl->users),
+                          SIZE_MAX);
+    if (cap == 0)
+        return NULL;
+    acl->usercap = cap;
     u = &acl->users[acl->nusers];
     memset(u, 0, sizeof(*u));
     u->name = strdup(name);

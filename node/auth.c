@@ -8,6 +8,7 @@
  * are compared in constant time.
  */
 #include "auth.h"
+#include "buf.h"
 #include "log.h"
 
 #include <errno.h>
@@ -173,16 +174,12 @@ static int auth_parse_line(struct auth *auth, char *line, char *reason, size_t r
         snprintf(reason, rlen, "empty user name");
         return -1;
     }
-    if (auth->n == auth->cap) {
-        size_t cap = auth->cap ? auth->cap * 2 : 16;
-        struct auth_entry *v = realloc(auth->v, cap * sizeof(*v));
-        if (v == NULL) {
-            snprintf(reason, rlen, "out of memory");
-            return -1;
-        }
-        auth->v = v;
-        auth->cap = cap;
+    size_t cap = buf_grow((void **)&auth->v, auth->cap, auth->n + 1, sizeof(*auth->v), SIZE_MAX);
+    if (cap == 0) {
+        snprintf(reason, rlen, "out of memory");
+        return -1;
     }
+    auth->cap = cap;
     e = &auth->v[auth->n];
     memset(e, 0, sizeof(*e));
     if (auth_parse_hash(hash, e, reason, rlen) != 0)

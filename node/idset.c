@@ -1,18 +1,42 @@
 /*
- * idset.c - packet id sets (idset.h).
+ * idset.c - packet id sets (idset.h): the hashtab core over 2-byte slots.
  */
 #include <stdlib.h>
 
+#include "hashtab.h"
 #include "idset.h"
 
-/* The slot holding id, or the empty slot where it would go. */
+static bool idset_slot_empty(const void *slot)
+{
+    return *(const uint16_t *)slot == 0;
+}
+
+/* Identity: ids in flight are mostly consecutive, so they fill consecutive slots, never collide
+ * while fewer than cap, and need no hashing. */
+static size_t idset_slot_hash(const void *slot)
+{
+    return *(const uint16_t *)slot;
+}
+
+static bool idset_slot_match(const void *slot, const void *key)
+{
+    return *(const uint16_t *)slot == *(const uint16_t *)key;
+}
+
+/* At most half full, 8 slots first. */
+static const struct hashtab_type idset_table = {
+    .slot_size = sizeof(uint16_t),
+    .empty = idset_slot_empty,
+    .hash = idset_slot_hash,
+    .load_num = 1,
+    .load_den = 2,
+    .min_cap = 8,
+};
+
+/* The slot holding id, or the empty slot where it would go (s->cap > 0). */
 static uint32_t idset_slot(const struct idset *s, uint16_t id)
 {
-    uint32_t mask = s->cap - 1;
-    uint32_t i = id & mask;
-    while (s->slots[i] && s->slots[i] != id)
-        i = (i + 1) & mask;
-    return i;
+    return (uint32_t)hashtab_find(&idset_table, s->slots, s->cap, id, idset_slot_match, &id);
 }
 
 bool idset_has(const struct idset *s, uint16_t id)
@@ -20,28 +44,12 @@ bool idset_has(const struct idset *s, uint16_t id)
     return id && s->cap && s->slots[idset_slot(s, id)] == id;
 }
 
-/* Double the slots (or create them), re-placing every id. */
-static int idset_grow(struct idset *s)
-{
-    uint32_t ocap = s->cap;
-    uint32_t ncap = ocap ? ocap * 2 : 8;
-    uint16_t *old = s->slots;
-    uint16_t *n = calloc(ncap, sizeof(*n));
-    if (!n)
-        return -1;
-    s->slots = n;
-    s->cap = ncap;
-    for (uint32_t i = 0; i < ocap; i++)
-        if (old[i])
-            s->slots[idset_slot(s, old[i])] = old[i];
-    free(old);
-    return 0;
-}
-
 int idset_add(struct idset *s, uint16_t id)
 {
-    if ((s->n + 1) * 2 > s->cap && idset_grow(s) < 0)
+    size_t cap = hashtab_reserve(&idset_table, (void **)&s->slots, s->cap, s->n, UINT32_MAX);
+    if (!cap)
         return -1;
+    s->cap = (uint32_t)cap;
     uint32_t i = idset_slot(s, id);
     if (s->slots[i] != id) {
         s->slots[i] = id;
@@ -50,23 +58,19 @@ int idset_add(struct idset *s, uint16_t id)
     return 0;
 }
 
-/* Later ids of the hole's probe run shift back into it when their home slot is not between the
- * hole and where they sit. */
 void idset_del(struct idset *s, uint16_t id)
 {
     if (!idset_has(s, id))
         return;
-    uint32_t mask = s->cap - 1;
-    uint32_t i = idset_slot(s, id);
-    for (uint32_t j = (i + 1) & mask; s->slots[j]; j = (j + 1) & mask) {
-        uint32_t home = s->slots[j] & mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            s->slots[i] = s->slots[j];
-            i = j;
-        }
-    }
-    s->slots[i] = 0;
+    hashtab_remove_at(&idset_table, s->slots, s->cap, idset_slot(s, id));
     s->n--;
+}
+
+uint16_t idset_next(const struct idset *s, uint32_t *pos)
+{
+    size_t i = hashtab_next(&idset_table, s->slots, s->cap, *pos);
+    *pos = i < s->cap ? (uint32_t)i + 1 : s->cap;
+    return i < s->cap ? s->slots[i] : 0;
 }
 
 void idset_clear(struct idset *s)

@@ -1,5 +1,6 @@
 /*
- * levelmap.c - the child table of a topic-level trie node (see levelmap.h).
+ * levelmap.c - the child table of a topic-level trie node (see levelmap.h): the hashtab core, with
+ * the single inline child as a table of one slot.
  */
 #include "levelmap.h"
 
@@ -7,9 +8,9 @@
 #include <string.h>
 
 /* The slots: the inline child when cap is 1, else the table. */
-static struct levelmap_key *const *levelmap_slots(const struct levelmap *m)
+static struct levelmap_key **levelmap_slots(const struct levelmap *m)
 {
-    return m->cap == 1 ? &m->u.one : m->u.table;
+    return m->cap == 1 ? (struct levelmap_key **)&m->u.one : m->u.table;
 }
 
 void levelmap_key_set(struct levelmap_key *k, const char *s, size_t n, uint32_t h)
@@ -20,27 +21,14 @@ void levelmap_key_set(struct levelmap_key *k, const char *s, size_t n, uint32_t 
         memcpy((char *)(k + 1), s, n);
 }
 
-/* Put k into a table known to have a free slot. */
-static void levelmap_place(struct levelmap_key **slots, uint32_t cap, struct levelmap_key *k)
-{
-    uint32_t mask = cap - 1;
-    uint32_t i = k->hash & mask;
-    while (slots[i] != NULL)
-        i = (i + 1) & mask;
-    slots[i] = k;
-}
-
 /* Move the children into a table of newcap (at least 4) slots. Returns -1 (nothing changed) on
  * failure. */
 static int levelmap_rehash(struct levelmap *m, uint32_t newcap)
 {
-    struct levelmap_key **slots = calloc(newcap, sizeof(*slots));
+    struct levelmap_key **slots =
+        hashtab_rehash(&levelmap_table, levelmap_slots(m), m->cap, newcap);
     if (slots == NULL)
         return -1;
-    struct levelmap_key *const *old = levelmap_slots(m);
-    for (uint32_t i = 0; i < m->cap; i++)
-        if (old[i] != NULL)
-            levelmap_place(slots, newcap, old[i]);
     if (m->cap > 1)
         free(m->u.table);
     m->u.table = slots;
@@ -57,17 +45,17 @@ int levelmap_reserve(struct levelmap *m)
         return 0;
     }
     if (m->cap == 1)
-        return levelmap_rehash(m, 4);
-    if ((uint64_t)(m->count + 1) * 4 <= (uint64_t)m->cap * 3)
-        return 0;
-    if (m->cap >= (1u << 30))
+        return levelmap_rehash(m, levelmap_table.min_cap);
+    size_t cap = hashtab_reserve(&levelmap_table, (void **)&m->u.table, m->cap, m->count, 1u << 30);
+    if (!cap)
         return -1;
-    return levelmap_rehash(m, m->cap * 2);
+    m->cap = (uint32_t)cap;
+    return 0;
 }
 
 void levelmap_insert(struct levelmap *m, struct levelmap_key *k)
 {
-    levelmap_place(m->cap == 1 ? &m->u.one : m->u.table, m->cap, k);
+    hashtab_place(&levelmap_table, levelmap_slots(m), m->cap, &k);
     m->count++;
 }
 
@@ -80,36 +68,27 @@ void levelmap_clear(struct levelmap *m)
     m->cap = 0;
 }
 
-uint32_t levelmap_slot(const struct levelmap *m, const struct levelmap_key *k)
+/* Children are found by identity here: the caller holds the child itself. */
+static bool levelmap_slot_is(const void *slot, const void *key)
 {
-    struct levelmap_key *const *slots = levelmap_slots(m);
-    uint32_t mask = m->cap - 1;
-    uint32_t i = k->hash & mask;
-    while (slots[i] != k)
-        i = (i + 1) & mask;
-    return i;
+    return *(struct levelmap_key *const *)slot == key;
 }
 
-/* Backward-shift deletion keeps probe chains intact without tombstones; a table that falls below
- * 1/8 full is shrunk to a quarter, best effort (a failed shrink changes nothing). */
+uint32_t levelmap_slot(const struct levelmap *m, const struct levelmap_key *k)
+{
+    return (uint32_t)hashtab_find(&levelmap_table, levelmap_slots(m), m->cap, k->hash,
+                                  levelmap_slot_is, k);
+}
+
+/* A table that falls below 1/8 full is shrunk to a quarter, best effort (a failed shrink changes
+ * nothing). */
 void levelmap_remove(struct levelmap *m, struct levelmap_key *k)
 {
     if (m->cap == 1) {
         levelmap_clear(m);
         return;
     }
-    struct levelmap_key **slots = m->u.table;
-    uint32_t mask = m->cap - 1;
-    uint32_t i = levelmap_slot(m, k);
-    for (uint32_t j = (i + 1) & mask; slots[j] != NULL; j = (j + 1) & mask) {
-        uint32_t home = slots[j]->hash & mask;
-        /* slots[j] may fill the hole at i unless its home lies cyclically in (i, j]. */
-        if (((j - home) & mask) >= ((j - i) & mask)) {
-            slots[i] = slots[j];
-            i = j;
-        }
-    }
-    slots[i] = NULL;
+    hashtab_remove_at(&levelmap_table, m->u.table, m->cap, levelmap_slot(m, k));
     m->count--;
     if (m->count == 0)
         levelmap_clear(m);
@@ -119,13 +98,8 @@ void levelmap_remove(struct levelmap *m, struct levelmap_key *k)
 
 struct levelmap_key *levelmap_next(const struct levelmap *m, uint32_t *pos)
 {
-    struct levelmap_key *const *slots = levelmap_slots(m);
-    for (uint32_t i = *pos; i < m->cap; i++) {
-        if (slots[i] != NULL) {
-            *pos = i + 1;
-            return slots[i];
-        }
-    }
-    *pos = m->cap;
-    return NULL;
+    struct levelmap_key **slots = levelmap_slots(m);
+    size_t i = hashtab_next(&levelmap_table, slots, m->cap, *pos);
+    *pos = i < m->cap ? (uint32_t)i + 1 : m->cap;
+    return i < m->cap ? slots[i] : NULL;
 }

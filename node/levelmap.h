@@ -6,9 +6,10 @@
  * bytes follow that key in the child's own allocation, so a lookup compares the level without a
  * further pointer chase and never allocates. The child is recovered with offsetof (container-of).
  *
- * Open addressing with linear probing, power-of-two capacity, load at most 3/4, backward-shift
- * deletion. A map with one child holds it inline (cap 1): no table allocation and one cache miss
- * less on the many nodes with a single child, like the <id> in "devices/<id>/status".
+ * The table is the hashtab.h core over 8-byte slots (a pointer to each child's key): linear
+ * probing, power-of-two capacity, load at most 3/4, backward-shift deletion. A map with one child
+ * holds it inline (cap 1): no table allocation and one cache miss less on the many nodes with a
+ * single child, like the <id> in "devices/<id>/status".
  *
  * A zeroed struct levelmap is an empty map. Lookup (and splitting a topic into levels) is inline
  * because it is the hot path of topic_tree_match: one lookup per topic level.
@@ -20,6 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "hash.h"
+#include "hashtab.h"
 
 /* The key of one child. It must be the last member of the child's struct, and the child is
  * allocated with room for the level's bytes after it (sizeof(child) + len): see LEVELMAP_KEY_LAST.
@@ -44,34 +48,10 @@ struct levelmap {
     uint32_t cap;   /* 0 (no child), 1 (inline) or the table size */
 };
 
-/* Eight bytes at a time (a byte at a time was a fifth of matching a topic), the tail read as two
- * overlapping words, then a final avalanche so the low bits used as the table index are well mixed.
- * The length is mixed in first, so levels that differ only in trailing zero bytes still differ. */
+/* The hash of a level: hash_words32 (hash.h), eight bytes at a time for the routing hot path. */
 static inline uint32_t levelmap_hash(const char *s, size_t n)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
-    uint64_t w;
-    for (; n > 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
-    }
-    if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + n - 4, 4);
-        w = (uint64_t)a << 32 | b;
-    } else if (n > 0) {
-        w = (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n / 2] << 8 |
-            (unsigned char)s[n - 1];
-    } else {
-        w = 0;
-    }
-    h = (h ^ w) * 0x94d049bb133111ebull;
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 32;
-    return (uint32_t)h;
+    return hash_words32(s, n);
 }
 
 /* End (exclusive) of the topic level starting at pos in s[0..len): the next '/' or len. */
@@ -102,6 +82,42 @@ static inline bool levelmap_key_is(const struct levelmap_key *k, const char *s, 
     return k->hash == h && k->len == n && memcmp(levelmap_key_level(k), s, n) == 0;
 }
 
+/* The rest down to levelmap_find is the table's description for hashtab.h, here only so that the
+ * lookup inlines: not for callers. What a lookup carries: the level, its length and its hash. */
+struct levelmap_probe {
+    const char *s;
+    size_t n;
+    uint32_t h;
+};
+
+/* The table's slots, for hashtab.h: a pointer to a child's key, NULL when free. */
+static inline bool levelmap_slot_empty(const void *slot)
+{
+    return *(struct levelmap_key *const *)slot == NULL;
+}
+
+/* The hash lives in the child's key: one pointer chase, no rehashing of the level's bytes. */
+static inline size_t levelmap_slot_hash(const void *slot)
+{
+    return (*(struct levelmap_key *const *)slot)->hash;
+}
+
+static inline bool levelmap_slot_match(const void *slot, const void *key)
+{
+    const struct levelmap_probe *p = key;
+    return levelmap_key_is(*(struct levelmap_key *const *)slot, p->s, p->n, p->h);
+}
+
+/* Load at most 3/4; the first table (after the inline child) has 4 slots. */
+static const struct hashtab_type levelmap_table = {
+    .slot_size = sizeof(struct levelmap_key *),
+    .empty = levelmap_slot_empty,
+    .hash = levelmap_slot_hash,
+    .load_num = 3,
+    .load_den = 4,
+    .min_cap = 4,
+};
+
 /* The child named s[0..n) (h = levelmap_hash(s, n)), or NULL. */
 static inline struct levelmap_key *levelmap_find(const struct levelmap *m, const char *s, size_t n,
                                                  uint32_t h)
@@ -110,14 +126,9 @@ static inline struct levelmap_key *levelmap_find(const struct levelmap *m, const
         return NULL;
     if (m->cap == 1)
         return levelmap_key_is(m->u.one, s, n, h) ? m->u.one : NULL;
-    uint32_t mask = m->cap - 1;
-    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        struct levelmap_key *k = m->u.table[i];
-        if (k == NULL)
-            return NULL;
-        if (levelmap_key_is(k, s, n, h))
-            return k;
-    }
+    struct levelmap_probe p = {s, n, h};
+    struct levelmap_key **slots = m->u.table;
+    return slots[hashtab_find(&levelmap_table, slots, m->cap, h, levelmap_slot_match, &p)];
 }
 
 /* Fill a child's key for level s[0..n) with hash h, copying the bytes after the key. n must fit

@@ -1,14 +1,45 @@
-/* strmap.c - string-keyed hash map (see strmap.h). */
+/* strmap.c - string-keyed hash map (see strmap.h): the hashtab core over 32-byte slots. */
 #include "strmap.h"
 #include "hash.h"
+#include "hashtab.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t strmap_hash(const char *key, size_t len)
+/* What a lookup carries: the key and its hash, compared hash first. */
+struct strmap_probe {
+    const char *key;
+    size_t len;
+    uint64_t hash;
+};
+
+static bool strmap_slot_empty(const void *slot)
 {
-    return hash_fnv1a(key, len);
+    return ((const struct strmap_slot *)slot)->key == NULL;
 }
+
+/* The hash is kept in the slot: growing and deleting never rehash a key. */
+static size_t strmap_slot_hash(const void *slot)
+{
+    return (size_t)((const struct strmap_slot *)slot)->hash;
+}
+
+static bool strmap_slot_match(const void *slot, const void *key)
+{
+    const struct strmap_slot *s = slot;
+    const struct strmap_probe *p = key;
+    return s->hash == p->hash && s->len == p->len && memcmp(s->key, p->key, p->len) == 0;
+}
+
+/* Load at most 3/4: short probe runs, little memory per entry; 16 slots first. */
+static const struct hashtab_type strmap_table = {
+    .slot_size = sizeof(struct strmap_slot),
+    .empty = strmap_slot_empty,
+    .hash = strmap_slot_hash,
+    .load_num = 3,
+    .load_den = 4,
+    .min_cap = 16,
+};
 
 void strmap_init(struct strmap *m)
 {
@@ -21,63 +52,32 @@ void strmap_destroy(struct strmap *m)
     strmap_init(m);
 }
 
-/* Index of key's slot, or of the empty slot where it would go. */
-static size_t strmap_find(const struct strmap *m, const char *key, size_t len, uint64_t h)
+/* Index of key's slot, or of the empty slot where it would go (m->cap > 0). */
+static size_t strmap_find(const struct strmap *m, const struct strmap_probe *p)
 {
-    size_t mask = m->cap - 1;
-    size_t i = h & mask;
-    while (m->slots[i].key) {
-        const struct strmap_slot *s = &m->slots[i];
-        if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0)
-            return i;
-        i = (i + 1) & mask;
-    }
-    return i;
+    return hashtab_find(&strmap_table, m->slots, m->cap, p->hash, strmap_slot_match, p);
 }
 
 void *strmap_get(const struct strmap *m, const char *key, size_t len)
 {
     if (!m->cap)
         return NULL;
-    size_t i = strmap_find(m, key, len, strmap_hash(key, len));
-    return m->slots[i].key ? m->slots[i].value : NULL;
-}
-
-/* Double the table, keeping the load factor under 3/4: short probe runs, little memory per entry. */
-static int strmap_grow(struct strmap *m)
-{
-    size_t ncap = m->cap ? m->cap * 2 : 16;
-    struct strmap_slot *ns = calloc(ncap, sizeof(*ns));
-    if (!ns)
-        return -1;
-    for (size_t i = 0; i < m->cap; i++) {
-        struct strmap_slot *s = &m->slots[i];
-        if (!s->key)
-            continue;
-        size_t j = s->hash & (ncap - 1);
-        while (ns[j].key)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = *s;
-    }
-    free(m->slots);
-    m->slots = ns;
-    m->cap = ncap;
-    return 0;
+    struct strmap_probe p = {key, len, hash_fnv1a(key, len)};
+    const struct strmap_slot *s = &m->slots[strmap_find(m, &p)];
+    return s->key ? s->value : NULL;
 }
 
 int strmap_put(struct strmap *m, const char *key, size_t len, void *value)
 {
-    if ((m->count + 1) * 4 > m->cap * 3 && strmap_grow(m) < 0)
+    size_t cap = hashtab_reserve(&strmap_table, (void **)&m->slots, m->cap, m->count, SIZE_MAX);
+    if (!cap)
         return -1;
-    uint64_t h = strmap_hash(key, len);
-    size_t i = strmap_find(m, key, len, h);
-    struct strmap_slot *s = &m->slots[i];
+    m->cap = cap;
+    struct strmap_probe p = {key, len, hash_fnv1a(key, len)};
+    struct strmap_slot *s = &m->slots[strmap_find(m, &p)];
     if (!s->key)
         m->count++;
-    s->key = key;
-    s->len = len;
-    s->hash = h;
-    s->value = value;
+    *s = (struct strmap_slot){.key = key, .len = len, .hash = p.hash, .value = value};
     return 0;
 }
 
@@ -85,24 +85,19 @@ void *strmap_del(struct strmap *m, const char *key, size_t len)
 {
     if (!m->cap)
         return NULL;
-    size_t mask = m->cap - 1;
-    size_t i = strmap_find(m, key, len, strmap_hash(key, len));
+    struct strmap_probe p = {key, len, hash_fnv1a(key, len)};
+    size_t i = strmap_find(m, &p);
     if (!m->slots[i].key)
         return NULL;
     void *value = m->slots[i].value;
-    /* Backward-shift: move later entries of the run into the hole so lookups need no tombstones. */
-    size_t j = i;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!m->slots[j].key)
-            break;
-        size_t home = m->slots[j].hash & mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            m->slots[i] = m->slots[j];
-            i = j;
-        }
-    }
-    m->slots[i].key = NULL;
+    hashtab_remove_at(&strmap_table, m->slots, m->cap, i);
     m->count--;
     return value;
+}
+
+const struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos)
+{
+    size_t i = hashtab_next(&strmap_table, m->slots, m->cap, *pos);
+    *pos = i < m->cap ? i + 1 : m->cap;
+    return i < m->cap ? &m->slots[i] : NULL;
 }

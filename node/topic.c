@@ -12,6 +12,7 @@
  * way back up, so a topic of 32768 empty levels needs no stack.
  */
 #include "topic.h"
+#include "buf.h"
 #include "levelmap.h"
 
 #include <stddef.h>
@@ -295,16 +296,14 @@ int topic_tree_subscribe(struct topic_tree *tree, const char *filter, size_t len
         node->subs[i].qos = qos; /* [MQTT-3.8.4-3] */
         return 0;
     }
-    if (node->nsubs == node->subcap) {
-        uint32_t cap = node->subcap ? node->subcap * 2 : 2;
-        struct tsub *subs = cap > node->subcap ? realloc(node->subs, cap * sizeof(*subs)) : NULL;
-        if (subs == NULL) {
-            tree_prune(node);
-            return -1;
-        }
-        node->subs = subs;
-        node->subcap = cap;
+    /* Most filters have one or two subscribers: a first block of two. */
+    size_t cap = buf_grow_from((void **)&node->subs, node->subcap, node->nsubs + 1,
+                               sizeof(*node->subs), UINT32_MAX, 2);
+    if (cap == 0) {
+        tree_prune(node);
+        return -1;
     }
+    node->subcap = (uint32_t)cap;
     memmove(node->subs + i + 1, node->subs + i, (node->nsubs - i) * sizeof(*node->subs));
     node->subs[i].subscriber = subscriber;
     node->subs[i].qos = qos;

@@ -1,9 +1,12 @@
-/* test_strmap.c - the string hash map: put/get/replace/delete, growth, and deletion keeping probe runs. */
+/* test_strmap.c - the string hash map: put/get/replace/delete, growth, deletion keeping probe runs,
+ * iteration. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -54,11 +57,46 @@ static void test_many_and_delete(void **state)
     strmap_destroy(&m);
 }
 
+/* strmap_next visits every entry once, in slot order, and nothing on an empty map. */
+static void test_next(void **state)
+{
+    enum { N = 300 };
+    static char keys[N][16];
+    static bool seen[N];
+    struct strmap m;
+    strmap_init(&m);
+    size_t pos = 0;
+    assert_null(strmap_next(&m, &pos));
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        assert_int_equal(strmap_put(&m, keys[i], strlen(keys[i]), keys[i]), 0);
+    }
+    for (int i = 0; i < N; i += 3)
+        strmap_del(&m, keys[i], strlen(keys[i]));
+    const struct strmap_slot *s, *prev = NULL;
+    size_t count = 0;
+    pos = 0;
+    while ((s = strmap_next(&m, &pos)) != NULL) {
+        assert_true(prev == NULL || s > prev);
+        prev = s;
+        int i = atoi((const char *)s->value + 1);
+        assert_ptr_equal(s->key, keys[i]);
+        assert_true(i % 3 != 0);
+        assert_false(seen[i]);
+        seen[i] = true;
+        count++;
+    }
+    assert_int_equal(count, m.count);
+    assert_int_equal(count, N - (N + 2) / 3);
+    strmap_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_replace),
         cmocka_unit_test(test_many_and_delete),
+        cmocka_unit_test(test_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
