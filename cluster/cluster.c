@@ -346,7 +346,7 @@ static void cluster_handle_closed(uv_handle_t *h)
         free(p);
     }
     topic_tree_free(c->local);
-    retain_free(c->tombs);
+    retained_free(c);
     pthread_mutex_destroy(&c->in_mu);
     free(c);
 }
@@ -387,7 +387,6 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
         c->tx_low_bytes = c->tx_high_bytes / 2;
     pthread_mutex_init(&c->in_mu, NULL);
     c->local = topic_tree_new();
-    c->tombs = retain_new(free);
     uint16_t rnd = 0;
     if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         rnd = (uint16_t)uv_hrtime();
@@ -396,7 +395,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
     uv_timer_init(loop, &c->leave_timer);
     c->tick.data = c->leave_timer.data = c;
     c->handles = 2;
-    if (!c->local || !c->tombs) {
+    if (!c->local || retained_init(c) != 0) {
         snprintf(err, errlen, "cluster: out of memory");
         goto fail;
     }

@@ -203,6 +203,18 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
     metric_u64(&t, "sol_subscriptions", "gauge", "Local (filter, session) pairs.",
                bs.subscriptions);
     metric_u64(&t, "sol_retained_messages", "gauge", "Retained messages held.", bs.retained);
+    struct retained_stats rs;
+    retained_stats(c, &rs);
+    metric_u64(&t, "sol_cluster_retained_tombstones", "gauge",
+               "Cleared retained topics remembered (reaped once every node has them).",
+               rs.tombstones);
+    metric_u64(&t, "sol_cluster_retained_tombstone_bytes", "gauge",
+               "Bytes held by those tombstones (topic and stamp).", rs.tombstone_bytes);
+    metric_u64(&t, "sol_cluster_retained_tombstones_reaped_total", "counter",
+               "Tombstones dropped under the retained floor.", rs.reaped);
+    metric_u64(&t, "sol_cluster_retained_sync_entries", "gauge",
+               "Entries a full retained sync would send now: values and tombstones.",
+               rs.sync_entries);
 
     metric_head(&t, "sol_cluster_members", "gauge", "Known members by state (self included).");
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,

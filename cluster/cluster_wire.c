@@ -59,25 +59,26 @@ static uint8_t *put_varint(uint8_t *out, unsigned field, uint64_t v)
 }
 
 /* Size of the Publish message body for msg (proto3: empty and zero fields omitted). */
-static size_t publish_size(const struct message *msg, size_t origin_len, uint64_t seq)
+static size_t publish_size(const struct message *msg, const struct wire_stamp *st, uint64_t seq)
 {
     size_t n = field_len_size(1, msg->topic_len);
     if (msg->payload_len)
         n += field_len_size(2, msg->payload_len);
     n += field_varint_size(3, msg->qos) + field_varint_size(4, msg->retain);
-    if (origin_len)
-        n += field_len_size(5, origin_len);
-    return n + field_varint_size(6, msg->hlc) + field_varint_size(7, seq);
+    if (st && st->origin_len)
+        n += field_len_size(5, st->origin_len);
+    return n + field_varint_size(6, st ? st->hlc : 0) + field_varint_size(7, seq);
 }
 
 size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
-                         unsigned body_field, const struct message *msg, uint64_t seq)
+                         unsigned body_field, const struct message *msg,
+                         const struct wire_stamp *st, uint64_t seq)
 {
     pl->sender = sender;
     pl->sender_len = sender_len;
     pl->body_field = body_field;
-    pl->origin_len = strnlen(msg->origin, sizeof(msg->origin));
-    pl->body_len = publish_size(msg, pl->origin_len, seq);
+    pl->st = st;
+    pl->body_len = publish_size(msg, st, seq);
     pl->total =
         (sender_len ? field_len_size(1, sender_len) : 0) + field_len_size(body_field, pl->body_len);
     return pl->total;
@@ -95,34 +96,20 @@ void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct m
         out = put_len(out, 2, msg->payload, msg->payload_len);
     out = put_varint(out, 3, msg->qos);
     out = put_varint(out, 4, msg->retain);
-    if (pl->origin_len)
-        out = put_len(out, 5, msg->origin, pl->origin_len);
-    out = put_varint(out, 6, msg->hlc);
+    if (pl->st && pl->st->origin_len)
+        out = put_len(out, 5, pl->st->origin, pl->st->origin_len);
+    out = put_varint(out, 6, pl->st ? pl->st->hlc : 0);
     put_varint(out, 7, seq);
 }
 
-size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
-                         uint64_t seq)
-{
-    struct wire_plan pl;
-    return wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, seq);
-}
-
-size_t wire_write_publish(uint8_t *out, const char *sender, unsigned body_field,
-                          const struct message *msg, uint64_t seq)
-{
-    struct wire_plan pl;
-    wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, seq);
-    wire_write_planned(out, &pl, msg, seq);
-    return pl.total;
-}
-
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
-                               uint64_t seq)
+                               const struct wire_stamp *st, uint64_t seq)
 {
-    struct wbuf *w = wbuf_new(wire_publish_size(sender, body_field, msg, seq));
+    struct wire_plan pl;
+    struct wbuf *w =
+        wbuf_new(wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, st, seq));
     if (w)
-        wire_write_publish(w->data, sender, body_field, msg, seq);
+        wire_write_planned(w->data, &pl, msg, seq);
     return w;
 }
 
@@ -263,12 +250,12 @@ static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
             r.p++;
             if (get_bytes(&r, &d, &len) != 0)
                 return -1;
-            out->origin = (const char *)d;
-            out->origin_len = len;
+            out->stamp.origin = (const char *)d;
+            out->stamp.origin_len = len;
             continue;
         case 0x30: /* 6 hlc */
             r.p++;
-            if (get_varint(&r, &out->hlc) != 0)
+            if (get_varint(&r, &out->stamp.hlc) != 0)
                 return -1;
             continue;
         case 0x38: /* 7 seq */
