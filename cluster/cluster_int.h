@@ -461,7 +461,7 @@ void retained_heartbeat(struct cluster *c, Cl__RouteVersion *v);
  * CLUSTER_DIGEST_MISSES quiet heartbeats (both sides should exchange their sets). */
 bool retained_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v);
 struct retained_stats {
-    uint64_t tombstones, tombstone_bytes, reaped, floor;
+    uint64_t tombstones, tombstone_bytes, reaped, floor, stable, rounds;
     uint64_t sync_entries; /* what a full sync would send now: values and tombstones */
 };
 void retained_stats(const struct cluster *c, struct retained_stats *out);

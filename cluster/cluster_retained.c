@@ -400,6 +400,8 @@ void retained_stats(const struct cluster *c, struct retained_stats *out)
     out->tombstone_bytes = r->tomb_bytes;
     out->reaped = r->reaped;
     out->floor = r->floor;
+    out->stable = r->stable;
+    out->rounds = r->round;
     out->sync_entries = retain_count(r->stamps); /* a stamp for each value, each tombstone */
 }
 

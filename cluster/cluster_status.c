@@ -212,6 +212,13 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
                "Bytes held by those tombstones (topic and stamp).", rs.tombstone_bytes);
     metric_u64(&t, "sol_cluster_retained_tombstones_reaped_total", "counter",
                "Tombstones dropped under the retained floor.", rs.reaped);
+    metric_u64(&t, "sol_cluster_retained_stable_hlc", "gauge",
+               "Clock at the last heartbeat at which this node's retained values equalled every "
+               "live peer's: tombstones are reaped up to the least of these.",
+               rs.stable);
+    metric_u64(&t, "sol_cluster_retained_rounds_total", "counter",
+               "Heartbeats at which the retained digest was compared and the floor moved.",
+               rs.rounds);
     metric_u64(&t, "sol_cluster_retained_sync_entries", "gauge",
                "Entries a full retained sync would send now: values and tombstones.",
                rs.sync_entries);
