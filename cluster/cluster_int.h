@@ -460,11 +460,14 @@ void retained_heartbeat(struct cluster *c, Cl__RouteVersion *v);
 /* A peer's heartbeat: record agreement; true when its retained set has differed from ours for
  * CLUSTER_DIGEST_MISSES quiet heartbeats (both sides should exchange their sets). */
 bool retained_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v);
-struct retained_stats {
-    uint64_t tombstones, tombstone_bytes, reaped, floor, stable, rounds;
-    uint64_t sync_entries; /* what a full sync would send now: values and tombstones */
+/* One /metrics series, named and explained by the module that counts it. */
+struct cluster_metric {
+    const char *name, *type, *help;
+    uint64_t value;
 };
-void retained_stats(const struct cluster *c, struct retained_stats *out);
+#define RETAINED_METRICS 6
+/* The retained state's series (tombstones, reaping, the size of a full sync) into out. */
+void retained_metrics(const struct cluster *c, struct cluster_metric out[RETAINED_METRICS]);
 
 /* ---- cluster_takeover.c ---- */
 bool takeover_hook(void *ctx, const char *client_id, bool clean_session, uint64_t token);

@@ -393,16 +393,28 @@ bool retained_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersi
     return true;
 }
 
-void retained_stats(const struct cluster *c, struct retained_stats *out)
+void retained_metrics(const struct cluster *c, struct cluster_metric out[RETAINED_METRICS])
 {
     const struct retained *r = c->retained;
-    out->tombstones = r->ntombs;
-    out->tombstone_bytes = r->tomb_bytes;
-    out->reaped = r->reaped;
-    out->floor = r->floor;
-    out->stable = r->stable;
-    out->rounds = r->round;
-    out->sync_entries = retain_count(r->stamps); /* a stamp for each value, each tombstone */
+    const struct cluster_metric m[RETAINED_METRICS] = {
+        {"sol_cluster_retained_tombstones", "gauge",
+         "Cleared retained topics remembered (reaped once every node has them).", r->ntombs},
+        {"sol_cluster_retained_tombstone_bytes", "gauge",
+         "Bytes held by those tombstones (topic and stamp).", r->tomb_bytes},
+        {"sol_cluster_retained_tombstones_reaped_total", "counter",
+         "Tombstones dropped under the retained floor.", r->reaped},
+        {"sol_cluster_retained_stable_hlc", "gauge",
+         "Clock at the last heartbeat at which this node's retained values equalled every live "
+         "peer's: tombstones are reaped up to the least of these.",
+         r->stable},
+        {"sol_cluster_retained_rounds_total", "counter",
+         "Heartbeats at which the retained digest was compared and the floor moved.", r->round},
+        /* a stamp for each value and each tombstone */
+        {"sol_cluster_retained_sync_entries", "gauge",
+         "Entries a full retained sync would send now: values and tombstones.",
+         retain_count(r->stamps)},
+    };
+    memcpy(out, m, sizeof(m));
 }
 
 /* ---- full retained sync ---- */

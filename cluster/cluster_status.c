@@ -203,25 +203,10 @@ static int status_metrics(struct cluster *c, struct http_response *resp)
     metric_u64(&t, "sol_subscriptions", "gauge", "Local (filter, session) pairs.",
                bs.subscriptions);
     metric_u64(&t, "sol_retained_messages", "gauge", "Retained messages held.", bs.retained);
-    struct retained_stats rs;
-    retained_stats(c, &rs);
-    metric_u64(&t, "sol_cluster_retained_tombstones", "gauge",
-               "Cleared retained topics remembered (reaped once every node has them).",
-               rs.tombstones);
-    metric_u64(&t, "sol_cluster_retained_tombstone_bytes", "gauge",
-               "Bytes held by those tombstones (topic and stamp).", rs.tombstone_bytes);
-    metric_u64(&t, "sol_cluster_retained_tombstones_reaped_total", "counter",
-               "Tombstones dropped under the retained floor.", rs.reaped);
-    metric_u64(&t, "sol_cluster_retained_stable_hlc", "gauge",
-               "Clock at the last heartbeat at which this node's retained values equalled every "
-               "live peer's: tombstones are reaped up to the least of these.",
-               rs.stable);
-    metric_u64(&t, "sol_cluster_retained_rounds_total", "counter",
-               "Heartbeats at which the retained digest was compared and the floor moved.",
-               rs.rounds);
-    metric_u64(&t, "sol_cluster_retained_sync_entries", "gauge",
-               "Entries a full retained sync would send now: values and tombstones.",
-               rs.sync_entries);
+    struct cluster_metric rm[RETAINED_METRICS];
+    retained_metrics(c, rm);
+    for (size_t i = 0; i < RETAINED_METRICS; i++)
+        metric_u64(&t, rm[i].name, rm[i].type, rm[i].help, rm[i].value);
 
     metric_head(&t, "sol_cluster_members", "gauge", "Known members by state (self included).");
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,
