@@ -165,8 +165,8 @@ static struct peer *cluster_sender(struct cluster *c, const char *name, size_t l
 /* A frame is a batch of envelopes. PUBLISH envelopes (nearly all of the traffic) are read in place
  * by cluster_wire.c; the other kinds are decoded by protobuf-c. Bad input on a frame is named by
  * the address it came from. */
-size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from,
-                            const bool *stop)
+static size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len,
+                                   const char *from, const bool *stop)
 {
     const uint8_t *pos = data, *end = data + len, *env;
     size_t env_len, count = 0;
@@ -401,7 +401,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, const struct so
     }
 
     if (cfg->cluster_port != 0) {
-        if (net_listen(c, err, errlen) != 0) {
+        if (net_listen(c, cluster_handle_frame, err, errlen) != 0) {
             cluster_name_setting(err, errlen, cfg->origin.cluster_port);
             goto fail;
         }

@@ -96,19 +96,6 @@ enum route_step route_delta_step(bool synced, uint64_t have_gen, uint64_t have_v
 bool route_version_stale(bool synced, uint64_t have_gen, uint64_t have_ver, uint64_t gen,
                          uint64_t ver);
 
-/* Append a protobuf varint; returns bytes written (at most 10). Inline: it is on the per-message
- * path. */
-static inline size_t pb_varint(uint8_t *out, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (uint8_t)v;
-    return n;
-}
-
 /* ---- cluster_wire.c: the PUBLISH hot path of the wire format, by hand ---- */
 
 /* The cluster's stamp of a retained value or clear: last writer wins by (hlc, origin). Not part of
@@ -118,6 +105,15 @@ struct wire_stamp {
     const char *origin; /* not NUL-terminated on the wire side */
     size_t origin_len;
 };
+
+/* Append a protobuf varint; returns bytes written (at most 10). */
+size_t pb_varint(uint8_t *out, uint64_t v);
+
+/* The most bytes wire_frame_entry writes. */
+#define WIRE_FRAME_ENTRY_MAX 11
+/* Write the Frame field header (tag, length) of one envelope of len bytes about to follow it;
+ * returns its bytes. A frame is the concatenation of such entries. */
+size_t wire_frame_entry(uint8_t *out, size_t len);
 
 /* A Publish as it lies in a received buffer (nothing NUL-terminated, nothing copied). */
 struct wire_publish {
@@ -269,6 +265,11 @@ struct rx_link {
     struct flow_source src;
 };
 
+/* Handle one received frame on the loop; from names the sender's address in logs. Stops after the
+ * envelope during which *stop turned true (the link was paused); returns the bytes handled. */
+typedef size_t (*cluster_frame_fn)(struct cluster *c, const uint8_t *data, size_t len,
+                                   const char *from, const bool *stop);
+
 struct takeover {
     struct takeover *next;
     uint64_t token;
@@ -308,6 +309,7 @@ struct cluster {
     struct rx_link *links;      /* every link not freed yet (under in_mu) */
     struct rx_link *rx_ready;   /* links with frames (or closed) for the loop (under in_mu) */
     struct rx_link *rx_current; /* loop: the link whose frame is being handled */
+    cluster_frame_fn on_frame;  /* what a received frame is given to (set by net_listen) */
     atomic_bool rx_stop;        /* shutting down: callbacks start nothing new */
     atomic_bool tx_low;         /* a gated peer's queue went under the low watermark */
     size_t tx_high_bytes, tx_low_bytes; /* the peer queues' watermarks (set at start, read-only) */
@@ -352,10 +354,6 @@ struct wbuf *cluster_pack(struct cluster *c, Cl__Envelope *env);
 /* /readyz: listening, not leaving, joined, and holding the routes and retained messages of every
  * live peer (a full sync done with each), or CLUSTER_READY_TIMEOUT_MS after the join. */
 bool cluster_ready(struct cluster *c);
-/* Handle one received frame on the loop; from names the sender's address in logs. Stops after the
- * envelope during which *stop turned true (the link was paused); returns the bytes handled. */
-size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from,
-                            const bool *stop);
 
 /* ---- cluster_net.c ---- */
 /* Shutdown: stop every nng callback, close the sockets (bounded wait), free what was received. */
@@ -364,7 +362,8 @@ struct wbuf *wbuf_new(size_t len);
 void wbuf_unref(struct wbuf *w);
 
 /* ---- cluster_rx.c ---- */
-int net_listen(struct cluster *c, char *err, size_t errlen);
+/* Listen for peers; every frame they send is given to on_frame on the loop. */
+int net_listen(struct cluster *c, cluster_frame_fn on_frame, char *err, size_t errlen);
 /* Loop: let a parked link read again if it may (not closed, under CLUSTER_LINK_RX_MAX); else no-op.
  */
 void rx_link_unpark(struct rx_link *l);

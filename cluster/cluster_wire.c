@@ -21,6 +21,30 @@
 #define WT_LEN 2
 #define WT_I32 5
 
+/* Inline: it is on the per-message path. */
+static inline size_t varint_put(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+size_t pb_varint(uint8_t *out, uint64_t v)
+{
+    return varint_put(out, v);
+}
+
+/* Frame field 1 (envelopes), length-delimited. */
+size_t wire_frame_entry(uint8_t *out, size_t len)
+{
+    out[0] = 1 << 3 | WT_LEN;
+    return 1 + varint_put(out + 1, len);
+}
+
 static size_t varint_len(uint64_t v)
 {
     size_t n = 1;
@@ -43,8 +67,8 @@ static size_t field_varint_size(unsigned field, uint64_t v)
 
 static uint8_t *put_len(uint8_t *out, unsigned field, const void *data, size_t len)
 {
-    out += pb_varint(out, (uint64_t)field << 3 | WT_LEN);
-    out += pb_varint(out, len);
+    out += varint_put(out, (uint64_t)field << 3 | WT_LEN);
+    out += varint_put(out, len);
     if (len)
         memcpy(out, data, len);
     return out + len;
@@ -54,8 +78,8 @@ static uint8_t *put_varint(uint8_t *out, unsigned field, uint64_t v)
 {
     if (!v)
         return out; /* proto3: defaults are not written */
-    out += pb_varint(out, (uint64_t)field << 3 | WT_VARINT);
-    return out + pb_varint(out, v);
+    out += varint_put(out, (uint64_t)field << 3 | WT_VARINT);
+    return out + varint_put(out, v);
 }
 
 /* Size of the Publish message body for msg (proto3: empty and zero fields omitted). */
@@ -89,8 +113,8 @@ void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct m
 {
     if (pl->sender_len)
         out = put_len(out, 1, pl->sender, pl->sender_len);
-    out += pb_varint(out, (uint64_t)pl->body_field << 3 | WT_LEN);
-    out += pb_varint(out, pl->body_len);
+    out += varint_put(out, (uint64_t)pl->body_field << 3 | WT_LEN);
+    out += varint_put(out, pl->body_len);
     out = put_len(out, 1, msg->topic, msg->topic_len);
     if (msg->payload_len)
         out = put_len(out, 2, msg->payload, msg->payload_len);
