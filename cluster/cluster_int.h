@@ -5,9 +5,11 @@
  * transport in three: cluster_rx.c (receive: pull0's side of SP over TCP, one link per peer
  * connection, paused per peer), cluster_tx.c (send: one push0 dialer and queue per peer, batching,
  * back-pressure watermarks), cluster_net.c (what both share: wbuf, shutdown), cluster_routes.c
- * (route replication), cluster_publish.c (forwarding and retained replication), cluster_takeover.c
- * (client-id takeover), cluster_status.c (HTTP endpoints), cluster_clock.c (pure logic: HLC,
- * last-writer-wins, version checks).
+ * (route replication), cluster_publish.c (forwarding), cluster_retained.c (retained replication:
+ * stamps, tombstones and their floor; its state is its own, struct retained), cluster_chunk.c (the
+ * chunked sender of full syncs and moved sessions), cluster_wire.c (all hand-written protobuf),
+ * cluster_takeover.c (client-id takeover), cluster_status.c (HTTP endpoints), cluster_clock.c (pure
+ * logic: HLC, last-writer-wins, version checks).
  *
  * Threading: every field is touched on the loop thread only, except those marked "nng threads",
  * which are guarded by the mutex next to them.
@@ -270,15 +272,6 @@ struct rx_link {
 typedef size_t (*cluster_frame_fn)(struct cluster *c, const uint8_t *data, size_t len,
                                    const char *from, const bool *stop);
 
-struct takeover {
-    struct takeover *next;
-    uint64_t token;
-    char *client_id;
-    uint64_t deadline;
-    struct peer **waiting;
-    size_t nwaiting;
-};
-
 struct log_slot {
     char key[64];
     uint64_t at;
@@ -332,12 +325,9 @@ struct cluster {
 
     /* Publish and retained (cluster_retained.c). */
     uint64_t hlc, seq;
-    uint64_t digest;           /* of our retained set, computed at the last heartbeat */
-    bool digest_quiet;         /* ... and no retained change for a heartbeat period before it */
-    uint64_t retained_changed; /* loop ms of the last retained change here */
-    struct retained *retained; /* stamps of retained values and clears, the floor */
+    struct retained *retained; /* stamps of retained values and clears, digests, the floor */
 
-    struct takeover *takeovers;
+    struct takeover *takeovers; /* CONNECTs waiting for peers (cluster_takeover.c) */
 
     uint64_t decode_errors;
     uint64_t strangers;

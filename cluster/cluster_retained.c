@@ -35,8 +35,11 @@ struct retained {
     uint64_t ntombs, tomb_bytes, reaped;
     uint64_t floor;      /* monotonic: tombstones at or below it are gone */
     uint64_t stable;     /* what this node announces (see the top of this file) */
-    uint64_t digest_hlc; /* c->hlc when c->digest was computed */
+    uint64_t digest_hlc; /* c->hlc when r->digest was computed */
     uint64_t round;      /* heartbeats (digests) so far; a peer agreed in round p->agreed_round */
+    uint64_t digest;     /* of our retained values, computed at the last heartbeat */
+    bool digest_quiet;   /* ... and no retained change for a heartbeat period before it */
+    uint64_t changed;    /* loop ms of the last retained change here */
 };
 
 /* $SYS topics are each node's own (the broker retains its statistics there): never replicated. */
@@ -136,7 +139,7 @@ static int stamp_put(struct retained *r, const char *topic, size_t len, uint64_t
 void retained_local(struct cluster *c, const struct message *msg, struct wire_stamp *out)
 {
     struct retained *r = c->retained;
-    c->retained_changed = uv_now(c->loop);
+    r->changed = uv_now(c->loop);
     out->hlc = hlc_next(&c->hlc, cluster_wall_ms());
     out->origin = c->self;
     out->origin_len = c->self_len;
@@ -195,7 +198,7 @@ static void retained_apply(struct cluster *c, struct peer *p, const struct wire_
         cluster_bad_input(c, p->name, "a retained message from one origin too many");
         return;
     }
-    c->retained_changed = uv_now(c->loop);
+    r->changed = uv_now(c->loop);
     if (stamp_put(r, m->topic, m->topic_len, st->hlc, o, clear) != 0)
         log_error(c->log, "cluster: out of memory stamping retained %s", m->topic);
     if ((had_value || !clear) && broker_retain_apply(c->b, m) != 0)
@@ -329,7 +332,7 @@ static bool peer_is_live(const struct peer *p)
 static void retained_advance(struct cluster *c, uint64_t now)
 {
     struct retained *r = c->retained;
-    bool agreed = r->round > 0 && c->digest_quiet;
+    bool agreed = r->round > 0 && r->digest_quiet;
     for (struct peer *p = c->peers; p; p = p->next) {
         if (peer_is_live(p))
             p->dead_since = 0;
@@ -360,12 +363,12 @@ void retained_heartbeat(struct cluster *c, Cl__RouteVersion *v)
     struct retained *r = c->retained;
     uint64_t now = uv_now(c->loop);
     retained_advance(c, now);
-    c->digest = retained_digest(c);
-    c->digest_quiet = now - c->retained_changed >= CLUSTER_HEARTBEAT_MS;
+    r->digest = retained_digest(c);
+    r->digest_quiet = now - r->changed >= CLUSTER_HEARTBEAT_MS;
     r->digest_hlc = c->hlc;
     r->round++;
-    v->retained_digest = c->digest;
-    v->retained_quiet = c->digest_quiet;
+    v->retained_digest = r->digest;
+    v->retained_quiet = r->digest_quiet;
     v->retained_stable = r->stable;
 }
 
@@ -381,9 +384,9 @@ bool retained_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersi
     }
     if (!p->retained_synced)
         return false;
-    if (!v->retained_quiet || !c->digest_quiet || v->retained_digest == c->digest) {
+    if (!v->retained_quiet || !r->digest_quiet || v->retained_digest == r->digest) {
         p->digest_misses = 0;
-        if (v->retained_quiet && c->digest_quiet && v->retained_digest == c->digest)
+        if (v->retained_quiet && r->digest_quiet && v->retained_digest == r->digest)
             p->agreed_round = r->round;
         return false;
     }

@@ -22,6 +22,16 @@
 #include "cluster_int.h"
 #include "hash.h"
 
+/* A CONNECT held here until every peer asked has answered (or the deadline). */
+struct takeover {
+    struct takeover *next;
+    uint64_t token;
+    char *client_id;
+    uint64_t deadline;
+    struct peer **waiting;
+    size_t nwaiting;
+};
+
 static void takeover_finish(struct cluster *c, struct takeover *t)
 {
     for (struct takeover **pp = &c->takeovers; *pp; pp = &(*pp)->next) {
