@@ -30,34 +30,35 @@ static void routes_broadcast(struct cluster *c, Cl__Envelope *env)
     wbuf_unref(w);
 }
 
-static void routes_send_delta(struct cluster *c, char *filter, bool added)
+/* The local set changed by one filter: a new version, sent as a delta from the one before. */
+static void routes_send_delta(struct cluster *c, const char *filter, size_t len, bool added)
 {
     Cl__RouteDelta d = CL__ROUTE_DELTA__INIT;
     Cl__Envelope env = CL__ENVELOPE__INIT;
+    c->route_version++;
+    char *s = strndup(filter, len);
+    if (!s)
+        return; /* the heartbeat's version shows the gap: peers ask for the full set */
     d.generation = c->route_gen;
     d.base_version = c->route_version - 1;
     d.version = c->route_version;
     if (added) {
         d.n_added = 1;
-        d.added = &filter;
+        d.added = &s;
     } else {
         d.n_removed = 1;
-        d.removed = &filter;
+        d.removed = &s;
     }
     env.body_case = CL__ENVELOPE__BODY_ROUTE_DELTA;
     env.route_delta = &d;
     routes_broadcast(c, &env);
+    free(s);
 }
 
 void routes_local_add(struct cluster *c, const char *filter, size_t len)
 {
-    if (topic_tree_subscribe(c->local, filter, len, c, 0) != 1)
-        return;
-    c->route_version++;
-    char *s = strndup(filter, len);
-    if (s)
-        routes_send_delta(c, s, true);
-    free(s);
+    if (topic_tree_subscribe(c->local, filter, len, c, 0) == 1)
+        routes_send_delta(c, filter, len, true);
 }
 
 void routes_hook_add(void *ctx, const char *filter, size_t len)
@@ -68,13 +69,8 @@ void routes_hook_add(void *ctx, const char *filter, size_t len)
 void routes_hook_del(void *ctx, const char *filter, size_t len)
 {
     struct cluster *c = ctx;
-    if (topic_tree_unsubscribe(c->local, filter, len, c) != 0)
-        return;
-    c->route_version++;
-    char *s = strndup(filter, len);
-    if (s)
-        routes_send_delta(c, s, false);
-    free(s);
+    if (topic_tree_unsubscribe(c->local, filter, len, c) == 0)
+        routes_send_delta(c, filter, len, false);
 }
 
 void routes_drop(struct peer *p)
