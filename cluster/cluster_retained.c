@@ -21,16 +21,19 @@
 
 #include "buf.h"
 #include "cluster_int.h"
+#include "strmap.h"
 
+/* One allocation: the stamp and its topic (the map's key). */
 struct rstamp {
     uint64_t hlc;
     const char *origin; /* interned in struct retained */
     bool cleared;       /* a tombstone */
+    char topic[];       /* NUL-terminated */
 };
 
 struct retained {
-    struct retain_store *stamps; /* topic -> struct rstamp: every retained value, unreaped clears */
-    char **origins;              /* node names seen as origins, each once */
+    struct strmap stamps; /* topic -> struct rstamp: every retained value, unreaped clears */
+    char **origins;       /* node names seen as origins, each once */
     size_t norigins, origins_cap;
     uint64_t ntombs, tomb_bytes, reaped;
     uint64_t floor;      /* monotonic: tombstones at or below it are gone */
@@ -51,10 +54,9 @@ static bool topic_is_sys(const char *topic, size_t len)
 int retained_init(struct cluster *c)
 {
     struct retained *r = calloc(1, sizeof(*r));
-    if (!r || !(r->stamps = retain_new(free))) {
-        free(r);
+    if (!r)
         return -1;
-    }
+    strmap_init(&r->stamps);
     c->retained = r;
     return 0;
 }
@@ -64,7 +66,10 @@ void retained_free(struct cluster *c)
     struct retained *r = c->retained;
     if (!r)
         return;
-    retain_free(r->stamps);
+    for (size_t i = 0; i < r->stamps.cap; i++)
+        if (r->stamps.slots[i].key) /* an empty slot may keep a stale value */
+            free(r->stamps.slots[i].value);
+    strmap_destroy(&r->stamps);
     for (size_t i = 0; i < r->norigins; i++)
         free(r->origins[i]);
     free(r->origins);
@@ -96,17 +101,18 @@ static const char *origin_intern(struct retained *r, const char *name, size_t le
 static void tomb_count(struct retained *r, size_t topic_len, int delta)
 {
     r->ntombs += (uint64_t)(int64_t)delta;
-    r->tomb_bytes += (uint64_t)(int64_t)delta * (topic_len + 1 + sizeof(struct rstamp));
+    r->tomb_bytes += (uint64_t)(int64_t)delta *
+                     (topic_len + 1 + sizeof(struct rstamp) + sizeof(struct strmap_slot));
 }
 
 static void stamp_del(struct retained *r, const char *topic, size_t len)
 {
-    struct rstamp *s = retain_get(r->stamps, topic, len);
+    struct rstamp *s = strmap_del(&r->stamps, topic, len);
     if (!s)
         return;
     if (s->cleared)
         tomb_count(r, len, -1);
-    retain_set(r->stamps, topic, len, NULL);
+    free(s);
 }
 
 /* Record topic's new stamp; a clear at or below the floor needs no tombstone. -1 when out of
@@ -118,12 +124,14 @@ static int stamp_put(struct retained *r, const char *topic, size_t len, uint64_t
         stamp_del(r, topic, len);
         return 0;
     }
-    struct rstamp *s = retain_get(r->stamps, topic, len);
+    struct rstamp *s = strmap_get(&r->stamps, topic, len);
     if (!s) {
-        if (!(s = malloc(sizeof(*s))))
+        if (!(s = malloc(sizeof(*s) + len + 1)))
             return -1;
         s->cleared = false;
-        if (retain_set(r->stamps, topic, len, s) != 0) {
+        memcpy(s->topic, topic, len);
+        s->topic[len] = '\0';
+        if (strmap_put(&r->stamps, s->topic, len, s) != 0) {
             free(s);
             return -1;
         }
@@ -184,7 +192,7 @@ static void retained_apply(struct cluster *c, struct peer *p, const struct wire_
     }
     hlc_merge(&c->hlc, st->hlc);
     bool clear = m->payload_len == 0;
-    const struct rstamp *have = retain_get(r->stamps, m->topic, m->topic_len);
+    const struct rstamp *have = strmap_get(&r->stamps, m->topic, m->topic_len);
     if (!have && st->hlc <= r->floor) {
         if (!clear)
             retained_clear_back(c, p, m, st->hlc);
@@ -259,7 +267,7 @@ static bool value_stamp(const struct retained *r, const struct message *msg, uin
 {
     if (topic_is_sys(msg->topic, msg->topic_len))
         return false;
-    const struct rstamp *s = retain_get(r->stamps, msg->topic, msg->topic_len);
+    const struct rstamp *s = strmap_get(&r->stamps, msg->topic, msg->topic_len);
     *hlc = s ? s->hlc : 0;
     *origin = s ? s->origin : "";
     return true;
@@ -286,40 +294,26 @@ static uint64_t retained_digest(struct cluster *c)
 
 /* ---- the floor ---- */
 
-struct reap_list {
-    uint64_t floor;
-    char **topics;
-    size_t n, cap;
-    bool failed;
-};
-
-static void reap_collect(const char *topic, size_t len, void *value, void *ctx)
-{
-    struct reap_list *l = ctx;
-    const struct rstamp *s = value;
-    if (l->failed || !s->cleared || s->hlc > l->floor)
-        return;
-    size_t cap = buf_grow((void **)&l->topics, l->cap, l->n + 1, sizeof(*l->topics), SIZE_MAX);
-    if (!cap || !(l->topics[l->n] = strndup(topic, len))) {
-        l->failed = true; /* what is not collected now is reaped at a later heartbeat */
-        return;
-    }
-    l->cap = cap;
-    l->n++;
-}
-
-/* Drop the tombstones at or below the floor (collected first: the store is not changed while it
- * is walked). */
+/* Drop the tombstones at or below the floor (collected first: the map is not changed while it is
+ * walked; what cannot be collected for want of memory is reaped at a later heartbeat). */
 static void retained_reap(struct retained *r)
 {
-    struct reap_list l = {.floor = r->floor};
-    retain_foreach(r->stamps, reap_collect, &l);
-    for (size_t i = 0; i < l.n; i++) {
-        stamp_del(r, l.topics[i], strlen(l.topics[i]));
-        free(l.topics[i]);
+    struct rstamp **dead = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < r->stamps.cap; i++) {
+        struct rstamp *st = r->stamps.slots[i].value;
+        if (!r->stamps.slots[i].key || !st->cleared || st->hlc > r->floor)
+            continue;
+        size_t ncap = buf_grow((void **)&dead, cap, n + 1, sizeof(*dead), SIZE_MAX);
+        if (!ncap)
+            break;
+        cap = ncap;
+        dead[n++] = st;
     }
-    r->reaped += l.n;
-    free(l.topics);
+    for (size_t i = 0; i < n; i++)
+        stamp_del(r, dead[i]->topic, strlen(dead[i]->topic));
+    r->reaped += n;
+    free(dead);
 }
 
 static bool peer_is_live(const struct peer *p)
@@ -414,8 +408,7 @@ void retained_metrics(const struct cluster *c, struct cluster_metric out[RETAINE
          "Heartbeats at which the retained digest was compared and the floor moved.", r->round},
         /* a stamp for each value and each tombstone */
         {"sol_cluster_retained_sync_entries", "gauge",
-         "Entries a full retained sync would send now: values and tombstones.",
-         retain_count(r->stamps)},
+         "Entries a full retained sync would send now: values and tombstones.", r->stamps.count},
     };
     memcpy(out, m, sizeof(m));
 }
@@ -428,7 +421,8 @@ struct retain_chunk {
     Cl__RetainSync body;
     Cl__Publish *items;
     Cl__Publish **ptrs;
-    struct message **held; /* references kept while the chunk is built (NULL: a tombstone) */
+    struct message **held; /* references kept while the chunk is built (NULL: a tombstone, whose
+                            * topic is the stamp map's: nothing changes it during the sync) */
     size_t n, cap;
 };
 
@@ -448,12 +442,9 @@ static void retained_fill(void *ctx, Cl__Envelope *env, bool last)
 static void retained_release(void *ctx)
 {
     struct retain_chunk *rc = ctx;
-    for (size_t i = 0; i < rc->n; i++) {
+    for (size_t i = 0; i < rc->n; i++)
         if (rc->held[i])
             message_unref(rc->held[i]);
-        else
-            free(rc->items[i].topic);
-    }
     rc->n = 0;
 }
 
@@ -486,21 +477,18 @@ static void retained_collect_msg(struct message *msg, void *ctx)
     chunk_added(&rc->ck, msg->topic_len + msg->payload_len + 32);
 }
 
-static void retained_collect_tomb(const char *topic, size_t len, void *value, void *ctx)
+static void retained_collect_tombs(struct retain_chunk *rc)
 {
-    struct retain_chunk *rc = ctx;
-    const struct rstamp *s = value;
-    if (!s->cleared)
-        return;
-    Cl__Publish *pb = retained_item(rc, s->hlc, s->origin);
-    if (!pb)
-        return;
-    if (!(pb->topic = strndup(topic, len))) {
-        rc->ck.failed = true;
-        return;
+    const struct strmap *m = &rc->r->stamps;
+    for (size_t i = 0; i < m->cap && !rc->ck.failed; i++) {
+        struct rstamp *s = m->slots[i].value;
+        Cl__Publish *pb;
+        if (!m->slots[i].key || !s->cleared || !(pb = retained_item(rc, s->hlc, s->origin)))
+            continue;
+        pb->topic = s->topic;
+        rc->held[rc->n++] = NULL;
+        chunk_added(&rc->ck, m->slots[i].len + 32);
     }
-    rc->held[rc->n++] = NULL;
-    chunk_added(&rc->ck, len + 32);
 }
 
 void retained_send_full(struct cluster *c, struct peer *p)
@@ -508,7 +496,7 @@ void retained_send_full(struct cluster *c, struct peer *p)
     struct retain_chunk rc = {.r = c->retained};
     rc.ck = (struct chunker){c, p, retained_fill, retained_release, &rc, 0, false};
     broker_retain_foreach(c->b, retained_collect_msg, &rc);
-    retain_foreach(c->retained->stamps, retained_collect_tomb, &rc);
+    retained_collect_tombs(&rc);
     if (rc.ck.failed)
         log_error(c->log, "cluster: out of memory sending retained messages to %s", p->name);
     bool whole = !rc.ck.failed;
