@@ -165,8 +165,8 @@ static struct peer *cluster_sender(struct cluster *c, const char *name, size_t l
 /* A frame is a batch of envelopes. PUBLISH envelopes (nearly all of the traffic) are read in place
  * by cluster_wire.c; the other kinds are decoded by protobuf-c. Bad input on a frame is named by
  * the address it came from. */
-size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from,
-                            const bool *stop)
+static size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len,
+                                   const char *from, const bool *stop)
 {
     const uint8_t *pos = data, *end = data + len, *env;
     size_t env_len, count = 0;
@@ -346,7 +346,7 @@ static void cluster_handle_closed(uv_handle_t *h)
         free(p);
     }
     topic_tree_free(c->local);
-    retain_free(c->tombs);
+    retained_free(c);
     pthread_mutex_destroy(&c->in_mu);
     free(c);
 }
@@ -377,7 +377,6 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
         c->tx_low_bytes = c->tx_high_bytes / 2;
     pthread_mutex_init(&c->in_mu, NULL);
     c->local = topic_tree_new();
-    c->tombs = retain_new(free);
     uint16_t rnd = 0;
     if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         rnd = (uint16_t)uv_hrtime();
@@ -386,13 +385,13 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
     uv_timer_init(loop, &c->leave_timer);
     c->tick.data = c->leave_timer.data = c;
     c->handles = 2;
-    if (!c->local || !c->tombs) {
+    if (!c->local || retained_init(c) != 0) {
         snprintf(err, errlen, "cluster: out of memory");
         goto fail;
     }
 
     if (cfg->cluster_port != 0) {
-        if (net_listen(c, err, errlen) != 0) {
+        if (net_listen(c, cluster_handle_frame, err, errlen) != 0) {
             config_name_setting(err, errlen, cfg->origin.cluster_port, "cluster: ");
             goto fail;
         }

@@ -5,9 +5,12 @@
  * transport in three: cluster_rx.c (receive: pull0's side of SP over TCP, one link per peer
  * connection, paused per peer), cluster_tx.c (send: one push0 dialer and queue per peer, batching,
  * back-pressure watermarks), cluster_net.c (what both share: wbuf, shutdown), cluster_routes.c
- * (route replication), cluster_publish.c (forwarding and retained replication), cluster_takeover.c
- * (client-id takeover), cluster_status.c (what operators see: /cluster, metrics, $SYS), cluster_clock.c (pure logic: HLC,
- * last-writer-wins, version checks).
+ * (route replication), cluster_publish.c (forwarding), cluster_retained.c (retained replication:
+ * stamps, tombstones and their floor; its state is its own, struct retained), cluster_chunk.c (the
+ * chunked sender of full syncs and moved sessions), cluster_wire.c (all hand-written protobuf),
+ * cluster_takeover.c (client-id takeover), cluster_status.c (what operators see:
+ * /cluster, the cluster's metrics and readiness through ops/, $SYS), cluster_clock.c (pure
+ * logic: HLC, last-writer-wins, version checks).
  *
  * Threading: every field is touched on the loop thread only, except those marked "nng threads",
  * which are guarded by the mutex next to them.
@@ -69,6 +72,10 @@
 #define CLUSTER_DIGEST_MISSES                                                                      \
     3 /* quiet heartbeats with different retained digests before a re-sync */
 #define CLUSTER_HLC_MAX_AHEAD_MS (5u * 60u * 1000u) /* clock skew tolerated on retained stamps */
+/* A dead peer holds the retained floor back (no tombstone newer than its last agreement is
+ * reaped) for this long: a partition that heals sooner loses nothing; see docs/cluster.md. */
+#define CLUSTER_TOMB_DEAD_GRACE_MS (10u * 60u * 1000u)
+#define CLUSTER_ORIGINS_MAX 1024 /* distinct node names remembered as retained origins */
 
 /* ---- cluster_clock.c: pure logic, unit-tested on its own ---- */
 
@@ -92,20 +99,24 @@ enum route_step route_delta_step(bool synced, uint64_t have_gen, uint64_t have_v
 bool route_version_stale(bool synced, uint64_t have_gen, uint64_t have_ver, uint64_t gen,
                          uint64_t ver);
 
-/* Append a protobuf varint; returns bytes written (at most 10). Inline: it is on the per-message
- * path. */
-static inline size_t pb_varint(uint8_t *out, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (uint8_t)v;
-    return n;
-}
-
 /* ---- cluster_wire.c: the PUBLISH hot path of the wire format, by hand ---- */
+
+/* The cluster's stamp of a retained value or clear: last writer wins by (hlc, origin). Not part of
+ * struct message: only retained state is merged, and only here. */
+struct wire_stamp {
+    uint64_t hlc;
+    const char *origin; /* not NUL-terminated on the wire side */
+    size_t origin_len;
+};
+
+/* Append a protobuf varint; returns bytes written (at most 10). */
+size_t pb_varint(uint8_t *out, uint64_t v);
+
+/* The most bytes wire_frame_entry writes. */
+#define WIRE_FRAME_ENTRY_MAX 11
+/* Write the Frame field header (tag, length) of one envelope of len bytes about to follow it;
+ * returns its bytes. A frame is the concatenation of such entries. */
+size_t wire_frame_entry(uint8_t *out, size_t len);
 
 /* A Publish as it lies in a received buffer (nothing NUL-terminated, nothing copied). */
 struct wire_publish {
@@ -115,9 +126,8 @@ struct wire_publish {
     size_t payload_len;
     uint64_t qos;
     bool retain;
-    const char *origin;
-    size_t origin_len;
-    uint64_t hlc, seq;
+    struct wire_stamp stamp; /* hlc 0, origin empty: a live PUBLISH */
+    uint64_t seq;
 };
 
 struct wire_envelope {
@@ -129,25 +139,23 @@ struct wire_envelope {
 
 struct message;
 struct wbuf;
-/* An encoding planned once (sizes computed once) and written into as many buffers as needed. */
+/* An encoding planned once (sizes computed once) and written into as many buffers as needed. st
+ * (NULL: none, a live PUBLISH) is read when writing: it must outlive the plan. */
 struct wire_plan {
     const char *sender;
-    size_t sender_len, origin_len, body_len, total;
+    size_t sender_len, body_len, total;
     unsigned body_field;
+    const struct wire_stamp *st;
 };
 size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
-                         unsigned body_field, const struct message *msg, uint64_t seq);
+                         unsigned body_field, const struct message *msg,
+                         const struct wire_stamp *st, uint64_t seq);
 void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct message *msg,
                         uint64_t seq);
-/* Encoded size of Envelope{sender, <body_field>: Publish(msg, seq)}, and writing it (returns
- * bytes). */
-size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
-                         uint64_t seq);
-size_t wire_write_publish(uint8_t *out, const char *sender, unsigned body_field,
-                          const struct message *msg, uint64_t seq);
-/* The same into a new wbuf. NULL on allocation failure. */
+/* Envelope{sender, <body_field>: Publish(msg, st, seq)} into a new wbuf. NULL on allocation
+ * failure. */
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
-                               uint64_t seq);
+                               const struct wire_stamp *st, uint64_t seq);
 /* Step through a Frame: 1 with the next envelope's bytes, 0 at the end, -1 if malformed. */
 int wire_next_envelope(const uint8_t **pos, const uint8_t *end, const uint8_t **env, size_t *len);
 /* Read an envelope: 1 if its body is a Publish or Retain (in out->pub), 0 if another kind (decode
@@ -182,6 +190,9 @@ struct peer {
     uint64_t resync_at; /* loop ms of the last SyncRequest we sent it */
     unsigned
         digest_misses; /* consecutive quiet heartbeats whose retained digest differed from ours */
+    /* Retained agreement (cluster_retained.c): the last stable stamp it announced, the digest
+     * round in which its digest last equalled ours, and since when it is dead (loop ms, 0: not). */
+    uint64_t retained_stable, agreed_round, dead_since;
 
     /* Transmit side (nng threads + loop, under mu). */
     nng_socket sock;
@@ -257,14 +268,10 @@ struct rx_link {
     struct flow_source src;
 };
 
-struct takeover {
-    struct takeover *next;
-    uint64_t token;
-    char *client_id;
-    uint64_t deadline;
-    struct peer **waiting;
-    size_t nwaiting;
-};
+/* Handle one received frame on the loop; from names the sender's address in logs. Stops after the
+ * envelope during which *stop turned true (the link was paused); returns the bytes handled. */
+typedef size_t (*cluster_frame_fn)(struct cluster *c, const uint8_t *data, size_t len,
+                                   const char *from, const bool *stop);
 
 struct log_slot {
     char key[64];
@@ -297,6 +304,7 @@ struct cluster {
     struct rx_link *links;      /* every link not freed yet (under in_mu) */
     struct rx_link *rx_ready;   /* links with frames (or closed) for the loop (under in_mu) */
     struct rx_link *rx_current; /* loop: the link whose frame is being handled */
+    cluster_frame_fn on_frame;  /* what a received frame is given to (set by net_listen) */
     atomic_bool rx_stop;        /* shutting down: callbacks start nothing new */
     atomic_bool tx_low;         /* a gated peer's queue went under the low watermark */
     size_t tx_high_bytes, tx_low_bytes; /* the peer queues' watermarks (set at start, read-only) */
@@ -317,23 +325,15 @@ struct cluster {
     struct topic_tree *local;
     uint64_t route_gen, route_version;
 
-    /* Publish and retained. */
+    /* Publish and retained (cluster_retained.c). */
     uint64_t hlc, seq;
-    uint64_t digest;            /* of our retained set, computed at the last heartbeat */
-    bool digest_quiet;          /* ... and no retained change for a heartbeat period before it */
-    uint64_t retained_changed;  /* loop ms of the last retained change here */
-    struct retain_store *tombs; /* cleared retained topics: struct tomb */
+    struct retained *retained; /* stamps of retained values and clears, digests, the floor */
 
-    struct takeover *takeovers;
+    struct takeover *takeovers; /* CONNECTs waiting for peers (cluster_takeover.c) */
 
     uint64_t decode_errors;
     uint64_t strangers;
     struct log_slot logged[16];
-};
-
-struct tomb {
-    uint64_t hlc;
-    char origin[64];
 };
 
 /* ---- cluster.c ---- */
@@ -346,10 +346,6 @@ struct wbuf *cluster_pack(struct cluster *c, Cl__Envelope *env);
 /* /readyz: listening, not leaving, joined, and holding the routes and retained messages of every
  * live peer (a full sync done with each), or CLUSTER_READY_TIMEOUT_MS after the join. */
 bool cluster_ready(struct cluster *c);
-/* Handle one received frame on the loop; from names the sender's address in logs. Stops after the
- * envelope during which *stop turned true (the link was paused); returns the bytes handled. */
-size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_t len, const char *from,
-                            const bool *stop);
 
 /* ---- cluster_net.c ---- */
 /* Shutdown: stop every nng callback, close the sockets (bounded wait), free what was received. */
@@ -358,7 +354,8 @@ struct wbuf *wbuf_new(size_t len);
 void wbuf_unref(struct wbuf *w);
 
 /* ---- cluster_rx.c ---- */
-int net_listen(struct cluster *c, char *err, size_t errlen);
+/* Listen for peers; every frame they send is given to on_frame on the loop. */
+int net_listen(struct cluster *c, cluster_frame_fn on_frame, char *err, size_t errlen);
 /* Loop: let a parked link read again if it may (not closed, under CLUSTER_LINK_RX_MAX); else no-op.
  */
 void rx_link_unpark(struct rx_link *l);
@@ -386,6 +383,30 @@ bool peer_send(struct peer *p, struct wbuf *w);
 bool peer_send_bytes(struct peer *p, const uint8_t *env, size_t len);
 uint8_t *peer_stage(struct peer *p, size_t len);
 
+/* ---- cluster_chunk.c: one state too big for one envelope, sent in chunks ---- */
+/* The caller collects items into its own arrays; fill sets env's body from what is pending (the
+ * body must live in ctx until the send), release frees the pending items and zeroes their count. */
+struct chunker {
+    struct cluster *c;
+    struct peer *p;
+    void (*fill)(void *ctx, Cl__Envelope *env, bool last);
+    void (*release)(void *ctx);
+    void *ctx;
+    size_t bytes; /* estimate of what is pending */
+    bool failed;  /* out of memory: collecting stops; the caller decides about the last chunk */
+};
+/* Room for item n in each of k parallel arrays (*arrs[i] of elem[i]-byte elements, *cap of them).
+ * False (and ck->failed) on allocation failure; the arrays stay the caller's to free. */
+bool chunk_reserve(struct chunker *ck, size_t *cap, size_t n, void **const arrs[],
+                   const size_t elem[], size_t k);
+/* An item of about bytes was added: sends what is pending once past CLUSTER_CHUNK_MAX. */
+void chunk_added(struct chunker *ck, size_t bytes);
+/* Send what is pending as one envelope (last: the final chunk) and release it. False if it could
+ * not be packed (out of memory; ck->failed is set). */
+bool chunk_flush(struct chunker *ck, bool last);
+/* Release what is pending without sending it. */
+void chunk_drop(struct chunker *ck);
+
 /* ---- cluster_routes.c ---- */
 void routes_hook_add(void *ctx, const char *filter, size_t len);
 void routes_hook_del(void *ctx, const char *filter, size_t len);
@@ -403,20 +424,41 @@ void routes_drop(struct peer *p);
 void cluster_request_sync(struct cluster *c, struct peer *p, bool force, bool ask_back);
 void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRequest *r);
 
-/* ---- cluster_publish.c ---- */
+/* ---- cluster_publish.c: forwarding ---- */
 void publish_hook(void *ctx, struct message *msg);
 void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
                        bool deliver);
-void retained_send_full(struct cluster *c, struct peer *p);
-/* Order-independent digest of the retained set (without $SYS) and tombstones. */
-uint64_t retained_digest(struct cluster *c);
-void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s);
-/* Fill pb from msg (pointers into msg). */
-void publish_fill(Cl__Publish *pb, struct message *msg);
+/* Fill pb from msg and st (NULL: unstamped); pointers into both, which must outlive pb. */
+void publish_fill(Cl__Publish *pb, const struct message *msg, const struct wire_stamp *st);
 /* A message from a received Publish, or NULL if invalid or out of memory. */
 struct message *publish_to_message(const struct wire_publish *wp, bool retain);
-/* View a protobuf-c Publish as a wire_publish. */
+/* View a protobuf-c Publish as a wire_publish (pointers into pb). */
 void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out);
+
+/* ---- cluster_retained.c: retained replication (stamps, last writer wins, tombstones) ---- */
+/* The retained state of c (c->retained), or -1 on allocation failure; retained_free frees it. */
+int retained_init(struct cluster *c);
+void retained_free(struct cluster *c);
+/* The broker set or cleared msg's topic here: stamp it (out: for the wire, valid until the next
+ * retained call). */
+void retained_local(struct cluster *c, const struct message *msg, struct wire_stamp *out);
+/* A retained set or clear received from p (in a PUBLISH, a Retain or a full sync). */
+void retained_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp);
+void retained_send_full(struct cluster *c, struct peer *p);
+void retained_on_sync(struct cluster *c, struct peer *p, const Cl__RetainSync *s);
+/* Heartbeat: advance the floor (reaping tombstones under it), then fill v's retained fields. */
+void retained_heartbeat(struct cluster *c, Cl__RouteVersion *v);
+/* A peer's heartbeat: record agreement; true when its retained set has differed from ours for
+ * CLUSTER_DIGEST_MISSES quiet heartbeats (both sides should exchange their sets). */
+bool retained_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v);
+/* One /metrics series, named and explained by the module that counts it. */
+struct cluster_metric {
+    const char *name, *type, *help;
+    uint64_t value;
+};
+#define RETAINED_METRICS 6
+/* The retained state's series (tombstones, reaping, the size of a full sync) into out. */
+void retained_metrics(const struct cluster *c, struct cluster_metric out[RETAINED_METRICS]);
 
 /* ---- cluster_takeover.c ---- */
 bool takeover_hook(void *ctx, const char *client_id, bool clean_session, uint64_t token);

@@ -30,34 +30,35 @@ static void routes_broadcast(struct cluster *c, Cl__Envelope *env)
     wbuf_unref(w);
 }
 
-static void routes_send_delta(struct cluster *c, char *filter, bool added)
+/* The local set changed by one filter: a new version, sent as a delta from the one before. */
+static void routes_send_delta(struct cluster *c, const char *filter, size_t len, bool added)
 {
     Cl__RouteDelta d = CL__ROUTE_DELTA__INIT;
     Cl__Envelope env = CL__ENVELOPE__INIT;
+    c->route_version++;
+    char *s = strndup(filter, len);
+    if (!s)
+        return; /* the heartbeat's version shows the gap: peers ask for the full set */
     d.generation = c->route_gen;
     d.base_version = c->route_version - 1;
     d.version = c->route_version;
     if (added) {
         d.n_added = 1;
-        d.added = &filter;
+        d.added = &s;
     } else {
         d.n_removed = 1;
-        d.removed = &filter;
+        d.removed = &s;
     }
     env.body_case = CL__ENVELOPE__BODY_ROUTE_DELTA;
     env.route_delta = &d;
     routes_broadcast(c, &env);
+    free(s);
 }
 
 void routes_local_add(struct cluster *c, const char *filter, size_t len)
 {
-    if (topic_tree_subscribe(c->local, filter, len, c, 0) != 1)
-        return;
-    c->route_version++;
-    char *s = strndup(filter, len);
-    if (s)
-        routes_send_delta(c, s, true);
-    free(s);
+    if (topic_tree_subscribe(c->local, filter, len, c, 0) == 1)
+        routes_send_delta(c, filter, len, true);
 }
 
 void routes_hook_add(void *ctx, const char *filter, size_t len)
@@ -68,13 +69,8 @@ void routes_hook_add(void *ctx, const char *filter, size_t len)
 void routes_hook_del(void *ctx, const char *filter, size_t len)
 {
     struct cluster *c = ctx;
-    if (topic_tree_unsubscribe(c->local, filter, len, c) != 0)
-        return;
-    c->route_version++;
-    char *s = strndup(filter, len);
-    if (s)
-        routes_send_delta(c, s, false);
-    free(s);
+    if (topic_tree_unsubscribe(c->local, filter, len, c) == 0)
+        routes_send_delta(c, filter, len, false);
 }
 
 void routes_drop(struct peer *p)
@@ -153,18 +149,14 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
  * exchange their sets. */
 void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v)
 {
+    bool differ = retained_on_version(c, p, v);
     if (route_version_stale(p->synced, p->gen, p->version, v->generation, v->version) ||
         !p->retained_synced) {
         cluster_request_sync(c, p, false, false);
         return;
     }
-    if (!v->retained_quiet || !c->digest_quiet || v->retained_digest == c->digest) {
-        p->digest_misses = 0;
+    if (!differ)
         return;
-    }
-    if (++p->digest_misses < CLUSTER_DIGEST_MISSES)
-        return;
-    p->digest_misses = 0;
     log_info(c->log, "cluster: retained messages differ from %s's: exchanging them", p->name);
     p->retained_synced = false;
     cluster_request_sync(c, p, true, true);
@@ -172,75 +164,62 @@ void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion
 
 /* Collects filters into chunks of about CLUSTER_CHUNK_MAX bytes. */
 struct route_chunk {
-    struct cluster *c;
-    struct peer *p;
+    struct chunker ck;
+    Cl__RouteSync body;
     char **filters;
-    size_t n, cap, bytes;
+    size_t n, cap;
     bool first;
-    bool failed;
 };
 
-static void routes_flush(struct route_chunk *rc, bool last)
+static void routes_fill(void *ctx, Cl__Envelope *env, bool last)
 {
-    Cl__RouteSync s = CL__ROUTE_SYNC__INIT;
-    Cl__Envelope env = CL__ENVELOPE__INIT;
-    s.generation = rc->c->route_gen;
-    s.version = rc->c->route_version;
-    s.filters = rc->filters;
-    s.n_filters = rc->n;
-    s.first = rc->first;
-    s.last = last;
-    env.body_case = CL__ENVELOPE__BODY_ROUTE_SYNC;
-    env.route_sync = &s;
-    struct wbuf *w = cluster_pack(rc->c, &env);
-    if (w)
-        peer_send(rc->p, w);
-    else
-        rc->failed = true;
-    wbuf_unref(w);
+    struct route_chunk *rc = ctx;
+    cl__route_sync__init(&rc->body);
+    rc->body.generation = rc->ck.c->route_gen;
+    rc->body.version = rc->ck.c->route_version;
+    rc->body.filters = rc->filters;
+    rc->body.n_filters = rc->n;
+    rc->body.first = rc->first;
+    rc->body.last = last;
+    rc->first = false;
+    env->body_case = CL__ENVELOPE__BODY_ROUTE_SYNC;
+    env->route_sync = &rc->body;
+}
+
+static void routes_release(void *ctx)
+{
+    struct route_chunk *rc = ctx;
     for (size_t i = 0; i < rc->n; i++)
         free(rc->filters[i]);
     rc->n = 0;
-    rc->bytes = 0;
-    rc->first = false;
 }
 
 static void routes_collect(const char *filter, size_t len, void *ctx)
 {
     struct route_chunk *rc = ctx;
-    if (rc->failed)
+    void **const arrs[] = {(void **)&rc->filters};
+    const size_t elem[] = {sizeof(*rc->filters)};
+    if (!chunk_reserve(&rc->ck, &rc->cap, rc->n, arrs, elem, 1))
         return;
-    if (rc->n == rc->cap) {
-        size_t cap = rc->cap ? rc->cap * 2 : 64;
-        char **n = realloc(rc->filters, cap * sizeof(*n));
-        if (!n) {
-            rc->failed = true;
-            return;
-        }
-        rc->filters = n;
-        rc->cap = cap;
-    }
     if (!(rc->filters[rc->n] = strndup(filter, len))) {
-        rc->failed = true;
+        rc->ck.failed = true;
         return;
     }
     rc->n++;
-    rc->bytes += len + 4;
-    if (rc->bytes >= CLUSTER_CHUNK_MAX)
-        routes_flush(rc, false);
+    chunk_added(&rc->ck, len + 4);
 }
 
 void routes_send_full(struct cluster *c, struct peer *p)
 {
-    struct route_chunk rc = {.c = c, .p = p, .first = true};
+    struct route_chunk rc = {.first = true};
+    rc.ck = (struct chunker){c, p, routes_fill, routes_release, &rc, 0, false};
     broker_routes_foreach(c->b, routes_collect, &rc);
-    if (rc.failed) {
+    if (rc.ck.failed) {
         /* The peer will see a set without its last chunk never installed, and ask again. */
         log_error(c->log, "cluster: out of memory sending routes to %s", p->name);
-        for (size_t i = 0; i < rc.n; i++)
-            free(rc.filters[i]);
+        chunk_drop(&rc.ck);
     } else {
-        routes_flush(&rc, true);
+        chunk_flush(&rc.ck, true);
     }
     free(rc.filters);
 }
@@ -249,13 +228,9 @@ void routes_heartbeat(struct cluster *c)
 {
     Cl__RouteVersion v = CL__ROUTE_VERSION__INIT;
     Cl__Envelope env = CL__ENVELOPE__INIT;
-    uint64_t now = uv_now(c->loop);
-    c->digest = retained_digest(c);
-    c->digest_quiet = now - c->retained_changed >= CLUSTER_HEARTBEAT_MS;
+    retained_heartbeat(c, &v);
     v.generation = c->route_gen;
     v.version = c->route_version;
-    v.retained_digest = c->digest;
-    v.retained_quiet = c->digest_quiet;
     env.body_case = CL__ENVELOPE__BODY_ROUTE_VERSION;
     env.route_version = &v;
     routes_broadcast(c, &env);

@@ -212,7 +212,7 @@ void rx_link_unpark(struct rx_link *l)
 }
 
 /* flow.h: a local subscriber fed by this link is behind. Stop after the envelope being handled
- * (cluster_handle_frame checks l->paused); what follows is kept in order, and reading stops at
+ * (the frame handler checks l->paused); what follows is kept in order, and reading stops at
  * CLUSTER_LINK_RX_MAX kept bytes. */
 static void link_pause(struct flow_source *src)
 {
@@ -281,7 +281,7 @@ static void link_run(struct rx_link *l, size_t *budget)
         size_t n = 0;
         if (!c->stopping) {
             c->rx_current = l;
-            n = cluster_handle_frame(c, f->data + l->off, f->len - l->off, l->from, &l->paused);
+            n = c->on_frame(c, f->data + l->off, f->len - l->off, l->from, &l->paused);
             c->rx_current = NULL;
         }
         if (!c->stopping && l->paused && l->off + n < f->len) {
@@ -378,8 +378,9 @@ static void net_accept_cb(void *arg)
 }
 
 /* Start the loop's wake-up handle and the cluster port's listener, then accept the first peer. */
-int net_listen(struct cluster *c, char *err, size_t errlen)
+int net_listen(struct cluster *c, cluster_frame_fn on_frame, char *err, size_t errlen)
 {
+    c->on_frame = on_frame;
     char url[128];
     int rv;
     snprintf(url, sizeof(url), "tcp://%s:%u", c->cfg->cluster_bind, c->cfg->cluster_port);

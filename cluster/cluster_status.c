@@ -81,6 +81,11 @@ static void status_metrics(void *ctx, struct prom *t)
     if (c->ms)
         membership_get_stats(c->ms, &ms);
 
+    struct cluster_metric rm[RETAINED_METRICS];
+    retained_metrics(c, rm);
+    for (size_t i = 0; i < RETAINED_METRICS; i++)
+        prom_u64(t, rm[i].name, rm[i].type, rm[i].help, rm[i].value);
+
     prom_head(t, "sol_cluster_members", "gauge", "Known members by state (self included).");
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,
                                                MEMBER_LEFT};

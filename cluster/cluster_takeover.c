@@ -18,8 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cluster_int.h"
 #include "hash.h"
+
+/* A CONNECT held here until every peer asked has answered (or the deadline). */
+struct takeover {
+    struct takeover *next;
+    uint64_t token;
+    char *client_id;
+    uint64_t deadline;
+    struct peer **waiting;
+    size_t nwaiting;
+};
 
 static void takeover_finish(struct cluster *c, struct takeover *t)
 {
@@ -78,9 +89,9 @@ fail:
 
 /* Builds TakeoverReply chunks from what broker_session_takeover reports. */
 struct session_out {
-    struct cluster *c;
-    struct peer *p;
+    struct chunker ck;
     const Cl__TakeoverRequest *req;
+    Cl__TakeoverReply body;
     bool had_session;
     Cl__SessionSub *subs;
     Cl__SessionSub **sub_ptrs;
@@ -93,109 +104,82 @@ struct session_out {
     uint32_t *rx_ids;
     size_t nrx, rxcap;
     uint16_t next_id;
-    size_t bytes;
-    bool failed;
 };
 
-static void session_flush(struct session_out *so, bool last)
+static void session_fill(void *ctx, Cl__Envelope *env, bool last)
 {
-    Cl__TakeoverReply r = CL__TAKEOVER_REPLY__INIT;
-    Cl__Envelope env = CL__ENVELOPE__INIT;
+    struct session_out *so = ctx;
+    Cl__TakeoverReply *r = &so->body;
+    cl__takeover_reply__init(r);
     for (size_t i = 0; i < so->nsubs; i++)
         so->sub_ptrs[i] = &so->subs[i];
     for (size_t i = 0; i < so->nmsgs; i++) {
         so->msgs[i].msg = so->held[i] ? &so->pubs[i] : NULL;
         so->msg_ptrs[i] = &so->msgs[i];
     }
-    r.client_id = so->req->client_id;
-    r.token = so->req->token;
-    r.had_session = so->had_session;
-    r.subs = so->sub_ptrs;
-    r.n_subs = so->nsubs;
-    r.msgs = so->msg_ptrs;
-    r.n_msgs = so->nmsgs;
-    r.last = last;
+    r->client_id = so->req->client_id;
+    r->token = so->req->token;
+    r->had_session = so->had_session;
+    r->subs = so->sub_ptrs;
+    r->n_subs = so->nsubs;
+    r->msgs = so->msg_ptrs;
+    r->n_msgs = so->nmsgs;
+    r->last = last;
     if (last) {
-        r.rx_ids = so->rx_ids;
-        r.n_rx_ids = so->nrx;
-        r.next_id = so->next_id;
+        r->rx_ids = so->rx_ids;
+        r->n_rx_ids = so->nrx;
+        r->next_id = so->next_id;
     }
-    env.body_case = CL__ENVELOPE__BODY_TAKEOVER_REPLY;
-    env.takeover_reply = &r;
-    struct wbuf *w = cluster_pack(so->c, &env);
-    if (w)
-        peer_send(so->p, w);
-    else
-        log_error(so->c->log, "cluster: out of memory moving session %s", so->req->client_id);
-    wbuf_unref(w);
+    env->body_case = CL__ENVELOPE__BODY_TAKEOVER_REPLY;
+    env->takeover_reply = r;
+}
+
+static void session_release(void *ctx)
+{
+    struct session_out *so = ctx;
     for (size_t i = 0; i < so->nsubs; i++)
         free(so->subs[i].filter);
     for (size_t i = 0; i < so->nmsgs; i++)
         if (so->held[i])
             message_unref(so->held[i]);
     so->nsubs = so->nmsgs = 0;
-    so->bytes = 0;
+}
+
+/* Whether to collect what the broker reports: not once out of memory, nor for a clean start. */
+static bool session_wanted(struct session_out *so)
+{
+    return !so->ck.failed && !so->req->clean_session;
 }
 
 static void session_sub(void *ctx, const char *filter, uint8_t qos)
 {
     struct session_out *so = ctx;
     so->had_session = true;
-    if (so->failed || so->req->clean_session)
+    void **const arrs[] = {(void **)&so->subs, (void **)&so->sub_ptrs};
+    const size_t elem[] = {sizeof(*so->subs), sizeof(*so->sub_ptrs)};
+    if (!session_wanted(so) || !chunk_reserve(&so->ck, &so->subcap, so->nsubs, arrs, elem, 2))
         return;
-    if (so->nsubs == so->subcap) {
-        size_t cap = so->subcap ? so->subcap * 2 : 16;
-        Cl__SessionSub *s = realloc(so->subs, cap * sizeof(*s));
-        if (s)
-            so->subs = s;
-        Cl__SessionSub **sp = realloc(so->sub_ptrs, cap * sizeof(*sp));
-        if (sp)
-            so->sub_ptrs = sp;
-        if (!s || !sp) {
-            so->failed = true;
-            return;
-        }
-        so->subcap = cap;
-    }
     Cl__SessionSub *s = &so->subs[so->nsubs];
     cl__session_sub__init(s);
     if (!(s->filter = strdup(filter))) {
-        so->failed = true;
+        so->ck.failed = true;
         return;
     }
     s->qos = qos;
     so->nsubs++;
-    so->bytes += strlen(filter) + 8;
-    if (so->bytes >= CLUSTER_CHUNK_MAX)
-        session_flush(so, false);
+    chunk_added(&so->ck, strlen(filter) + 8);
 }
 
 static void session_msg(void *ctx, struct message *msg, const struct session_msg_info *info)
 {
     struct session_out *so = ctx;
     so->had_session = true;
-    if (so->failed || so->req->clean_session)
+    void **const arrs[] = {(void **)&so->msgs, (void **)&so->msg_ptrs, (void **)&so->pubs,
+                           (void **)&so->held};
+    const size_t elem[] = {sizeof(*so->msgs), sizeof(*so->msg_ptrs), sizeof(*so->pubs),
+                           sizeof(*so->held)};
+    if (!session_wanted(so) || !chunk_reserve(&so->ck, &so->msgcap, so->nmsgs, arrs, elem, 4))
         return;
-    if (so->nmsgs == so->msgcap) {
-        size_t cap = so->msgcap ? so->msgcap * 2 : 16;
-        Cl__SessionMsg *m = realloc(so->msgs, cap * sizeof(*m));
-        if (m)
-            so->msgs = m;
-        Cl__SessionMsg **mp = realloc(so->msg_ptrs, cap * sizeof(*mp));
-        if (mp)
-            so->msg_ptrs = mp;
-        Cl__Publish *pb = realloc(so->pubs, cap * sizeof(*pb));
-        if (pb)
-            so->pubs = pb;
-        struct message **h = realloc(so->held, cap * sizeof(*h));
-        if (h)
-            so->held = h;
-        if (!m || !mp || !pb || !h) {
-            so->failed = true;
-            return;
-        }
-        so->msgcap = cap;
-    }
     size_t i = so->nmsgs++;
     cl__session_msg__init(&so->msgs[i]);
     cl__publish__init(&so->pubs[i]);
@@ -205,27 +189,17 @@ static void session_msg(void *ctx, struct message *msg, const struct session_msg
     so->msgs[i].retain = info->retain;
     so->held[i] = msg ? message_ref(msg) : NULL; /* none when only the PUBREL is pending */
     if (msg)
-        publish_fill(&so->pubs[i], msg);
-    so->bytes += (msg ? msg->topic_len + msg->payload_len : 0) + 32;
-    if (so->bytes >= CLUSTER_CHUNK_MAX)
-        session_flush(so, false);
+        publish_fill(&so->pubs[i], msg, NULL); /* a queued message needs no retained stamp */
+    chunk_added(&so->ck, (msg ? msg->topic_len + msg->payload_len : 0) + 32);
 }
 
 static void session_rx_id(void *ctx, uint16_t id)
 {
     struct session_out *so = ctx;
-    if (so->failed || so->req->clean_session)
+    void **const arrs[] = {(void **)&so->rx_ids};
+    const size_t elem[] = {sizeof(*so->rx_ids)};
+    if (!session_wanted(so) || !chunk_reserve(&so->ck, &so->rxcap, so->nrx, arrs, elem, 1))
         return;
-    if (so->nrx == so->rxcap) {
-        size_t cap = so->rxcap ? so->rxcap * 2 : 16;
-        uint32_t *n = realloc(so->rx_ids, cap * sizeof(*n));
-        if (!n) {
-            so->failed = true;
-            return;
-        }
-        so->rx_ids = n;
-        so->rxcap = cap;
-    }
     so->rx_ids[so->nrx++] = id;
 }
 
@@ -239,17 +213,19 @@ static void session_next_id(void *ctx, uint16_t next_id)
  * TakeoverReply chunks answering req. */
 static void session_export(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *req)
 {
-    struct session_out so = {.c = c, .p = p, .req = req};
+    struct session_out so = {.req = req};
+    so.ck = (struct chunker){c, p, session_fill, session_release, &so, 0, false};
     const struct session_visitor v = {&so, session_sub, session_msg, session_rx_id,
                                       session_next_id};
     bool existed = broker_session_takeover(c->b, req->client_id, &v);
     so.had_session = so.had_session || existed;
     if (existed)
         log_info(c->log, "cluster: client %s moved to %s", req->client_id, p->name);
-    if (so.failed)
+    if (so.ck.failed)
         log_error(c->log, "cluster: out of memory moving session %s: part of it is lost",
                   req->client_id);
-    session_flush(&so, true);
+    if (!chunk_flush(&so.ck, true))
+        log_error(c->log, "cluster: out of memory moving session %s", req->client_id);
     free(so.subs);
     free(so.sub_ptrs);
     free(so.msgs);
@@ -282,16 +258,12 @@ static void id_list_add(const char *client_id, void *ctx)
     struct id_list *l = ctx;
     if (l->failed)
         return;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        char **ids = realloc(l->ids, cap * sizeof(*ids));
-        if (!ids) {
-            l->failed = true;
-            return;
-        }
-        l->ids = ids;
-        l->cap = cap;
+    size_t cap = buf_grow((void **)&l->ids, l->cap, l->n + 1, sizeof(*l->ids), SIZE_MAX);
+    if (!cap) {
+        l->failed = true;
+        return;
     }
+    l->cap = cap;
     if (!(l->ids[l->n] = strdup(client_id))) {
         l->failed = true;
         return;

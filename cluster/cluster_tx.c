@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "buf.h"
 #include "cluster_int.h"
 
 #include <nng/protocol/pipeline0/push.h>
@@ -330,6 +331,12 @@ void peer_free_tx(struct peer *p)
     pthread_mutex_destroy(&p->mu);
 }
 
+/* A queue or stage starts at 64 KiB (then doubles): most peers see a steady stream. */
+static size_t tx_buf_need(size_t need)
+{
+    return need < 64u * 1024u ? 64u * 1024u : need;
+}
+
 /* Under p->mu: room for need more bytes at the end of the queue (compacting before growing). */
 static int peer_out_reserve_locked(struct peer *p, size_t need)
 {
@@ -342,13 +349,10 @@ static int peer_out_reserve_locked(struct peer *p, size_t need)
         if (p->out_cap - p->out_len >= need)
             return 0;
     }
-    size_t cap = p->out_cap ? p->out_cap * 2 : 64 * 1024;
-    while (cap - p->out_len < need)
-        cap *= 2;
-    uint8_t *n = realloc(p->out, cap);
-    if (!n)
+    size_t cap =
+        buf_grow((void **)&p->out, p->out_cap, tx_buf_need(p->out_len + need), 1, SIZE_MAX);
+    if (!cap)
         return -1;
-    p->out = n;
     p->out_cap = cap;
     return 0;
 }
@@ -370,21 +374,15 @@ uint8_t *peer_stage(struct peer *p, size_t len)
         p->stage_dropped++;
         return NULL;
     }
-    if (p->stage_cap - p->stage_len < len + 11) {
-        size_t cap = p->stage_cap ? p->stage_cap * 2 : 64 * 1024;
-        while (cap - p->stage_len < len + 11)
-            cap *= 2;
-        uint8_t *n = realloc(p->stage, cap);
-        if (!n) {
-            p->stage_dropped++;
-            return NULL;
-        }
-        p->stage = n;
-        p->stage_cap = cap;
+    size_t cap = buf_grow((void **)&p->stage, p->stage_cap,
+                          tx_buf_need(p->stage_len + len + WIRE_FRAME_ENTRY_MAX), 1, SIZE_MAX);
+    if (!cap) {
+        p->stage_dropped++;
+        return NULL;
     }
+    p->stage_cap = cap;
     uint8_t *out = p->stage + p->stage_len;
-    *out++ = 0x0a; /* Frame field 1, length-delimited */
-    out += pb_varint(out, len);
+    out += wire_frame_entry(out, len);
     p->stage_len = (size_t)(out - p->stage) + len;
     p->stage_count++;
     p->kick = true;

@@ -21,6 +21,30 @@
 #define WT_LEN 2
 #define WT_I32 5
 
+/* Inline: it is on the per-message path. */
+static inline size_t varint_put(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+size_t pb_varint(uint8_t *out, uint64_t v)
+{
+    return varint_put(out, v);
+}
+
+/* Frame field 1 (envelopes), length-delimited. */
+size_t wire_frame_entry(uint8_t *out, size_t len)
+{
+    out[0] = 1 << 3 | WT_LEN;
+    return 1 + varint_put(out + 1, len);
+}
+
 static size_t varint_len(uint64_t v)
 {
     size_t n = 1;
@@ -43,8 +67,8 @@ static size_t field_varint_size(unsigned field, uint64_t v)
 
 static uint8_t *put_len(uint8_t *out, unsigned field, const void *data, size_t len)
 {
-    out += pb_varint(out, (uint64_t)field << 3 | WT_LEN);
-    out += pb_varint(out, len);
+    out += varint_put(out, (uint64_t)field << 3 | WT_LEN);
+    out += varint_put(out, len);
     if (len)
         memcpy(out, data, len);
     return out + len;
@@ -54,30 +78,31 @@ static uint8_t *put_varint(uint8_t *out, unsigned field, uint64_t v)
 {
     if (!v)
         return out; /* proto3: defaults are not written */
-    out += pb_varint(out, (uint64_t)field << 3 | WT_VARINT);
-    return out + pb_varint(out, v);
+    out += varint_put(out, (uint64_t)field << 3 | WT_VARINT);
+    return out + varint_put(out, v);
 }
 
 /* Size of the Publish message body for msg (proto3: empty and zero fields omitted). */
-static size_t publish_size(const struct message *msg, size_t origin_len, uint64_t seq)
+static size_t publish_size(const struct message *msg, const struct wire_stamp *st, uint64_t seq)
 {
     size_t n = field_len_size(1, msg->topic_len);
     if (msg->payload_len)
         n += field_len_size(2, msg->payload_len);
     n += field_varint_size(3, msg->qos) + field_varint_size(4, msg->retain);
-    if (origin_len)
-        n += field_len_size(5, origin_len);
-    return n + field_varint_size(6, msg->hlc) + field_varint_size(7, seq);
+    if (st && st->origin_len)
+        n += field_len_size(5, st->origin_len);
+    return n + field_varint_size(6, st ? st->hlc : 0) + field_varint_size(7, seq);
 }
 
 size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
-                         unsigned body_field, const struct message *msg, uint64_t seq)
+                         unsigned body_field, const struct message *msg,
+                         const struct wire_stamp *st, uint64_t seq)
 {
     pl->sender = sender;
     pl->sender_len = sender_len;
     pl->body_field = body_field;
-    pl->origin_len = strnlen(msg->origin, sizeof(msg->origin));
-    pl->body_len = publish_size(msg, pl->origin_len, seq);
+    pl->st = st;
+    pl->body_len = publish_size(msg, st, seq);
     pl->total =
         (sender_len ? field_len_size(1, sender_len) : 0) + field_len_size(body_field, pl->body_len);
     return pl->total;
@@ -88,41 +113,27 @@ void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct m
 {
     if (pl->sender_len)
         out = put_len(out, 1, pl->sender, pl->sender_len);
-    out += pb_varint(out, (uint64_t)pl->body_field << 3 | WT_LEN);
-    out += pb_varint(out, pl->body_len);
+    out += varint_put(out, (uint64_t)pl->body_field << 3 | WT_LEN);
+    out += varint_put(out, pl->body_len);
     out = put_len(out, 1, msg->topic, msg->topic_len);
     if (msg->payload_len)
         out = put_len(out, 2, msg->payload, msg->payload_len);
     out = put_varint(out, 3, msg->qos);
     out = put_varint(out, 4, msg->retain);
-    if (pl->origin_len)
-        out = put_len(out, 5, msg->origin, pl->origin_len);
-    out = put_varint(out, 6, msg->hlc);
+    if (pl->st && pl->st->origin_len)
+        out = put_len(out, 5, pl->st->origin, pl->st->origin_len);
+    out = put_varint(out, 6, pl->st ? pl->st->hlc : 0);
     put_varint(out, 7, seq);
 }
 
-size_t wire_publish_size(const char *sender, unsigned body_field, const struct message *msg,
-                         uint64_t seq)
-{
-    struct wire_plan pl;
-    return wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, seq);
-}
-
-size_t wire_write_publish(uint8_t *out, const char *sender, unsigned body_field,
-                          const struct message *msg, uint64_t seq)
-{
-    struct wire_plan pl;
-    wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, seq);
-    wire_write_planned(out, &pl, msg, seq);
-    return pl.total;
-}
-
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
-                               uint64_t seq)
+                               const struct wire_stamp *st, uint64_t seq)
 {
-    struct wbuf *w = wbuf_new(wire_publish_size(sender, body_field, msg, seq));
+    struct wire_plan pl;
+    struct wbuf *w =
+        wbuf_new(wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, st, seq));
     if (w)
-        wire_write_publish(w->data, sender, body_field, msg, seq);
+        wire_write_planned(w->data, &pl, msg, seq);
     return w;
 }
 
@@ -263,12 +274,12 @@ static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
             r.p++;
             if (get_bytes(&r, &d, &len) != 0)
                 return -1;
-            out->origin = (const char *)d;
-            out->origin_len = len;
+            out->stamp.origin = (const char *)d;
+            out->stamp.origin_len = len;
             continue;
         case 0x30: /* 6 hlc */
             r.p++;
-            if (get_varint(&r, &out->hlc) != 0)
+            if (get_varint(&r, &out->stamp.hlc) != 0)
                 return -1;
             continue;
         case 0x38: /* 7 seq */

@@ -23,10 +23,6 @@ struct message {
     size_t payload_len;
     char *topic;      /* NUL-terminated, inside the same allocation */
     uint8_t *payload; /* inside wire[qos], in the same allocation */
-    /* Cluster metadata: hybrid-logical-clock stamp and origin node, for last-writer-wins on retained
-     * messages; 0 / "" for messages that never met the cluster. */
-    uint64_t hlc;
-    char origin[64];
     /* Encodings: wire[q] is this message as a PUBLISH at QoS q (flags byte and packet id to be patched
      * per delivery), id_offset[q] where its packet id sits. wire[qos] is built by message_new inside
      * the message's allocation; the others on first use. */

@@ -25,9 +25,8 @@ static void test_pack_read_by_protobuf_c(void **state)
 {
     (void)state;
     struct message *m = sample("a/b/c", "hello", 1, true);
-    m->hlc = (uint64_t)1700000000000 << 16 | 3;
-    strcpy(m->origin, "node-1");
-    struct wbuf *w = wire_pack_publish("node-1", CL__ENVELOPE__BODY_PUBLISH, m, 42);
+    const struct wire_stamp st = {(uint64_t)1700000000000 << 16 | 3, "node-1", 6};
+    struct wbuf *w = wire_pack_publish("node-1", CL__ENVELOPE__BODY_PUBLISH, m, &st, 42);
     assert_non_null(w);
     Cl__Envelope *e = cl__envelope__unpack(NULL, w->len, w->data);
     assert_non_null(e);
@@ -39,14 +38,14 @@ static void test_pack_read_by_protobuf_c(void **state)
     assert_int_equal(e->publish->qos, 1);
     assert_true(e->publish->retain);
     assert_string_equal(e->publish->origin, "node-1");
-    assert_int_equal(e->publish->hlc, m->hlc);
+    assert_int_equal(e->publish->hlc, st.hlc);
     assert_int_equal(e->publish->seq, 42);
     cl__envelope__free_unpacked(e, NULL);
     wbuf_unref(w);
 
     /* Defaults (QoS 0, no retain, empty payload and origin) and the Retain kind. */
     struct message *z = sample("z", "", 0, false);
-    w = wire_pack_publish("n2", CL__ENVELOPE__BODY_RETAIN, z, 0);
+    w = wire_pack_publish("n2", CL__ENVELOPE__BODY_RETAIN, z, NULL, 0);
     e = cl__envelope__unpack(NULL, w->len, w->data);
     assert_non_null(e);
     assert_int_equal(e->body_case, CL__ENVELOPE__BODY_RETAIN);
@@ -108,8 +107,8 @@ static void test_read_protobuf_c_frame(void **state)
             assert_memory_equal(we.pub.payload, "\0\1\2", 3);
             assert_int_equal(we.pub.qos, 2);
             assert_false(we.pub.retain);
-            assert_int_equal(we.pub.origin_len, 2);
-            assert_int_equal(we.pub.hlc, 77);
+            assert_int_equal(we.pub.stamp.origin_len, 2);
+            assert_int_equal(we.pub.stamp.hlc, 77);
             assert_int_equal(we.pub.seq, 9);
         }
     }
@@ -127,9 +126,8 @@ static void test_malformed(void **state)
 {
     (void)state;
     struct message *m = sample("t/u", "payload", 1, false);
-    strcpy(m->origin, "n1");
-    m->hlc = 123456789;
-    struct wbuf *w = wire_pack_publish("n1", CL__ENVELOPE__BODY_PUBLISH, m, 7);
+    const struct wire_stamp st = {123456789, "n1", 2};
+    struct wbuf *w = wire_pack_publish("n1", CL__ENVELOPE__BODY_PUBLISH, m, &st, 7);
     size_t flen = 2 + w->len;
     uint8_t *frame = malloc(flen);
     assert_non_null(frame);
