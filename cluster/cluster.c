@@ -363,9 +363,9 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
     c->loop = loop;
     c->b = b;
     c->cfg_own = *cfg;
-    c->cfg_own.max_packet_size = node->max_packet_size;
-    c->cfg_own.stall_timeout_ms = node->stall_timeout_ms;
     c->cfg = cfg = &c->cfg_own;
+    c->max_frame = node->max_packet_size + CLUSTER_FRAME_SOFT_MAX + 64 * 1024;
+    c->stall_timeout_ms = node->stall_timeout_ms;
     c->log = broker_logger(b);
     snprintf(c->self, sizeof(c->self), "%s", cfg->node_name);
     c->self_len = strlen(c->self);

@@ -27,12 +27,6 @@ struct cluster_config {
     unsigned dns_interval_ms;    /* re-resolve seeds, default 2000 */
     unsigned leave_timeout_ms;   /* how long SIGTERM waits to announce leave, default 1000 */
 
-    /* Not settings: the node's limits that the cluster applies to its peer links too (the largest
-     * frame, how long a peer may make no progress). cluster_start copies them from the broker's
-     * settings (broker_config), so whatever a caller leaves here is overwritten. */
-    size_t max_packet_size;
-    unsigned stall_timeout_ms;
-
     /* Not a setting: filled by settings_load with the cluster port as the user gave it (or the
      * setting that turned clustering on), for the error that names it when the port is busy.
      * Empty while clustering is off. */

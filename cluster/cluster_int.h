@@ -282,7 +282,12 @@ struct cluster {
     uv_loop_t *loop;
     struct broker *b;
     const struct cluster_config *cfg; /* &cfg_own */
-    struct cluster_config cfg_own;    /* cluster_start's copy, with the node limits filled in */
+    struct cluster_config cfg_own;    /* cluster_start's copy */
+    /* The node's limits that peer links honour too (read by nng threads; set before any starts):
+     * the largest frame taken from a peer (a PUBLISH of max-packet-size and its envelope), and how
+     * long a gated peer may make no progress before it stops holding publishers back. */
+    size_t max_frame;
+    unsigned stall_timeout_ms;
     const struct logger *log;
     char self[64];
     size_t self_len;

@@ -98,7 +98,7 @@ static void link_read_body(struct rx_link *l)
 {
     struct cluster *c = l->c;
     uint64_t len = be64_get(l->head);
-    size_t maxsz = c->cfg->max_packet_size + CLUSTER_FRAME_SOFT_MAX + 64 * 1024;
+    size_t maxsz = c->max_frame;
     if (len > maxsz) { /* as nng's own receive limit: the connection is dropped */
         link_end(l);
         return;

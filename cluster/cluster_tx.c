@@ -193,14 +193,14 @@ void net_tick(struct cluster *c, uint64_t now)
             p->progress_ms = now;
             continue;
         }
-        if (now - p->progress_ms <= c->cfg->stall_timeout_ms)
+        if (now - p->progress_ms <= c->stall_timeout_ms)
             continue;
         p->stalled = true;
         c->peer_stalls++;
         log_warn(c->log,
                  "cluster: peer %s made no progress for %u ms (%zu bytes queued): no longer slows "
                  "local publishers; its messages past %u MiB are dropped until it catches up",
-                 p->name, c->cfg->stall_timeout_ms, queued, CLUSTER_PEER_QUEUE_MAX >> 20);
+                 p->name, c->stall_timeout_ms, queued, CLUSTER_PEER_QUEUE_MAX >> 20);
         pthread_mutex_lock(&p->mu);
         p->want_low = true;
         pthread_mutex_unlock(&p->mu);
