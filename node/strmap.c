@@ -106,3 +106,11 @@ void *strmap_del(struct strmap *m, const char *key, size_t len)
     m->count--;
     return value;
 }
+
+void strmap_foreach(const struct strmap *m,
+                    void (*fn)(const char *key, size_t len, void *value, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key)
+            fn(m->slots[i].key, m->slots[i].len, m->slots[i].value, ctx);
+}

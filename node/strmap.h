@@ -29,6 +29,9 @@ int strmap_put(struct strmap *m, const char *key, size_t len, void *value);
 /* Remove and return the value, or NULL if absent. */
 void *strmap_del(struct strmap *m, const char *key, size_t len);
 
-/* Iterate: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... (no insert/delete meanwhile). */
+/* Visit every entry, in no particular order. fn must not insert or delete; it may free the value
+ * (and the key the value owns) when the map is destroyed right after. */
+void strmap_foreach(const struct strmap *m,
+                    void (*fn)(const char *key, size_t len, void *value, void *ctx), void *ctx);
 
 #endif
