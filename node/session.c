@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker_core.h"
+#include "buf.h"
 #include "conn.h"
 #include "flow.h"
 #include "idset.h"
@@ -264,14 +265,11 @@ int session_subscribe(struct broker *b, struct session *s, const char *filter, s
         s->subs[at - 1].qos = qos;
         return broker_subscribe(b, s, filter, len, qos, false);
     }
-    if (s->nsubs == s->subs_cap) {
-        size_t ncap = s->subs_cap ? s->subs_cap * 2 : 4;
-        struct session_sub *ns = realloc(s->subs, ncap * sizeof(*ns));
-        if (!ns)
-            return -1;
-        s->subs = ns;
-        s->subs_cap = ncap;
-    }
+    size_t ncap = buf_grow((void **)&s->subs, s->subs_cap, (size_t)s->nsubs + 1, sizeof(*s->subs),
+                           UINT32_MAX);
+    if (!ncap)
+        return -1;
+    s->subs_cap = (uint32_t)ncap;
     char *copy = malloc(len + 1);
     if (!copy)
         return -1;
@@ -321,14 +319,10 @@ void session_match_add(void *subscriber, uint8_t qos, void *ctx)
             m->v[s->match_idx].qos = qos;
         return;
     }
-    if (m->n == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 64;
-        struct session_matched *nv = realloc(m->v, ncap * sizeof(*nv));
-        if (!nv)
-            return;
-        m->v = nv;
-        m->cap = ncap;
-    }
+    size_t ncap = buf_grow((void **)&m->v, m->cap, m->n + 1, sizeof(*m->v), SIZE_MAX);
+    if (!ncap)
+        return;
+    m->cap = ncap;
     s->match_gen = m->gen;
     s->match_idx = (uint32_t)m->n;
     m->v[m->n++] = (struct session_matched){s, qos};
