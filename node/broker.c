@@ -94,7 +94,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     const struct sol_config *cfg = &b->core.cfg;
     /* The listeners, in one place: today the one MQTT-over-TCP address. */
     const struct listener_config listeners[] = {
-        {TRANSPORT_TCP, "MQTT", cfg->bind, cfg->port, cfg->origin.port},
+        {TRANSPORT_TCP, cfg->bind, cfg->port, cfg->origin.port},
     };
     if (conns_listen(b->conns, listeners, sizeof(listeners) / sizeof(listeners[0]), err, errlen) <
         0)

@@ -110,10 +110,9 @@ enum transport_kind {
     TRANSPORT_TCP = 0, /* plain TCP (TLS and WebSocket to come) */
 };
 
-/* One configured address clients connect to. The strings are copied. */
+/* One configured address clients connect to (read during listeners_start only). */
 struct listener_config {
     enum transport_kind kind;
-    const char *name; /* what it serves, for the start-up log line: "MQTT" */
     const char *bind; /* IPv4 or IPv6 address */
     uint16_t port;
     const char *origin; /* the setting that chose the port, as the user gave it (config.h's
