@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <uv.h>
 
 #include "broker.h"
@@ -77,9 +76,8 @@ int main(int argc, char **argv)
     }
     /* A listener that cannot start is a setting to change, like a bad value: exit 2, naming it. */
     if (broker_start(m.broker, err, sizeof(err)) < 0) {
-        /* A bad --bind is named by the broker's message; a port that cannot be bound is not. */
-        bool port = strncmp(err, "cannot listen", 13) == 0;
-        fprintf(stderr, "sol: %s%s%s\n", port ? cfg.node.origin.port : "", port ? ": " : "", err);
+        /* The message names the setting: the bad --bind, or the port as the user gave it. */
+        fprintf(stderr, "sol: %s\n", err);
         broker_free(m.broker);
         return 2;
     }

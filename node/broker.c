@@ -6,14 +6,10 @@
 #include <string.h>
 
 #include "broker_internal.h"
+#include "conn.h"
 
 #include <sys/random.h>
 #include <unistd.h>
-
-uint64_t broker_now_ms(const struct broker *b)
-{
-    return uv_now(b->loop);
-}
 
 static void broker_release_retained(void *value)
 {
@@ -22,7 +18,8 @@ static void broker_release_retained(void *value)
 
 static void broker_on_tick(uv_timer_t *t)
 {
-    conn_sweep(t->data);
+    struct broker *b = t->data;
+    conns_sweep(b->conns);
 }
 
 static void broker_on_sys(uv_timer_t *t)
@@ -38,15 +35,15 @@ struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *e
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    b->loop = loop;
-    b->cfg = *cfg;
-    b->log.level = cfg->log_level;
-    strmap_init(&b->sessions);
+    b->core.loop = loop;
+    b->core.cfg = *cfg;
+    b->core.log.level = cfg->log_level;
     strmap_init(&b->routes);
-    b->read_buf = malloc(BROKER_READ_CHUNK);
     b->subs = topic_tree_new();
     b->retained = retain_new(broker_release_retained);
-    if (!b->read_buf || !b->subs || !b->retained) {
+    b->sessions = sessions_new();
+    b->conns = conns_new(b);
+    if (!b->subs || !b->retained || !b->sessions || !b->conns) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -65,42 +62,57 @@ fail:
     return NULL;
 }
 
-/* Listen, and start the flush, sweep and $SYS machinery. */
+/* Nothing to do itself: an active idle handle only makes the loop's poll return at once. */
+static void broker_on_idle(uv_idle_t *idle)
+{
+    (void)idle;
+}
+
+void broker_wake(struct broker *b)
+{
+    if (!b->handles_closed)
+        uv_idle_start(&b->flush_idle, broker_on_idle);
+}
+
+/* End of a loop turn, after all I/O callbacks: resume released publishers, then write out every
+ * connection's output (theirs included). */
+static void broker_turn_end(struct broker *b)
+{
+    flow_run_ready(b);
+    uv_idle_stop(&b->flush_idle);
+    conns_flush(b->conns);
+}
+
+static void broker_on_check(uv_check_t *check)
+{
+    broker_turn_end(check->data);
+}
+
+/* Listen on every configured address, and start the flush, sweep and $SYS machinery. */
 int broker_start(struct broker *b, char *err, size_t errlen)
 {
-    struct sockaddr_storage addr;
-    int rc;
-    if (strchr(b->cfg.bind, ':'))
-        rc = uv_ip6_addr(b->cfg.bind, b->cfg.port, (struct sockaddr_in6 *)&addr);
-    else
-        rc = uv_ip4_addr(b->cfg.bind, b->cfg.port, (struct sockaddr_in *)&addr);
-    if (rc < 0) {
-        snprintf(err, errlen, "invalid bind address '%s'", b->cfg.bind);
+    const struct sol_config *cfg = &b->core.cfg;
+    /* The listeners, in one place: today the one MQTT-over-TCP address. */
+    const struct listener_config listeners[] = {
+        {TRANSPORT_TCP, cfg->bind, cfg->port, cfg->origin.port},
+    };
+    if (conns_listen(b->conns, listeners, sizeof(listeners) / sizeof(listeners[0]), err, errlen) <
+        0)
         return -1;
-    }
-    uv_tcp_init(b->loop, &b->listener);
-    b->listener.data = b;
-    b->handles_open++;
-    if ((rc = uv_tcp_bind(&b->listener, (struct sockaddr *)&addr, 0)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&b->listener, 4096, conn_on_accept)) < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%u: %s", b->cfg.bind, b->cfg.port,
-                 uv_strerror(rc));
-        return -1;
-    }
-    b->listening = true;
-    uv_check_init(b->loop, &b->flush_check);
+    b->started = true;
+    uv_check_init(b->core.loop, &b->flush_check);
     b->flush_check.data = b;
-    uv_check_start(&b->flush_check, conn_flush_all);
-    uv_idle_init(b->loop, &b->flush_idle);
-    uv_timer_init(b->loop, &b->tick);
+    uv_check_start(&b->flush_check, broker_on_check);
+    uv_idle_init(b->core.loop, &b->flush_idle);
+    uv_timer_init(b->core.loop, &b->tick);
     b->tick.data = b;
     uv_timer_start(&b->tick, broker_on_tick, BROKER_TICK_MS, BROKER_TICK_MS);
-    uv_timer_init(b->loop, &b->sys_timer);
+    uv_timer_init(b->core.loop, &b->sys_timer);
     b->sys_timer.data = b;
     b->handles_open += 4;
-    if (b->cfg.sys_interval)
-        uv_timer_start(&b->sys_timer, broker_on_sys, 0, b->cfg.sys_interval * 1000ull);
-    log_info(&b->log, "sol %s listening on %s:%u", SOL_VERSION, b->cfg.bind, b->cfg.port);
+    if (cfg->sys_interval)
+        uv_timer_start(&b->sys_timer, broker_on_sys, 0, cfg->sys_interval * 1000ull);
+    log_info(&b->core.log, "sol %s listening on %s:%u", SOL_VERSION, cfg->bind, cfg->port);
     return 0;
 }
 
@@ -111,7 +123,7 @@ void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks)
 
 static void broker_maybe_done(struct broker *b)
 {
-    if (b->handles_open == 0 && !b->conns && b->shutdown_done) {
+    if (b->handles_open == 0 && b->shutdown_done) {
         void (*done)(void *) = b->shutdown_done;
         b->shutdown_done = NULL;
         done(b->shutdown_ctx);
@@ -125,30 +137,40 @@ static void broker_on_handle_closed(uv_handle_t *h)
     broker_maybe_done(b);
 }
 
+static void broker_on_conns_closed(void *ctx)
+{
+    struct broker *b = ctx;
+    b->handles_open--;
+    broker_maybe_done(b);
+}
+
 /* Stop listening and close every client; done runs once the last socket is closed. */
 void broker_shutdown(struct broker *b, void (*done)(void *ctx), void *ctx)
 {
     b->shutting_down = true;
     b->shutdown_done = done;
     b->shutdown_ctx = ctx;
-    b->listening = false;
-    uv_handle_t *handles[] = {(uv_handle_t *)&b->listener, (uv_handle_t *)&b->flush_check,
-                              (uv_handle_t *)&b->flush_idle, (uv_handle_t *)&b->tick,
-                              (uv_handle_t *)&b->sys_timer};
-    /* Flush what is pending (e.g. final acks) before closing sockets. */
-    conn_flush_all(&b->flush_check);
-    for (struct conn *c = b->conns; c;) {
-        struct conn *next = c->next;
-        conn_close(c, "shutting down");
-        c = next;
-    }
+    uv_handle_t *handles[] = {(uv_handle_t *)&b->flush_check, (uv_handle_t *)&b->flush_idle,
+                              (uv_handle_t *)&b->tick, (uv_handle_t *)&b->sys_timer};
+    if (b->started)
+        broker_turn_end(b); /* what is pending (e.g. final acks) goes out first */
+    /* The connections first: their wills are delivered (waking the loop turn machinery). */
+    b->handles_open++; /* until conns_shutdown is done */
+    conns_shutdown(b->conns, broker_on_conns_closed, b);
+    b->handles_closed = true;
     for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
         if (handles[i]->type == UV_UNKNOWN_HANDLE || uv_is_closing(handles[i]))
             continue;
         handles[i]->data = b;
         uv_close(handles[i], broker_on_handle_closed);
     }
-    broker_maybe_done(b);
+}
+
+static void broker_free_route(const char *key, size_t len, void *value, void *ctx)
+{
+    struct route_count *r = value;
+    free(r->filter);
+    free(r);
 }
 
 void broker_free(struct broker *b)
@@ -156,21 +178,11 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     memset(&b->hooks, 0, sizeof(b->hooks)); /* the cluster may be gone already: tell it nothing */
-    /* Destroying a session deletes its slot, and backward-shift deletion may move a later entry
-     * into that slot: drain each slot before moving on (linear, where a rescan per deletion was
-     * quadratic in the number of sessions). */
-    for (size_t i = 0; i < b->sessions.cap; i++)
-        while (b->sessions.slots[i].key)
-            session_destroy(b, b->sessions.slots[i].value);
-    for (size_t i = 0; i < b->routes.cap; i++) {
-        if (b->routes.slots[i].key) {
-            struct route_count *r = b->routes.slots[i].value;
-            free(r->filter);
-            free(r);
-        }
-    }
-    strmap_destroy(&b->sessions);
+    sessions_free(b, b->sessions);
+    b->sessions = NULL;
+    strmap_foreach(&b->routes, broker_free_route, NULL);
     strmap_destroy(&b->routes);
+    conns_free(b->conns);
     if (b->subs)
         topic_tree_free(b->subs);
     if (b->retained)
@@ -179,33 +191,37 @@ void broker_free(struct broker *b)
         acl_free(b->acl);
     if (b->auth)
         auth_free(b->auth);
-    free(b->matched);
-    free(b->read_buf);
+    free(b->match.v);
     free(b);
 }
 
 const struct logger *broker_logger(const struct broker *b)
 {
-    return &b->log;
+    return &b->core.log;
 }
 
 const struct sol_config *broker_config(const struct broker *b)
 {
-    return &b->cfg;
+    return &b->core.cfg;
+}
+
+struct sessions *broker_sessions(struct broker *b)
+{
+    return b->sessions;
 }
 
 void broker_get_stats(const struct broker *b, struct broker_stats *out)
 {
-    *out = b->stats;
+    *out = b->core.stats;
     out->retained = retain_count(b->retained);
-    out->conn_buffer_bytes = b->conn_mem;
+    out->conn_buffer_bytes = conns_buffer_bytes(b->conns);
     if (b->hooks.add_stats)
         b->hooks.add_stats(b->hooks.ctx, out);
 }
 
 bool broker_listening(const struct broker *b)
 {
-    return b->listening;
+    return !b->shutting_down && conns_listening(b->conns);
 }
 
 /* ACL check for a session's client id and username; no ACL file = allowed. No client writes a $SYS
@@ -219,53 +235,29 @@ bool broker_acl_allows(const struct broker *b, const struct session *s, const ch
         return false;
     if (!b->acl)
         return true;
-    return acl_check(b->acl, s ? s->client_id : "", s ? s->username : NULL, topic, len, access);
+    return acl_check(b->acl, s ? session_client_id(s) : "", s ? session_username(s) : NULL, topic,
+                     len, access);
 }
 
-/* Collects matching sessions once each with their highest QoS [MQTT-3.3.5-1]. */
-static void broker_collect_match(void *subscriber, uint8_t qos, void *ctx)
-{
-    struct broker *b = ctx;
-    struct session *s = subscriber;
-    if (s->match_gen == b->match_gen) {
-        if (qos > s->match_qos)
-            s->match_qos = qos;
-        return;
-    }
-    if (b->stats.subscriptions >= b->matched_cap) {
-        /* The scratch array never needs more entries than there are subscriptions. */
-        size_t ncap = b->matched_cap ? b->matched_cap * 2 : 64;
-        while (ncap <= b->stats.subscriptions)
-            ncap *= 2;
-        struct session **nm = realloc(b->matched, ncap * sizeof(*nm));
-        if (!nm)
-            return; /* this subscriber misses the message; counted below as dropped */
-        b->matched = nm;
-        b->matched_cap = ncap;
-    }
-    s->match_gen = b->match_gen;
-    s->match_qos = qos;
-    b->matched[b->match_count++] = s;
-}
-
-/* Find the local sessions subscribed to a filter matching topic: b->matched[0..match_count), each
- * once with its highest granted QoS. */
+/* Find the local sessions subscribed to a filter matching topic: b->match, each once with its
+ * highest granted QoS. */
 static void broker_match_local(struct broker *b, const char *topic, size_t topic_len)
 {
-    b->match_gen++;
-    b->match_count = 0;
-    topic_tree_match(b->subs, topic, topic_len, broker_collect_match, b);
+    session_match_begin(&b->match);
+    topic_tree_match(b->subs, topic, topic_len, session_match_add, &b->match);
 }
 
 /* Deliver msg to the sessions broker_match_local found, at min(publish QoS, granted QoS)
  * [MQTT-3.8.4-6], retain flag cleared as for any live delivery [MQTT-3.3.1-9]. */
 static void broker_deliver_matched(struct broker *b, struct message *msg)
 {
-    for (size_t i = 0; i < b->match_count; i++) {
-        struct session *s = b->matched[i];
-        if (!broker_acl_allows(b, s, msg->topic, msg->topic_len, ACL_READ))
+    for (size_t i = 0; i < b->match.n; i++) {
+        struct session *s = b->match.v[i].s;
+        uint8_t granted = b->match.v[i].qos;
+        /* Without an ACL file every read is allowed: no call per delivery. */
+        if (b->acl && !broker_acl_allows(b, s, msg->topic, msg->topic_len, ACL_READ))
             continue;
-        uint8_t qos = msg->qos < s->match_qos ? msg->qos : s->match_qos;
+        uint8_t qos = msg->qos < granted ? msg->qos : granted;
         session_deliver(b, s, msg, qos, false);
     }
 }
@@ -300,7 +292,7 @@ int broker_publish_packet(struct broker *b, const char *topic, size_t topic_len,
 {
     if (!retain) {
         broker_match_local(b, topic, topic_len);
-        if (b->match_count == 0) {
+        if (b->match.n == 0) {
             if (b->hooks.on_publish) {
                 struct message view;
                 message_view_init(&view, topic, topic_len, payload, payload_len, qos, false);
@@ -325,7 +317,7 @@ int broker_publish_packet(struct broker *b, const char *topic, size_t topic_len,
 
 struct retained_send {
     struct broker *b;
-    struct conn *c;
+    struct session *s;
     uint8_t granted;
 };
 
@@ -333,8 +325,8 @@ static void broker_send_one_retained(const char *topic, size_t len, void *value,
 {
     struct retained_send *rs = ctx;
     struct message *msg = value;
-    struct session *s = rs->c->session;
-    if (!s || !broker_acl_allows(rs->b, s, topic, len, ACL_READ))
+    struct session *s = rs->s;
+    if (!broker_acl_allows(rs->b, s, topic, len, ACL_READ))
         return;
     uint8_t qos = msg->qos < rs->granted ? msg->qos : rs->granted;
     /* [MQTT-3.3.1-8] sent with the retain flag set; QoS 1/2 through the session window as any
@@ -342,16 +334,15 @@ static void broker_send_one_retained(const char *topic, size_t len, void *value,
     session_deliver(rs->b, s, msg, qos, true);
 }
 
-/* Send the retained messages matching a new subscription. */
-void broker_send_retained(struct broker *b, struct conn *c, const char *filter, size_t len,
+void broker_send_retained(struct broker *b, struct session *s, const char *filter, size_t len,
                           uint8_t granted)
 {
-    struct retained_send rs = {b, c, granted};
+    struct retained_send rs = {b, s, granted};
     retain_match(b->retained, filter, len, broker_send_one_retained, &rs);
 }
 
 /* Count local subscriptions per filter; the first and last tell the cluster. */
-void broker_route_ref(struct broker *b, const char *filter, size_t len)
+static void broker_route_ref(struct broker *b, const char *filter, size_t len)
 {
     struct route_count *r = strmap_get(&b->routes, filter, len);
     if (r) {
@@ -372,12 +363,12 @@ void broker_route_ref(struct broker *b, const char *filter, size_t len)
         b->hooks.on_route_add(b->hooks.ctx, r->filter, len);
     return;
 oom:
-    log_error(&b->log, "out of memory recording route %.*s", (int)len, filter);
+    log_error(&b->core.log, "out of memory recording route %.*s", (int)len, filter);
     free(copy);
     free(r);
 }
 
-void broker_route_unref(struct broker *b, const char *filter, size_t len)
+static void broker_route_unref(struct broker *b, const char *filter, size_t len)
 {
     struct route_count *r = strmap_get(&b->routes, filter, len);
     if (!r || --r->count > 0)
@@ -387,6 +378,59 @@ void broker_route_unref(struct broker *b, const char *filter, size_t len)
         b->hooks.on_route_del(b->hooks.ctx, r->filter, len);
     free(r->filter);
     free(r);
+}
+
+int broker_subscribe(struct broker *b, struct session *s, const char *filter, size_t len,
+                     uint8_t qos, bool is_new)
+{
+    if (topic_tree_subscribe(b->subs, filter, len, s, qos) < 0)
+        return -1;
+    if (is_new)
+        broker_route_ref(b, filter, len);
+    return 0;
+}
+
+void broker_unsubscribe(struct broker *b, struct session *s, const char *filter, size_t len)
+{
+    topic_tree_unsubscribe(b->subs, filter, len, s);
+    broker_route_unref(b, filter, len);
+}
+
+/* ---- CONNECT ---- */
+
+uint8_t broker_authenticate(const struct broker *b, const struct mqtt_connect *p)
+{
+    if (!p->has_username)
+        return b->core.cfg.allow_anonymous ? MQTT_CONNACK_ACCEPTED : MQTT_CONNACK_NOT_AUTHORIZED;
+    if (!b->auth)
+        return MQTT_CONNACK_ACCEPTED;
+    char user[256];
+    if (p->username.len >= sizeof(user))
+        return MQTT_CONNACK_BAD_CREDENTIALS;
+    memcpy(user, p->username.data, p->username.len);
+    user[p->username.len] = '\0';
+    if (!p->has_password || !auth_check(b->auth, user, p->password.data, p->password.len))
+        return MQTT_CONNACK_BAD_CREDENTIALS;
+    return MQTT_CONNACK_ACCEPTED;
+}
+
+void broker_client_id_gen(struct broker *b, char *buf, size_t len)
+{
+    snprintf(buf, len, "auto-%016llx-%llx", (unsigned long long)b->id_prefix,
+             (unsigned long long)++b->id_counter);
+}
+
+uint64_t broker_connect_hold(struct broker *b, const char *client_id, bool clean)
+{
+    uint64_t token = ++b->next_token;
+    if (b->hooks.on_connect && b->hooks.on_connect(b->hooks.ctx, client_id, clean, token))
+        return token;
+    return 0;
+}
+
+void broker_connect_resume(struct broker *b, uint64_t token)
+{
+    conns_resume_held(b->conns, token);
 }
 
 /* ---- inbound from the cluster ---- */
@@ -430,15 +474,22 @@ void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *ms
     retain_foreach(b->retained, broker_retain_visit, &v);
 }
 
+struct routes_visit {
+    void (*fn)(const char *filter, size_t len, void *ctx);
+    void *ctx;
+};
+
+static void broker_route_visit(const char *key, size_t len, void *value, void *ctx)
+{
+    struct routes_visit *v = ctx;
+    v->fn(key, len, v->ctx);
+}
+
 void broker_routes_foreach(const struct broker *b,
                            void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
 {
-    for (size_t i = 0; i < b->routes.cap; i++) {
-        if (b->routes.slots[i].key) {
-            const struct route_count *r = b->routes.slots[i].value;
-            fn(r->filter, b->routes.slots[i].len, ctx);
-        }
-    }
+    struct routes_visit v = {fn, ctx};
+    strmap_foreach(&b->routes, broker_route_visit, &v);
 }
 
 /* Another node now has this client: close it here and hand over a persistent session. */
@@ -449,9 +500,9 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
     struct session *s = session_get(b, client_id, len);
     if (!s)
         return false;
-    if (s->conn) {
-        log_info(&b->log, "client %s taken over by another node", client_id);
-        conn_close(s->conn, NULL); /* publishes the will; destroys a clean session */
+    if (session_conn(s)) {
+        log_info(&b->core.log, "client %s taken over by another node", client_id);
+        conn_close(session_conn(s), NULL); /* publishes the will; destroys a clean session */
     }
     s = session_get(b, client_id, len);
     if (!s)
@@ -462,16 +513,23 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
 }
 
 /* The persistent sessions, for a node that leaves and hands them to its peers. */
+struct sessions_visit {
+    void (*fn)(const char *client_id, void *ctx);
+    void *ctx;
+};
+
+static void broker_session_visit(struct session *s, void *ctx)
+{
+    struct sessions_visit *v = ctx;
+    if (session_is_persistent(s))
+        v->fn(session_client_id(s), v->ctx);
+}
+
 void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *client_id, void *ctx),
                              void *ctx)
 {
-    for (size_t i = 0; i < b->sessions.cap; i++) {
-        if (!b->sessions.slots || !b->sessions.slots[i].key)
-            continue;
-        const struct session *s = b->sessions.slots[i].value;
-        if (!s->clean)
-            fn(s->client_id, ctx);
-    }
+    struct sessions_visit v = {fn, ctx};
+    sessions_foreach((struct broker *)b, broker_session_visit, &v); /* it changes nothing */
 }
 
 static struct session *broker_import_session(struct broker *b, const char *client_id)

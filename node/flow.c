@@ -50,7 +50,7 @@ static bool flow_would_cycle(const struct flow_source *src, const struct flow_so
 bool broker_flow_block(struct broker *b, struct flow_gate *g, struct flow_source *drainer)
 {
     struct flow_source *src = b->flow_current;
-    if (!src || src->gate || b->cfg.overload_policy == OVERLOAD_DROP ||
+    if (!src || src->gate || b->core.cfg.overload_policy == OVERLOAD_DROP ||
         flow_would_cycle(src, drainer))
         return false;
     g->drainer = drainer;
@@ -63,17 +63,11 @@ bool broker_flow_block(struct broker *b, struct flow_gate *g, struct flow_source
     flow_push(&g->waiters, src);
     if (!was_paused) {
         src->paused_at_ms = (uint32_t)broker_now_ms(b);
-        b->stats.pause_events++;
-        b->stats.publishers_paused++;
+        b->core.stats.pause_events++;
+        b->core.stats.publishers_paused++;
         src->ops->pause(src); /* after linking: pause may look at src->gate */
     }
     return true;
-}
-
-/* Nothing else may make poll block before the check phase runs the resumes. */
-static void flow_on_idle(uv_idle_t *idle)
-{
-    (void)idle;
 }
 
 void broker_flow_release(struct broker *b, struct flow_gate *g)
@@ -87,15 +81,14 @@ void broker_flow_release(struct broker *b, struct flow_gate *g)
         src->ready = true;
         flow_push(&b->flow_ready, src);
     }
-    if (!uv_is_active((uv_handle_t *)&b->flush_idle))
-        uv_idle_start(&b->flush_idle, flow_on_idle);
+    broker_wake(b); /* poll must not block before the check phase runs the resumes */
 }
 
 /* The source stops being paused: its time is counted. */
 static void flow_account_end(struct broker *b, struct flow_source *src)
 {
-    b->stats.paused_ms_total += (uint32_t)((uint32_t)broker_now_ms(b) - src->paused_at_ms);
-    b->stats.publishers_paused--;
+    b->core.stats.paused_ms_total += (uint32_t)((uint32_t)broker_now_ms(b) - src->paused_at_ms);
+    b->core.stats.publishers_paused--;
 }
 
 void broker_flow_forget(struct broker *b, struct flow_source *src)

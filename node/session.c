@@ -1,12 +1,87 @@
 /*
- * session.c - MQTT sessions: subscriptions, outbound QoS 1/2 in flight, the queue for offline or
- * busy clients, and inbound QoS 2 packet ids awaiting PUBREL. A session outlives its connection
- * unless it is clean [MQTT-3.1.2-4..6].
+ * session.c - MQTT sessions (session.h is the face): subscriptions, outbound QoS 1/2 in flight,
+ * the queue for offline or busy clients, and inbound QoS 2 packet ids awaiting PUBREL.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker_internal.h"
+#include "broker_core.h"
+#include "buf.h"
+#include "conn.h"
+#include "flow.h"
+#include "idset.h"
+#include "session.h"
+#include "strmap.h"
+
+struct session_sub {
+    char *filter;
+    uint8_t qos;
+};
+
+enum inflight_state {
+    INFLIGHT_PUBLISH_SENT = 0, /* QoS 1 awaiting PUBACK, QoS 2 awaiting PUBREC */
+    INFLIGHT_PUBREL_SENT = 1,  /* QoS 2 awaiting PUBCOMP */
+};
+
+struct inflight {
+    struct message *msg; /* NULL once PUBREL was sent */
+    uint16_t id;
+    uint8_t qos;
+    uint8_t state;
+    bool retain; /* a retained message sent for a new subscription */
+};
+
+struct queued {
+    struct message *msg;
+    uint32_t bytes; /* its PUBLISH encoding at qos, counted in the session's queued_bytes */
+    uint8_t qos;
+    bool retain;
+};
+
+/* A session's QoS 1/2 state, allocated the first time it has any: most sessions (idle devices,
+ * QoS 0 subscribers) never do, and one of those holds a pointer to an empty, read-only instance
+ * instead (session_qos_none), so readers need no NULL checks. */
+struct session_qos {
+    struct inflight *inflight; /* ring: ninflight entries from ihead, icap (a power of two) slots */
+    struct queued *queue;      /* ring: qlen entries from qhead, qcap slots */
+    struct idset out_ids;      /* packet ids in inflight */
+    struct idset rx_ids;       /* inbound QoS 2 ids received, PUBREL not yet */
+    size_t queued_bytes;       /* encoded size of what waits in queue */
+    uint32_t ihead, ninflight, icap;
+    uint32_t nrel; /* in-flight entries waiting for PUBCOMP: the first nrel of the ring */
+    uint32_t qhead, qlen, qcap;
+    uint16_t next_id;
+};
+
+struct session {
+    /* Pointers first, small counters packed last: there is one of these per client, online or not.
+     */
+    char *client_id;
+    char *username;    /* of the connection now or last attached; NULL = anonymous */
+    struct conn *conn; /* NULL while offline; always active (CONNACK sent) while attached */
+    struct session_sub *subs;
+    struct strmap sub_index; /* filter -> its index in subs + 1 (keys are subs[i].filter) */
+    struct session_qos *q;   /* never NULL (see struct session_qos) */
+    uint64_t match_gen;      /* the last routing pass that reached it (struct session_match) */
+    struct flow_gate gate;   /* publishers paused because this session is behind */
+    uint64_t progress_ms;    /* last time it was under backlog_high or took bytes or an ack */
+    size_t id_len;
+    uint32_t nsubs, subs_cap;
+    uint32_t match_idx; /* its entry in that pass's struct session_match */
+    bool clean;
+    bool stalled; /* no progress for stall-timeout (or over session-max-bytes): pauses nobody */
+};
+
+/* The table: client id -> struct session (keys are the sessions' client_id). */
+struct sessions {
+    struct strmap map;
+};
+
+/* The k-th in-flight entry, oldest first (k < s->q->ninflight). */
+static inline struct inflight *session_inflight_at(const struct session *s, uint32_t k)
+{
+    return &s->q->inflight[(s->q->ihead + k) & (s->q->icap - 1)];
+}
 
 /* What a session without QoS 1/2 state points at: all empty, and in read-only memory, so a write
  * that forgot session_qos_mut faults at once instead of corrupting every session. */
@@ -25,12 +100,67 @@ static struct session_qos *session_qos_mut(struct session *s)
     return q;
 }
 
-struct session *session_get(struct broker *b, const char *client_id, size_t len)
+/* ---- The table ---- */
+
+struct sessions *sessions_new(void)
 {
-    return strmap_get(&b->sessions, client_id, len);
+    struct sessions *ss = calloc(1, sizeof(*ss));
+    if (ss)
+        strmap_init(&ss->map);
+    return ss;
 }
 
-/* A new empty session registered under client_id, or NULL on allocation failure. */
+struct sessions_collect {
+    struct session **v;
+    size_t n;
+};
+
+static void sessions_collect_one(const char *key, size_t len, void *value, void *ctx)
+{
+    struct sessions_collect *c = ctx;
+    c->v[c->n++] = value;
+}
+
+/* Destroying a session deletes its entry, which no iteration may do: collect them first. */
+void sessions_free(struct broker *b, struct sessions *ss)
+{
+    if (!ss)
+        return;
+    struct sessions_collect c = {malloc((ss->map.count + 1) * sizeof(*c.v)), 0};
+    if (c.v) {
+        strmap_foreach(&ss->map, sessions_collect_one, &c);
+        for (size_t i = 0; i < c.n; i++)
+            session_destroy(b, c.v[i]);
+        free(c.v);
+    }
+    strmap_destroy(&ss->map);
+    free(ss);
+}
+
+struct sessions_visit {
+    void (*fn)(struct session *s, void *ctx);
+    void *ctx;
+};
+
+static void sessions_visit_one(const char *key, size_t len, void *value, void *ctx)
+{
+    struct sessions_visit *v = ctx;
+    v->fn(value, v->ctx);
+}
+
+void sessions_foreach(struct broker *b, void (*fn)(struct session *s, void *ctx), void *ctx)
+{
+    struct sessions_visit v = {fn, ctx};
+    strmap_foreach(&broker_sessions(b)->map, sessions_visit_one, &v);
+}
+
+/* ---- Life cycle ---- */
+
+struct session *session_get(struct broker *b, const char *client_id, size_t len)
+{
+    return strmap_get(&broker_sessions(b)->map, client_id, len);
+}
+
 struct session *session_create(struct broker *b, const char *client_id, size_t len, bool clean)
 {
     struct session *s = calloc(1, sizeof(*s));
@@ -44,9 +174,9 @@ struct session *session_create(struct broker *b, const char *client_id, size_t l
     s->id_len = len;
     s->clean = clean;
     s->q = (struct session_qos *)&session_qos_none;
-    if (strmap_put(&b->sessions, s->client_id, len, s) < 0)
+    if (strmap_put(&broker_sessions(b)->map, s->client_id, len, s) < 0)
         goto fail;
-    b->stats.sessions++;
+    broker_core(b)->stats.sessions++;
     return s;
 fail:
     free(s->client_id);
@@ -54,17 +184,13 @@ fail:
     return NULL;
 }
 
-/* Forget the session: its subscriptions leave the tree, its messages are released, the publishers
- * it held back resume. */
 void session_destroy(struct broker *b, struct session *s)
 {
     broker_flow_release(b, &s->gate);
     for (size_t i = 0; i < s->nsubs; i++) {
         const char *f = s->subs[i].filter;
-        size_t len = strlen(f);
-        topic_tree_unsubscribe(b->subs, f, len, s);
-        broker_route_unref(b, f, len);
-        b->stats.subscriptions--;
+        broker_unsubscribe(b, s, f, strlen(f));
+        broker_core(b)->stats.subscriptions--;
         free(s->subs[i].filter);
     }
     for (uint32_t k = 0; k < s->q->ninflight; k++)
@@ -72,8 +198,8 @@ void session_destroy(struct broker *b, struct session *s)
             message_unref(session_inflight_at(s, k)->msg);
     for (size_t i = 0; i < s->q->qlen; i++)
         message_unref(s->q->queue[(s->q->qhead + i) % s->q->qcap].msg);
-    strmap_del(&b->sessions, s->client_id, s->id_len);
-    b->stats.sessions--;
+    strmap_del(&broker_sessions(b)->map, s->client_id, s->id_len);
+    broker_core(b)->stats.sessions--;
     strmap_destroy(&s->sub_index);
     free(s->subs);
     if (s->q != &session_qos_none) {
@@ -88,16 +214,45 @@ void session_destroy(struct broker *b, struct session *s)
     free(s);
 }
 
-/* The connection went away: a clean session ends with it, a persistent one waits offline. */
+void session_attach(struct broker *b, struct session *s, struct conn *c, char *username, bool clean)
+{
+    (void)b;
+    s->clean = clean;
+    free(s->username);
+    s->username = username;
+    s->conn = c;
+}
+
 void session_detach(struct broker *b, struct session *s)
 {
     s->conn = NULL;
     s->stalled = false;
-    broker_flow_release(b,
-                        &s->gate); /* an offline session queues up to max-queued, pauses nobody */
+    broker_flow_release(b, &s->gate); /* an offline session pauses nobody */
     if (s->clean)
         session_destroy(b, s);
 }
+
+const char *session_client_id(const struct session *s)
+{
+    return s->client_id;
+}
+
+const char *session_username(const struct session *s)
+{
+    return s->username;
+}
+
+struct conn *session_conn(const struct session *s)
+{
+    return s->conn;
+}
+
+bool session_is_persistent(const struct session *s)
+{
+    return !s->clean;
+}
+
+/* ---- Subscriptions ---- */
 
 /* Add or update a subscription [MQTT-3.8.4-3: an identical filter replaces the old one]. 0 or -1.
  * The filter is found through the session's index, so a SUBSCRIBE of thousands of filters costs
@@ -108,16 +263,13 @@ int session_subscribe(struct broker *b, struct session *s, const char *filter, s
     uintptr_t at = (uintptr_t)strmap_get(&s->sub_index, filter, len);
     if (at) {
         s->subs[at - 1].qos = qos;
-        return topic_tree_subscribe(b->subs, filter, len, s, qos) < 0 ? -1 : 0;
+        return broker_subscribe(b, s, filter, len, qos, false);
     }
-    if (s->nsubs == s->subs_cap) {
-        size_t ncap = s->subs_cap ? s->subs_cap * 2 : 4;
-        struct session_sub *ns = realloc(s->subs, ncap * sizeof(*ns));
-        if (!ns)
-            return -1;
-        s->subs = ns;
-        s->subs_cap = ncap;
-    }
+    size_t ncap = buf_grow((void **)&s->subs, s->subs_cap, (size_t)s->nsubs + 1, sizeof(*s->subs),
+                           UINT32_MAX);
+    if (!ncap)
+        return -1;
+    s->subs_cap = (uint32_t)ncap;
     char *copy = malloc(len + 1);
     if (!copy)
         return -1;
@@ -125,15 +277,14 @@ int session_subscribe(struct broker *b, struct session *s, const char *filter, s
     copy[len] = '\0';
     if (strmap_put(&s->sub_index, copy, len, (void *)(uintptr_t)(s->nsubs + 1)) < 0)
         goto fail;
-    if (topic_tree_subscribe(b->subs, filter, len, s, qos) < 0) {
+    if (broker_subscribe(b, s, filter, len, qos, true) < 0) {
         strmap_del(&s->sub_index, copy, len);
         goto fail;
     }
     s->subs[s->nsubs].filter = copy;
     s->subs[s->nsubs].qos = qos;
     s->nsubs++;
-    b->stats.subscriptions++;
-    broker_route_ref(b, filter, len);
+    broker_core(b)->stats.subscriptions++;
     return 0;
 fail:
     free(copy);
@@ -147,9 +298,8 @@ bool session_unsubscribe(struct broker *b, struct session *s, const char *filter
     if (!at)
         return false;
     size_t i = at - 1;
-    topic_tree_unsubscribe(b->subs, filter, len, s);
-    broker_route_unref(b, filter, len);
-    b->stats.subscriptions--;
+    broker_unsubscribe(b, s, filter, len);
+    broker_core(b)->stats.subscriptions--;
     free(s->subs[i].filter);
     s->subs[i] = s->subs[--s->nsubs];
     /* Re-pointing an existing key never grows the table, so this cannot fail. */
@@ -158,6 +308,27 @@ bool session_unsubscribe(struct broker *b, struct session *s, const char *filter
                    (void *)(uintptr_t)(i + 1));
     return true;
 }
+
+/* One routing pass: each session once, its entry's QoS the highest of its matching filters. */
+void session_match_add(void *subscriber, uint8_t qos, void *ctx)
+{
+    struct session_match *m = ctx;
+    struct session *s = subscriber;
+    if (s->match_gen == m->gen) {
+        if (qos > m->v[s->match_idx].qos)
+            m->v[s->match_idx].qos = qos;
+        return;
+    }
+    size_t ncap = buf_grow((void **)&m->v, m->cap, m->n + 1, sizeof(*m->v), SIZE_MAX);
+    if (!ncap)
+        return;
+    m->cap = ncap;
+    s->match_gen = m->gen;
+    s->match_idx = (uint32_t)m->n;
+    m->v[m->n++] = (struct session_matched){s, qos};
+}
+
+/* ---- Outbound messages ---- */
 
 /* Room for one more entry in the in-flight ring: it starts small and doubles (a power of two,
  * re-linearised) up to max-inflight, so a session that never has much in flight holds little. */
@@ -215,14 +386,14 @@ static int session_send_inflight(struct broker *b, struct session *s, struct mes
 
 static bool session_can_send(const struct broker *b, const struct session *s)
 {
-    return s->conn && s->conn->state == CONN_ACTIVE && s->q->ninflight < b->cfg.max_inflight;
+    return s->conn && s->q->ninflight < broker_cfg(b)->max_inflight;
 }
 
 /* Whether this session's publishers are held back for it (flow.h) instead of its messages being
  * dropped: an online subscriber that is not stalled, under the back-pressure policy. */
 static bool session_exerts_backpressure(const struct broker *b, const struct session *s)
 {
-    return s->conn && !s->stalled && b->cfg.overload_policy == OVERLOAD_BACKPRESSURE;
+    return s->conn && !s->stalled && broker_cfg(b)->overload_policy == OVERLOAD_BACKPRESSURE;
 }
 
 /* Unsent bytes for this subscriber: its queue and its connection's output. */
@@ -234,7 +405,7 @@ static size_t session_backlog(const struct session *s)
 static void session_drop(struct broker *b, uint64_t *reason)
 {
     (*reason)++;
-    b->stats.msgs_dropped++;
+    broker_core(b)->stats.msgs_dropped++;
 }
 
 /* Stop exerting back-pressure (no progress for stall-timeout, or over session-max-bytes): its
@@ -243,8 +414,8 @@ static void session_drop(struct broker *b, uint64_t *reason)
 static void session_stall(struct broker *b, struct session *s, const char *why)
 {
     s->stalled = true;
-    b->stats.sessions_stalled++;
-    log_warn(&b->log,
+    broker_core(b)->stats.sessions_stalled++;
+    log_warn(broker_log(b),
              "client %s stalled (%s, %zu bytes behind): no longer slows its publishers; QoS 0 "
              "dropped, QoS 1/2 queued up to max-queued",
              s->client_id, why, session_backlog(s));
@@ -261,41 +432,48 @@ static void session_after_deliver(struct broker *b, struct session *s)
         return;
     size_t backlog = session_backlog(s);
     uint64_t now = broker_now_ms(b);
-    if (backlog < b->cfg.backlog_high && s->q->qlen < b->cfg.max_queued) {
+    if (backlog < broker_cfg(b)->backlog_high && s->q->qlen < broker_cfg(b)->max_queued) {
         s->progress_ms = now;
         return;
     }
-    if (backlog > b->cfg.session_max_bytes) {
+    if (backlog > broker_cfg(b)->session_max_bytes) {
         session_stall(b, s, "over session-max-bytes");
         return;
     }
-    if (now - s->progress_ms > b->cfg.stall_timeout_ms) {
+    if (now - s->progress_ms > broker_cfg(b)->stall_timeout_ms) {
         session_stall(b, s, "no progress for stall-timeout-ms");
         return;
     }
-    broker_flow_block(b, &s->gate, &s->conn->flow);
+    broker_flow_block(b, &s->gate, conn_flow_source(s->conn));
 }
 
 void session_progress(struct broker *b, struct session *s)
 {
     uint64_t now = broker_now_ms(b);
     /* How close healthy subscribers come to the stall timeout (what to tune it by). */
-    if (flow_gate_busy(&s->gate) && now - s->progress_ms > b->stats.progress_gap_max_ms)
-        b->stats.progress_gap_max_ms = now - s->progress_ms;
+    if (flow_gate_busy(&s->gate) &&
+        now - s->progress_ms > broker_core(b)->stats.progress_gap_max_ms)
+        broker_core(b)->stats.progress_gap_max_ms = now - s->progress_ms;
     s->progress_ms = now;
-    if (session_backlog(s) > b->cfg.backlog_low || s->q->qlen > b->cfg.max_queued / 2)
+    if (session_backlog(s) > broker_cfg(b)->backlog_low ||
+        s->q->qlen > broker_cfg(b)->max_queued / 2)
         return;
     if (s->stalled) {
         s->stalled = false;
-        log_info(&b->log, "client %s caught up: slows its publishers again when behind",
+        log_info(broker_log(b), "client %s caught up: slows its publishers again when behind",
                  s->client_id);
     }
     broker_flow_release(b, &s->gate);
 }
 
+void session_touch(struct broker *b, struct session *s)
+{
+    s->progress_ms = broker_now_ms(b);
+}
+
 void session_check_stall(struct broker *b, struct session *s, uint64_t now)
 {
-    if (flow_gate_busy(&s->gate) && now - s->progress_ms > b->cfg.stall_timeout_ms)
+    if (flow_gate_busy(&s->gate) && now - s->progress_ms > broker_cfg(b)->stall_timeout_ms)
         session_stall(b, s, "no progress for stall-timeout-ms");
 }
 
@@ -305,20 +483,20 @@ void session_check_stall(struct broker *b, struct session *s, uint64_t now)
 static void session_enqueue(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                             bool retain)
 {
-    if (s->q->qlen >= b->cfg.max_queued && !session_exerts_backpressure(b, s)) {
-        session_drop(b, &b->stats.dropped_queue_full);
+    if (s->q->qlen >= broker_cfg(b)->max_queued && !session_exerts_backpressure(b, s)) {
+        session_drop(b, &broker_core(b)->stats.dropped_queue_full);
         return;
     }
     size_t bytes;
     if (!session_qos_mut(s) || !message_wire(msg, qos, &bytes, NULL)) {
-        session_drop(b, &b->stats.dropped_no_memory);
+        session_drop(b, &broker_core(b)->stats.dropped_no_memory);
         return;
     }
     if (s->q->qlen == s->q->qcap) {
         size_t ncap = s->q->qcap ? s->q->qcap * 2 : 16;
         struct queued *nq = malloc(ncap * sizeof(*nq));
         if (!nq) {
-            session_drop(b, &b->stats.dropped_no_memory);
+            session_drop(b, &broker_core(b)->stats.dropped_no_memory);
             return;
         }
         for (size_t i = 0; i < s->q->qlen; i++)
@@ -344,11 +522,11 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
 {
     if (qos == 0) {
         struct conn *c = s->conn;
-        if (!c || c->state != CONN_ACTIVE)
+        if (!c)
             return;
         if (!retain && !session_exerts_backpressure(b, s) &&
-            session_backlog(s) >= b->cfg.backlog_high) {
-            session_drop(b, &b->stats.dropped_qos0_stalled);
+            session_backlog(s) >= broker_cfg(b)->backlog_high) {
+            session_drop(b, &broker_core(b)->stats.dropped_qos0_stalled);
             return;
         }
         conn_send_publish(c, msg, 0, 0, false, retain);
@@ -360,7 +538,7 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
 }
 
 /* Move queued messages into flight while the window has room. */
-void session_pump(struct broker *b, struct session *s)
+static void session_pump(struct broker *b, struct session *s)
 {
     while (s->q->qlen && session_can_send(b, s)) {
         struct queued q = s->q->queue[s->q->qhead];
@@ -382,8 +560,7 @@ void session_resume(struct broker *b, struct session *s)
         if (f->state == INFLIGHT_PUBLISH_SENT) {
             conn_send_publish(s->conn, f->msg, f->qos, f->id, true, f->retain);
         } else {
-            uint8_t pkt[CODEC_ACK_SIZE];
-            conn_write(s->conn, pkt, codec_encode_ack(pkt, MQTT_PUBREL, f->id));
+            conn_send_ack(s->conn, MQTT_PUBREL, f->id);
         }
     }
     session_pump(b, s);

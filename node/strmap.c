@@ -101,3 +101,11 @@ const struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos)
     *pos = i < m->cap ? i + 1 : m->cap;
     return i < m->cap ? &m->slots[i] : NULL;
 }
+
+void strmap_foreach(const struct strmap *m,
+                    void (*fn)(const char *key, size_t len, void *value, void *ctx), void *ctx)
+{
+    size_t pos = 0;
+    for (const struct strmap_slot *s; (s = strmap_next(m, &pos));)
+        fn(s->key, s->len, s->value, ctx);
+}

@@ -37,4 +37,9 @@ void *strmap_del(struct strmap *m, const char *key, size_t len);
  * for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ...) */
 const struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos);
 
+/* Visit every entry, in no particular order. fn must not insert or delete; it may free the value
+ * (and the key the value owns) when the map is destroyed right after. */
+void strmap_foreach(const struct strmap *m,
+                    void (*fn)(const char *key, size_t len, void *value, void *ctx), void *ctx);
+
 #endif

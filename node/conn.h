@@ -1,0 +1,71 @@
+/*
+ * conn.h - MQTT client connections: the whole face of the connection module (conn.c: buffers,
+ * output and back-pressure; mqtt.c: parse, dispatch and the close for an error; keepalive.c:
+ * the sweep; handle_*.c: one handler per packet type). Under it, transport.h carries the bytes.
+ *
+ * Ownership: struct conns (kept by the broker) owns the listeners and every connection, from
+ * accept until its transport has closed. A connection points at its session while attached (from
+ * CONNACK: session.h) and the session back at it. Counts into the broker's stats: connections,
+ * clients_connected/maximum, bytes, msgs_sent/received, protocol_errors, conns_memory_closed.
+ * All on the broker's loop thread.
+ */
+#ifndef SOL_CONN_H
+#define SOL_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "flow.h"
+#include "message.h"
+#include "transport.h"
+
+struct broker;
+struct conn;
+struct conns;
+
+/* ---- All connections (broker.c) ---- */
+
+/* An empty set for b, listening nowhere yet; NULL when out of memory. */
+struct conns *conns_new(struct broker *b);
+/* Free the set: conns_shutdown's done has run (or nothing was ever accepted). */
+void conns_free(struct conns *cs);
+/* Start the listeners (transport.h: listeners_start says what err holds). 0 or -1. */
+int conns_listen(struct conns *cs, const struct listener_config *cfg, size_t n, char *err,
+                 size_t errlen);
+bool conns_listening(const struct conns *cs);
+/* Check phase, once per loop turn: write out every connection's coalesced output. */
+void conns_flush(struct conns *cs);
+/* Periodic (keepalive.c): keepalive and CONNECT timeouts, idle buffers given back, stalled
+ * subscribers found. */
+void conns_sweep(struct conns *cs);
+/* The cluster finished its part of a held CONNECT (broker_connect_resume): finish it and read
+ * what the client sent meanwhile. A token no longer held is ignored. */
+void conns_resume_held(struct conns *cs, uint64_t token);
+/* Stop accepting, flush, close every connection (wills published); done(ctx) once the listeners
+ * and every connection have closed. */
+void conns_shutdown(struct conns *cs, void (*done)(void *ctx), void *ctx);
+/* Bytes held in connections' input and output buffers (counted against max-conn-memory). */
+size_t conns_buffer_bytes(const struct conns *cs);
+
+/* ---- One connection (session.c, broker.c) ---- */
+
+/* Close: publish the will unless the client sent DISCONNECT [MQTT-3.1.2-8], detach the session,
+ * push out what is pending, and free it once the transport has closed. why: for the debug log,
+ * NULL when the caller logged already. A closing connection ignores it. */
+void conn_close(struct conn *c, const char *why);
+/* Append one PUBLISH of msg (its shared encoding with this delivery's flags and id) to this turn's
+ * output. -1 if not sent: not active, or its output cannot grow (then it takes no more and is
+ * closed at this turn's flush: never closed here, as this runs inside routing passes and queue
+ * drains). */
+int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
+                      bool retain);
+/* Append a PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK; -1 as conn_send_publish. */
+int conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id);
+/* Unsent output: this turn's buffer plus what an unfinished write still holds. */
+size_t conn_backlog(const struct conn *c);
+/* The connection as a publisher (flow.h): what a full subscriber pauses. */
+struct flow_source *conn_flow_source(struct conn *c);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * conn_int.h - the connection module's own state and the calls between its files (conn.c,
+ * mqtt.c, keepalive.c, handle_*.c). Included by nothing else: conn.h is the face.
+ */
+#ifndef SOL_CONN_INT_H
+#define SOL_CONN_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker_core.h"
+#include "codec.h"
+#include "conn.h"
+#include "flow.h"
+#include "message.h"
+#include "session.h"
+#include "transport.h"
+
+#define CONN_OUT_PAUSE (16 << 20)          /* a client this far behind is not read from */
+#define CONN_PAUSED_INPUT_MAX (256 * 1024) /* a paused publisher's input read ahead for acks */
+#define CONN_CONNECT_TIMEOUT_MS 10000      /* a socket must send CONNECT within this */
+
+enum conn_state {
+    CONN_NEW = 0, /* socket accepted, waiting for CONNECT */
+    CONN_HELD,    /* CONNECT accepted, waiting for the cluster (conns_resume_held) */
+    CONN_ACTIVE,  /* CONNACK sent, session attached */
+    CONN_CLOSING, /* transport_close called; freed in the closed event */
+};
+
+/* What CONNECT said that the connection needs until its session is attached (then freed: an
+ * idle connection keeps none of it). */
+struct conn_connect {
+    char *client_id;
+    char *username; /* NULL = anonymous; moves to the session */
+    uint64_t token; /* names a held CONNECT to conns_resume_held */
+    bool clean;
+};
+
+struct conn {
+    struct flow_source flow; /* as a publisher: paused while a subscriber it feeds is behind */
+    /* Pointers first, small fields packed last: one of these per socket, most of them idle. It
+     * lives in the transport's allocation, right after the stream. */
+    struct transport *t;
+    struct conns *cs;
+    struct session *session;  /* attached from CONNACK to close */
+    struct conn *prev, *next; /* cs->list */
+    struct conn *dirty_next;  /* cs->dirty: has output to flush this loop turn */
+    uint8_t *in;              /* partial packet carried between reads (NULL when none) */
+    uint8_t *out;             /* coalesced output of this loop turn (NULL when none) */
+    struct message *will;
+    struct conn_connect *connect; /* from CONNECT to CONNACK */
+    uint32_t
+        last_rx_ms; /* loop ms mod 2^32 of the last complete packet; accept time until CONNECT */
+    uint32_t in_len, in_cap;
+    uint32_t skim_off; /* while paused: c->in before this holds no ack (mqtt_skim) */
+    uint32_t out_len, out_cap;
+    uint32_t write_len, write_cap; /* the background write in flight: unsent bytes, its buffer */
+    uint8_t state;                 /* enum conn_state */
+    uint8_t proto;                 /* protocol level from CONNECT (4: 3.1.1) */
+    uint16_t keepalive;
+    bool dirty;
+    bool got_disconnect; /* DISCONNECT received: no will */
+    bool over_limit;     /* accepted beyond --max-connections: CONNACK 0x03 */
+    bool read_paused;    /* not read from until it takes our output (CONN_OUT_PAUSE) */
+    bool reading;        /* transport reading */
+    bool condemned;      /* chosen to free memory over max-conn-memory: closed at flush */
+    bool close_at_flush; /* output could not be buffered: takes no more, closed at flush */
+};
+
+struct conns {
+    struct broker *b;
+    struct listeners *listeners;
+    struct conn *list;
+    struct conn *dirty;
+    size_t open;          /* sockets, CONNECTed or not */
+    size_t mem;           /* bytes in connections' input and output buffers */
+    size_t mem_condemned; /* of those, held by connections closed at this flush */
+    bool shutting_down;
+    bool listeners_closed;
+    void (*shutdown_done)(void *ctx);
+    void *shutdown_ctx;
+};
+
+static inline struct broker *conn_broker(const struct conn *c)
+{
+    return c->cs->b;
+}
+
+/* Milliseconds since the last complete packet (wraps after 49 days; keepalives are shorter). */
+static inline uint32_t conn_idle_ms(const struct conn *c, uint64_t now)
+{
+    return (uint32_t)now - c->last_rx_ms;
+}
+
+static inline void conn_mark_rx(struct conn *c)
+{
+    c->last_rx_ms = (uint32_t)broker_now_ms(conn_broker(c));
+}
+
+/* ---- conn.c ---- */
+
+/* Append bytes to this turn's output. -1 when it cannot grow (it then takes no more and is closed
+ * at this turn's flush). */
+int conn_write(struct conn *c, const uint8_t *data, size_t len);
+/* Room for len more output bytes (NULL: as conn_write's -1); conn_commit(len) once written. */
+uint8_t *conn_reserve(struct conn *c, size_t len);
+void conn_commit(struct conn *c, size_t len);
+/* Read from the transport exactly when nothing holds the connection back (state, its own
+ * backlog, a paused PUBLISH with enough input buffered). */
+void conn_update_reading(struct conn *c);
+/* "ip:port" of the client, for log lines. */
+const char *conn_peer(const struct conn *c, char *buf, size_t len);
+/* Who the connection is, for log lines: its client id, or "no CONNECT yet". */
+const char *conn_name(const struct conn *c);
+/* Give back an output buffer kept from the last flush if nothing was written since. */
+void conn_trim(struct conn *c);
+/* Give back the input buffer once it holds nothing. */
+void conn_input_drop(struct conn *c);
+
+/* ---- mqtt.c: the MQTT layer ---- */
+
+/* Why the MQTT layer closes a connection: a handler's result is MQTT_OK, one of these, or a
+ * negative codec_result (a packet that did not decode). mqtt_close turns each into its one log
+ * line and its answer (a CONNACK code today, an MQTT 5 reason code later). */
+enum mqtt_err {
+    MQTT_OK = 0,
+    MQTT_ERR_TOO_LARGE,       /* packet larger than max-packet-size */
+    MQTT_ERR_NOT_CONNECT,     /* first packet is not CONNECT [MQTT-3.1.0-1] */
+    MQTT_ERR_SECOND_CONNECT,  /* [MQTT-3.1.0-2] */
+    MQTT_ERR_SERVER_PACKET,   /* a packet type only a server sends */
+    MQTT_ERR_WILL_TOPIC,      /* invalid will topic */
+    MQTT_ERR_QOS,             /* PUBLISH QoS above max-qos */
+    MQTT_ERR_CONNECT_TIMEOUT, /* no CONNECT in time */
+    MQTT_ERR_KEEPALIVE,       /* keepalive timeout [MQTT-3.1.2-24] */
+    MQTT_ERR_SERVER_FULL,     /* CONNECT refused: max-connections reached */
+    MQTT_ERR_EMPTY_ID,        /* CONNECT refused: empty client id with clean session 0 */
+    MQTT_ERR_NOT_AUTHORIZED,  /* CONNECT refused: anonymous not allowed */
+    MQTT_ERR_BAD_CREDENTIALS, /* CONNECT refused: bad username or password */
+    MQTT_ERR_NO_MEMORY,       /* out of memory */
+    MQTT_ERR_DISCONNECT,      /* the client sent DISCONNECT: closed, will discarded */
+};
+
+/* The one place an MQTT error becomes a close: its answer, one log line, counted. */
+void mqtt_close(struct conn *c, int err);
+/* Decode and dispatch every complete packet in data[0..len); returns the bytes consumed. Stops
+ * early when the connection closes, is held for the cluster, or is paused (flow.gate). */
+size_t mqtt_parse(struct conn *c, const uint8_t *data, size_t len);
+/* Parse what c->in holds (after a read into it, a resume, a held CONNECT's finish). */
+void mqtt_input(struct conn *c);
+/* While paused: take the acks and PINGREQs out of c->in and handle them ahead of the PUBLISHes
+ * that wait. */
+void mqtt_skim(struct conn *c);
+
+/* ---- handle_*.c: one handler per packet type; each returns as mqtt_close takes ---- */
+
+int handle_connect(struct conn *c, const struct mqtt_connect *p);
+/* The second half of CONNECT: the session, CONNACK, what the session has waiting. */
+int connect_finish(struct conn *c);
+int handle_publish(struct conn *c, const struct mqtt_publish *p);
+int handle_subscribe(struct conn *c, const struct mqtt_list *l);
+int handle_unsubscribe(struct conn *c, const struct mqtt_list *l);
+int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id);
+int handle_pingreq(struct conn *c);
+int handle_disconnect(struct conn *c);
+
+#endif
