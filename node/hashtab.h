@@ -6,7 +6,7 @@
  * fixed-size slots (cap of them, all-zero bytes meaning empty, as calloc leaves them) described by
  * a struct hashtab_type, so each user keeps its own compact slot layout and its own struct:
  * strmap (32-byte slots: key, length, hash, value), levelmap (8-byte pointers to keys embedded in
- * trie nodes, plus its single inline child), idset (2-byte packet ids, hashed by identity).
+ * trie nodes, plus its single inline child), idset (2-byte packet ids, Fibonacci-hashed).
  *
  * Everything is inline, always: the type is a static const object and its functions small static
  * ones, so after inlining the compiler folds them in and each user's lookup is the loop it would
