@@ -672,9 +672,9 @@ void session_snapshot(const struct session *s, const struct session_visitor *v)
         struct session_msg_info info = {0, e->qos, SESSION_MSG_QUEUED, e->retain};
         v->msg(v->ctx, e->msg, &info);
     }
-    for (uint32_t i = 0; i < q->rx_ids.cap && v->rx_id; i++)
-        if (q->rx_ids.slots[i])
-            v->rx_id(v->ctx, q->rx_ids.slots[i]);
+    uint32_t pos = 0;
+    for (uint16_t id; v->rx_id && (id = idset_next(&q->rx_ids, &pos));)
+        v->rx_id(v->ctx, id);
     if (v->next_id)
         v->next_id(v->ctx, q->next_id);
 }
