@@ -11,6 +11,8 @@ line by line as written, with only what this machine forces changed:
 
 Between two commands the test waits for what a person would wait for (the nodes up, a subscription in place),
 by polling, never by sleeping a fixed time.
+
+Also: docs/architecture.md's module table names every source file of the tree, and only those.
 """
 
 import os
@@ -221,3 +223,58 @@ def test_readme_deploy_section_is_the_tested_compose_block():
                      for b in re.findall(r"```sh\n(.*?)```", section, re.S)]
     (tested,) = [b for b in blocks("Docker Compose") if any("up -d" in l for l in b)]
     assert tested in readme_blocks, readme_blocks
+
+
+# docs/architecture.md's module table, against the tree: one row per .c/.h file of node/, cluster/, ops/ and
+# app/ (and per proto/*.proto), named in the first column, and no row for a file that is not there.
+
+ARCH = os.path.join(REPO, "docs", "architecture.md")
+MODULE_DIRS = ("node", "cluster", "ops", "app")
+
+
+def tracked_sources():
+    """The tracked .c/.h files under MODULE_DIRS and proto/*.proto, as repository paths."""
+    res = subprocess.run(["git", "-C", REPO, "ls-files", "--", *MODULE_DIRS, "proto"], capture_output=True,
+                         text=True)
+    if res.returncode == 0 and res.stdout.strip():
+        paths = res.stdout.split()
+    else:  # not a git checkout (an exported tree): what is on disk
+        paths = [os.path.relpath(os.path.join(d, f), REPO) for top in (*MODULE_DIRS, "proto")
+                 for d, _, fs in os.walk(os.path.join(REPO, top)) for f in fs]
+    return {p for p in paths
+            if (p.split("/")[0] in MODULE_DIRS and p.endswith((".c", ".h")))
+            or (p.startswith("proto/") and p.endswith(".proto"))}
+
+
+def module_table_files():
+    """The files the "## Modules" table of docs/architecture.md names in its first column, with the row
+    each is on."""
+    with open(ARCH) as f:
+        text = f.read()
+    (section,) = [p for p in re.split(r"^## ", text, flags=re.M) if p.startswith("Modules")]
+    rows = [l for l in section.splitlines() if l.startswith("|")]
+    assert rows and re.match(r"^\|\s*file\s*\|", rows[0]), "the Modules section has no file table"
+    named = {}
+    for row in rows[2:]:  # after the header and the |---| line
+        first = row.split("|")[1]
+        for path in re.findall(r"`([^`]+)`", first):
+            assert path not in named, f"{path} has two rows in the module table"
+            named[path] = row
+    return named
+
+
+def test_architecture_module_table_lists_every_source_file():
+    named = module_table_files()
+    missing = sorted(tracked_sources() - set(named))
+    assert not missing, f"docs/architecture.md's module table has no row for: {missing}"
+
+
+def test_architecture_module_table_names_only_files_that_exist():
+    gone = sorted(p for p in module_table_files() if not os.path.isfile(os.path.join(REPO, p)))
+    assert not gone, f"docs/architecture.md's module table names files that do not exist: {gone}"
+
+
+def test_architecture_module_table_rows_say_concern_and_face():
+    for path, row in module_table_files().items():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert len(cells) == 3 and cells[1] and cells[2], f"{path}: a row needs a concern and a face: {row}"
