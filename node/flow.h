@@ -3,7 +3,7 @@
  *
  * A gate is anything publishers feed that can fall behind: a subscriber session's unsent backlog,
  * a cluster peer's send queue. A source is anything that produces messages and can be paused: a
- * client connection (uv_read_stop: TCP then pushes back on the device), a peer's inbound link (it
+ * client connection (transport_read_stop: TCP then pushes back on the device), a peer's inbound link (it
  * stops taking frames: nng then pushes back on the other node).
  *
  * The broker knows which source's message it is delivering right now (broker_flow_enter/leave

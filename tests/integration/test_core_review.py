@@ -19,7 +19,7 @@ from mqttraw import (PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
                      subscribe_pkt, unsubscribe_pkt)
 
 
-BROKER_OUT_PAUSE = 16 << 20  # node/broker_internal.h: unsent output at which reading pauses
+BROKER_OUT_PAUSE = 16 << 20  # CONN_OUT_PAUSE in node/conn_int.h: unsent output at which reading pauses
 
 
 def rss_mb(pid):

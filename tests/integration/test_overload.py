@@ -531,7 +531,7 @@ def test_two_clients_publishing_to_each_other_complete(broker_factory):
     the publishes already queued (one outgoing queue, as paho has, up to 256 KiB): neither may
     end up paused waiting for the other, both get everything in order, nothing dropped, nobody
     stalled. Fails today: each is paused for the other's backlog, and the PUBACKs that would
-    drain it sit behind more than the 256 KiB a paused connection is read ahead (conn_skim);
+    drain it sit behind more than the 256 KiB a paused connection is read ahead (mqtt_skim);
     both wait until both stall (--stall-timeout-ms), then queue_full drops. (With acks sent
     ahead of further publishes it fails too, in most runs on a loaded machine: the socket
     buffers alone hold more than 256 KiB of PUBLISHes ahead of them.)"""
