@@ -91,6 +91,7 @@ int main(int argc, char **argv)
     m.cluster = cluster_start(m.loop, m.broker, m.ops, &cfg.cluster, err, sizeof(err));
     if (!m.cluster || ops_start(m.ops, &cfg.ops, err, sizeof(err)) != 0) {
         fprintf(stderr, "sol: %s\n", err);
+        ops_stop(m.ops); /* nothing else holds it: exit 2, not a leak report */
         return 2;
     }
     /* Both are off unless asked for (settings.h): say how to turn them on. */
