@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "crash.h"
 #include "ops.h"
 #include "settings.h"
 
@@ -61,6 +62,7 @@ int main(int argc, char **argv)
     struct sol_settings cfg;
     char err[512] = "";
     signal(SIGPIPE, SIG_IGN);
+    crash_report_install(); /* a node that dies says where (crash.h) */
     int rc = settings_load(&cfg, argc, argv, environ, err, sizeof(err));
     if (rc == SETTINGS_EXIT_OK)
         return 0;

@@ -73,7 +73,11 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         cl = getattr(item, "_sol_cluster", None)
         for node in cl.all_nodes if cl else []:
-            rep.sections.append(("node %s (%s) log" % (node.name, node.addr), node.log_tail()))
+            rc = node.proc.poll()
+            status = "running" if rc is None else ("killed by signal %d" % -rc if rc < 0 else
+                                                   "exited with %d" % rc)
+            rep.sections.append(("node %s (%s) log, %s" % (node.name, node.addr, status),
+                                 node.log_tail()))
             stacks = node.stacks()
             if stacks:
                 rep.sections.append(("node %s (%s) threads" % (node.name, node.addr), stacks))
@@ -250,7 +254,21 @@ class Node:
                                  capture_output=True, timeout=30, text=True)
         except (OSError, subprocess.TimeoutExpired):
             return ""
-        return "\n".join(l for l in out.stdout.splitlines() if l.startswith(("#", "Thread")))
+        # One block per thread; the loop thread (LWP = pid) first, threads parked in a condition wait
+        # (libuv's pool, nng's task queues) only counted, so a CI log's excerpt keeps what matters.
+        blocks, cur = [], None
+        for line in out.stdout.splitlines():
+            if line.startswith("Thread "):
+                cur = [line]
+                blocks.append(cur)
+            elif line.startswith("#") and cur is not None:
+                cur.append(line)
+        main = "(LWP %d)" % self.proc.pid
+        blocks.sort(key=lambda b: main not in b[0])
+        idle = [b for b in blocks[1:] if any("pthread_cond_wait" in l or "epoll_wait" in l for l in b)]
+        shown = [b for b in blocks if b not in idle]
+        text = "\n".join("\n".join(b) for b in shown)
+        return text + "\n(%d more threads parked in a condition or epoll wait)" % len(idle)
 
     def close(self):
         if self.running:

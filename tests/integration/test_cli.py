@@ -458,3 +458,27 @@ def test_help_ends_with_newline():
         assert r.stdout.endswith(b"\n") and not r.stdout.endswith(b"\n\n"), r.stdout[-80:]
         for short in (b"-p PORT", b"-c FILE"):
             assert short in r.stdout, short
+
+
+@pytest.mark.sol_only
+def test_fatal_signal_is_reported(tmp_path):
+    """A node that dies of a fatal signal says so in its log, with its stack, and still dies of that
+    signal (exit status and core dump as without the report). Under AddressSanitizer its own report
+    stands in for ours."""
+    port = free_port()
+    proc = spawn(["--bind", HOST, "--port", str(port)], sol_env(), tmp_path)
+    try:
+        assert listening(port, proc)
+        proc.send_signal(signal.SIGSEGV)
+        rc = proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = (tmp_path / "sol.log").read_text()
+    if "AddressSanitizer" in log:
+        assert rc != 0, log
+    else:
+        assert rc == -signal.SIGSEGV, (rc, log)
+        assert "sol: fatal signal %d" % signal.SIGSEGV in log, log
+        assert re.search(r"\(main\+0x[0-9a-f]+\)", log), log
