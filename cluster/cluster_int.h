@@ -128,6 +128,9 @@ struct wire_publish {
     bool retain;
     struct wire_stamp stamp; /* hlc 0, origin empty: a live PUBLISH */
     uint64_t seq;
+    const uint8_t *props; /* MQTT 5 properties passed on (props_len bytes) */
+    size_t props_len;
+    uint64_t expiry_ms; /* Message Expiry Interval left when it was sent; 0 = never */
 };
 
 struct wire_envelope {
@@ -146,16 +149,21 @@ struct wire_plan {
     size_t sender_len, body_len, total;
     unsigned body_field;
     const struct wire_stamp *st;
+    uint64_t expiry_ms; /* msg's expiry left at now (0: none) */
 };
+/* now (the loop's uv_now, the broker's clock) turns msg's expiry time into the time left that the wire carries. */
 size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
                          unsigned body_field, const struct message *msg,
-                         const struct wire_stamp *st, uint64_t seq);
+                         const struct wire_stamp *st, uint64_t seq, uint64_t now);
 void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct message *msg,
                         uint64_t seq);
 /* Envelope{sender, <body_field>: Publish(msg, st, seq)} into a new wbuf. NULL on allocation
  * failure. */
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
-                               const struct wire_stamp *st, uint64_t seq);
+                               const struct wire_stamp *st, uint64_t seq, uint64_t now);
+/* What is left of msg's Message Expiry Interval at now, in ms, as the wire carries it: 0 for a
+ * message that never expires, at least 1 for one that has not expired yet. */
+uint64_t wire_expiry_left(const struct message *msg, uint64_t now);
 /* Step through a Frame: 1 with the next envelope's bytes, 0 at the end, -1 if malformed. */
 int wire_next_envelope(const uint8_t **pos, const uint8_t *end, const uint8_t **env, size_t *len);
 /* Read an envelope: 1 if its body is a Publish or Retain (in out->pub), 0 if another kind (decode
@@ -433,10 +441,13 @@ void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRe
 void publish_hook(void *ctx, struct message *msg);
 void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
                        bool deliver);
-/* Fill pb from msg and st (NULL: unstamped); pointers into both, which must outlive pb. */
-void publish_fill(Cl__Publish *pb, const struct message *msg, const struct wire_stamp *st);
-/* A message from a received Publish, or NULL if invalid or out of memory. */
-struct message *publish_to_message(const struct wire_publish *wp, bool retain);
+/* Fill pb from msg and st (NULL: unstamped); pointers into both, which must outlive pb. now: as
+ * wire_publish_plan's. */
+void publish_fill(Cl__Publish *pb, const struct message *msg, const struct wire_stamp *st,
+                  uint64_t now);
+/* A message from a received Publish, expiring expiry_ms after now, or NULL if invalid or out of
+ * memory. */
+struct message *publish_to_message(const struct wire_publish *wp, bool retain, uint64_t now);
 /* View a protobuf-c Publish as a wire_publish (pointers into pb). */
 void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out);
 

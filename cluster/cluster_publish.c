@@ -14,13 +14,17 @@
 #include "codec.h"
 
 /* Pointers into msg and st: the protobuf-c view of one message, for the chunked senders. */
-void publish_fill(Cl__Publish *pb, const struct message *msg, const struct wire_stamp *st)
+void publish_fill(Cl__Publish *pb, const struct message *msg, const struct wire_stamp *st,
+                  uint64_t now)
 {
     pb->topic = msg->topic;
     pb->payload.data = msg->payload;
     pb->payload.len = msg->payload_len;
     pb->qos = msg->qos;
     pb->retain = msg->retain;
+    pb->props.data = msg->props;
+    pb->props.len = msg->props_len;
+    pb->expiry_ms = wire_expiry_left(msg, now);
     if (st) {
         pb->origin = (char *)st->origin; /* NUL-terminated: an interned node name */
         pb->hlc = st->hlc;
@@ -40,15 +44,21 @@ void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out)
     out->stamp.origin_len = pb->origin ? strlen(pb->origin) : 0;
     out->stamp.hlc = pb->hlc;
     out->seq = pb->seq;
+    out->props = pb->props.data;
+    out->props_len = pb->props.len;
+    out->expiry_ms = pb->expiry_ms;
 }
 
-/* Checked like a client's PUBLISH: a peer's bytes are not trusted to be a valid topic. */
-struct message *publish_to_message(const struct wire_publish *wp, bool retain)
+/* Checked like a client's PUBLISH: a peer's bytes are not trusted to be a valid topic (the
+ * properties are passed on as they came: the publisher's node validated them). */
+struct message *publish_to_message(const struct wire_publish *wp, bool retain, uint64_t now)
 {
     size_t tlen = wp->topic_len;
     if (!wp->topic || wp->qos > 2 || !codec_topic_name_valid(wp->topic, tlen))
         return NULL;
-    return message_new(wp->topic, tlen, wp->payload, wp->payload_len, (uint8_t)wp->qos, retain);
+    uint64_t expire_at = wp->expiry_ms ? now + wp->expiry_ms : 0;
+    return message_new5(wp->topic, tlen, wp->payload, wp->payload_len, (uint8_t)wp->qos, retain,
+                        wp->props, wp->props_len, expire_at);
 }
 
 void publish_hook(void *ctx, struct message *msg)
@@ -75,9 +85,10 @@ void publish_hook(void *ctx, struct message *msg)
         if (k < 0)
             continue;
         if (!len[k])
-            len[k] = wire_publish_plan(
-                &plan[k], c->self, c->self_len,
-                k == 0 ? CL__ENVELOPE__BODY_PUBLISH : CL__ENVELOPE__BODY_RETAIN, msg, stp, seq);
+            len[k] =
+                wire_publish_plan(&plan[k], c->self, c->self_len,
+                                  k == 0 ? CL__ENVELOPE__BODY_PUBLISH : CL__ENVELOPE__BODY_RETAIN,
+                                  msg, stp, seq, uv_now(c->loop));
         uint8_t *out = peer_stage(p, len[k]);
         if (!out) {
             p->pub_dropped_full += k == 0;
@@ -101,7 +112,7 @@ void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publ
 {
     if (deliver) {
         /* A live delivery: retain flag clear [MQTT-3.3.1-9]. */
-        struct message *m = publish_to_message(wp, false);
+        struct message *m = publish_to_message(wp, false, uv_now(c->loop));
         if (!m) {
             cluster_bad_input(c, p->name, "an invalid PUBLISH");
             return;

@@ -166,7 +166,7 @@ static void retained_clear_back(struct cluster *c, struct peer *p, const struct 
     struct message v;
     message_view_init(&v, m->topic, m->topic_len, NULL, 0, 0, true);
     struct wire_stamp st = {hlc + 1, c->self, c->self_len};
-    struct wbuf *w = wire_pack_publish(c->self, CL__ENVELOPE__BODY_RETAIN, &v, &st, 0);
+    struct wbuf *w = wire_pack_publish(c->self, CL__ENVELOPE__BODY_RETAIN, &v, &st, 0, 0);
     if (w)
         peer_send(p, w);
     wbuf_unref(w);
@@ -216,7 +216,7 @@ static void retained_apply(struct cluster *c, struct peer *p, const struct wire_
 void retained_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp)
 {
     /* The stored copy is its own message (a delivered one may sit in session queues). */
-    struct message *m = publish_to_message(wp, true);
+    struct message *m = publish_to_message(wp, true, uv_now(c->loop));
     if (!m) {
         cluster_bad_input(c, p->name, "an invalid retained message");
         return;
@@ -471,7 +471,7 @@ static void retained_collect_msg(struct message *msg, void *ctx)
     Cl__Publish *pb;
     if (!value_stamp(rc->r, msg, &hlc, &origin) || !(pb = retained_item(rc, hlc, origin)))
         return;
-    publish_fill(pb, msg, NULL); /* the stamp is set already */
+    publish_fill(pb, msg, NULL, uv_now(rc->ck.c->loop)); /* the stamp is set already */
     pb->retain = true;
     rc->held[rc->n++] = message_ref(msg);
     chunk_added(&rc->ck, msg->topic_len + msg->payload_len + 32);

@@ -189,7 +189,7 @@ static void session_msg(void *ctx, struct message *msg, const struct session_msg
     so->msgs[i].retain = info->retain;
     so->held[i] = msg ? message_ref(msg) : NULL; /* none when only the PUBREL is pending */
     if (msg)
-        publish_fill(&so->pubs[i], msg, NULL); /* a queued message needs no retained stamp */
+        publish_fill(&so->pubs[i], msg, NULL, uv_now(so->ck.c->loop)); /* no retained stamp */
     chunk_added(&so->ck, (msg ? msg->topic_len + msg->payload_len : 0) + 32);
 }
 
@@ -360,7 +360,7 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
         bool pubrel = sm->state == SESSION_MSG_PUBREL_SENT;
         if (sm->msg && !pubrel) {
             publish_from_pb(sm->msg, &wp);
-            m = publish_to_message(&wp, sm->msg->retain);
+            m = publish_to_message(&wp, sm->msg->retain, uv_now(c->loop));
         }
         bool bad = sm->qos < 1 || sm->qos > 2 || sm->state > SESSION_MSG_PUBREL_SENT ||
                    sm->packet_id > UINT16_MAX || (pubrel && (sm->qos != 2 || !sm->packet_id)) ||

@@ -82,8 +82,16 @@ static uint8_t *put_varint(uint8_t *out, unsigned field, uint64_t v)
     return out + varint_put(out, v);
 }
 
+uint64_t wire_expiry_left(const struct message *msg, uint64_t now)
+{
+    if (!msg->expire_at)
+        return 0;
+    return msg->expire_at > now ? msg->expire_at - now : 1;
+}
+
 /* Size of the Publish message body for msg (proto3: empty and zero fields omitted). */
-static size_t publish_size(const struct message *msg, const struct wire_stamp *st, uint64_t seq)
+static size_t publish_size(const struct message *msg, const struct wire_stamp *st, uint64_t seq,
+                           uint64_t expiry_ms)
 {
     size_t n = field_len_size(1, msg->topic_len);
     if (msg->payload_len)
@@ -91,18 +99,22 @@ static size_t publish_size(const struct message *msg, const struct wire_stamp *s
     n += field_varint_size(3, msg->qos) + field_varint_size(4, msg->retain);
     if (st && st->origin_len)
         n += field_len_size(5, st->origin_len);
-    return n + field_varint_size(6, st ? st->hlc : 0) + field_varint_size(7, seq);
+    n += field_varint_size(6, st ? st->hlc : 0) + field_varint_size(7, seq);
+    if (msg->props_len)
+        n += field_len_size(8, msg->props_len);
+    return n + field_varint_size(9, expiry_ms);
 }
 
 size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
                          unsigned body_field, const struct message *msg,
-                         const struct wire_stamp *st, uint64_t seq)
+                         const struct wire_stamp *st, uint64_t seq, uint64_t now)
 {
     pl->sender = sender;
     pl->sender_len = sender_len;
     pl->body_field = body_field;
     pl->st = st;
-    pl->body_len = publish_size(msg, st, seq);
+    pl->expiry_ms = wire_expiry_left(msg, now);
+    pl->body_len = publish_size(msg, st, seq, pl->expiry_ms);
     pl->total =
         (sender_len ? field_len_size(1, sender_len) : 0) + field_len_size(body_field, pl->body_len);
     return pl->total;
@@ -123,15 +135,18 @@ void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct m
     if (pl->st && pl->st->origin_len)
         out = put_len(out, 5, pl->st->origin, pl->st->origin_len);
     out = put_varint(out, 6, pl->st ? pl->st->hlc : 0);
-    put_varint(out, 7, seq);
+    out = put_varint(out, 7, seq);
+    if (msg->props_len)
+        out = put_len(out, 8, msg->props, msg->props_len);
+    put_varint(out, 9, pl->expiry_ms);
 }
 
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
-                               const struct wire_stamp *st, uint64_t seq)
+                               const struct wire_stamp *st, uint64_t seq, uint64_t now)
 {
     struct wire_plan pl;
     struct wbuf *w =
-        wbuf_new(wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, st, seq));
+        wbuf_new(wire_publish_plan(&pl, sender, strlen(sender), body_field, msg, st, seq, now));
     if (w)
         wire_write_planned(w->data, &pl, msg, seq);
     return w;
@@ -287,11 +302,21 @@ static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
             if (get_varint(&r, &out->seq) != 0)
                 return -1;
             continue;
+        case 0x42: /* 8 props */
+            r.p++;
+            if (get_bytes(&r, &out->props, &out->props_len) != 0)
+                return -1;
+            continue;
+        case 0x48: /* 9 expiry_ms */
+            r.p++;
+            if (get_varint(&r, &out->expiry_ms) != 0)
+                return -1;
+            continue;
         default:
             break;
         }
         unsigned field, wt;
-        if (next_field(&r, &field, &wt, &d, &len, &v) != 0 || field <= 7)
+        if (next_field(&r, &field, &wt, &d, &len, &v) != 0 || field <= 9)
             return -1; /* malformed, or a known field with the wrong wire type */
     }
     return 0;

@@ -39,16 +39,17 @@ struct broker_stats {
     uint64_t dropped_no_memory;    /* allocation failed */
     uint64_t dropped_peer_gone;    /* for a peer that died or left (filled by hooks.add_stats) */
     uint64_t dropped_peer_full;    /* past a stalled peer's hard queue limit (hooks.add_stats) */
-    uint64_t publishers_paused;    /* sources waiting on a full subscriber or peer now */
-    uint64_t pause_events;         /* times a source was paused */
-    uint64_t paused_ms_total;      /* time sources spent paused (ended pauses) */
-    uint64_t sessions_stalled;     /* times a subscriber stalled */
-    uint64_t progress_gap_max_ms;  /* longest wait for progress of a subscriber pausing others */
-    uint64_t conns_memory_closed;  /* connections closed over max-conn-memory */
-    uint64_t conn_buffer_bytes;    /* connections' input and output buffers now */
-    uint64_t protocol_errors;      /* connections closed for bad input */
-    uint64_t subscriptions;        /* current (filter, session) pairs */
-    uint64_t retained;             /* current retained messages */
+    uint64_t msgs_expired;      /* not sent: the Message Expiry Interval ended first (not a drop) */
+    uint64_t publishers_paused; /* sources waiting on a full subscriber or peer now */
+    uint64_t pause_events;      /* times a source was paused */
+    uint64_t paused_ms_total;   /* time sources spent paused (ended pauses) */
+    uint64_t sessions_stalled;  /* times a subscriber stalled */
+    uint64_t progress_gap_max_ms; /* longest wait for progress of a subscriber pausing others */
+    uint64_t conns_memory_closed; /* connections closed over max-conn-memory */
+    uint64_t conn_buffer_bytes;   /* connections' input and output buffers now */
+    uint64_t protocol_errors;     /* connections closed for bad input */
+    uint64_t subscriptions;       /* current (filter, session) pairs */
+    uint64_t retained;            /* current retained messages */
 };
 
 /* What the cluster listens to. Every hook is optional (NULL = not called). ctx is passed back. */

@@ -6,24 +6,31 @@
 
 #include "codec.h"
 
-/* One allocation holds the struct, the topic (NUL-terminated, for lookups) and the PUBLISH encoding at
- * the message's own QoS, which also holds the payload: one malloc and one encoding per accepted
- * PUBLISH, whatever its number of subscribers. */
-struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
-                            size_t payload_len, uint8_t qos, bool retain)
+/* One allocation holds the struct, the topic (NUL-terminated, for lookups), the MQTT 5 properties
+ * and the PUBLISH encoding at the message's own QoS, which also holds the payload: one malloc and
+ * one encoding per accepted PUBLISH, whatever its number of subscribers. */
+struct message *message_new5(const char *topic, size_t topic_len, const uint8_t *payload,
+                             size_t payload_len, uint8_t qos, bool retain, const uint8_t *props,
+                             size_t props_len, uint64_t expire_at)
 {
-    if (topic_len > UINT16_MAX || qos > 2)
+    if (topic_len > UINT16_MAX || qos > 2 || props_len > MQTT_MAX_REMAINING_LENGTH)
         return NULL;
     size_t wire_len = codec_publish_size(topic_len, payload_len, qos);
     if (wire_len == 0)
         return NULL;
-    struct message *m = malloc(sizeof(*m) + topic_len + 1 + wire_len);
+    struct message *m = malloc(sizeof(*m) + topic_len + 1 + props_len + wire_len);
     if (!m)
         return NULL;
     message_view_init(m, (char *)(m + 1), topic_len, NULL, payload_len, qos, retain);
     memcpy(m->topic, topic, topic_len);
     m->topic[topic_len] = '\0';
-    uint8_t *wire = (uint8_t *)m->topic + topic_len + 1;
+    m->props_len = (uint32_t)props_len;
+    if (props_len) {
+        m->props = (uint8_t *)m->topic + topic_len + 1;
+        memcpy(m->props, props, props_len);
+    }
+    m->expire_at = expire_at;
+    uint8_t *wire = (uint8_t *)m->topic + topic_len + 1 + props_len;
     struct mqtt_publish p = {
         .qos = qos,
         .packet_id = 0, /* patched per delivery */
@@ -35,6 +42,12 @@ struct message *message_new(const char *topic, size_t topic_len, const uint8_t *
     m->wire[qos] = wire;
     m->payload = wire + m->wire_len[qos] - payload_len;
     return m;
+}
+
+struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
+                            size_t payload_len, uint8_t qos, bool retain)
+{
+    return message_new5(topic, topic_len, payload, payload_len, qos, retain, NULL, 0, 0);
 }
 
 void message_unref(struct message *m)

@@ -20,9 +20,18 @@ struct message {
     uint8_t qos; /* QoS it was published with */
     bool retain; /* retain flag it was published with */
     uint16_t topic_len;
+    /* MQTT 5 properties passed on to every subscriber unchanged (Payload Format Indicator, Content
+     * Type, Response Topic, Correlation Data, User Properties in order), as on the wire without the
+     * length field, right after the topic's NUL (a view: wherever they are). 0 for a 3.1.1
+     * publisher. */
+    uint32_t props_len;
     size_t payload_len;
     char *topic;      /* NUL-terminated, inside the same allocation */
     uint8_t *payload; /* inside wire[qos], in the same allocation */
+    uint8_t *props;   /* props_len bytes (NULL when 0) */
+    /* When its Message Expiry Interval ends, on the broker's clock (broker_now_ms); 0 = never. An
+     * expired message is not delivered to anyone who has not started receiving it [MQTT-3.3.2-5]. */
+    uint64_t expire_at;
     /* Encodings: wire[q] is this message as a PUBLISH at QoS q (flags byte and packet id to be patched
      * per delivery), id_offset[q] where its packet id sits. wire[qos] is built by message_new inside
      * the message's allocation; the others on first use. */
@@ -52,6 +61,28 @@ static inline void message_view_init(struct message *m, const char *topic, size_
 /* A new message with one reference, or NULL on allocation failure. */
 struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
                             size_t payload_len, uint8_t qos, bool retain);
+/* message_new with MQTT 5 properties to pass on (props[0..props_len), copied; see props_len) and
+ * an expiry time (expire_at, 0 = never). */
+struct message *message_new5(const char *topic, size_t topic_len, const uint8_t *payload,
+                             size_t payload_len, uint8_t qos, bool retain, const uint8_t *props,
+                             size_t props_len, uint64_t expire_at);
+
+/* Whether m's Message Expiry Interval is over at now (broker_now_ms). */
+static inline bool message_expired(const struct message *m, uint64_t now)
+{
+    return m->expire_at != 0 && now >= m->expire_at;
+}
+
+/* The Message Expiry Interval a receiver gets at now: the seconds left, rounded up (so a message
+ * still deliverable never says 0); 0 if m never expires. [MQTT-3.3.2-6] */
+static inline uint32_t message_expiry_left(const struct message *m, uint64_t now)
+{
+    if (!m->expire_at)
+        return 0;
+    uint64_t ms = m->expire_at > now ? m->expire_at - now : 0;
+    uint64_t s = (ms + 999) / 1000;
+    return s == 0 ? 1 : s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
 
 static inline struct message *message_ref(struct message *m)
 {

@@ -520,6 +520,10 @@ static void session_enqueue(struct broker *b, struct session *s, struct message 
 void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                      bool retain)
 {
+    if (message_expired(msg, broker_now_ms(b))) { /* [MQTT-3.3.2-5] */
+        broker_core(b)->stats.msgs_expired++;
+        return;
+    }
     if (qos == 0) {
         struct conn *c = s->conn;
         if (!c)
@@ -537,12 +541,16 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
     session_after_deliver(b, s);
 }
 
-/* Move queued messages into flight while the window has room. */
+/* Move queued messages into flight while the window has room; one whose Message Expiry Interval
+ * ended while it waited is not sent [MQTT-3.3.2-5]. */
 static void session_pump(struct broker *b, struct session *s)
 {
+    uint64_t now = broker_now_ms(b);
     while (s->q->qlen && session_can_send(b, s)) {
         struct queued q = s->q->queue[s->q->qhead];
-        if (session_send_inflight(b, s, q.msg, q.qos, q.retain) < 0)
+        if (message_expired(q.msg, now))
+            broker_core(b)->stats.msgs_expired++;
+        else if (session_send_inflight(b, s, q.msg, q.qos, q.retain) < 0)
             return; /* out of memory: it stays queued; the next ack tries again */
         s->q->qhead = (s->q->qhead + 1) % s->q->qcap;
         s->q->qlen--;

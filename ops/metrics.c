@@ -31,6 +31,9 @@ void metrics_broker(struct prom *t, const struct broker *b)
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
         prom_printf(t, "sol_messages_dropped_total{reason=\"%s\"} %llu\n", dropped[i].reason,
                     (unsigned long long)dropped[i].n);
+    prom_u64(t, "sol_messages_expired_total", "counter",
+             "Messages not sent to a subscriber because their Message Expiry Interval ended first.",
+             bs.msgs_expired);
     prom_u64(t, "sol_publishers_paused", "gauge",
              "Publishers (client connections, peer links) paused by back-pressure now.",
              bs.publishers_paused);

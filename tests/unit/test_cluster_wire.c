@@ -26,7 +26,7 @@ static void test_pack_read_by_protobuf_c(void **state)
     (void)state;
     struct message *m = sample("a/b/c", "hello", 1, true);
     const struct wire_stamp st = {(uint64_t)1700000000000 << 16 | 3, "node-1", 6};
-    struct wbuf *w = wire_pack_publish("node-1", CL__ENVELOPE__BODY_PUBLISH, m, &st, 42);
+    struct wbuf *w = wire_pack_publish("node-1", CL__ENVELOPE__BODY_PUBLISH, m, &st, 42, 0);
     assert_non_null(w);
     Cl__Envelope *e = cl__envelope__unpack(NULL, w->len, w->data);
     assert_non_null(e);
@@ -40,12 +40,14 @@ static void test_pack_read_by_protobuf_c(void **state)
     assert_string_equal(e->publish->origin, "node-1");
     assert_int_equal(e->publish->hlc, st.hlc);
     assert_int_equal(e->publish->seq, 42);
+    assert_int_equal(e->publish->props.len, 0);
+    assert_int_equal(e->publish->expiry_ms, 0);
     cl__envelope__free_unpacked(e, NULL);
     wbuf_unref(w);
 
     /* Defaults (QoS 0, no retain, empty payload and origin) and the Retain kind. */
     struct message *z = sample("z", "", 0, false);
-    w = wire_pack_publish("n2", CL__ENVELOPE__BODY_RETAIN, z, NULL, 0);
+    w = wire_pack_publish("n2", CL__ENVELOPE__BODY_RETAIN, z, NULL, 0, 0);
     e = cl__envelope__unpack(NULL, w->len, w->data);
     assert_non_null(e);
     assert_int_equal(e->body_case, CL__ENVELOPE__BODY_RETAIN);
@@ -127,7 +129,7 @@ static void test_malformed(void **state)
     (void)state;
     struct message *m = sample("t/u", "payload", 1, false);
     const struct wire_stamp st = {123456789, "n1", 2};
-    struct wbuf *w = wire_pack_publish("n1", CL__ENVELOPE__BODY_PUBLISH, m, &st, 7);
+    struct wbuf *w = wire_pack_publish("n1", CL__ENVELOPE__BODY_PUBLISH, m, &st, 7, 0);
     size_t flen = 2 + w->len;
     uint8_t *frame = malloc(flen);
     assert_non_null(frame);
@@ -173,12 +175,71 @@ static void test_malformed(void **state)
     message_unref(m);
 }
 
+/* MQTT 5 properties and the expiry left travel with a PUBLISH, both directions: what we write,
+ * protobuf-c reads; what protobuf-c writes, we read; the receiver's message expires as much later
+ * as was left on the sender's clock. */
+static void test_props_and_expiry(void **state)
+{
+    (void)state;
+    /* A User Property ("k", "v") and a Content Type ("t"), as on the MQTT wire. */
+    static const uint8_t props[] = {0x26, 0, 1, 'k', 0, 1, 'v', 0x03, 0, 1, 't'};
+    struct message *m = message_new5("a/b", 3, (const uint8_t *)"xy", 2, 1, false, props,
+                                     sizeof(props), 10000 + 4500);
+    assert_non_null(m);
+    assert_int_equal(m->props_len, sizeof(props));
+    assert_memory_equal(m->props, props, sizeof(props));
+    assert_false(message_expired(m, 14499));
+    assert_true(message_expired(m, 14500));
+    assert_int_equal(message_expiry_left(m, 10000), 5); /* 4.5 s left: rounded up */
+    assert_int_equal(message_expiry_left(m, 14499), 1);
+    struct wbuf *w = wire_pack_publish("n1", CL__ENVELOPE__BODY_PUBLISH, m, NULL, 3, 10000);
+    assert_non_null(w);
+    Cl__Envelope *e = cl__envelope__unpack(NULL, w->len, w->data);
+    assert_non_null(e);
+    assert_int_equal(e->publish->props.len, sizeof(props));
+    assert_memory_equal(e->publish->props.data, props, sizeof(props));
+    assert_int_equal(e->publish->expiry_ms, 4500);
+
+    /* Our reader on our bytes, and the message the receiver builds at its own now. */
+    struct wire_envelope we;
+    assert_int_equal(wire_parse_envelope(w->data, w->len, &we), 1);
+    assert_int_equal(we.pub.props_len, sizeof(props));
+    assert_memory_equal(we.pub.props, props, sizeof(props));
+    assert_int_equal(we.pub.expiry_ms, 4500);
+    struct message *r = publish_to_message(&we.pub, false, 777);
+    assert_non_null(r);
+    assert_int_equal(r->expire_at, 777 + 4500);
+    assert_memory_equal(r->props, props, sizeof(props));
+
+    /* protobuf-c's bytes, our reader. */
+    size_t n = cl__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    cl__envelope__pack(e, buf);
+    assert_int_equal(wire_parse_envelope(buf, n, &we), 1);
+    assert_int_equal(we.pub.props_len, sizeof(props));
+    assert_int_equal(we.pub.expiry_ms, 4500);
+
+    /* Sent after it expired there: still carries 1 ms, never 0 (which means "never expires"). */
+    wbuf_unref(w);
+    w = wire_pack_publish("n1", CL__ENVELOPE__BODY_PUBLISH, m, NULL, 4, 20000);
+    assert_int_equal(wire_parse_envelope(w->data, w->len, &we), 1);
+    assert_int_equal(we.pub.expiry_ms, 1);
+
+    free(buf);
+    cl__envelope__free_unpacked(e, NULL);
+    wbuf_unref(w);
+    message_unref(r);
+    message_unref(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_read_by_protobuf_c),
         cmocka_unit_test(test_read_protobuf_c_frame),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_props_and_expiry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
