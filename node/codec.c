@@ -1,5 +1,6 @@
 /*
- * codec.c - MQTT 3.1.1 packet codec: decoder with the spec's format rules, and encoders.
+ * codec.c - MQTT 3.1.1 packet codec: decoder with the spec's format rules, and encoders; the fixed
+ * header and the level dispatch for MQTT 5 too (whose bodies are codec5.c's).
  *
  * The decoder is a straight byte walk over one packet. It validates everything the spec fixes about
  * a packet's format (fixed-header flags, lengths, field presence, UTF-8, packet ids, QoS values) so
@@ -10,59 +11,7 @@
 
 #include <string.h>
 
-/* A bounded cursor over a packet body. Every read checks the bounds; reading past the end is a
- * malformed packet because the whole body is already in the buffer when the cursor is used. */
-struct cursor {
-    const uint8_t *p;
-    const uint8_t *end;
-};
-
-static inline size_t cursor_left(const struct cursor *c)
-{
-    return (size_t)(c->end - c->p);
-}
-
-/* Read a big-endian 16-bit integer. */
-static inline bool cursor_u16(struct cursor *c, uint16_t *v)
-{
-    if (cursor_left(c) < 2)
-        return false;
-    *v = (uint16_t)((c->p[0] << 8) | c->p[1]);
-    c->p += 2;
-    return true;
-}
-
-/* Read a 2-byte length prefixed string or blob, zero-copy [MQTT-1.5.3]. */
-static inline bool cursor_str(struct cursor *c, struct mqtt_str *s)
-{
-    uint16_t n;
-    if (!cursor_u16(c, &n) || cursor_left(c) < n)
-        return false;
-    s->data = (const char *)c->p;
-    s->len = n;
-    c->p += n;
-    return true;
-}
-
-static inline uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline uint8_t *put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-    return p + 2;
-}
-
-static inline uint8_t *put_str(uint8_t *p, const char *s, size_t len)
-{
-    p = put_u16(p, (uint16_t)len);
-    if (len)
-        memcpy(p, s, len);
-    return p + len;
-}
+#include "codec_int.h"
 
 /* True if any byte of v is zero or has its high bit set (word-at-a-time ASCII fast path). */
 static inline bool word_not_plain_ascii(uint64_t v)
@@ -141,7 +90,7 @@ bool codec_utf8_valid(const char *str, size_t len)
 }
 
 /* A PUBLISH topic name's checks in one pass; the UTF-8 error wins when both apply. */
-static int topic_name_check(const char *s, size_t len)
+int codec_topic_name_check(const char *s, size_t len)
 {
     bool wildcard = false;
     if (len == 0)
@@ -153,19 +102,19 @@ static int topic_name_check(const char *s, size_t len)
 
 bool codec_topic_name_valid(const char *s, size_t len)
 {
-    return len <= UINT16_MAX && topic_name_check(s, len) == CODEC_OK;
+    return len <= UINT16_MAX && codec_topic_name_check(s, len) == CODEC_OK;
 }
 
 /* A PUBLISH topic name or will topic: UTF-8, non-empty [MQTT-4.7.3-1], no wildcards [MQTT-3.3.2-2].
  */
 static int check_topic_name(const struct mqtt_str *t)
 {
-    return topic_name_check(t->data, t->len);
+    return codec_topic_name_check(t->data, t->len);
 }
 
 /* A SUBSCRIBE/UNSUBSCRIBE filter: UTF-8 and non-empty [MQTT-4.7.3-1]; wildcard placement is the
  * broker's check (topic_filter_valid). */
-static int check_filter(const struct mqtt_str *f)
+int codec_filter_check(const struct mqtt_str *f)
 {
     if (f->len == 0)
         return CODEC_ERR_TOPIC;
@@ -194,9 +143,11 @@ static int check_flags(enum mqtt_type type, uint8_t flags)
     }
 }
 
-/* CONNECT [MQTT-3.1]: variable header then the payload fields its flags announce, nothing else. */
-static int decode_connect(struct cursor *c, struct mqtt_connect *o)
+/* CONNECT [MQTT-3.1]: variable header then the payload fields its flags announce, nothing else.
+ * conn_level is the connection's (0 before CONNECT): a level 5 CONNECT goes on in codec5.c. */
+static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_packet *p)
 {
+    struct mqtt_connect *o = &p->u.connect;
     struct mqtt_str name;
     uint8_t fl;
     int rc;
@@ -207,8 +158,11 @@ static int decode_connect(struct cursor *c, struct mqtt_connect *o)
         return CODEC_ERR_PROTOCOL_NAME;
     if (cursor_left(c) < 1)
         return CODEC_ERR_MALFORMED;
-    o->level = *c->p++;
-    if (o->level != MQTT_PROTOCOL_LEVEL_311) /* [MQTT-3.1.2-2]: the rest may differ, stop here */
+    o->level = p->level = *c->p++;
+    if (o->level == MQTT_PROTOCOL_LEVEL_5 && conn_level != MQTT_PROTOCOL_LEVEL_311)
+        return codec5_decode_connect(c, p);
+    /* [MQTT-3.1.2-2]: the rest may differ, stop here */
+    if (o->level != MQTT_PROTOCOL_LEVEL_311 || conn_level == MQTT_PROTOCOL_LEVEL_5)
         return CODEC_ERR_PROTOCOL_LEVEL;
     if (cursor_left(c) < 1)
         return CODEC_ERR_MALFORMED;
@@ -313,7 +267,7 @@ static int decode_filter_list(struct cursor *c, bool with_qos, struct mqtt_list 
         struct mqtt_str f;
         if (!cursor_str(c, &f))
             return CODEC_ERR_MALFORMED;
-        if ((rc = check_filter(&f)) != CODEC_OK) /* [MQTT-3.8.3-1], [MQTT-3.10.3-1] */
+        if ((rc = codec_filter_check(&f)) != CODEC_OK) /* [MQTT-3.8.3-1], [MQTT-3.10.3-1] */
             return rc;
         if (with_qos) {
             if (cursor_left(c) < 1)
@@ -350,34 +304,37 @@ static int decode_suback(struct cursor *c, struct mqtt_list *o)
 
 /* Decode one packet at the start of buf (see codec.h). Type and flags are judged from the first
  * byte, the size limit from the length field alone, so a bad or oversized packet is refused before
- * its body is waited for. */
-int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out)
+ * its body is waited for. The fixed header is the same at both levels; bodies at level 5 are
+ * codec5.c's. */
+int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level,
+                       struct mqtt_packet *out)
 {
-    size_t rl = 0, hdr;
-    int rc;
+    uint32_t rl;
+    size_t hdr;
+    int rc, n;
 
     if (len < 1)
         return CODEC_INCOMPLETE;
     uint8_t type = buf[0] >> 4, flags = buf[0] & 0x0F;
-    if (type < MQTT_CONNECT || type > MQTT_DISCONNECT)
+    bool v5 = level == MQTT_PROTOCOL_LEVEL_5;
+    if (type < MQTT_CONNECT || type > (v5 ? MQTT_AUTH : MQTT_DISCONNECT))
         return CODEC_ERR_TYPE;
     out->type = (enum mqtt_type)type;
     out->flags = flags;
+    out->level = v5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311;
+    out->props.v.has = 0;
+    out->props.len = out->props.user_count = out->props.subid_count = 0;
     if ((rc = check_flags(out->type, flags)) != CODEC_OK)
         return rc;
 
     /* Remaining length: at most 4 bytes [MQTT-2.2.3]; a continuation bit on the 4th is a 5th byte.
      */
-    for (hdr = 1;; hdr++) {
-        if (hdr > 4)
-            return CODEC_ERR_TOO_LARGE;
-        if (hdr >= len)
-            return CODEC_INCOMPLETE;
-        rl |= (size_t)(buf[hdr] & 0x7F) << (7 * (hdr - 1));
-        if (!(buf[hdr] & 0x80))
-            break;
-    }
-    hdr++;
+    n = varint_read(buf + 1, len - 1, &rl);
+    if (n < 0)
+        return CODEC_ERR_TOO_LARGE;
+    if (n == 0)
+        return CODEC_INCOMPLETE;
+    hdr = 1 + (size_t)n;
     if (rl > (max_packet ? max_packet : MQTT_MAX_REMAINING_LENGTH))
         return CODEC_ERR_TOO_LARGE;
     if (len - hdr < rl)
@@ -385,9 +342,11 @@ int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_
     out->total_len = hdr + rl;
 
     struct cursor c = {buf + hdr, buf + hdr + rl};
+    if (v5 && out->type != MQTT_CONNECT)
+        return codec5_decode_body(&c, out);
     switch (out->type) {
     case MQTT_CONNECT:
-        return decode_connect(&c, &out->u.connect);
+        return decode_connect(&c, level, out);
     case MQTT_CONNACK:
         return decode_connack(&c, &out->u.connack);
     case MQTT_PUBLISH:
@@ -411,8 +370,16 @@ int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_
     case MQTT_PINGRESP:
     case MQTT_DISCONNECT: /* no variable header, no payload */
         return rl == 0 ? CODEC_OK : CODEC_ERR_MALFORMED;
+    case MQTT_AUTH:
+        break;
     }
     return CODEC_ERR_TYPE; /* not reached */
+}
+
+/* 3.1.1 decoding, as it was before MQTT 5. */
+int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out)
+{
+    return codec_decode_level(buf, len, max_packet, MQTT_PROTOCOL_LEVEL_311, out);
 }
 
 /* Name of a codec_result for a log line. */
@@ -445,8 +412,44 @@ const char *codec_strerror(int result)
         return "no topic filters";
     case CODEC_ERR_TYPE:
         return "reserved packet type";
+    case CODEC_ERR_PROPERTY:
+        return "malformed property";
+    case CODEC_ERR_PROTOCOL:
+        return "protocol error";
+    case CODEC_ERR_REASON:
+        return "invalid reason code";
     }
     return "unknown codec error";
+}
+
+/* The v5 reason code a decode error is answered with [MQTT-4.13]. */
+uint8_t codec_reason_code(int result)
+{
+    switch (result) {
+    case CODEC_OK:
+    case CODEC_INCOMPLETE:
+        return MQTT_RC_SUCCESS;
+    case CODEC_ERR_MALFORMED:
+    case CODEC_ERR_FLAGS:
+    case CODEC_ERR_PROTOCOL_NAME:
+    case CODEC_ERR_UTF8:
+    case CODEC_ERR_QOS:
+    case CODEC_ERR_PACKET_ID:
+    case CODEC_ERR_TYPE:
+    case CODEC_ERR_PROPERTY:
+    case CODEC_ERR_REASON:
+        return MQTT_RC_MALFORMED;
+    case CODEC_ERR_EMPTY: /* [MQTT-3.8.3-2], [MQTT-3.10.3-2]: a Protocol Error in v5 */
+    case CODEC_ERR_PROTOCOL:
+        return MQTT_RC_PROTOCOL_ERROR;
+    case CODEC_ERR_TOO_LARGE:
+        return MQTT_RC_PACKET_TOO_LARGE;
+    case CODEC_ERR_PROTOCOL_LEVEL:
+        return MQTT_RC_UNSUPPORTED_VERSION;
+    case CODEC_ERR_TOPIC:
+        return MQTT_RC_TOPIC_NAME_INVALID;
+    }
+    return MQTT_RC_UNSPECIFIED;
 }
 
 /* Next SUBSCRIBE entry. The decoder validated the list; bounds are still checked so a hand-built
@@ -498,20 +501,6 @@ size_t codec_varint_encode(uint8_t *out, size_t value)
         out[n++] = value ? (b | 0x80) : b;
     } while (value);
     return n;
-}
-
-/* Fixed header: first byte and remaining length; returns the position after it. */
-static inline uint8_t *put_header(uint8_t *out, uint8_t byte0, size_t rl)
-{
-    out[0] = byte0;
-    return out + 1 + codec_varint_encode(out + 1, rl);
-}
-
-/* Total size of a packet with remaining length rl; 0 if rl is above the protocol maximum. */
-static inline size_t packet_size(size_t rl)
-{
-    size_t v = codec_varint_size(rl);
-    return v ? 1 + v + rl : 0;
 }
 
 /* CONNACK [MQTT-3.2]. */

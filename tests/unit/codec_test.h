@@ -1,5 +1,7 @@
 /*
- * codec_test.h - helpers shared by the codec's cmocka tests (test_codec.c, test_codec_connect.c).
+ * codec_test.h - helpers shared by the codec's cmocka tests (test_codec.c, test_codec_connect.c,
+ * test_props.c, test_codec5.c). The MQTT 5 part holds the spec's property table written out again,
+ * apart from props.c's, so that the tests judge the codec's table instead of echoing it.
  */
 #ifndef SOL_CODEC_TEST_H
 #define SOL_CODEC_TEST_H
@@ -46,6 +48,24 @@ static inline int free_held(void **state)
     return 0;
 }
 
+/* decode_exact at a protocol level (codec_decode_level). */
+static inline int decode_level_exact(const uint8_t *b, size_t n, uint8_t level,
+                                     struct mqtt_packet *p)
+{
+    free(held);
+    held = malloc(n ? n : 1);
+    assert_non_null(held);
+    if (n)
+        memcpy(held, b, n);
+    return codec_decode_level(held, n, 0, level, p);
+}
+
+static inline int dec5(const uint8_t *b, size_t n)
+{
+    struct mqtt_packet p;
+    return decode_level_exact(b, n, MQTT_PROTOCOL_LEVEL_5, &p);
+}
+
 static inline int dec(const uint8_t *b, size_t n)
 {
     struct mqtt_packet p;
@@ -67,6 +87,305 @@ static inline void assert_str_eq(struct mqtt_str a, struct mqtt_str b)
     assert_int_equal(a.len, b.len);
     if (a.len)
         assert_memory_equal(a.data, b.data, a.len);
+}
+
+/* ---- MQTT 5 properties as the spec's table [MQTT-2.2.2.2] lists them ---- */
+#define SK(t) (1u << (t))
+#define SK_ACKS (SK(MQTT_PUBACK) | SK(MQTT_PUBREC) | SK(MQTT_PUBREL) | SK(MQTT_PUBCOMP))
+
+struct spec_prop {
+    uint8_t id;
+    enum prop_type type;
+    uint32_t kinds;
+};
+
+static inline const struct spec_prop *spec_props(size_t *n)
+{
+    static const struct spec_prop t[] = {
+        {0x01, PROP_TYPE_BYTE, SK(MQTT_PUBLISH) | SK(PROPS_WILL)},
+        {0x02, PROP_TYPE_U32, SK(MQTT_PUBLISH) | SK(PROPS_WILL)},
+        {0x03, PROP_TYPE_STRING, SK(MQTT_PUBLISH) | SK(PROPS_WILL)},
+        {0x08, PROP_TYPE_STRING, SK(MQTT_PUBLISH) | SK(PROPS_WILL)},
+        {0x09, PROP_TYPE_BINARY, SK(MQTT_PUBLISH) | SK(PROPS_WILL)},
+        {0x0B, PROP_TYPE_VARINT, SK(MQTT_PUBLISH) | SK(MQTT_SUBSCRIBE)},
+        {0x11, PROP_TYPE_U32, SK(MQTT_CONNECT) | SK(MQTT_CONNACK) | SK(MQTT_DISCONNECT)},
+        {0x12, PROP_TYPE_STRING, SK(MQTT_CONNACK)},
+        {0x13, PROP_TYPE_U16, SK(MQTT_CONNACK)},
+        {0x15, PROP_TYPE_STRING, SK(MQTT_CONNECT) | SK(MQTT_CONNACK) | SK(MQTT_AUTH)},
+        {0x16, PROP_TYPE_BINARY, SK(MQTT_CONNECT) | SK(MQTT_CONNACK) | SK(MQTT_AUTH)},
+        {0x17, PROP_TYPE_BYTE, SK(MQTT_CONNECT)},
+        {0x18, PROP_TYPE_U32, SK(PROPS_WILL)},
+        {0x19, PROP_TYPE_BYTE, SK(MQTT_CONNECT)},
+        {0x1A, PROP_TYPE_STRING, SK(MQTT_CONNACK)},
+        {0x1C, PROP_TYPE_STRING, SK(MQTT_CONNACK) | SK(MQTT_DISCONNECT)},
+        {0x1F, PROP_TYPE_STRING,
+         SK(MQTT_CONNACK) | SK_ACKS | SK(MQTT_SUBACK) | SK(MQTT_UNSUBACK) | SK(MQTT_DISCONNECT) |
+             SK(MQTT_AUTH)},
+        {0x21, PROP_TYPE_U16, SK(MQTT_CONNECT) | SK(MQTT_CONNACK)},
+        {0x22, PROP_TYPE_U16, SK(MQTT_CONNECT) | SK(MQTT_CONNACK)},
+        {0x23, PROP_TYPE_U16, SK(MQTT_PUBLISH)},
+        {0x24, PROP_TYPE_BYTE, SK(MQTT_CONNACK)},
+        {0x25, PROP_TYPE_BYTE, SK(MQTT_CONNACK)},
+        {0x26, PROP_TYPE_PAIR,
+         SK(MQTT_CONNECT) | SK(MQTT_CONNACK) | SK(MQTT_PUBLISH) | SK(PROPS_WILL) | SK_ACKS |
+             SK(MQTT_SUBSCRIBE) | SK(MQTT_SUBACK) | SK(MQTT_UNSUBSCRIBE) | SK(MQTT_UNSUBACK) |
+             SK(MQTT_DISCONNECT) | SK(MQTT_AUTH)},
+        {0x27, PROP_TYPE_U32, SK(MQTT_CONNECT) | SK(MQTT_CONNACK)},
+        {0x28, PROP_TYPE_BYTE, SK(MQTT_CONNACK)},
+        {0x29, PROP_TYPE_BYTE, SK(MQTT_CONNACK)},
+        {0x2A, PROP_TYPE_BYTE, SK(MQTT_CONNACK)},
+    };
+    *n = sizeof t / sizeof t[0];
+    return t;
+}
+
+/* Every kind a property block can be decoded for: the packet types that have one, and the will. */
+static inline const unsigned *spec_kinds(size_t *n)
+{
+    static const unsigned k[] = {MQTT_CONNECT, MQTT_CONNACK,     MQTT_PUBLISH,  MQTT_PUBACK,
+                                 MQTT_PUBREC,  MQTT_PUBREL,      MQTT_PUBCOMP,  MQTT_SUBSCRIBE,
+                                 MQTT_SUBACK,  MQTT_UNSUBSCRIBE, MQTT_UNSUBACK, MQTT_DISCONNECT,
+                                 MQTT_AUTH,    PROPS_WILL};
+    *n = sizeof k / sizeof k[0];
+    return k;
+}
+
+/* The integer field of a Byte / Two / Four Byte / varint property (test-side accessor). */
+static inline uint32_t *spec_int_field(struct props_values *v, unsigned id)
+{
+    switch (id) {
+    case 0x02:
+        return &v->message_expiry;
+    case 0x0B:
+        return &v->subscription_id;
+    case 0x11:
+        return &v->session_expiry;
+    case 0x18:
+        return &v->will_delay;
+    case 0x27:
+        return &v->maximum_packet_size;
+    }
+    return NULL;
+}
+
+/* Read an integer property's value as decoded. */
+static inline uint32_t spec_get_int(const struct props_values *v, unsigned id)
+{
+    switch (id) {
+    case 0x01:
+        return v->payload_format;
+    case 0x17:
+        return v->request_problem_info;
+    case 0x19:
+        return v->request_response_info;
+    case 0x24:
+        return v->maximum_qos;
+    case 0x25:
+        return v->retain_available;
+    case 0x28:
+        return v->wildcard_sub_available;
+    case 0x29:
+        return v->subid_available;
+    case 0x2A:
+        return v->shared_sub_available;
+    case 0x13:
+        return v->server_keepalive;
+    case 0x21:
+        return v->receive_maximum;
+    case 0x22:
+        return v->topic_alias_maximum;
+    case 0x23:
+        return v->topic_alias;
+    }
+    uint32_t *p = spec_int_field((struct props_values *)v, id);
+    assert_non_null(p);
+    return *p;
+}
+
+/* Set an integer property's value for the writer. */
+static inline void spec_set_int(struct props_values *v, unsigned id, uint32_t x)
+{
+    switch (id) {
+    case 0x01:
+        v->payload_format = (uint8_t)x;
+        return;
+    case 0x17:
+        v->request_problem_info = (uint8_t)x;
+        return;
+    case 0x19:
+        v->request_response_info = (uint8_t)x;
+        return;
+    case 0x24:
+        v->maximum_qos = (uint8_t)x;
+        return;
+    case 0x25:
+        v->retain_available = (uint8_t)x;
+        return;
+    case 0x28:
+        v->wildcard_sub_available = (uint8_t)x;
+        return;
+    case 0x29:
+        v->subid_available = (uint8_t)x;
+        return;
+    case 0x2A:
+        v->shared_sub_available = (uint8_t)x;
+        return;
+    case 0x13:
+        v->server_keepalive = (uint16_t)x;
+        return;
+    case 0x21:
+        v->receive_maximum = (uint16_t)x;
+        return;
+    case 0x22:
+        v->topic_alias_maximum = (uint16_t)x;
+        return;
+    case 0x23:
+        v->topic_alias = (uint16_t)x;
+        return;
+    }
+    uint32_t *p = spec_int_field(v, id);
+    assert_non_null(p);
+    *p = x;
+}
+
+/* The string / binary field of a property. */
+static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned id)
+{
+    switch (id) {
+    case 0x03:
+        return &v->content_type;
+    case 0x08:
+        return &v->response_topic;
+    case 0x09:
+        return &v->correlation_data;
+    case 0x12:
+        return &v->assigned_client_id;
+    case 0x15:
+        return &v->auth_method;
+    case 0x16:
+        return &v->auth_data;
+    case 0x1A:
+        return &v->response_info;
+    case 0x1C:
+        return &v->server_reference;
+    case 0x1F:
+        return &v->reason_string;
+    }
+    fail_msg("no string field for property 0x%02x", id);
+    return NULL;
+}
+
+/* A sample value per property, distinct per identifier so a value landing in the wrong field shows:
+ * flags 1, integers id-derived and above one byte, strings non-ASCII UTF-8, binaries with 0x00/0xFF. */
+static inline uint32_t spec_sample_int(const struct spec_prop *r)
+{
+    switch (r->type) {
+    case PROP_TYPE_BYTE:
+        return r->id & 1;
+    case PROP_TYPE_U16:
+        return 0x1200u + r->id;
+    case PROP_TYPE_VARINT:
+        return 16384u + r->id; /* a 3-byte varint */
+    default:
+        return 0x81020300u + r->id;
+    }
+}
+
+static inline struct mqtt_str spec_sample_str(const struct spec_prop *r)
+{
+    static const char bin[] = {0x00, (char)0xFF, (char)0xC0, 'b', 0x00};
+    static const char utf[] = "xÃ©â¬ð-00";
+    static char per_id[PROP_ID_MAX + 1][sizeof utf];
+    if (r->type == PROP_TYPE_BINARY)
+        return (struct mqtt_str){bin, (uint16_t)(sizeof bin - (r->id & 1))};
+    char *s = per_id[r->id];
+    memcpy(s, utf, sizeof utf);
+    s[sizeof utf - 3] = (char)('0' + (r->id >> 4));
+    s[sizeof utf - 2] = (char)('a' + (r->id & 15));
+    return (struct mqtt_str){s, (uint16_t)(sizeof utf - 1)};
+}
+
+static const struct mqtt_str_pair spec_users[] = {
+    {{"kÃ©", 3}, {"v1", 2}},
+    {{"", 0}, {"", 0}},
+    {{"kÃ©", 3}, {"v2 â¬", 6}}, /* a name may repeat [MQTT-3.1.2-?] */
+};
+static const uint32_t spec_subids[] = {1, 127, 128, 268435455};
+
+/* One sample of every property the spec allows on kind, in b (user properties and subscription ids
+ * included: several where they repeat, one Subscription Identifier in SUBSCRIBE). */
+static inline void spec_build_all(struct props_build *b, unsigned kind)
+{
+    static const struct mqtt_str_pair users[] = {
+        {{"k\xC3\xA9", 3}, {"v1", 2}},
+        {{"", 0}, {"", 0}},
+        {{"k\xC3\xA9", 3}, {"v2 \xE2\x82\xAC", 6}}, /* a name may repeat */
+    };
+    static const uint32_t subids[] = {1, 127, 128, 268435455};
+    size_t n;
+    const struct spec_prop *t = spec_props(&n);
+    memset(b, 0, sizeof *b);
+    for (size_t i = 0; i < n; i++) {
+        const struct spec_prop *r = &t[i];
+        if (!(r->kinds & SK(kind)))
+            continue;
+        if (r->type == PROP_TYPE_PAIR) {
+            b->user = users;
+            b->user_count = sizeof users / sizeof users[0];
+        } else if (r->type == PROP_TYPE_VARINT) {
+            b->subid = subids;
+            b->subid_count = kind == MQTT_PUBLISH ? 4 : 1;
+        } else {
+            b->v.has |= 1ull << r->id;
+            if (r->type == PROP_TYPE_STRING || r->type == PROP_TYPE_BINARY)
+                *spec_str_field(&b->v, r->id) = spec_sample_str(r);
+            else
+                spec_set_int(&b->v, r->id, spec_sample_int(r));
+        }
+    }
+}
+
+/* The view holds exactly what b built: the same single values, user properties and ids in order. */
+static inline void assert_view_is_build(const struct props_view *v, const struct props_build *b)
+{
+    size_t n, pos = 0, i = 0;
+    const struct spec_prop *t = spec_props(&n);
+    uint64_t want = b->v.has;
+    if (b->user_count)
+        want |= 1ull << PROP_USER_PROPERTY;
+    if (b->subid_count)
+        want |= 1ull << PROP_SUBSCRIPTION_ID;
+    assert_true(v->v.has == want);
+    for (size_t k = 0; k < n; k++) {
+        const struct spec_prop *r = &t[k];
+        if (!(b->v.has >> r->id & 1))
+            continue;
+        if (r->type == PROP_TYPE_STRING || r->type == PROP_TYPE_BINARY)
+            assert_str_eq(*spec_str_field((struct props_values *)&v->v, r->id),
+                          *spec_str_field((struct props_values *)&b->v, r->id));
+        else
+            assert_int_equal(spec_get_int(&v->v, r->id), spec_get_int(&b->v, r->id));
+    }
+    struct mqtt_str_pair up;
+    assert_int_equal(v->user_count, b->user_count);
+    while (props_user_next(v, &pos, &up)) {
+        assert_true(i < b->user_count);
+        assert_str_eq(up.name, b->user[i].name);
+        assert_str_eq(up.value, b->user[i].value);
+        i++;
+    }
+    assert_int_equal(i, b->user_count);
+    uint32_t id;
+    pos = i = 0;
+    assert_int_equal(v->subid_count, b->subid_count);
+    while (props_subid_next(v, &pos, &id)) {
+        assert_true(i < b->subid_count);
+        assert_int_equal(id, b->subid[i]);
+        i++;
+    }
+    assert_int_equal(i, b->subid_count);
+    if (b->subid_count)
+        assert_int_equal(v->v.subscription_id, b->subid[0]);
 }
 
 #endif
