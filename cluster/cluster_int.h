@@ -438,7 +438,7 @@ void cluster_request_sync(struct cluster *c, struct peer *p, bool force, bool as
 void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRequest *r);
 
 /* ---- cluster_publish.c: forwarding ---- */
-void publish_hook(void *ctx, struct message *msg);
+size_t publish_hook(void *ctx, struct message *msg);
 void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
                        bool deliver);
 /* Fill pb from msg and st (NULL: unstamped); pointers into both, which must outlive pb. now: as

@@ -61,9 +61,10 @@ struct message *publish_to_message(const struct wire_publish *wp, bool retain, u
                         wp->props, wp->props_len, expire_at);
 }
 
-void publish_hook(void *ctx, struct message *msg)
+size_t publish_hook(void *ctx, struct message *msg)
 {
     struct cluster *c = ctx;
+    size_t routed = 0; /* peers with a subscriber for it */
     struct wire_stamp st, *stp = NULL;
     if (msg->retain) { /* a live PUBLISH needs no stamp or origin: only retained state is merged */
         retained_local(c, msg, &st);
@@ -84,6 +85,7 @@ void publish_hook(void *ctx, struct message *msg)
                                                                             : -1;
         if (k < 0)
             continue;
+        routed += k == 0;
         if (!len[k])
             len[k] =
                 wire_publish_plan(&plan[k], c->self, c->self_len,
@@ -105,6 +107,7 @@ void publish_hook(void *ctx, struct message *msg)
         }
         peer_after_forward(p);
     }
+    return routed;
 }
 
 void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,

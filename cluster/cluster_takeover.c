@@ -104,6 +104,7 @@ struct session_out {
     uint32_t *rx_ids;
     size_t nrx, rxcap;
     uint16_t next_id;
+    uint32_t expiry; /* Session Expiry Interval, as the wire has it */
 };
 
 static void session_fill(void *ctx, Cl__Envelope *env, bool last)
@@ -129,6 +130,7 @@ static void session_fill(void *ctx, Cl__Envelope *env, bool last)
         r->rx_ids = so->rx_ids;
         r->n_rx_ids = so->nrx;
         r->next_id = so->next_id;
+        r->session_expiry = so->expiry;
     }
     env->body_case = CL__ENVELOPE__BODY_TAKEOVER_REPLY;
     env->takeover_reply = r;
@@ -151,7 +153,7 @@ static bool session_wanted(struct session_out *so)
     return !so->ck.failed && !so->req->clean_session;
 }
 
-static void session_sub(void *ctx, const char *filter, uint8_t qos)
+static void session_sub(void *ctx, const char *filter, uint8_t opts, uint32_t subid)
 {
     struct session_out *so = ctx;
     so->had_session = true;
@@ -165,7 +167,8 @@ static void session_sub(void *ctx, const char *filter, uint8_t qos)
         so->ck.failed = true;
         return;
     }
-    s->qos = qos;
+    s->qos = opts;
+    s->subid = subid;
     so->nsubs++;
     chunk_added(&so->ck, strlen(filter) + 8);
 }
@@ -203,6 +206,12 @@ static void session_rx_id(void *ctx, uint16_t id)
     so->rx_ids[so->nrx++] = id;
 }
 
+static void session_expiry(void *ctx, uint32_t seconds)
+{
+    struct session_out *so = ctx;
+    so->expiry = seconds == UINT32_MAX ? 0 : seconds; /* on the wire 0 means never */
+}
+
 static void session_next_id(void *ctx, uint16_t next_id)
 {
     struct session_out *so = ctx;
@@ -215,8 +224,8 @@ static void session_export(struct cluster *c, struct peer *p, const Cl__Takeover
 {
     struct session_out so = {.req = req};
     so.ck = (struct chunker){c, p, session_fill, session_release, &so, 0, false};
-    const struct session_visitor v = {&so, session_sub, session_msg, session_rx_id,
-                                      session_next_id};
+    const struct session_visitor v = {&so,           session_sub,     session_msg,
+                                      session_rx_id, session_next_id, session_expiry};
     bool existed = broker_session_takeover(c->b, req->client_id, &v);
     so.had_session = so.had_session || existed;
     if (existed)
@@ -346,11 +355,13 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
     for (size_t i = 0; i < r->n_subs; i++) {
         const char *f = r->subs[i]->filter;
         size_t len = f ? strlen(f) : 0;
-        if (len == 0 || len > UINT16_MAX || !topic_filter_valid(f, len) || r->subs[i]->qos > 2) {
+        if (len == 0 || len > UINT16_MAX || !topic_filter_valid(f, len) ||
+            (r->subs[i]->qos & 3) > 2 || r->subs[i]->qos > 0x0f) {
             cluster_bad_input(c, p->name, "an invalid moved subscription");
             continue;
         }
-        if (broker_session_restore_sub(c->b, r->client_id, f, (uint8_t)r->subs[i]->qos) == 0)
+        if (broker_session_restore_sub(c->b, r->client_id, f, (uint8_t)r->subs[i]->qos,
+                                       r->subs[i]->subid) == 0)
             routes_local_add(c, f, len);
     }
     for (size_t i = 0; i < r->n_msgs; i++) {
@@ -386,6 +397,8 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
     }
     if (r->next_id && r->next_id <= UINT16_MAX)
         broker_session_restore_next_id(c->b, r->client_id, (uint16_t)r->next_id);
+    if (r->last && r->had_session && r->session_expiry)
+        broker_session_restore_expiry(c->b, r->client_id, r->session_expiry);
     struct takeover *t = takeover_find(c, r->token);
     if (r->last && t && strcmp(t->client_id, r->client_id) == 0)
         takeover_unwait(c, t, p);

@@ -20,6 +20,7 @@ static void broker_on_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
     conns_sweep(b->conns);
+    sessions_expire(b, broker_now_ms(b));
 }
 
 static void broker_on_sys(uv_timer_t *t)
@@ -241,14 +242,16 @@ bool broker_acl_allows(const struct broker *b, const struct session *s, const ch
 
 /* Find the local sessions subscribed to a filter matching topic: b->match, each once with its
  * highest granted QoS. */
-static void broker_match_local(struct broker *b, const char *topic, size_t topic_len)
+static void broker_match_local(struct broker *b, const char *topic, size_t topic_len,
+                               const struct session *from)
 {
-    session_match_begin(&b->match);
+    session_match_begin(&b->match, from);
     topic_tree_match(b->subs, topic, topic_len, session_match_add, &b->match);
 }
 
 /* Deliver msg to the sessions broker_match_local found, at min(publish QoS, granted QoS)
- * [MQTT-3.8.4-6], retain flag cleared as for any live delivery [MQTT-3.3.1-9]. */
+ * [MQTT-3.8.4-6], retain flag cleared as for any live delivery [MQTT-3.3.1-9] unless the
+ * subscription asked for Retain As Published [MQTT-3.3.1-12]. */
 static void broker_deliver_matched(struct broker *b, struct message *msg)
 {
     for (size_t i = 0; i < b->match.n; i++) {
@@ -258,61 +261,82 @@ static void broker_deliver_matched(struct broker *b, struct message *msg)
         if (b->acl && !broker_acl_allows(b, s, msg->topic, msg->topic_len, ACL_READ))
             continue;
         uint8_t qos = msg->qos < granted ? msg->qos : granted;
-        session_deliver(b, s, msg, qos, false);
+        session_deliver(b, s, msg, qos, msg->retain && b->match.v[i].rap);
     }
 }
 
-/* Deliver msg to every local session subscribed to a matching filter. */
-void broker_deliver_local(struct broker *b, struct message *msg)
+/* Deliver msg to every local session subscribed to a matching filter (from: the publisher's
+ * session, for No Local; NULL for none). */
+static void broker_deliver_local(struct broker *b, struct message *msg, const struct session *from)
 {
-    broker_match_local(b, msg->topic, msg->topic_len);
+    broker_match_local(b, msg->topic, msg->topic_len, from);
     broker_deliver_matched(b, msg);
 }
 
-/* A PUBLISH accepted here: update the retained store [MQTT-3.3.1-5/10/11], deliver locally, and
- * tell the cluster if it came from one of our clients. */
+/* A PUBLISH accepted here: update the retained store, deliver locally, and tell the cluster if it
+ * came from one of our clients. */
 void broker_publish(struct broker *b, struct message *msg, bool from_local_client)
 {
-    if (msg->retain) {
-        if (msg->payload_len == 0)
-            retain_set(b->retained, msg->topic, msg->topic_len, NULL);
-        else if (retain_set(b->retained, msg->topic, msg->topic_len, message_ref(msg)) < 0)
-            message_unref(msg);
-    }
-    broker_deliver_local(b, msg);
+    broker_publish_from(b, msg, from_local_client, NULL);
+}
+
+/* Set or clear the retained message for msg->topic [MQTT-3.3.1-5/10/11]. */
+static void broker_retain_store(struct broker *b, struct message *msg)
+{
+    if (msg->payload_len == 0)
+        retain_set(b->retained, msg->topic, msg->topic_len, NULL);
+    else if (retain_set(b->retained, msg->topic, msg->topic_len, message_ref(msg)) < 0)
+        message_unref(msg);
+}
+
+size_t broker_publish_from(struct broker *b, struct message *msg, bool from_local_client,
+                           const struct session *from)
+{
+    if (msg->retain)
+        broker_retain_store(b, msg);
+    broker_deliver_local(b, msg, from);
+    size_t n = b->match.n;
     if (from_local_client && b->hooks.on_publish)
-        b->hooks.on_publish(b->hooks.ctx, msg);
+        n += b->hooks.on_publish(b->hooks.ctx, msg);
+    return n;
 }
 
 /* A client's PUBLISH, still in the read buffer. Local subscribers are matched first: when none
  * wants it and it is not retained (a publisher whose subscribers are on other nodes), no message is
- * allocated and the cluster hook forwards a view of the packet. Returns -1 when out of memory. */
-int broker_publish_packet(struct broker *b, const char *topic, size_t topic_len,
-                          const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain)
+ * allocated and the cluster hook forwards a view of the packet. */
+int broker_publish_packet(struct broker *b, const struct broker_pub *p)
 {
-    if (!retain) {
-        broker_match_local(b, topic, topic_len);
+    if (!p->retain) {
+        broker_match_local(b, p->topic, p->topic_len, p->from);
         if (b->match.n == 0) {
+            size_t peers = 0;
             if (b->hooks.on_publish) {
                 struct message view;
-                message_view_init(&view, topic, topic_len, payload, payload_len, qos, false);
-                b->hooks.on_publish(b->hooks.ctx, &view);
+                message_view_init(&view, p->topic, p->topic_len, p->payload, p->payload_len, p->qos,
+                                  false);
+                view.props = (uint8_t *)p->props;
+                view.props_len = (uint32_t)p->props_len;
+                view.expire_at = p->expire_at;
+                peers = b->hooks.on_publish(b->hooks.ctx, &view);
             }
-            return 0;
+            return peers > INT32_MAX ? INT32_MAX : (int)peers;
         }
     }
-    struct message *msg = message_new(topic, topic_len, payload, payload_len, qos, retain);
+    struct message *msg = message_new5(p->topic, p->topic_len, p->payload, p->payload_len, p->qos,
+                                       p->retain, p->props, p->props_len, p->expire_at);
     if (!msg)
         return -1;
-    if (retain) {
-        broker_publish(b, msg, true);
+    size_t n;
+    if (p->retain) {
+        n = broker_publish_from(b, msg, true, p->from);
     } else {
         broker_deliver_matched(b, msg); /* the match above still stands: nothing ran since */
+        n = b->match.n;
         if (b->hooks.on_publish)
-            b->hooks.on_publish(b->hooks.ctx, msg);
+            n += b->hooks.on_publish(b->hooks.ctx, msg);
     }
     message_unref(msg);
-    return 0;
+    return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 struct retained_send {
@@ -437,7 +461,7 @@ void broker_connect_resume(struct broker *b, uint64_t token)
 
 void broker_deliver_remote(struct broker *b, struct message *msg)
 {
-    broker_deliver_local(b, msg);
+    broker_deliver_local(b, msg, NULL);
 }
 
 int broker_retain_apply(struct broker *b, struct message *msg)
@@ -540,10 +564,19 @@ static struct session *broker_import_session(struct broker *b, const char *clien
 }
 
 int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
-                               uint8_t qos)
+                               uint8_t opts, uint32_t subid)
 {
     struct session *s = broker_import_session(b, client_id);
-    return s ? session_subscribe(b, s, filter, strlen(filter), qos) : -1;
+    return s ? session_subscribe(b, s, filter, strlen(filter), opts, subid) : -1;
+}
+
+int broker_session_restore_expiry(struct broker *b, const char *client_id, uint32_t seconds)
+{
+    struct session *s = broker_import_session(b, client_id);
+    if (!s)
+        return -1;
+    session_restore_expiry(b, s, seconds);
+    return 0;
 }
 
 int broker_session_restore_msg(struct broker *b, const char *client_id, struct message *msg,

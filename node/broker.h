@@ -40,6 +40,7 @@ struct broker_stats {
     uint64_t dropped_peer_gone;    /* for a peer that died or left (filled by hooks.add_stats) */
     uint64_t dropped_peer_full;    /* past a stalled peer's hard queue limit (hooks.add_stats) */
     uint64_t msgs_expired;      /* not sent: the Message Expiry Interval ended first (not a drop) */
+    uint64_t dropped_too_large; /* over a v5 client's Maximum Packet Size [MQTT-3.1.2-25] */
     uint64_t publishers_paused; /* sources waiting on a full subscriber or peer now */
     uint64_t pause_events;      /* times a source was paused */
     uint64_t paused_ms_total;   /* time sources spent paused (ended pauses) */
@@ -58,8 +59,9 @@ struct broker_hooks {
     /* A PUBLISH from a local client (or a local client's will) was accepted and delivered to local
      * subscribers. msg->retain says whether it also set or cleared (empty payload) a retained
      * message. msg may be a view of the client's packet (message_view_init: valid for this call
-     * only, topic not NUL-terminated): the hook copies what it needs and never keeps msg. */
-    void (*on_publish)(void *ctx, struct message *msg);
+     * only, topic not NUL-terminated): the hook copies what it needs and never keeps msg. Returns
+     * how many peers it forwarded the PUBLISH to (their subscribers want it). */
+    size_t (*on_publish)(void *ctx, struct message *msg);
     /* A filter gained its first local subscriber / lost its last one. */
     void (*on_route_add)(void *ctx, const char *filter, size_t len);
     void (*on_route_del)(void *ctx, const char *filter, size_t len);
@@ -136,10 +138,11 @@ struct session_msg_info {
  * closes, so no will is part of it yet.) */
 struct session_visitor {
     void *ctx;
-    void (*sub)(void *ctx, const char *filter, uint8_t qos);
+    void (*sub)(void *ctx, const char *filter, uint8_t opts, uint32_t subid); /* session.h SUB_* */
     void (*msg)(void *ctx, struct message *msg, const struct session_msg_info *info);
     void (*rx_id)(void *ctx, uint16_t id);
     void (*next_id)(void *ctx, uint16_t next_id);
+    void (*expiry)(void *ctx, uint32_t seconds); /* Session Expiry Interval (session.h) */
 };
 
 /* The client id connected on another node: close it here (its will is published, as for any close
@@ -156,7 +159,8 @@ void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *clie
  * client completes it where it left off; one whose id is already in use here, or that does not
  * fit, is queued as new. 0, or -1 when out of memory. */
 int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
-                               uint8_t qos);
+                               uint8_t opts, uint32_t subid);
+int broker_session_restore_expiry(struct broker *b, const char *client_id, uint32_t seconds);
 int broker_session_restore_msg(struct broker *b, const char *client_id, struct message *msg,
                                const struct session_msg_info *info);
 int broker_session_restore_rx_id(struct broker *b, const char *client_id, uint16_t id);

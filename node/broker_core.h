@@ -59,11 +59,29 @@ static inline uint64_t broker_now_ms(const struct broker *b)
  * when msg->retain [MQTT-3.3.1-5/10/11], deliver to matching local sessions, and tell the cluster
  * when it came from one of our clients. msg stays the caller's (deliveries take references). */
 void broker_publish(struct broker *b, struct message *msg, bool from_local_client);
-/* A client's PUBLISH, still in the read buffer: the same, but no message is allocated when no
- * local session wants it and it is not retained (the cluster hook gets a view). -1 when out of
- * memory. */
-int broker_publish_packet(struct broker *b, const char *topic, size_t topic_len,
-                          const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain);
+/* broker_publish for a message from a local client's session from (No Local: its own
+ * subscriptions that ask for it do not get it). Returns how many receivers it went to (local
+ * sessions, plus peers when from_local_client). */
+size_t broker_publish_from(struct broker *b, struct message *msg, bool from_local_client,
+                           const struct session *from);
+/* A client's PUBLISH as the MQTT layer read it: pointers into its read buffer. */
+struct broker_pub {
+    const char *topic;
+    size_t topic_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    uint8_t qos;
+    bool retain;
+    const uint8_t *props; /* MQTT 5 properties to pass on (message.h's props), props_len bytes */
+    size_t props_len;
+    uint64_t expire_at;         /* broker clock; 0 = never */
+    const struct session *from; /* the publisher's session (No Local) */
+};
+/* A client's PUBLISH, still in the read buffer: as broker_publish, but no message is allocated
+ * when no local session wants it and it is not retained (the cluster hook gets a view). Returns
+ * how many receivers it went to (local sessions plus peers with subscribers: 0 is MQTT 5's "no
+ * matching subscribers"), or -1 when out of memory. */
+int broker_publish_packet(struct broker *b, const struct broker_pub *p);
 /* Send s the retained messages matching its new subscription to filter, at most at granted QoS
  * [MQTT-3.8.4-3], with the retain flag [MQTT-3.3.1-8]. */
 void broker_send_retained(struct broker *b, struct session *s, const char *filter, size_t len,

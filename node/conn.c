@@ -340,6 +340,12 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
 {
     if (c->state != CONN_ACTIVE || c->close_at_flush)
         return -1;
+    if (c->v5) {
+        if (conn5_send_publish(c, msg, qos, id, dup, retain) == 0)
+            return 0;
+        conn_out_failed(c);
+        return -1;
+    }
     size_t len;
     if (!message_wire(msg, qos, &len, NULL))
         return -1;
@@ -352,6 +358,16 @@ int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t
     conn_commit(c, len);
     broker_core(c->cs->b)->stats.msgs_sent++;
     return 0;
+}
+
+bool conn_publish_fits(struct conn *c, const struct message *msg, uint8_t qos)
+{
+    return conn5_publish_fits(c, msg, qos);
+}
+
+uint16_t conn_receive_max(const struct conn *c)
+{
+    return c->v5 ? c->v5->receive_max : UINT16_MAX;
 }
 
 /* transport: a background write finished; its buffer is ours again. The connection is alive: the
@@ -458,6 +474,8 @@ void conn_close(struct conn *c, const char *why)
     if (c->will) {
         struct message *will = c->will;
         c->will = NULL;
+        if (c->v5 && c->v5->will_expiry)
+            will->expire_at = broker_now_ms(b) + (uint64_t)c->v5->will_expiry * 1000;
         if (send_will) /* [MQTT-3.1.2-8], shutdown included */
             broker_publish(b, will, true);
         message_unref(will);
@@ -496,6 +514,7 @@ static void conn_on_closed(void *user)
         free(c->connect->username);
         free(c->connect);
     }
+    conn5_free(c);
     conns_maybe_done(cs);
 }
 

@@ -61,6 +61,12 @@ void conn_close(struct conn *c, const char *why);
  * drains). */
 int conn_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
                       bool retain);
+/* Whether a PUBLISH of msg at qos is within the client's MQTT 5 Maximum Packet Size; one that is
+ * not is never sent to it [MQTT-3.1.2-24] (always true for 3.1.1). */
+bool conn_publish_fits(struct conn *c, const struct message *msg, uint8_t qos);
+/* The client's Receive Maximum: QoS 1/2 PUBLISHes it takes unacknowledged (65,535 for 3.1.1,
+ * where max-inflight alone bounds the window) [MQTT-3.3.4-9]. */
+uint16_t conn_receive_max(const struct conn *c);
 /* Append a PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK; -1 as conn_send_publish. */
 int conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id);
 /* Unsent output: this turn's buffer plus what an unfinished write still holds. */

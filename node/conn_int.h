@@ -31,9 +31,28 @@ enum conn_state {
  * idle connection keeps none of it). */
 struct conn_connect {
     char *client_id;
-    char *username; /* NULL = anonymous; moves to the session */
-    uint64_t token; /* names a held CONNECT to conns_resume_held */
-    bool clean;
+    char *username;  /* NULL = anonymous; moves to the session */
+    uint64_t token;  /* names a held CONNECT to conns_resume_held */
+    uint32_t expiry; /* Session Expiry Interval (session.h); 3.1.1: from the clean flag */
+    bool clean;      /* Clean Start (3.1.1: clean session): a previous session is discarded */
+    bool assigned;   /* the client id was assigned here (MQTT 5 tells the client) */
+};
+
+#define CONN5_TOPIC_ALIAS_MAX 10 /* aliases a v5 client may set (Mosquitto's default too) */
+
+/* An inbound Topic Alias [MQTT-3.3.2.3.4]: per connection, forgotten with it. */
+struct conn5_alias {
+    char *topic;
+    uint16_t len;
+};
+
+/* What an MQTT 5 connection negotiated (NULL on a 3.1.1 one: its idle memory is unchanged). */
+struct conn5 {
+    struct conn5_alias *alias_in; /* CONN5_TOPIC_ALIAS_MAX slots, allocated on first use */
+    uint32_t max_packet;          /* the client's Maximum Packet Size; 0 = the protocol's */
+    uint32_t will_expiry;         /* the will's Message Expiry Interval (s); 0 = none */
+    uint16_t receive_max;         /* the client's Receive Maximum [MQTT-3.3.4-9] */
+    bool problem_info;            /* Request Problem Information: reason strings allowed */
 };
 
 struct conn {
@@ -49,6 +68,7 @@ struct conn {
     uint8_t *out;             /* coalesced output of this loop turn (NULL when none) */
     struct message *will;
     struct conn_connect *connect; /* from CONNECT to CONNACK */
+    struct conn5 *v5;             /* MQTT 5 only */
     uint32_t
         last_rx_ms; /* loop ms mod 2^32 of the last complete packet; accept time until CONNECT */
     uint32_t in_len, in_cap;
@@ -138,6 +158,20 @@ enum mqtt_err {
     MQTT_ERR_BAD_CREDENTIALS, /* CONNECT refused: bad username or password */
     MQTT_ERR_NO_MEMORY,       /* out of memory */
     MQTT_ERR_DISCONNECT,      /* the client sent DISCONNECT: closed, will discarded */
+    /* MQTT 5 only: */
+    MQTT_ERR_DISCONNECT_WILL,   /* DISCONNECT 0x04: closed, will published [MQTT-3.14.2.1] */
+    MQTT_ERR_BAD_AUTH_METHOD,   /* CONNECT refused: an Authentication Method we do not support */
+    MQTT_ERR_TOPIC_ALIAS,       /* Topic Alias 0 or above our maximum [MQTT-3.3.2-8/9] */
+    MQTT_ERR_ALIAS_UNKNOWN,     /* an empty topic with an alias never set [MQTT-3.3.4-?] */
+    MQTT_ERR_SUBID_FROM_CLIENT, /* PUBLISH with a Subscription Identifier [MQTT-3.3.4-6] */
+    MQTT_ERR_RECEIVE_MAX,       /* more unacknowledged QoS 2 PUBLISHes than our Receive Maximum */
+    MQTT_ERR_EXPIRY_FROM_ZERO,  /* DISCONNECT sets a Session Expiry after 0 [MQTT-3.14.2-2] */
+    MQTT_ERR_PAYLOAD_FORMAT,    /* Payload Format Indicator 1 but not UTF-8 [MQTT-3.3.2.3.2] */
+    MQTT_ERR_RETAIN_UNAVAIL,    /* (reserved) */
+    MQTT_ERR_TAKEN_OVER,        /* another connection took the client id [MQTT-3.1.4-3] */
+    MQTT_ERR_SHUTDOWN,          /* the server is shutting down */
+    MQTT_ERR_AUTH_PACKET,       /* AUTH outside an authentication exchange */
+    MQTT_ERR__COUNT
 };
 
 /* The one place an MQTT error becomes a close: its answer, one log line, counted. */
@@ -153,14 +187,37 @@ void mqtt_skim(struct conn *c);
 
 /* ---- handle_*.c: one handler per packet type; each returns as mqtt_close takes ---- */
 
-int handle_connect(struct conn *c, const struct mqtt_connect *p);
+int handle_connect(struct conn *c, const struct mqtt_packet *p);
 /* The second half of CONNECT: the session, CONNACK, what the session has waiting. */
 int connect_finish(struct conn *c);
-int handle_publish(struct conn *c, const struct mqtt_publish *p);
-int handle_subscribe(struct conn *c, const struct mqtt_list *l);
-int handle_unsubscribe(struct conn *c, const struct mqtt_list *l);
-int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id);
+int handle_publish(struct conn *c, const struct mqtt_packet *p);
+int handle_subscribe(struct conn *c, const struct mqtt_packet *p);
+int handle_unsubscribe(struct conn *c, const struct mqtt_packet *p);
+/* PUBACK, PUBREC, PUBREL, PUBCOMP (reason: the v5 reason code, 0 for 3.1.1). */
+int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason);
 int handle_pingreq(struct conn *c);
-int handle_disconnect(struct conn *c);
+int handle_disconnect(struct conn *c, const struct mqtt_packet *p);
+int handle_auth(struct conn *c, const struct mqtt_packet *p);
+
+/* ---- conn5.c: what MQTT 5 adds to a connection ---- */
+
+/* The v5 state for c (allocated at a v5 CONNECT). 0 or -1. */
+int conn5_init(struct conn *c);
+void conn5_free(struct conn *c);
+/* Send a v5 ack (PUBACK..PUBCOMP) with a reason code. -1 as conn_write. */
+int conn5_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason);
+/* Send DISCONNECT with reason (server side [MQTT-3.14.2]) and, if the client allows reason
+ * strings, why. -1 as conn_write. */
+int conn5_send_disconnect(struct conn *c, uint8_t reason, const char *why);
+/* Whether msg at qos fits the client's Maximum Packet Size as conn_send_publish would encode it
+ * for c [MQTT-3.1.2-24]. */
+bool conn5_publish_fits(struct conn *c, const struct message *msg, uint8_t qos);
+/* conn_send_publish for a v5 connection: the message's properties, its expiry left, the
+ * session's matching Subscription Identifiers. */
+int conn5_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
+                       bool retain);
+/* Resolve or set the inbound Topic Alias of a PUBLISH: topic and len are updated for an empty
+ * topic. MQTT_OK or an MQTT_ERR_*. */
+int conn5_alias(struct conn *c, uint16_t alias, const char **topic, size_t *len);
 
 #endif

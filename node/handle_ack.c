@@ -1,25 +1,44 @@
 /*
- * handle_ack.c - the small packets: PUBACK, PUBREC, PUBREL, PUBCOMP, PINGREQ, DISCONNECT.
+ * handle_ack.c - the small packets: PUBACK, PUBREC, PUBREL, PUBCOMP, PINGREQ, DISCONNECT and
+ * MQTT 5's AUTH.
  */
 #include "conn_int.h"
 
-int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id)
+int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
 {
     struct broker *b = conn_broker(c);
     struct session *s = c->session;
+    if (!c->v5)
+        reason = 0;
     switch (type) {
     case MQTT_PUBACK:
     case MQTT_PUBCOMP:
         session_ack(b, s, type, id); /* an unknown id is ignored */
         return MQTT_OK;
     case MQTT_PUBREC:
-        session_ack(b, s, type, id);
+        /* A v5 PUBREC with a failure ends the exchange: no PUBREL [MQTT-4.3.3-4]; the message
+         * is done (session_ack on PUBCOMP frees the entry). */
+        if (reason >= 0x80) {
+            session_ack(b, s, MQTT_PUBREC, id);
+            session_ack(b, s, MQTT_PUBCOMP, id);
+            return MQTT_OK;
+        }
+        if (!session_ack(b, s, type, id) && c->v5) /* [MQTT-3.6.2.1] */
+            return conn5_send_ack(c, MQTT_PUBREL, id, MQTT_RC_PACKET_ID_NOT_FOUND) < 0
+                       ? MQTT_ERR_NO_MEMORY
+                       : MQTT_OK;
         return conn_send_ack(c, MQTT_PUBREL, id) < 0 ? MQTT_ERR_NO_MEMORY
                                                      : MQTT_OK; /* [MQTT-4.3.3-1] */
-    case MQTT_PUBREL:
+    case MQTT_PUBREL: {
+        bool known = session_rx_qos2_has(s, id);
         session_rx_qos2_del(s, id);
+        if (!known && c->v5) /* [MQTT-3.7.2.1] */
+            return conn5_send_ack(c, MQTT_PUBCOMP, id, MQTT_RC_PACKET_ID_NOT_FOUND) < 0
+                       ? MQTT_ERR_NO_MEMORY
+                       : MQTT_OK;
         return conn_send_ack(c, MQTT_PUBCOMP, id) < 0 ? MQTT_ERR_NO_MEMORY
                                                       : MQTT_OK; /* [MQTT-4.3.3-2] */
+    }
     default:
         return MQTT_OK;
     }
@@ -32,9 +51,26 @@ int handle_pingreq(struct conn *c)
 }
 
 /* DISCONNECT: the will is discarded [MQTT-3.14.4-3] and the connection closed [MQTT-3.14.4-1],
- * both by mqtt_close. */
-int handle_disconnect(struct conn *c)
+ * both by mqtt_close. MQTT 5: reason 0x04 keeps the will [MQTT-3.14.2.1]; a Session Expiry
+ * Interval replaces the one CONNECT set, but not one that was 0 [MQTT-3.14.2-2]. */
+int handle_disconnect(struct conn *c, const struct mqtt_packet *p)
+{
+    if (!c->v5)
+        return MQTT_ERR_DISCONNECT;
+    if (props_has(&p->props.v, PROP_SESSION_EXPIRY) && c->session) {
+        if (session_expiry(c->session) == 0 && p->props.v.session_expiry != 0)
+            return MQTT_ERR_EXPIRY_FROM_ZERO;
+        session_set_expiry(c->session, p->props.v.session_expiry);
+    }
+    return p->u.reason == MQTT_RC_DISCONNECT_WITH_WILL ? MQTT_ERR_DISCONNECT_WILL
+                                                       : MQTT_ERR_DISCONNECT;
+}
+
+/* AUTH: no authentication method is supported, so no exchange can be under way (CONNECT with a
+ * method was refused): any AUTH is a protocol error [MQTT-4.12.0-2]. */
+int handle_auth(struct conn *c, const struct mqtt_packet *p)
 {
     (void)c;
-    return MQTT_ERR_DISCONNECT;
+    (void)p;
+    return MQTT_ERR_AUTH_PACKET;
 }

@@ -17,27 +17,76 @@ enum mqtt_err_kind {
 static const struct {
     const char *text;
     uint8_t kind;    /* enum mqtt_err_kind */
-    uint8_t connack; /* the CONNACK code a refusal sends */
+    uint8_t connack; /* the 3.1.1 CONNACK code a refusal sends */
+    uint8_t reason;  /* the MQTT 5 reason code (CONNACK for a refusal, else DISCONNECT); 0: none */
 } mqtt_errs[] = {
-    [MQTT_ERR_TOO_LARGE] = {"packet larger than max-packet-size", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_NOT_CONNECT] = {"first packet is not CONNECT", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_SECOND_CONNECT] = {"second CONNECT", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_SERVER_PACKET] = {"packet type only a server may send", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_WILL_TOPIC] = {"invalid will topic", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_QOS] = {"PUBLISH QoS above max-qos", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_CONNECT_TIMEOUT] = {"no CONNECT in time", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_KEEPALIVE] = {"keepalive timeout", MQTT_KIND_PROTOCOL, 0},
-    [MQTT_ERR_SERVER_FULL] = {"max-connections reached", MQTT_KIND_REFUSE,
-                              MQTT_CONNACK_UNAVAILABLE},
+    [MQTT_ERR_TOO_LARGE] = {"packet larger than max-packet-size", MQTT_KIND_PROTOCOL, 0,
+                            MQTT_RC_PACKET_TOO_LARGE},
+    [MQTT_ERR_NOT_CONNECT] = {"first packet is not CONNECT", MQTT_KIND_PROTOCOL, 0, 0},
+    [MQTT_ERR_SECOND_CONNECT] = {"second CONNECT", MQTT_KIND_PROTOCOL, 0, MQTT_RC_PROTOCOL_ERROR},
+    [MQTT_ERR_SERVER_PACKET] = {"packet type only a server may send", MQTT_KIND_PROTOCOL, 0,
+                                MQTT_RC_PROTOCOL_ERROR},
+    [MQTT_ERR_WILL_TOPIC] = {"invalid will topic", MQTT_KIND_PROTOCOL, 0,
+                             MQTT_RC_TOPIC_NAME_INVALID},
+    [MQTT_ERR_QOS] = {"PUBLISH QoS above max-qos", MQTT_KIND_PROTOCOL, 0,
+                      MQTT_RC_QOS_NOT_SUPPORTED},
+    [MQTT_ERR_CONNECT_TIMEOUT] = {"no CONNECT in time", MQTT_KIND_PROTOCOL, 0, 0},
+    [MQTT_ERR_KEEPALIVE] = {"keepalive timeout", MQTT_KIND_PROTOCOL, 0, MQTT_RC_KEEPALIVE_TIMEOUT},
+    [MQTT_ERR_SERVER_FULL] = {"max-connections reached", MQTT_KIND_REFUSE, MQTT_CONNACK_UNAVAILABLE,
+                              MQTT_RC_SERVER_BUSY},
     [MQTT_ERR_EMPTY_ID] = {"empty client id with clean session 0", MQTT_KIND_REFUSE,
-                           MQTT_CONNACK_ID_REJECTED},
+                           MQTT_CONNACK_ID_REJECTED, MQTT_RC_CLIENT_ID_INVALID},
     [MQTT_ERR_NOT_AUTHORIZED] = {"anonymous not allowed", MQTT_KIND_REFUSE,
-                                 MQTT_CONNACK_NOT_AUTHORIZED},
+                                 MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED},
     [MQTT_ERR_BAD_CREDENTIALS] = {"bad username or password", MQTT_KIND_REFUSE,
-                                  MQTT_CONNACK_BAD_CREDENTIALS},
-    [MQTT_ERR_NO_MEMORY] = {"out of memory", MQTT_KIND_LOCAL, 0},
-    [MQTT_ERR_DISCONNECT] = {"DISCONNECT", MQTT_KIND_LOCAL, 0},
+                                  MQTT_CONNACK_BAD_CREDENTIALS, MQTT_RC_BAD_CREDENTIALS},
+    [MQTT_ERR_NO_MEMORY] = {"out of memory", MQTT_KIND_LOCAL, 0, MQTT_RC_UNSPECIFIED},
+    [MQTT_ERR_DISCONNECT] = {"DISCONNECT", MQTT_KIND_LOCAL, 0, 0},
+    [MQTT_ERR_DISCONNECT_WILL] = {"DISCONNECT with will", MQTT_KIND_LOCAL, 0, 0},
+    [MQTT_ERR_BAD_AUTH_METHOD] = {"unsupported authentication method", MQTT_KIND_REFUSE,
+                                  MQTT_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_AUTH_METHOD},
+    [MQTT_ERR_TOPIC_ALIAS] = {"topic alias 0 or above the maximum", MQTT_KIND_PROTOCOL, 0,
+                              MQTT_RC_TOPIC_ALIAS_INVALID},
+    [MQTT_ERR_ALIAS_UNKNOWN] = {"topic alias never set", MQTT_KIND_PROTOCOL, 0,
+                                MQTT_RC_PROTOCOL_ERROR},
+    [MQTT_ERR_SUBID_FROM_CLIENT] = {"PUBLISH with a subscription identifier", MQTT_KIND_PROTOCOL, 0,
+                                    MQTT_RC_PROTOCOL_ERROR},
+    [MQTT_ERR_RECEIVE_MAX] = {"receive maximum exceeded", MQTT_KIND_PROTOCOL, 0,
+                              MQTT_RC_RECEIVE_MAX_EXCEEDED},
+    [MQTT_ERR_EXPIRY_FROM_ZERO] = {"session expiry set at DISCONNECT after 0", MQTT_KIND_PROTOCOL,
+                                   0, MQTT_RC_PROTOCOL_ERROR},
+    [MQTT_ERR_PAYLOAD_FORMAT] = {"payload is not UTF-8 as its format indicator says",
+                                 MQTT_KIND_PROTOCOL, 0, MQTT_RC_PAYLOAD_FORMAT_INVALID},
+    [MQTT_ERR_RETAIN_UNAVAIL] = {"retain not available", MQTT_KIND_PROTOCOL, 0,
+                                 MQTT_RC_RETAIN_NOT_SUPPORTED},
+    [MQTT_ERR_TAKEN_OVER] = {"session taken over", MQTT_KIND_LOCAL, 0, MQTT_RC_SESSION_TAKEN_OVER},
+    [MQTT_ERR_SHUTDOWN] = {"server shutting down", MQTT_KIND_LOCAL, 0,
+                           MQTT_RC_SERVER_SHUTTING_DOWN},
+    [MQTT_ERR_AUTH_PACKET] = {"AUTH without an authentication exchange", MQTT_KIND_PROTOCOL, 0,
+                              MQTT_RC_PROTOCOL_ERROR},
 };
+
+/* A v5 client is told why: CONNACK with the reason before CONNACK was sent [MQTT-3.2.2-6],
+ * DISCONNECT with it after [MQTT-4.13.1-1]; a 3.1.1 client only gets a refusing CONNACK. */
+static void mqtt_answer(struct conn *c, int err, uint8_t reason, const char *text)
+{
+    if (!c->v5 || !reason)
+        return;
+    if (c->state == CONN_ACTIVE) {
+        conn5_send_disconnect(c, reason, text);
+        return;
+    }
+    struct props_build pb = {0};
+    size_t tl = strlen(text);
+    if (c->v5->problem_info) {
+        pb.v.has = 1ULL << PROP_REASON_STRING;
+        pb.v.reason_string = (struct mqtt_str){text, (uint16_t)tl};
+    }
+    uint8_t ack[128];
+    if (codec_connack5_size(&pb) <= sizeof(ack))
+        conn_write(c, ack, codec_encode_connack5(ack, false, reason, &pb));
+    (void)err;
+}
 
 void mqtt_close(struct conn *c, int err)
 {
@@ -51,6 +100,8 @@ void mqtt_close(struct conn *c, int err)
              * included): CONNACK 0x01, then close, so the client knows why. */
             uint8_t ack[CODEC_CONNACK_SIZE];
             conn_write(c, ack, codec_encode_connack(ack, false, MQTT_CONNACK_BAD_PROTOCOL));
+        } else {
+            mqtt_answer(c, err, codec_reason_code(err), codec_strerror(err));
         }
         core->stats.protocol_errors++;
         log_info(&core->log, "closing %s (%s): %s", conn_peer(c, peer, sizeof(peer)), conn_name(c),
@@ -58,16 +109,23 @@ void mqtt_close(struct conn *c, int err)
         conn_close(c, NULL);
         return;
     }
+    if (err >= MQTT_ERR__COUNT)
+        err = MQTT_ERR_NO_MEMORY;
     switch (mqtt_errs[err].kind) {
     case MQTT_KIND_PROTOCOL:
         core->stats.protocol_errors++;
         log_info(&core->log, "closing %s (%s): %s", conn_peer(c, peer, sizeof(peer)), conn_name(c),
                  mqtt_errs[err].text);
+        mqtt_answer(c, err, mqtt_errs[err].reason, mqtt_errs[err].text);
         conn_close(c, NULL);
         break;
     case MQTT_KIND_REFUSE: { /* [MQTT-3.2.2-5] CONNACK with the refusal, then close */
-        uint8_t ack[CODEC_CONNACK_SIZE];
-        conn_write(c, ack, codec_encode_connack(ack, false, mqtt_errs[err].connack));
+        if (c->v5) {
+            mqtt_answer(c, err, mqtt_errs[err].reason, mqtt_errs[err].text);
+        } else {
+            uint8_t ack[CODEC_CONNACK_SIZE];
+            conn_write(c, ack, codec_encode_connack(ack, false, mqtt_errs[err].connack));
+        }
         log_info(&core->log, "refused CONNECT from %s: %s", conn_peer(c, peer, sizeof(peer)),
                  mqtt_errs[err].text);
         conn_close(c, NULL);
@@ -76,6 +134,8 @@ void mqtt_close(struct conn *c, int err)
     default:
         if (err == MQTT_ERR_DISCONNECT)
             c->got_disconnect = true; /* the will is discarded [MQTT-3.14.4-3] */
+        else if (err != MQTT_ERR_DISCONNECT_WILL)
+            mqtt_answer(c, err, mqtt_errs[err].reason, mqtt_errs[err].text);
         conn_close(c, mqtt_errs[err].text);
         break;
     }
@@ -95,38 +155,42 @@ static bool mqtt_is_31(const uint8_t *p, size_t len)
     return len >= i + sizeof(name) && memcmp(p + i, name, sizeof(name)) == 0;
 }
 
-/* One decoded MQTT 3.1.1 packet to its handler. */
-static int mqtt311_dispatch(struct conn *c, const struct mqtt_packet *p)
+/* One decoded packet to its handler; the handlers read the protocol level off the connection. */
+static int mqtt_dispatch(struct conn *c, const struct mqtt_packet *p)
 {
     switch (p->type) {
     case MQTT_CONNECT:
-        return c->state == CONN_NEW ? handle_connect(c, &p->u.connect) : MQTT_ERR_SECOND_CONNECT;
+        return c->state == CONN_NEW ? handle_connect(c, p) : MQTT_ERR_SECOND_CONNECT;
     case MQTT_PUBLISH:
-        return handle_publish(c, &p->u.publish);
+        return handle_publish(c, p);
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBREL:
     case MQTT_PUBCOMP:
-        return handle_ack(c, p->type, p->u.packet_id);
+        return handle_ack(c, p->type, p->u.ack.packet_id, p->u.ack.reason);
     case MQTT_SUBSCRIBE:
-        return handle_subscribe(c, &p->u.subscribe);
+        return handle_subscribe(c, p);
     case MQTT_UNSUBSCRIBE:
-        return handle_unsubscribe(c, &p->u.unsubscribe);
+        return handle_unsubscribe(c, p);
     case MQTT_PINGREQ:
         return handle_pingreq(c);
     case MQTT_DISCONNECT:
-        return handle_disconnect(c);
+        return handle_disconnect(c, p);
+    case MQTT_AUTH:
+        return handle_auth(c, p);
     default: /* CONNACK, SUBACK, UNSUBACK, PINGRESP */
         return MQTT_ERR_SERVER_PACKET;
     }
 }
 
-/* Decode the packet at data[0..len) as the connection's protocol level reads it. One level today:
- * 3.1.1 (4), which also decodes the CONNECT that chooses it; MQTT 5 would add its decoder and
- * dispatch here. */
+/* Decode the packet at data[0..len) as the connection's protocol level reads it: before CONNECT
+ * a CONNECT of either level; after it, that level's format (3.1.1 = 4, MQTT 5 = 5). */
 static int mqtt_decode(const struct conn *c, const uint8_t *data, size_t len, struct mqtt_packet *p)
 {
-    return codec_decode(data, len, broker_cfg(conn_broker(c))->max_packet_size, p);
+    uint8_t level = c->state == CONN_NEW ? 0
+                    : c->v5              ? MQTT_PROTOCOL_LEVEL_5
+                                         : MQTT_PROTOCOL_LEVEL_311;
+    return codec_decode_level(data, len, broker_cfg(conn_broker(c))->max_packet_size, level, p);
 }
 
 size_t mqtt_parse(struct conn *c, const uint8_t *data, size_t len)
@@ -154,7 +218,7 @@ size_t mqtt_parse(struct conn *c, const uint8_t *data, size_t len)
             mqtt_close(c, MQTT_ERR_NOT_CONNECT);
             break;
         }
-        rc = mqtt311_dispatch(c, &p);
+        rc = mqtt_dispatch(c, &p);
         if (rc != MQTT_OK) {
             mqtt_close(c, rc);
             break;
@@ -181,7 +245,7 @@ void mqtt_skim(struct conn *c)
         int rc = MQTT_OK;
         if (p.type == MQTT_PUBACK || p.type == MQTT_PUBREC || p.type == MQTT_PUBCOMP) {
             conn_mark_rx(c);
-            rc = handle_ack(c, p.type, p.u.packet_id);
+            rc = handle_ack(c, p.type, p.u.ack.packet_id, p.u.ack.reason);
         } else if (p.type == MQTT_PINGREQ) {
             conn_mark_rx(c);
             rc = handle_pingreq(c);

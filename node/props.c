@@ -322,6 +322,27 @@ bool props_subid_next(const struct props_view *v, size_t *pos, uint32_t *out)
     return false;
 }
 
+/* Any next property: the broker copies a PUBLISH's properties but a few. */
+bool props_next(const struct props_view *v, size_t *pos, uint32_t *id)
+{
+    struct cursor val;
+    return view_next(v, pos, id, &val);
+}
+
+size_t props_copy_except(const struct props_view *v, uint64_t except, uint8_t *out)
+{
+    size_t pos = 0, start = 0, n = 0;
+    uint32_t id;
+    while (props_next(v, &pos, &id)) {
+        if (!(id < 64 && (except >> id) & 1)) {
+            memcpy(out + n, v->ptr + start, pos - start);
+            n += pos - start;
+        }
+        start = pos;
+    }
+    return n;
+}
+
 /* Bytes of one single-valued property's value of type t. */
 static size_t value_len(const struct props_values *v, unsigned id, enum prop_type t)
 {

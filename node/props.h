@@ -158,6 +158,12 @@ int props_parse(const uint8_t *buf, size_t len, unsigned kind, struct props_view
 bool props_user_next(const struct props_view *v, size_t *pos, struct mqtt_str_pair *out);
 /* Iterate the Subscription Identifiers of a parsed view, in wire order. */
 bool props_subid_next(const struct props_view *v, size_t *pos, uint32_t *out);
+/* Step over any one property of a parsed view: its identifier into *id; the property's bytes are
+ * v->ptr[old *pos .. new *pos). *pos starts at 0; false after the last. */
+bool props_next(const struct props_view *v, size_t *pos, uint32_t *id);
+/* Copy the properties of v, in order, but those whose identifier's bit (1 << id) is in except,
+ * to out (room for v->len bytes); returns the bytes written. What a broker passes on. */
+size_t props_copy_except(const struct props_view *v, uint64_t except, uint8_t *out);
 
 /* Properties to write: the single-valued ones present in v.has (other fields unread), then the User
  * Properties and Subscription Identifiers from the arrays. The writer trusts its input: values are

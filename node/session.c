@@ -12,10 +12,12 @@
 #include "idset.h"
 #include "session.h"
 #include "strmap.h"
+#include "topic.h"
 
 struct session_sub {
     char *filter;
-    uint8_t qos;
+    uint32_t subid; /* MQTT 5 Subscription Identifier, 0 = none */
+    uint8_t opts;   /* SUB_QOS | SUB_NO_LOCAL | SUB_RETAIN_AS_PUBLISHED (session.h) */
 };
 
 enum inflight_state {
@@ -65,9 +67,12 @@ struct session {
     uint64_t match_gen;      /* the last routing pass that reached it (struct session_match) */
     struct flow_gate gate;   /* publishers paused because this session is behind */
     uint64_t progress_ms;    /* last time it was under backlog_high or took bytes or an ack */
+    uint64_t expire_at;      /* offline with a finite expiry interval: when it ends; else 0 */
     size_t id_len;
     uint32_t nsubs, subs_cap;
     uint32_t match_idx; /* its entry in that pass's struct session_match */
+    uint32_t expiry_s;  /* Session Expiry Interval (0 = clean, SESSION_NEVER_EXPIRES) */
+    uint32_t nsubids;   /* subscriptions with a Subscription Identifier */
     bool clean;
     bool stalled; /* no progress for stall-timeout (or over session-max-bytes): pauses nobody */
 };
@@ -75,6 +80,7 @@ struct session {
 /* The table: client id -> struct session (keys are the sessions' client_id). */
 struct sessions {
     struct strmap map;
+    size_t expiring; /* offline sessions with a finite expiry interval (sessions_expire looks) */
 };
 
 /* The k-th in-flight entry, oldest first (k < s->q->ninflight). */
@@ -184,8 +190,18 @@ fail:
     return NULL;
 }
 
+/* An offline session stops counting as expiring (attached again, or destroyed). */
+static void session_unexpire(struct broker *b, struct session *s)
+{
+    if (s->expire_at) {
+        s->expire_at = 0;
+        broker_sessions(b)->expiring--;
+    }
+}
+
 void session_destroy(struct broker *b, struct session *s)
 {
+    session_unexpire(b, s);
     broker_flow_release(b, &s->gate);
     for (size_t i = 0; i < s->nsubs; i++) {
         const char *f = s->subs[i].filter;
@@ -216,11 +232,23 @@ void session_destroy(struct broker *b, struct session *s)
 
 void session_attach(struct broker *b, struct session *s, struct conn *c, char *username, bool clean)
 {
-    (void)b;
+    session_unexpire(b, s);
     s->clean = clean;
+    s->expiry_s = clean ? 0 : SESSION_NEVER_EXPIRES;
     free(s->username);
     s->username = username;
     s->conn = c;
+}
+
+void session_set_expiry(struct session *s, uint32_t seconds)
+{
+    s->expiry_s = seconds;
+    s->clean = seconds == 0;
+}
+
+uint32_t session_expiry(const struct session *s)
+{
+    return s->expiry_s;
 }
 
 void session_detach(struct broker *b, struct session *s)
@@ -228,8 +256,58 @@ void session_detach(struct broker *b, struct session *s)
     s->conn = NULL;
     s->stalled = false;
     broker_flow_release(b, &s->gate); /* an offline session pauses nobody */
-    if (s->clean)
+    if (s->clean) {
         session_destroy(b, s);
+        return;
+    }
+    if (s->expiry_s != SESSION_NEVER_EXPIRES) { /* [MQTT-3.1.2-23] */
+        s->expire_at = broker_now_ms(b) + (uint64_t)s->expiry_s * 1000;
+        if (!s->expire_at)
+            s->expire_at = 1;
+        broker_sessions(b)->expiring++;
+    }
+}
+
+void session_restore_expiry(struct broker *b, struct session *s, uint32_t seconds)
+{
+    session_unexpire(b, s);
+    session_set_expiry(s, seconds ? seconds : SESSION_NEVER_EXPIRES);
+    if (!s->conn && s->expiry_s != SESSION_NEVER_EXPIRES) {
+        s->expire_at = broker_now_ms(b) + (uint64_t)s->expiry_s * 1000;
+        broker_sessions(b)->expiring++;
+    }
+}
+
+struct sessions_expire_pass {
+    uint64_t now;
+    struct session **due;
+    size_t n, cap;
+};
+
+static void sessions_expire_one(struct session *s, void *ctx)
+{
+    struct sessions_expire_pass *p = ctx;
+    if (!s->expire_at || s->expire_at > p->now)
+        return;
+    size_t ncap = buf_grow((void **)&p->due, p->cap, p->n + 1, sizeof(*p->due), SIZE_MAX);
+    if (!ncap)
+        return; /* the next pass tries again */
+    p->cap = ncap;
+    p->due[p->n++] = s;
+}
+
+/* Collected first, destroyed after: the table must not change while it is walked. */
+void sessions_expire(struct broker *b, uint64_t now)
+{
+    if (broker_sessions(b)->expiring == 0)
+        return;
+    struct sessions_expire_pass p = {now, NULL, 0, 0};
+    sessions_foreach(b, sessions_expire_one, &p);
+    for (size_t i = 0; i < p.n; i++) {
+        log_debug(broker_log(b), "session %s expired", p.due[i]->client_id);
+        session_destroy(b, p.due[i]);
+    }
+    free(p.due);
 }
 
 const char *session_client_id(const struct session *s)
@@ -258,12 +336,15 @@ bool session_is_persistent(const struct session *s)
  * The filter is found through the session's index, so a SUBSCRIBE of thousands of filters costs
  * linear, not quadratic, time. */
 int session_subscribe(struct broker *b, struct session *s, const char *filter, size_t len,
-                      uint8_t qos)
+                      uint8_t opts, uint32_t subid)
 {
     uintptr_t at = (uintptr_t)strmap_get(&s->sub_index, filter, len);
     if (at) {
-        s->subs[at - 1].qos = qos;
-        return broker_subscribe(b, s, filter, len, qos, false);
+        struct session_sub *e = &s->subs[at - 1];
+        s->nsubids += (subid != 0) - (e->subid != 0);
+        e->opts = opts;
+        e->subid = subid;
+        return broker_subscribe(b, s, filter, len, opts, false);
     }
     size_t ncap = buf_grow((void **)&s->subs, s->subs_cap, (size_t)s->nsubs + 1, sizeof(*s->subs),
                            UINT32_MAX);
@@ -277,18 +358,35 @@ int session_subscribe(struct broker *b, struct session *s, const char *filter, s
     copy[len] = '\0';
     if (strmap_put(&s->sub_index, copy, len, (void *)(uintptr_t)(s->nsubs + 1)) < 0)
         goto fail;
-    if (broker_subscribe(b, s, filter, len, qos, true) < 0) {
+    if (broker_subscribe(b, s, filter, len, opts, true) < 0) {
         strmap_del(&s->sub_index, copy, len);
         goto fail;
     }
-    s->subs[s->nsubs].filter = copy;
-    s->subs[s->nsubs].qos = qos;
+    s->subs[s->nsubs] = (struct session_sub){copy, subid, opts};
     s->nsubs++;
+    s->nsubids += subid != 0;
     broker_core(b)->stats.subscriptions++;
     return 0;
 fail:
     free(copy);
     return -1;
+}
+
+size_t session_subids(const struct session *s, const char *topic, size_t len, uint32_t *out,
+                      size_t max)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->nsubs && s->nsubids && n < max; i++) {
+        const struct session_sub *e = &s->subs[i];
+        if (e->subid && topic_match(e->filter, strlen(e->filter), topic, len))
+            out[n++] = e->subid;
+    }
+    return n;
+}
+
+bool session_subscribed(const struct session *s, const char *filter, size_t len)
+{
+    return strmap_get(&s->sub_index, filter, len) != NULL;
 }
 
 /* Remove a subscription; true if there was one. The last entry moves into its slot. */
@@ -300,6 +398,7 @@ bool session_unsubscribe(struct broker *b, struct session *s, const char *filter
     size_t i = at - 1;
     broker_unsubscribe(b, s, filter, len);
     broker_core(b)->stats.subscriptions--;
+    s->nsubids -= s->subs[i].subid != 0;
     free(s->subs[i].filter);
     s->subs[i] = s->subs[--s->nsubs];
     /* Re-pointing an existing key never grows the table, so this cannot fail. */
@@ -309,14 +408,21 @@ bool session_unsubscribe(struct broker *b, struct session *s, const char *filter
     return true;
 }
 
-/* One routing pass: each session once, its entry's QoS the highest of its matching filters. */
-void session_match_add(void *subscriber, uint8_t qos, void *ctx)
+/* One routing pass: each session once, its entry's QoS the highest of its matching filters, Retain
+ * As Published if any of them asks for it; a No Local subscription does not match its own
+ * session's PUBLISH [MQTT-3.8.3-3]. */
+void session_match_add(void *subscriber, uint8_t opts, void *ctx)
 {
     struct session_match *m = ctx;
     struct session *s = subscriber;
+    uint8_t qos = opts & SUB_QOS;
+    if ((opts & SUB_NO_LOCAL) && s == m->publisher)
+        return;
     if (s->match_gen == m->gen) {
-        if (qos > m->v[s->match_idx].qos)
-            m->v[s->match_idx].qos = qos;
+        struct session_matched *e = &m->v[s->match_idx];
+        if (qos > e->qos)
+            e->qos = qos;
+        e->rap |= (opts & SUB_RETAIN_AS_PUBLISHED) != 0;
         return;
     }
     size_t ncap = buf_grow((void **)&m->v, m->cap, m->n + 1, sizeof(*m->v), SIZE_MAX);
@@ -325,7 +431,7 @@ void session_match_add(void *subscriber, uint8_t qos, void *ctx)
     m->cap = ncap;
     s->match_gen = m->gen;
     s->match_idx = (uint32_t)m->n;
-    m->v[m->n++] = (struct session_matched){s, qos};
+    m->v[m->n++] = (struct session_matched){s, qos, (opts & SUB_RETAIN_AS_PUBLISHED) != 0};
 }
 
 /* ---- Outbound messages ---- */
@@ -386,7 +492,8 @@ static int session_send_inflight(struct broker *b, struct session *s, struct mes
 
 static bool session_can_send(const struct broker *b, const struct session *s)
 {
-    return s->conn && s->q->ninflight < broker_cfg(b)->max_inflight;
+    return s->conn && s->q->ninflight < broker_cfg(b)->max_inflight &&
+           s->q->ninflight < conn_receive_max(s->conn);
 }
 
 /* Whether this session's publishers are held back for it (flow.h) instead of its messages being
@@ -524,6 +631,10 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
         broker_core(b)->stats.msgs_expired++;
         return;
     }
+    if (s->conn && !conn_publish_fits(s->conn, msg, qos)) { /* [MQTT-3.1.2-24/25] */
+        session_drop(b, &broker_core(b)->stats.dropped_too_large);
+        return;
+    }
     if (qos == 0) {
         struct conn *c = s->conn;
         if (!c)
@@ -646,6 +757,11 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
 
 /* Inbound QoS 2 ids awaiting PUBREL: a set, so a client holding thousands costs O(1) per PUBLISH.
  */
+size_t session_rx_qos2_count(const struct session *s)
+{
+    return s->q->rx_ids.n;
+}
+
 bool session_rx_qos2_has(const struct session *s, uint16_t id)
 {
     return idset_has(&s->q->rx_ids, id);
@@ -666,7 +782,9 @@ void session_snapshot(const struct session *s, const struct session_visitor *v)
 {
     const struct session_qos *q = s->q;
     for (uint32_t i = 0; i < s->nsubs && v->sub; i++)
-        v->sub(v->ctx, s->subs[i].filter, s->subs[i].qos);
+        v->sub(v->ctx, s->subs[i].filter, s->subs[i].opts, s->subs[i].subid);
+    if (v->expiry)
+        v->expiry(v->ctx, s->expiry_s);
     for (uint32_t k = 0; k < q->ninflight && v->msg; k++) {
         const struct inflight *f = session_inflight_at(s, k);
         struct session_msg_info info = {f->id, f->qos,

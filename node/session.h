@@ -53,9 +53,19 @@ void session_destroy(struct broker *b, struct session *s);
  * The session takes username (malloc'd or NULL; freed with the session) and clean. */
 void session_attach(struct broker *b, struct session *s, struct conn *c, char *username,
                     bool clean);
-/* Its connection went away: a clean session ends with it (s is freed), a persistent one waits
- * offline, queueing up to max-queued and pausing nobody. */
+/* Its connection went away: a clean session (expiry interval 0) ends with it (s is freed), a
+ * persistent one waits offline, queueing up to max-queued and pausing nobody, until its expiry
+ * interval has passed (sessions_expire). */
 void session_detach(struct broker *b, struct session *s);
+/* MQTT 5 Session Expiry Interval [MQTT-3.1.2-23], in seconds: 0 ends the session with its
+ * connection (a 3.1.1 clean session), SESSION_NEVER_EXPIRES keeps it until a clean start (3.1.1
+ * clean session 0). session_attach sets the 3.1.1 meaning of its clean flag; a v5 CONNECT or
+ * DISCONNECT sets it after. */
+#define SESSION_NEVER_EXPIRES UINT32_MAX
+void session_set_expiry(struct session *s, uint32_t seconds);
+uint32_t session_expiry(const struct session *s);
+/* Periodic: destroy the offline sessions whose expiry interval has passed at now. */
+void sessions_expire(struct broker *b, uint64_t now);
 /* A client reattached to its persistent session: re-send what was in flight, in order (PUBRELs in
  * PUBREC order, then PUBLISHes with DUP in sending order [MQTT-4.4.0-1]), then drain the queue. */
 void session_resume(struct broker *b, struct session *s);
@@ -72,10 +82,23 @@ bool session_is_persistent(const struct session *s);
 
 /* ---- Subscriptions ---- */
 
-/* Add or update a subscription [MQTT-3.8.4-3: an identical filter replaces the old one]. 0 or -1
- * (no memory: nothing changed). */
+/* A subscription's options, as the MQTT 5 Subscription Options byte lays them out [MQTT-3.8.3.1]
+ * (a 3.1.1 subscription is its QoS alone). The topic tree keeps this byte for each subscription. */
+#define SUB_QOS 0x03
+#define SUB_NO_LOCAL 0x04
+#define SUB_RETAIN_AS_PUBLISHED 0x08
+
+/* Add or update a subscription [MQTT-3.8.4-3: an identical filter replaces the old one] with its
+ * options (SUB_*) and MQTT 5 Subscription Identifier (0: none). 0 or -1 (no memory: nothing
+ * changed). */
 int session_subscribe(struct broker *b, struct session *s, const char *filter, size_t len,
-                      uint8_t qos);
+                      uint8_t opts, uint32_t subid);
+/* The Subscription Identifiers of s's subscriptions that match topic, at most max into out
+ * [MQTT-3.3.4-3]; returns how many. Cheap for a session that has none. */
+size_t session_subids(const struct session *s, const char *topic, size_t len, uint32_t *out,
+                      size_t max);
+/* Whether s has a subscription to exactly filter. */
+bool session_subscribed(const struct session *s, const char *filter, size_t len);
 /* Remove a subscription; true if there was one. */
 bool session_unsubscribe(struct broker *b, struct session *s, const char *filter, size_t len);
 
@@ -85,19 +108,23 @@ struct session_match {
     struct session_matched {
         struct session *s;
         uint8_t qos;
+        bool rap; /* a matching subscription has Retain As Published */
     } * v;
     size_t n, cap;
-    uint64_t gen; /* the pass: a session records the last pass that reached it */
+    uint64_t gen;                    /* the pass: a session records the last pass that reached it */
+    const struct session *publisher; /* whose PUBLISH this pass routes (No Local); NULL: none */
 };
-/* Start a pass: m empties. */
-static inline void session_match_begin(struct session_match *m)
+/* Start a pass for a PUBLISH from publisher (NULL: not a local client's): m empties. */
+static inline void session_match_begin(struct session_match *m, const struct session *publisher)
 {
     m->gen++;
     m->n = 0;
+    m->publisher = publisher;
 }
-/* A subscription of subscriber (a struct session) at qos matched: the topic tree's match callback
- * (ctx = the struct session_match). Out of memory: that subscriber misses the message. */
-void session_match_add(void *subscriber, uint8_t qos, void *ctx);
+/* A subscription of subscriber (a struct session) with options opts (SUB_*) matched: the topic
+ * tree's match callback (ctx = the struct session_match). Out of memory: that subscriber misses
+ * the message. */
+void session_match_add(void *subscriber, uint8_t opts, void *ctx);
 
 /* ---- Outbound messages ---- */
 
@@ -116,6 +143,8 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
 /* ---- Inbound QoS 2 (method B: delivered on receipt, id kept until PUBREL) ---- */
 
 bool session_rx_qos2_has(const struct session *s, uint16_t id);
+/* How many inbound QoS 2 ids wait for their PUBREL (against MQTT 5's Receive Maximum). */
+size_t session_rx_qos2_count(const struct session *s);
 /* 0, or -1 when out of memory. */
 int session_rx_qos2_add(struct session *s, uint16_t id);
 void session_rx_qos2_del(struct session *s, uint16_t id);
@@ -139,5 +168,8 @@ void session_snapshot(const struct session *s, const struct session_visitor *v);
 int session_restore_msg(struct broker *b, struct session *s, struct message *msg,
                         const struct session_msg_info *info);
 void session_restore_next_id(struct session *s, uint16_t next_id);
+/* A moved session's expiry interval; offline, its countdown starts now (0 is taken as "never":
+ * a session that ends at disconnect is never moved). */
+void session_restore_expiry(struct broker *b, struct session *s, uint32_t seconds);
 
 #endif
