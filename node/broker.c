@@ -262,8 +262,9 @@ static void broker_deliver_matched(struct broker *b, struct message *msg)
     }
 }
 
-/* Deliver msg to every local session subscribed to a matching filter. */
-void broker_deliver_local(struct broker *b, struct message *msg)
+/* Deliver msg to every local session subscribed to a matching filter: the one local delivery of
+ * both broker_publish and broker_deliver_remote, so it stays this file's own. */
+static void broker_deliver_local(struct broker *b, struct message *msg)
 {
     broker_match_local(b, msg->topic, msg->topic_len);
     broker_deliver_matched(b, msg);
