@@ -24,6 +24,7 @@ bytes_per_topic=..". Exit 0, or 2 on a setup error (a node that does not start o
 import argparse
 import http.client
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -196,6 +197,7 @@ def main():
     except RuntimeError as e:
         print("error: %s (logs in %s)" % (e, logdir), file=sys.stderr)
         return 2
+    shutil.rmtree(logdir, ignore_errors=True)
     return 0
 
 
