@@ -320,8 +320,9 @@ struct cluster {
     cluster_frame_fn on_frame;  /* what a received frame is given to (set by net_listen) */
     atomic_bool rx_stop;        /* shutting down: callbacks start nothing new */
     atomic_bool tx_low;         /* a gated peer's queue went under the low watermark */
-    size_t tx_high_bytes, tx_low_bytes; /* the peer queues' watermarks (set at start, read-only) */
-    uint64_t in_dropped;                /* kept at 0: receiving pushes back instead of dropping */
+    /* The peer queues' watermarks (set at start, read-only). */
+    size_t tx_high_bytes, tx_low_bytes;
+    uint64_t in_dropped;  /* kept at 0: receiving pushes back instead of dropping */
     uint64_t peer_stalls; /* times a gated peer made no progress for stall_timeout_ms */
 
     uv_timer_t tick;
