@@ -6,9 +6,9 @@
  * Notes for the broker (node/broker.c):
  *  - cluster_stop() resets the broker's hooks, so call it before broker_free().
  *  - broker_session_restore_sub() may or may not call on_route_add: the cluster records imported
- * filters itself (idempotently), so either way peers learn the new route.
+ *    filters itself (idempotently), so either way peers learn the new route.
  *  - broker_deliver_remote() gets messages with retain == false (a live delivery [MQTT-3.3.1-9]);
- * the retained copy goes through broker_retain_apply().
+ *    the retained copy goes through broker_retain_apply().
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,16 +1,24 @@
 /*
  * cluster_int.h - the cluster's private parts, shared by cluster/cluster*.c only.
  *
- * Modules: cluster.c (lifecycle, membership events, dispatch of what peers send), the nng
- * transport in three: cluster_rx.c (receive: pull0's side of SP over TCP, one link per peer
- * connection, paused per peer), cluster_tx.c (send: one push0 dialer and queue per peer, batching,
- * back-pressure watermarks), cluster_net.c (what both share: wbuf, shutdown), cluster_routes.c
- * (route replication), cluster_publish.c (forwarding), cluster_retained.c (retained replication:
- * stamps, tombstones and their floor; its state is its own, struct retained), cluster_chunk.c (the
- * chunked sender of full syncs and moved sessions), cluster_wire.c (all hand-written protobuf),
- * cluster_takeover.c (client-id takeover), cluster_status.c (what operators see:
- * /cluster, the cluster's metrics and readiness through ops/, $SYS), cluster_clock.c (pure
- * logic: HLC, last-writer-wins, version checks).
+ * Modules:
+ *
+ *   cluster.c           lifecycle, membership events, dispatch of what peers send
+ *   cluster_rx.c        the nng transport's receive side: pull0's side of SP over TCP, one link
+ *                       per peer connection, paused per peer
+ *   cluster_tx.c        its send side: one push0 dialer and queue per peer, batching,
+ *                       back-pressure watermarks
+ *   cluster_net.c       what both sides share: wbuf, shutdown
+ *   cluster_routes.c    route replication
+ *   cluster_publish.c   forwarding
+ *   cluster_retained.c  retained replication: stamps, tombstones and their floor (its state is its
+ *                       own, struct retained)
+ *   cluster_chunk.c     the chunked sender of full syncs and moved sessions
+ *   cluster_wire.c      all hand-written protobuf
+ *   cluster_takeover.c  client-id takeover
+ *   cluster_status.c    what operators see: /cluster, the cluster's metrics and readiness through
+ *                       ops/, $SYS
+ *   cluster_clock.c     pure logic: HLC, last-writer-wins, version checks
  *
  * Threading: every field is touched on the loop thread only, except those marked "nng threads",
  * which are guarded by the mutex next to them.
@@ -62,15 +70,15 @@
 #define CLUSTER_TICK_MS 50
 #define CLUSTER_HEARTBEAT_MS 1000
 #define CLUSTER_TAKEOVER_TIMEOUT_MS 500
-#define CLUSTER_READY_TIMEOUT_MS                                                                   \
-    5000 /* after the join: ready even if a peer never completed its sync */
+/* After the join: ready even if a peer never completed its sync */
+#define CLUSTER_READY_TIMEOUT_MS 5000
 #define CLUSTER_RESYNC_THROTTLE_MS 500
 #define CLUSTER_LOG_EVERY_MS 60000
 #define CLUSTER_CLOSE_WAIT_MS 1000
-#define CLUSTER_HANDOFF_FLUSH_MS                                                                   \
-    2000 /* leaving: at most this long sending sessions (or leave_timeout_ms) */
-#define CLUSTER_DIGEST_MISSES                                                                      \
-    3 /* quiet heartbeats with different retained digests before a re-sync */
+/* Leaving: at most this long sending sessions (or leave_timeout_ms) */
+#define CLUSTER_HANDOFF_FLUSH_MS 2000
+/* Quiet heartbeats with different retained digests before a re-sync */
+#define CLUSTER_DIGEST_MISSES 3
 #define CLUSTER_HLC_MAX_AHEAD_MS (5u * 60u * 1000u) /* clock skew tolerated on retained stamps */
 /* A dead peer holds the retained floor back (no tombstone newer than its last agreement is
  * reaped) for this long: a partition that heals sooner loses nothing; see docs/cluster.md. */
@@ -320,8 +328,9 @@ struct cluster {
     cluster_frame_fn on_frame;  /* what a received frame is given to (set by net_listen) */
     atomic_bool rx_stop;        /* shutting down: callbacks start nothing new */
     atomic_bool tx_low;         /* a gated peer's queue went under the low watermark */
-    size_t tx_high_bytes, tx_low_bytes; /* the peer queues' watermarks (set at start, read-only) */
-    uint64_t in_dropped;                /* kept at 0: receiving pushes back instead of dropping */
+    /* The peer queues' watermarks (set at start, read-only). */
+    size_t tx_high_bytes, tx_low_bytes;
+    uint64_t in_dropped;  /* kept at 0: receiving pushes back instead of dropping */
     uint64_t peer_stalls; /* times a gated peer made no progress for stall_timeout_ms */
 
     uv_timer_t tick;

@@ -5,7 +5,10 @@
  * Every retained set or clear is stamped with a hybrid logical clock and its origin node, and every
  * node keeps the last writer by (stamp, origin). The stamps live here, in one map from topic to
  * stamp, not in the node's messages: a live value's stamp, or a clear's (a tombstone, so an older
- * set arriving late cannot resurrect the topic).
+ * set arriving late cannot resurrect the topic). The map is a levelmap keyed by the whole topic:
+ * an 8-byte slot per stamp, and each stamp one allocation of 16 bytes plus its topic, the origin a
+ * 15-bit index into the node names seen (docs/benchmarks.md, "Retained messages: memory per
+ * topic").
  *
  * Tombstones are reaped under a floor. Each heartbeat compares digests of the retained values; a
  * node whose quiet digest equalled every live peer's in one round announces as its "stable" stamp
@@ -21,19 +24,24 @@
 
 #include "buf.h"
 #include "cluster_int.h"
-#include "strmap.h"
+#include "levelmap.h"
 
-/* One allocation: the stamp and its topic (the map's key). */
+/* One allocation: the stamp, then its topic's bytes and a NUL (the map's key, so the topic is held
+ * once here). key.user holds the origin's index in struct retained's origins and the tombstone
+ * bit: a stamp is 16 bytes where a pointer and a flag would take 24. */
 struct rstamp {
     uint64_t hlc;
-    const char *origin; /* interned in struct retained */
-    bool cleared;       /* a tombstone */
-    char topic[];       /* NUL-terminated */
+    struct levelmap_key key;
 };
+LEVELMAP_KEY_LAST(struct rstamp, key);
+
+#define RSTAMP_CLEARED 0x8000u /* key.user: a tombstone */
+#define RSTAMP_ORIGIN 0x7fffu  /* key.user: the origin's index */
+_Static_assert(CLUSTER_ORIGINS_MAX <= RSTAMP_ORIGIN + 1, "an origin index must fit in 15 bits");
 
 struct retained {
-    struct strmap stamps; /* topic -> struct rstamp: every retained value, unreaped clears */
-    char **origins;       /* node names seen as origins, each once */
+    struct levelmap stamps; /* topic -> struct rstamp: every retained value, unreaped clears */
+    char **origins;         /* node names seen as origins, each once */
     size_t norigins, origins_cap;
     uint64_t ntombs, tomb_bytes, reaped;
     uint64_t floor;      /* monotonic: tombstones at or below it are gone */
@@ -51,12 +59,43 @@ static bool topic_is_sys(const char *topic, size_t len)
     return len >= 4 && memcmp(topic, "$SYS", 4) == 0;
 }
 
+static struct rstamp *rstamp_of(struct levelmap_key *k)
+{
+    return k ? (struct rstamp *)((char *)k - offsetof(struct rstamp, key)) : NULL;
+}
+
+/* NUL-terminated: it goes into a protobuf string as it is. */
+static const char *rstamp_topic(const struct rstamp *s)
+{
+    return levelmap_key_level(&s->key);
+}
+
+static bool rstamp_cleared(const struct rstamp *s)
+{
+    return (s->key.user & RSTAMP_CLEARED) != 0;
+}
+
+static const char *rstamp_origin(const struct retained *r, const struct rstamp *s)
+{
+    return r->origins[s->key.user & RSTAMP_ORIGIN];
+}
+
+static struct rstamp *stamp_get(const struct retained *r, const char *topic, size_t len)
+{
+    return rstamp_of(levelmap_find(&r->stamps, topic, len, levelmap_hash(topic, len)));
+}
+
+/* The next stamp in slot order from *pos (start at 0), NULL at the end; no change meanwhile. */
+static struct rstamp *stamp_next(const struct retained *r, uint32_t *pos)
+{
+    return rstamp_of(levelmap_next(&r->stamps, pos));
+}
+
 int retained_init(struct cluster *c)
 {
-    struct retained *r = calloc(1, sizeof(*r));
+    struct retained *r = calloc(1, sizeof(*r)); /* a zeroed levelmap is an empty map */
     if (!r)
         return -1;
-    strmap_init(&r->stamps);
     c->retained = r;
     return 0;
 }
@@ -66,10 +105,10 @@ void retained_free(struct cluster *c)
     struct retained *r = c->retained;
     if (!r)
         return;
-    for (size_t i = 0; i < r->stamps.cap; i++)
-        if (r->stamps.slots[i].key) /* an empty slot may keep a stale value */
-            free(r->stamps.slots[i].value);
-    strmap_destroy(&r->stamps);
+    uint32_t pos = 0;
+    for (struct rstamp *s; (s = stamp_next(r, &pos));)
+        free(s);
+    levelmap_clear(&r->stamps);
     for (size_t i = 0; i < r->norigins; i++)
         free(r->origins[i]);
     free(r->origins);
@@ -77,70 +116,71 @@ void retained_free(struct cluster *c)
     c->retained = NULL;
 }
 
-/* Node names are few: one copy each, shared by every stamp, instead of 64 bytes a stamp. NULL when
- * out of memory or past CLUSTER_ORIGINS_MAX names. */
-static const char *origin_intern(struct retained *r, const char *name, size_t len)
+/* Node names are few: one copy each, named in a stamp by its index, instead of 64 bytes a stamp.
+ * -1 when out of memory or past CLUSTER_ORIGINS_MAX names. */
+static int origin_intern(struct retained *r, const char *name, size_t len)
 {
     for (size_t i = 0; i < r->norigins; i++)
         if (strncmp(r->origins[i], name, len) == 0 && r->origins[i][len] == '\0')
-            return r->origins[i];
+            return (int)i;
     if (r->norigins >= CLUSTER_ORIGINS_MAX)
-        return NULL;
+        return -1;
     size_t cap = buf_grow((void **)&r->origins, r->origins_cap, r->norigins + 1,
                           sizeof(*r->origins), CLUSTER_ORIGINS_MAX);
     if (!cap)
-        return NULL;
+        return -1;
     r->origins_cap = cap;
     char *s = strndup(name, len);
     if (!s)
-        return NULL;
-    r->origins[r->norigins++] = s;
-    return s;
+        return -1;
+    r->origins[r->norigins] = s;
+    return (int)r->norigins++;
 }
 
 static void tomb_count(struct retained *r, size_t topic_len, int delta)
 {
     r->ntombs += (uint64_t)(int64_t)delta;
     r->tomb_bytes += (uint64_t)(int64_t)delta *
-                     (topic_len + 1 + sizeof(struct rstamp) + sizeof(struct strmap_slot));
+                     (topic_len + 1 + sizeof(struct rstamp) + sizeof(struct levelmap_key *));
 }
 
-static void stamp_del(struct retained *r, const char *topic, size_t len)
+static void stamp_remove(struct retained *r, struct rstamp *s)
 {
-    struct rstamp *s = strmap_del(&r->stamps, topic, len);
-    if (!s)
-        return;
-    if (s->cleared)
-        tomb_count(r, len, -1);
+    if (rstamp_cleared(s))
+        tomb_count(r, s->key.len, -1);
+    levelmap_remove(&r->stamps, &s->key);
     free(s);
 }
 
 /* Record topic's new stamp; a clear at or below the floor needs no tombstone. -1 when out of
  * memory (the topic then has no stamp: it reads as stamped 0). */
-static int stamp_put(struct retained *r, const char *topic, size_t len, uint64_t hlc,
-                     const char *origin, bool cleared)
+static int stamp_put(struct retained *r, const char *topic, size_t len, uint64_t hlc, int origin,
+                     bool cleared)
 {
+    struct rstamp *s = stamp_get(r, topic, len);
     if (cleared && hlc <= r->floor) {
-        stamp_del(r, topic, len);
+        if (s)
+            stamp_remove(r, s);
         return 0;
     }
-    struct rstamp *s = strmap_get(&r->stamps, topic, len);
     if (!s) {
+        if (len > UINT16_MAX) /* never: MQTT and the peers' decoder bound a topic by 65535 */
+            return -1;
         if (!(s = malloc(sizeof(*s) + len + 1)))
             return -1;
-        s->cleared = false;
-        memcpy(s->topic, topic, len);
-        s->topic[len] = '\0';
-        if (strmap_put(&r->stamps, s->topic, len, s) != 0) {
+        if (levelmap_reserve(&r->stamps) != 0) {
             free(s);
             return -1;
         }
+        levelmap_key_set(&s->key, topic, len, levelmap_hash(topic, len));
+        ((char *)s)[sizeof(*s) + len] = '\0'; /* after the bytes levelmap_key_set copied */
+        s->key.user = 0;
+        levelmap_insert(&r->stamps, &s->key);
     }
-    if (s->cleared != cleared)
+    if (rstamp_cleared(s) != cleared)
         tomb_count(r, len, cleared ? 1 : -1);
     s->hlc = hlc;
-    s->origin = origin;
-    s->cleared = cleared;
+    s->key.user = (uint16_t)((unsigned)origin | (cleared ? RSTAMP_CLEARED : 0));
     return 0;
 }
 
@@ -153,8 +193,8 @@ void retained_local(struct cluster *c, const struct message *msg, struct wire_st
     out->origin_len = c->self_len;
     if (topic_is_sys(msg->topic, msg->topic_len))
         return;
-    const char *self = origin_intern(r, c->self, c->self_len);
-    if (!self || stamp_put(r, msg->topic, msg->topic_len, out->hlc, self, msg->payload_len == 0))
+    int self = origin_intern(r, c->self, c->self_len);
+    if (self < 0 || stamp_put(r, msg->topic, msg->topic_len, out->hlc, self, msg->payload_len == 0))
         log_error(c->log, "cluster: out of memory stamping retained %s", msg->topic);
 }
 
@@ -192,17 +232,17 @@ static void retained_apply(struct cluster *c, struct peer *p, const struct wire_
     }
     hlc_merge(&c->hlc, st->hlc);
     bool clear = m->payload_len == 0;
-    const struct rstamp *have = strmap_get(&r->stamps, m->topic, m->topic_len);
+    const struct rstamp *have = stamp_get(r, m->topic, m->topic_len);
     if (!have && st->hlc <= r->floor) {
         if (!clear)
             retained_clear_back(c, p, m, st->hlc);
         return; /* stale: a clear of it was held everywhere, and reaped */
     }
-    if (have && !lww_newer(st->hlc, origin, have->hlc, have->origin))
+    if (have && !lww_newer(st->hlc, origin, have->hlc, rstamp_origin(r, have)))
         return;
-    bool had_value = have && !have->cleared;
-    const char *o = origin_intern(r, origin, st->origin_len);
-    if (!o) {
+    bool had_value = have && !rstamp_cleared(have);
+    int o = origin_intern(r, origin, st->origin_len);
+    if (o < 0) {
         cluster_bad_input(c, p->name, "a retained message from one origin too many");
         return;
     }
@@ -267,9 +307,9 @@ static bool value_stamp(const struct retained *r, const struct message *msg, uin
 {
     if (topic_is_sys(msg->topic, msg->topic_len))
         return false;
-    const struct rstamp *s = strmap_get(&r->stamps, msg->topic, msg->topic_len);
+    const struct rstamp *s = stamp_get(r, msg->topic, msg->topic_len);
     *hlc = s ? s->hlc : 0;
-    *origin = s ? s->origin : "";
+    *origin = s ? rstamp_origin(r, s) : "";
     return true;
 }
 
@@ -300,9 +340,9 @@ static void retained_reap(struct retained *r)
 {
     struct rstamp **dead = NULL;
     size_t n = 0, cap = 0;
-    for (size_t i = 0; i < r->stamps.cap; i++) {
-        struct rstamp *st = r->stamps.slots[i].value;
-        if (!r->stamps.slots[i].key || !st->cleared || st->hlc > r->floor)
+    uint32_t pos = 0;
+    for (struct rstamp *st; (st = stamp_next(r, &pos));) {
+        if (!rstamp_cleared(st) || st->hlc > r->floor)
             continue;
         size_t ncap = buf_grow((void **)&dead, cap, n + 1, sizeof(*dead), SIZE_MAX);
         if (!ncap)
@@ -311,7 +351,7 @@ static void retained_reap(struct retained *r)
         dead[n++] = st;
     }
     for (size_t i = 0; i < n; i++)
-        stamp_del(r, dead[i]->topic, strlen(dead[i]->topic));
+        stamp_remove(r, dead[i]);
     r->reaped += n;
     free(dead);
 }
@@ -479,15 +519,14 @@ static void retained_collect_msg(struct message *msg, void *ctx)
 
 static void retained_collect_tombs(struct retain_chunk *rc)
 {
-    const struct strmap *m = &rc->r->stamps;
-    for (size_t i = 0; i < m->cap && !rc->ck.failed; i++) {
-        struct rstamp *s = m->slots[i].value;
+    uint32_t pos = 0;
+    for (struct rstamp *s; !rc->ck.failed && (s = stamp_next(rc->r, &pos));) {
         Cl__Publish *pb;
-        if (!m->slots[i].key || !s->cleared || !(pb = retained_item(rc, s->hlc, s->origin)))
+        if (!rstamp_cleared(s) || !(pb = retained_item(rc, s->hlc, rstamp_origin(rc->r, s))))
             continue;
-        pb->topic = s->topic;
+        pb->topic = (char *)rstamp_topic(s);
         rc->held[rc->n++] = NULL;
-        chunk_added(&rc->ck, m->slots[i].len + 32);
+        chunk_added(&rc->ck, s->key.len + 32u);
     }
 }
 

@@ -3,12 +3,17 @@
  * rules for merging a state record learned from the network, and the broadcast (piggyback) queue.
  *
  * Merge rules (name = identity; incarnation orders the claims about one member):
- *   alive(i)   accepted if i > ours (a higher incarnation may also carry a new address), or the
- * member is new suspect(i) accepted if i >= ours and the member is alive; for a suspect member, a
- * suspicion with the same incarnation from another node is a Lifeguard confirmation that shortens
- * the timeout dead(i)    accepted if i >= ours and the member is not already dead or left; from a
- * push-pull a remote "dead" only makes the member suspect (one stale view must not kill a member)
- *   left(i)    accepted if i >= ours
+ *
+ *   alive(i)    accepted if i > ours (a higher incarnation may also carry a new address), or the
+ *               member is new
+ *   suspect(i)  accepted if i >= ours and the member is alive; for a suspect member, a suspicion
+ *               with the same incarnation from another node is a Lifeguard confirmation that
+ *               shortens the timeout
+ *   dead(i)     accepted if i >= ours and the member is not already dead or left; from a push-pull
+ *               a remote "dead" only makes the member suspect (one stale view must not kill a
+ *               member)
+ *   left(i)     accepted if i >= ours
+ *
  * Any claim about ourselves that is newer than our state, or non-alive at our incarnation, is
  * refuted by broadcasting alive with a higher incarnation (unless we are leaving).
  */

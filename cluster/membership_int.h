@@ -2,11 +2,13 @@
  * membership_int.h - internals shared by the membership_*.c files (not part of the public
  * interface).
  *
- * membership.c        lifecycle, public accessors, the member table, state merge rules, broadcast
- * queue membership_probe.c  probe tick, direct and indirect probes, suspicion timers, Lifeguard
- * awareness, gossip fan-out and periodic push-pull membership_net.c    UDP socket, datagram
- * encode/decode and validation, dispatch, rate-limited warnings membership_seeds.c  seed parsing,
- * periodic DNS resolution and join requests
+ *   membership.c        lifecycle, public accessors, the member table, state merge rules,
+ *                       broadcast queue
+ *   membership_probe.c  probe tick, direct and indirect probes, suspicion timers, Lifeguard
+ *                       awareness, gossip fan-out and periodic push-pull
+ *   membership_net.c    UDP socket, datagram encode/decode and validation, dispatch,
+ *                       rate-limited warnings
+ *   membership_seeds.c  seed parsing, periodic DNS resolution and join requests
  *
  * Times are loop milliseconds (uv_now). Everything runs on one loop: no locks.
  */
@@ -25,20 +27,19 @@
 #define MB_INDIRECT_K 3      /* helpers asked per indirect probe */
 #define MB_GOSSIP_FANOUT 3   /* members sent pending broadcasts each tick */
 #define MB_RETRANSMIT_MULT 4 /* a broadcast is sent MULT * ceil(log10(n + 1)) times */
-#define MB_PIGGYBACK_BYTES                                                                         \
-    1200                   /* gossip bytes added to a probe datagram: stays under a 1500 MTU       \
-                            */
+/* Gossip bytes added to a probe datagram: stays under a 1500 MTU */
+#define MB_PIGGYBACK_BYTES 1200
 #define MB_MAX_DGRAM 61440 /* largest datagram sent or accepted (push-pull of the full state) */
 #define MB_MAX_CONFIRM 8   /* independent suspicions remembered per suspect */
 #define MB_MAX_AWARENESS 8 /* Lifeguard local health score ceiling */
-#define MB_SUSPICION_MAX_MULT                                                                      \
-    3 /* suspicion timeout starts at 3x the minimum, falls with confirmations */
+/* The suspicion timeout starts at 3x the minimum, falls with confirmations */
+#define MB_SUSPICION_MAX_MULT 3
 #define MB_PUSHPULL_MS 5000        /* anti-entropy full-state exchange period */
 #define MB_REAP_MS 60000           /* dead and left members are forgotten after this */
 #define MB_GOSSIP_TO_DEAD_MS 30000 /* keep gossiping to a dead member this long: it may refute */
 #define MB_JOIN_RETRY_MS 300       /* seed join period until joined */
-#define MB_JOIN_GRACE_MS                                                                           \
-    5000 /* alone after this long with no seed answering: ready as a cluster of one */
+/* Alone after this long with no seed answering: ready as a cluster of one */
+#define MB_JOIN_GRACE_MS 5000
 #define MB_WARN_SLOTS 16
 #define MB_WARN_EVERY_MS 60000
 #define MB_SELF_ADDRS 8

@@ -1,18 +1,22 @@
 /*
  * membership_probe.c - failure detection: the probe tick (round-robin over a shuffled member list),
  * direct then indirect probes, suspicion timers with Lifeguard confirmations, the local health
- * score
- * ("awareness"), gossip fan-out and the periodic push-pull.
+ * score ("awareness"), gossip fan-out and the periodic push-pull.
  *
  * Timing with the defaults (gossip_interval 200 ms, probe_timeout 100 ms, suspicion_mult 4), scaled
- * by (1 + awareness) for the probe period and timeouts: t+0    ping the target t+100  no ack: ask
- * MB_INDIRECT_K members to ping it for us (ping-req), and ping it again directly t+400  still
- * nothing heard from it (ack, relayed ack or any datagram): suspect it then   dead after the
- * suspicion timeout: 800 ms * max(1, log10 n), starting at 3x that and falling as other members
- * independently suspect it too (Lifeguard). Any timer that fires much later than planned means this
- * process was not running (stopped, starved): what it would conclude is not evidence about others,
- * so probes are dropped as inconclusive, suspicion deadlines are pushed back one interval, and the
- * local health score goes up.
+ * by (1 + awareness) for the probe period and timeouts:
+ *
+ *   t+0     ping the target
+ *   t+100   no ack: ask MB_INDIRECT_K members to ping it for us (ping-req), and ping it again
+ *           directly
+ *   t+400   still nothing heard from it (ack, relayed ack or any datagram): suspect it
+ *   then    dead after the suspicion timeout: 800 ms * max(1, log10 n), starting at 3x that and
+ *           falling as other members independently suspect it too (Lifeguard)
+ *
+ * Any timer that fires much later than planned means this process was not running (stopped,
+ * starved): what it would conclude is not evidence about others, so probes are dropped as
+ * inconclusive, suspicion deadlines are pushed back one interval, and the local health score goes
+ * up.
  */
 #include "membership_int.h"
 

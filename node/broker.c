@@ -266,7 +266,8 @@ static void broker_deliver_matched(struct broker *b, struct message *msg)
 }
 
 /* Deliver msg to every local session subscribed to a matching filter (from: the publisher's
- * session, for No Local; NULL for none). */
+ * session, for No Local; NULL for none): the one local delivery of both broker_publish_from and
+ * broker_deliver_remote, so it stays this file's own. */
 static void broker_deliver_local(struct broker *b, struct message *msg, const struct session *from)
 {
     broker_match_local(b, msg->topic, msg->topic_len, from);

@@ -105,21 +105,22 @@ bool codec_reason_valid(enum mqtt_type type, uint8_t reason);
  * malformed packet), except CODEC_ERR_PROTOCOL_LEVEL where it first sends CONNACK 0x01 [MQTT-3.1.2-2]. */
 enum codec_result {
     CODEC_OK = 0,
-    CODEC_INCOMPLETE = 1, /* not a whole packet yet: read more */
-    CODEC_ERR_MALFORMED =
-        -1, /* bad length, truncated field, trailing bytes, bad flag combination */
+    CODEC_INCOMPLETE = 1,          /* not a whole packet yet: read more */
+    CODEC_ERR_MALFORMED = -1,      /* bad length, truncated field, trailing bytes, bad flag
+                                    * combination */
     CODEC_ERR_TOO_LARGE = -2,      /* remaining length above max_packet, or a 5th length byte */
     CODEC_ERR_FLAGS = -3,          /* fixed-header flags not as the spec fixes them [MQTT-2.2.2-2],
                                     * incl. DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2] */
     CODEC_ERR_PROTOCOL_NAME = -4,  /* CONNECT protocol name is not "MQTT" [MQTT-3.1.2-1] */
     CODEC_ERR_PROTOCOL_LEVEL = -5, /* CONNECT level is not 4 [MQTT-3.1.2-2] */
-    CODEC_ERR_UTF8 = -6,  /* ill-formed UTF-8, surrogate or U+0000 in a string [MQTT-1.5.3-1/2] */
-    CODEC_ERR_TOPIC = -7, /* PUBLISH or will topic empty or with + or # [MQTT-3.3.2-2],
+    CODEC_ERR_UTF8 = -6,           /* ill-formed UTF-8, surrogate or U+0000 in a string
+                                    * [MQTT-1.5.3-1/2] */
+    CODEC_ERR_TOPIC = -7,          /* PUBLISH or will topic empty or with + or # [MQTT-3.3.2-2],
                                     * or an empty filter [MQTT-4.7.3-1] */
-    CODEC_ERR_QOS = -8,   /* QoS 3 anywhere [MQTT-3.3.1-4], [MQTT-3-8.3-4] */
-    CODEC_ERR_PACKET_ID = -9, /* packet id 0 where one is required [MQTT-2.3.1-1] */
-    CODEC_ERR_EMPTY = -10,    /* SUBSCRIBE/UNSUBSCRIBE without any filter [MQTT-3.8.3-3] */
-    CODEC_ERR_TYPE = -11,     /* packet type 0, or 15 (AUTH) below level 5 */
+    CODEC_ERR_QOS = -8,            /* QoS 3 anywhere [MQTT-3.3.1-4], [MQTT-3-8.3-4] */
+    CODEC_ERR_PACKET_ID = -9,      /* packet id 0 where one is required [MQTT-2.3.1-1] */
+    CODEC_ERR_EMPTY = -10,         /* SUBSCRIBE/UNSUBSCRIBE without any filter [MQTT-3.8.3-3] */
+    CODEC_ERR_TYPE = -11,          /* packet type 0, or 15 (AUTH) below level 5 */
     /* MQTT 5 only: */
     CODEC_ERR_PROPERTY = -12, /* malformed property block (see props_parse) */
     CODEC_ERR_PROTOCOL = -13, /* what the spec calls a Protocol Error in a packet's format */

@@ -18,7 +18,7 @@ enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_
 /* What a subscriber that cannot keep up does to its publishers (--overload-policy). */
 enum overload_policy {
     OVERLOAD_BACKPRESSURE = 0, /* pause the publishers that feed it (default) */
-    OVERLOAD_DROP, /* never pause: QoS 0 past the watermark and a full queue are dropped */
+    OVERLOAD_DROP,             /* never pause: drop QoS 0 past the watermark and on a full queue */
 };
 
 /* Room for where a listener's port came from, e.g. "port 1884 (config file F line 3)". */

@@ -1,8 +1,9 @@
 /*
  * idset.h - a set of MQTT packet ids (1..65535): the hashtab.h core, linear probing on a
- * Fibonacci hash of the id, 0 marking an empty slot (packet id 0 is never valid), at most
- * half full, backward-shift deletion so lookups need no tombstones. O(1) per operation whatever the number of ids held, and nothing
- * allocated until the first id is added (most sessions never hold one).
+ * Fibonacci hash of the id, 0 marking an empty slot (packet id 0 is never valid), at most half
+ * full, backward-shift deletion so lookups need no tombstones. O(1) per operation whatever the
+ * number of ids held, and nothing allocated until the first id is added (most sessions never hold
+ * one).
  */
 #ifndef SOL_IDSET_H
 #define SOL_IDSET_H

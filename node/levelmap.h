@@ -1,8 +1,8 @@
 /*
  * levelmap.h - the child table of a topic-level trie node: one topic level (a string) to one child.
  *
- * Used by the subscription tree (topic.c) and the retained-message store (retain.c). The map is
- * intrusive: it stores pointers to a struct levelmap_key embedded in each child, and the level's
+ * Used by the subscription tree (topic.c), the retained-message store (retain.c) and, keyed by
+ * whole topics, the cluster's retained stamps (cluster_retained.c). The map is intrusive: it stores pointers to a struct levelmap_key embedded in each child, and the level's
  * bytes follow that key in the child's own allocation, so a lookup compares the level without a
  * further pointer chase and never allocates. The child is recovered with offsetof (container-of).
  *

@@ -1,7 +1,7 @@
 /*
  * strmap.h - a string-keyed hash map (the hashtab.h core: open addressing, linear probing,
- * backward-shift deletion; FNV-1a of hash.h, kept in the slot). Keys are not copied: the caller keeps each key alive while its entry exists
- * (usually the value owns it).
+ * backward-shift deletion; FNV-1a of hash.h, kept in the slot). Keys are not copied: the caller
+ * keeps each key alive while its entry exists (usually the value owns it).
  */
 #ifndef SOL_STRMAP_H
 #define SOL_STRMAP_H
