@@ -63,6 +63,9 @@ static const struct settings_opt settings_opts[] = {
      "queued per offline/slow session", NULL},
     {"max_qos", OPT_UINT, FIELD(node.max_qos), 0, 2, false, "QOS",
      "highest QoS granted to SUBSCRIBE and accepted in PUBLISH", NULL},
+    {"max_keepalive", OPT_U16, FIELD(node.max_keepalive), 0, 65535, false, "SECONDS",
+     "longest keepalive a client may use (MQTT 5: Server Keep Alive; 3.1.1: refused); 0 = any",
+     NULL},
     {"log_level", OPT_LEVEL, FIELD(node.log_level), 0, 0, false, "LEVEL", "error|warn|info|debug",
      NULL},
     {"sys_interval", OPT_UINT, FIELD(node.sys_interval), 0, 86400, false, "SECONDS",
@@ -87,6 +90,9 @@ static const struct settings_opt settings_opts[] = {
      "cluster port (UDP + TCP); 0 = clustering off", "off; 7946 once clustering is on"},
     {"seeds", OPT_STR, FIELD(cluster.seeds), 0, 0, false, "LIST",
      "host:port,... to join; empty = alone", NULL},
+    {"advertise_address", OPT_STR, FIELD(cluster.advertise_address), 0, 0, false, "HOST:PORT",
+     "where clients reach this node (MQTT 5 Server Reference when a peer shuts down)",
+     "the cluster address and --port"},
     {"http_port", OPT_U16, FIELD(ops.http_port), 0, 65535, false, "PORT",
      "HTTP /metrics, /readyz, /cluster port; 0 = off", "off"},
     {"gossip_interval_ms", OPT_UINT, FIELD(cluster.gossip_interval_ms), 1, 60000, false, "MS",
@@ -718,6 +724,9 @@ int settings_load(struct sol_settings *cfg, int argc, char **argv, char **envp, 
     if (seen.src[settings_index("cluster_bind")] == SETTINGS_SRC_DEFAULT)
         memcpy(cfg->cluster.cluster_bind, cfg->node.bind, sizeof(cfg->cluster.cluster_bind));
     memcpy(cfg->ops.bind, cfg->cluster.cluster_bind, sizeof(cfg->ops.bind));
+    if (!cfg->cluster.advertise_address[0] && strcmp(cfg->cluster.cluster_bind, "0.0.0.0") != 0)
+        snprintf(cfg->cluster.advertise_address, sizeof(cfg->cluster.advertise_address), "%s:%u",
+                 cfg->cluster.cluster_bind, cfg->node.port);
     if (cfg->node.backlog_low >= cfg->node.backlog_high) {
         errf(err, errlen, "invalid value %zu for backlog_low (must be below backlog_high, %zu)",
              cfg->node.backlog_low, cfg->node.backlog_high);

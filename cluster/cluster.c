@@ -285,6 +285,20 @@ static void cluster_add_stats(void *ctx, struct broker_stats *st)
     st->msgs_dropped += gone + full;
 }
 
+/* The broker shuts down: send its MQTT 5 clients to a live peer that said where its clients
+ * connect. The first such peer in the list: clients spread anyway as each picks its own. */
+static bool cluster_server_reference(void *ctx, char *buf, size_t len)
+{
+    struct cluster *c = ctx;
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (p->state == MEMBER_ALIVE && p->client_addr[0]) {
+            snprintf(buf, len, "%s", p->client_addr);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- readiness ---- */
 
 /* Clients sent here once /readyz says 200 must find what they would find on any other node: every
@@ -407,6 +421,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
             .on_route_del = routes_hook_del,
             .on_connect = takeover_hook,
             .add_stats = cluster_add_stats,
+            .server_reference = cluster_server_reference,
         };
         broker_set_hooks(b, &hooks);
         uv_timer_start(&c->tick, cluster_tick_cb, CLUSTER_TICK_MS, CLUSTER_TICK_MS);

@@ -20,7 +20,10 @@ struct cluster_config {
     /* The port clustering uses; default 0 = clustering off. settings_load sets CLUSTER_CONFIG_PORT
      * when cluster_bind or non-empty seeds is set and cluster_port is not (an explicit 0 stays). */
     uint16_t cluster_port;
-    char seeds[1024];            /* comma-separated host:port list; host may be a DNS name */
+    char seeds[1024]; /* comma-separated host:port list; host may be a DNS name */
+    /* host:port clients reach this node's MQTT listener at, sent to MQTT 5 clients of a peer that
+     * shuts down (Server Reference). Default: the cluster address with the MQTT port. */
+    char advertise_address[256];
     unsigned gossip_interval_ms; /* probe period, default 200 */
     unsigned probe_timeout_ms;   /* direct probe timeout, default 100 */
     unsigned suspicion_mult;     /* suspicion timeout multiplier (Lifeguard), default 4 */

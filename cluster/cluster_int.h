@@ -193,6 +193,7 @@ struct peer {
     char name[64];
     char host[64];
     uint16_t port;
+    char client_addr[256]; /* its MQTT listener as it advertises it (RouteVersion); "" = unknown */
     enum member_state state;
     bool open; /* socket dialed: member alive or suspect */
     bool kick; /* loop: something queued since the last net_kick */

@@ -149,6 +149,8 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
  * exchange their sets. */
 void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v)
 {
+    snprintf(p->client_addr, sizeof(p->client_addr), "%s",
+             v->client_address ? v->client_address : "");
     bool differ = retained_on_version(c, p, v);
     if (route_version_stale(p->synced, p->gen, p->version, v->generation, v->version) ||
         !p->retained_synced) {
@@ -231,6 +233,7 @@ void routes_heartbeat(struct cluster *c)
     retained_heartbeat(c, &v);
     v.generation = c->route_gen;
     v.version = c->route_version;
+    v.client_address = (char *)c->cfg->advertise_address;
     env.body_case = CL__ENVELOPE__BODY_ROUTE_VERSION;
     env.route_version = &v;
     routes_broadcast(c, &env);

@@ -12,9 +12,14 @@
 
 #include "cluster_int.h"
 
+struct status_members {
+    struct cluster *c;
+    cJSON *arr;
+};
+
 static void status_add_member(const struct member *mb, void *ctx)
 {
-    cJSON *arr = ctx;
+    struct status_members *sm = ctx;
     char addr[96];
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -24,7 +29,12 @@ static void status_add_member(const struct member *mb, void *ctx)
     cJSON_AddStringToObject(o, "address", addr);
     cJSON_AddStringToObject(o, "state", member_state_name(mb->state));
     cJSON_AddNumberToObject(o, "incarnation", (double)mb->incarnation);
-    cJSON_AddItemToArray(arr, o);
+    /* Where its MQTT clients connect: ours from the settings, a peer's from its heartbeats. */
+    struct peer *p = strcmp(mb->name, sm->c->self) ? cluster_peer_find(sm->c, mb->name) : NULL;
+    const char *client = p ? p->client_addr : sm->c->cfg->advertise_address;
+    if (client[0])
+        cJSON_AddStringToObject(o, "client_address", client);
+    cJSON_AddItemToArray(sm->arr, o);
 }
 
 /* /cluster: this node's view of the membership (only itself while clustering is off). */
@@ -40,14 +50,15 @@ static int status_cluster_json(void *ctx, struct http_response *resp)
     }
     cJSON_AddStringToObject(root, "self", c->self);
     cJSON_AddItemToObject(root, "members", arr);
+    struct status_members sm = {c, arr};
     if (c->ms) {
-        membership_foreach(c->ms, status_add_member, arr);
+        membership_foreach(c->ms, status_add_member, &sm);
     } else {
         struct member me = {.state = MEMBER_ALIVE, .port = c->cfg->cluster_port};
         snprintf(me.name, sizeof(me.name), "%s", c->self);
         snprintf(me.host, sizeof(me.host), "%s",
                  c->cfg->cluster_bind[0] ? c->cfg->cluster_bind : broker_config(c->b)->bind);
-        status_add_member(&me, arr);
+        status_add_member(&me, &sm);
     }
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

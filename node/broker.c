@@ -157,7 +157,10 @@ void broker_shutdown(struct broker *b, void (*done)(void *ctx), void *ctx)
         broker_turn_end(b); /* what is pending (e.g. final acks) goes out first */
     /* The connections first: their wills are delivered (waking the loop turn machinery). */
     b->handles_open++; /* until conns_shutdown is done */
-    conns_shutdown(b->conns, broker_on_conns_closed, b);
+    char ref[256];
+    bool moved =
+        b->hooks.server_reference && b->hooks.server_reference(b->hooks.ctx, ref, sizeof(ref));
+    conns_shutdown(b->conns, moved ? ref : NULL, broker_on_conns_closed, b);
     b->handles_closed = true;
     for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
         if (handles[i]->type == UV_UNKNOWN_HANDLE || uv_is_closing(handles[i]))

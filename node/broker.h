@@ -72,6 +72,10 @@ struct broker_hooks {
     bool (*on_connect)(void *ctx, const char *client_id, bool clean_session, uint64_t token);
     /* Statistics are being read ($SYS, /metrics): add the cluster's drops to st. */
     void (*add_stats)(void *ctx, struct broker_stats *st);
+    /* The broker shuts down: where its clients should go instead ("host:port" of a live peer's
+     * MQTT listener, into buf of len bytes), for MQTT 5's DISCONNECT 0x9C with a Server Reference.
+     * Returns false when there is none (the clients get 0x8B, server shutting down). */
+    bool (*server_reference)(void *ctx, char *buf, size_t len);
 };
 
 struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *err, size_t errlen);

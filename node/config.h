@@ -38,6 +38,7 @@ struct sol_config {
     unsigned max_qos;         /* default 2: highest QoS granted or accepted (Mosquitto's max_qos) */
     enum log_level log_level; /* default info; flag values: error|warn|info|debug */
     unsigned sys_interval;    /* seconds between $SYS updates, default 10; 0 = off */
+    uint16_t max_keepalive;   /* longest keepalive accepted, in s; 0 = any (Mosquitto's) */
 
     /* Overload (docs/overload.md) */
     enum overload_policy overload_policy; /* default backpressure */

@@ -464,9 +464,12 @@ void conn_close(struct conn *c, const char *why)
                   c->session || (c->connect && c->connect->client_id) ? conn_name(c) : "-", why);
     c->state = CONN_CLOSING;
     broker_flow_forget(b, &c->flow);
+    struct session *held = NULL; /* a persistent session that takes a delayed will */
     if (c->session) {
         struct session *s = c->session;
         c->session = NULL;
+        if (send_will && c->v5 && c->v5->will_delay && session_is_persistent(s))
+            held = s; /* a persistent session outlives the detach */
         session_detach(b, s);
         if (was_active)
             core->stats.clients_connected--;
@@ -474,9 +477,13 @@ void conn_close(struct conn *c, const char *why)
     if (c->will) {
         struct message *will = c->will;
         c->will = NULL;
-        if (c->v5 && c->v5->will_expiry)
-            will->expire_at = broker_now_ms(b) + (uint64_t)c->v5->will_expiry * 1000;
-        if (send_will) /* [MQTT-3.1.2-8], shutdown included */
+        if (c->v5 && c->v5->will_expiry) /* counts from the publication (after the delay) */
+            will->expire_at =
+                broker_now_ms(b) +
+                ((uint64_t)c->v5->will_expiry + (held ? c->v5->will_delay : 0)) * 1000;
+        if (held) /* [MQTT-3.1.3-9] after the Will Delay Interval */
+            session_will_later(b, held, will, c->v5->will_delay);
+        else if (send_will) /* [MQTT-3.1.2-8], shutdown included */
             broker_publish(b, will, true);
         message_unref(will);
     }
@@ -573,7 +580,7 @@ static void conns_on_listeners_closed(void *ctx)
     conns_maybe_done(cs);
 }
 
-void conns_shutdown(struct conns *cs, void (*done)(void *ctx), void *ctx)
+void conns_shutdown(struct conns *cs, const char *server_ref, void (*done)(void *ctx), void *ctx)
 {
     cs->shutting_down = true;
     cs->shutdown_done = done;
@@ -581,6 +588,10 @@ void conns_shutdown(struct conns *cs, void (*done)(void *ctx), void *ctx)
     conns_flush(cs); /* what is pending (e.g. final acks) goes out before the sockets close */
     for (struct conn *c = cs->list; c;) {
         struct conn *next = c->next;
+        if (c->v5 && c->state == CONN_ACTIVE)
+            conn5_send_disconnect_ref(
+                c, server_ref ? MQTT_RC_USE_ANOTHER_SERVER : MQTT_RC_SERVER_SHUTTING_DOWN,
+                "server shutting down", server_ref);
         conn_close(c, "shutting down");
         c = next;
     }

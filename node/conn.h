@@ -44,8 +44,9 @@ void conns_sweep(struct conns *cs);
  * what the client sent meanwhile. A token no longer held is ignored. */
 void conns_resume_held(struct conns *cs, uint64_t token);
 /* Stop accepting, flush, close every connection (wills published); done(ctx) once the listeners
- * and every connection have closed. */
-void conns_shutdown(struct conns *cs, void (*done)(void *ctx), void *ctx);
+ * and every connection have closed. MQTT 5 clients are told: DISCONNECT 0x9C with server_ref as
+ * the Server Reference when there is one, else 0x8B [MQTT-4.13.2-1]. */
+void conns_shutdown(struct conns *cs, const char *server_ref, void (*done)(void *ctx), void *ctx);
 /* Bytes held in connections' input and output buffers (counted against max-conn-memory). */
 size_t conns_buffer_bytes(const struct conns *cs);
 

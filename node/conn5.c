@@ -47,11 +47,20 @@ int conn5_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t rea
 
 int conn5_send_disconnect(struct conn *c, uint8_t reason, const char *why)
 {
+    return conn5_send_disconnect_ref(c, reason, why, NULL);
+}
+
+int conn5_send_disconnect_ref(struct conn *c, uint8_t reason, const char *why, const char *ref)
+{
     struct props_build pb = {0};
-    size_t wl = why ? strlen(why) : 0;
+    size_t wl = why ? strlen(why) : 0, rl = ref ? strlen(ref) : 0;
     if (why && c->v5 && c->v5->problem_info && wl <= UINT16_MAX) {
         pb.v.has = 1ULL << PROP_REASON_STRING;
         pb.v.reason_string = (struct mqtt_str){why, (uint16_t)wl};
+    }
+    if (ref && rl <= UINT16_MAX) {
+        pb.v.has |= 1ULL << PROP_SERVER_REFERENCE;
+        pb.v.server_reference = (struct mqtt_str){ref, (uint16_t)rl};
     }
     size_t n = codec_disconnect5_size(reason, &pb);
     uint8_t *out = conn_reserve(c, n);

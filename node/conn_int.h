@@ -31,12 +31,19 @@ enum conn_state {
  * idle connection keeps none of it). */
 struct conn_connect {
     char *client_id;
-    char *username;  /* NULL = anonymous; moves to the session */
-    uint64_t token;  /* names a held CONNECT to conns_resume_held */
-    uint32_t expiry; /* Session Expiry Interval (session.h); 3.1.1: from the clean flag */
-    bool clean;      /* Clean Start (3.1.1: clean session): a previous session is discarded */
-    bool assigned;   /* the client id was assigned here (MQTT 5 tells the client) */
+    char *username;        /* NULL = anonymous; moves to the session */
+    uint64_t token;        /* names a held CONNECT to conns_resume_held */
+    uint32_t expiry;       /* Session Expiry Interval (session.h); 3.1.1: from the clean flag */
+    bool clean;            /* Clean Start (3.1.1: clean session): a previous session is discarded */
+    bool assigned;         /* the client id was assigned here (MQTT 5 tells the client) */
+    bool server_keepalive; /* MQTT 5: keepalive capped by max-keepalive, CONNACK says so */
+    bool response_info;    /* MQTT 5: Request Response Information 1 */
 };
+
+/* The Response Information a v5 client that asks for it gets [MQTT-3.2.2.3.15]: a topic prefix of
+ * its own, followed by its client id ("response/<client id>/"). */
+#define CONN5_RESPONSE_PREFIX "response/"
+#define CONN5_RESPONSE_MAX 1024
 
 #define CONN5_TOPIC_ALIAS_MAX 10 /* aliases a v5 client may set (Mosquitto's default too) */
 
@@ -51,6 +58,7 @@ struct conn5 {
     struct conn5_alias *alias_in; /* CONN5_TOPIC_ALIAS_MAX slots, allocated on first use */
     uint32_t max_packet;          /* the client's Maximum Packet Size; 0 = the protocol's */
     uint32_t will_expiry;         /* the will's Message Expiry Interval (s); 0 = none */
+    uint32_t will_delay;          /* the Will Delay Interval (s) [MQTT-3.1.3.2.2] */
     uint16_t receive_max;         /* the client's Receive Maximum [MQTT-3.3.4-9] */
     bool problem_info;            /* Request Problem Information: reason strings allowed */
 };
@@ -171,6 +179,7 @@ enum mqtt_err {
     MQTT_ERR_TAKEN_OVER,        /* another connection took the client id [MQTT-3.1.4-3] */
     MQTT_ERR_SHUTDOWN,          /* the server is shutting down */
     MQTT_ERR_AUTH_PACKET,       /* AUTH outside an authentication exchange */
+    MQTT_ERR_KEEPALIVE_LONG,    /* CONNECT refused (3.1.1): keepalive above max-keepalive */
     MQTT_ERR__COUNT
 };
 
@@ -209,6 +218,8 @@ int conn5_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t rea
 /* Send DISCONNECT with reason (server side [MQTT-3.14.2]) and, if the client allows reason
  * strings, why. -1 as conn_write. */
 int conn5_send_disconnect(struct conn *c, uint8_t reason, const char *why);
+/* The same with a Server Reference (NULL: none) [MQTT-4.11]. */
+int conn5_send_disconnect_ref(struct conn *c, uint8_t reason, const char *why, const char *ref);
 /* Whether msg at qos fits the client's Maximum Packet Size as conn_send_publish would encode it
  * for c [MQTT-3.1.2-24]. */
 bool conn5_publish_fits(struct conn *c, const struct message *msg, uint8_t qos);

@@ -49,6 +49,8 @@ static int connect_copy(struct conn *c, const struct mqtt_connect *p, const stru
             /* Its expiry counts from its publication (conn_close sets it then). */
             if (props_has(&wv->v, PROP_MESSAGE_EXPIRY))
                 c->v5->will_expiry = wv->v.message_expiry;
+            if (props_has(&wv->v, PROP_WILL_DELAY))
+                c->v5->will_delay = wv->v.will_delay;
         }
         c->will = message_new5(p->will_topic.data, p->will_topic.len,
                                (const uint8_t *)p->will_payload.data, p->will_payload.len,
@@ -70,6 +72,14 @@ static int connect_copy(struct conn *c, const struct mqtt_connect *p, const stru
     }
     c->keepalive = p->keepalive;
     c->proto = p->level;
+    /* max-keepalive: a v5 client is told the keepalive to use [MQTT-3.2.2-21]. */
+    uint16_t maxka = broker_cfg(b)->max_keepalive;
+    if (c->v5 && maxka && (p->keepalive == 0 || p->keepalive > maxka)) {
+        c->keepalive = maxka;
+        cc->server_keepalive = true;
+    }
+    cc->response_info =
+        c->v5 && props_has(&pv->v, PROP_REQUEST_RESPONSE_INFO) && pv->v.request_response_info == 1;
     return 0;
 }
 
@@ -89,6 +99,10 @@ int handle_connect(struct conn *c, const struct mqtt_packet *pkt)
      * [MQTT-4.12.0-1]. */
     if (c->v5 && props_has(&pkt->props.v, PROP_AUTH_METHOD))
         return MQTT_ERR_BAD_AUTH_METHOD;
+    /* 3.1.1 cannot be told another keepalive: refused, as Mosquitto does. */
+    uint16_t maxka = broker_cfg(b)->max_keepalive;
+    if (!c->v5 && maxka && (p->keepalive == 0 || p->keepalive > maxka))
+        return MQTT_ERR_KEEPALIVE_LONG;
     uint8_t rc = broker_authenticate(b, p);
     if (rc != MQTT_CONNACK_ACCEPTED)
         return rc == MQTT_CONNACK_NOT_AUTHORIZED ? MQTT_ERR_NOT_AUTHORIZED
@@ -150,6 +164,18 @@ static int connect_send_connack(struct conn *c, bool present)
         v->has |= 1ULL << PROP_ASSIGNED_CLIENT_ID;
         v->assigned_client_id =
             (struct mqtt_str){c->connect->client_id, (uint16_t)strlen(c->connect->client_id)};
+    }
+    if (c->connect->server_keepalive) {
+        v->has |= 1ULL << PROP_SERVER_KEEPALIVE;
+        v->server_keepalive = c->keepalive;
+    }
+    char resp[CONN5_RESPONSE_MAX];
+    if (c->connect->response_info) {
+        int n = snprintf(resp, sizeof(resp), CONN5_RESPONSE_PREFIX "%s/", c->connect->client_id);
+        if (n > 0 && (size_t)n < sizeof(resp)) {
+            v->has |= 1ULL << PROP_RESPONSE_INFO;
+            v->response_info = (struct mqtt_str){resp, (uint16_t)n};
+        }
     }
     size_t n = codec_connack5_size(&pb);
     uint8_t *out = conn_reserve(c, n);

@@ -62,6 +62,8 @@ static const struct {
     [MQTT_ERR_TAKEN_OVER] = {"session taken over", MQTT_KIND_LOCAL, 0, MQTT_RC_SESSION_TAKEN_OVER},
     [MQTT_ERR_SHUTDOWN] = {"server shutting down", MQTT_KIND_LOCAL, 0,
                            MQTT_RC_SERVER_SHUTTING_DOWN},
+    [MQTT_ERR_KEEPALIVE_LONG] = {"keepalive above max-keepalive", MQTT_KIND_REFUSE,
+                                 MQTT_CONNACK_ID_REJECTED, MQTT_RC_UNSPECIFIED},
     [MQTT_ERR_AUTH_PACKET] = {"AUTH without an authentication exchange", MQTT_KIND_PROTOCOL, 0,
                               MQTT_RC_PROTOCOL_ERROR},
 };

@@ -68,6 +68,8 @@ struct session {
     struct flow_gate gate;   /* publishers paused because this session is behind */
     uint64_t progress_ms;    /* last time it was under backlog_high or took bytes or an ack */
     uint64_t expire_at;      /* offline with a finite expiry interval: when it ends; else 0 */
+    struct message *will;    /* offline: a will waiting for its Will Delay Interval */
+    uint64_t will_at;        /* ... published then (or when the session ends first) */
     size_t id_len;
     uint32_t nsubs, subs_cap;
     uint32_t match_idx; /* its entry in that pass's struct session_match */
@@ -81,6 +83,7 @@ struct session {
 struct sessions {
     struct strmap map;
     size_t expiring; /* offline sessions with a finite expiry interval (sessions_expire looks) */
+    size_t wills;    /* sessions holding a delayed will (sessions_expire looks) */
 };
 
 /* The k-th in-flight entry, oldest first (k < s->q->ninflight). */
@@ -135,8 +138,16 @@ void sessions_free(struct broker *b, struct sessions *ss)
     struct sessions_collect c = {malloc((ss->map.count + 1) * sizeof(*c.v)), 0};
     if (c.v) {
         strmap_foreach(&ss->map, sessions_collect_one, &c);
-        for (size_t i = 0; i < c.n; i++)
+        for (size_t i = 0; i < c.n; i++) {
+            /* The broker is going away, the sessions are not ending: a delayed will is not
+             * published from a broker already torn down. */
+            if (c.v[i]->will) {
+                message_unref(c.v[i]->will);
+                c.v[i]->will = NULL;
+                ss->wills--;
+            }
             session_destroy(b, c.v[i]);
+        }
         free(c.v);
     }
     strmap_destroy(&ss->map);
@@ -199,8 +210,32 @@ static void session_unexpire(struct broker *b, struct session *s)
     }
 }
 
+/* The delayed will goes out now: its delay passed, or its session ends first [MQTT-3.1.3-9]. */
+static void session_will_publish(struct broker *b, struct session *s)
+{
+    struct message *will = s->will;
+    if (!will)
+        return;
+    s->will = NULL;
+    broker_sessions(b)->wills--;
+    broker_publish(b, will, true);
+    message_unref(will);
+}
+
+void session_will_later(struct broker *b, struct session *s, struct message *will, uint32_t delay_s)
+{
+    if (s->will) { /* cannot be: attached sessions hold none; to be safe, the newer wins */
+        message_unref(s->will);
+        broker_sessions(b)->wills--;
+    }
+    s->will = message_ref(will);
+    s->will_at = broker_now_ms(b) + (uint64_t)delay_s * 1000;
+    broker_sessions(b)->wills++;
+}
+
 void session_destroy(struct broker *b, struct session *s)
 {
+    session_will_publish(b, s);
     session_unexpire(b, s);
     broker_flow_release(b, &s->gate);
     for (size_t i = 0; i < s->nsubs; i++) {
@@ -233,6 +268,11 @@ void session_destroy(struct broker *b, struct session *s)
 void session_attach(struct broker *b, struct session *s, struct conn *c, char *username, bool clean)
 {
     session_unexpire(b, s);
+    if (s->will) { /* reconnected within the Will Delay Interval: not published [MQTT-3.1.3-9] */
+        message_unref(s->will);
+        s->will = NULL;
+        broker_sessions(b)->wills--;
+    }
     s->clean = clean;
     s->expiry_s = clean ? 0 : SESSION_NEVER_EXPIRES;
     free(s->username);
@@ -287,7 +327,8 @@ struct sessions_expire_pass {
 static void sessions_expire_one(struct session *s, void *ctx)
 {
     struct sessions_expire_pass *p = ctx;
-    if (!s->expire_at || s->expire_at > p->now)
+    bool will_due = s->will && s->will_at <= p->now;
+    if (!will_due && (!s->expire_at || s->expire_at > p->now))
         return;
     size_t ncap = buf_grow((void **)&p->due, p->cap, p->n + 1, sizeof(*p->due), SIZE_MAX);
     if (!ncap)
@@ -299,13 +340,18 @@ static void sessions_expire_one(struct session *s, void *ctx)
 /* Collected first, destroyed after: the table must not change while it is walked. */
 void sessions_expire(struct broker *b, uint64_t now)
 {
-    if (broker_sessions(b)->expiring == 0)
+    if (broker_sessions(b)->expiring == 0 && broker_sessions(b)->wills == 0)
         return;
     struct sessions_expire_pass p = {now, NULL, 0, 0};
     sessions_foreach(b, sessions_expire_one, &p);
     for (size_t i = 0; i < p.n; i++) {
-        log_debug(broker_log(b), "session %s expired", p.due[i]->client_id);
-        session_destroy(b, p.due[i]);
+        struct session *s = p.due[i];
+        if (s->will && s->will_at <= now)
+            session_will_publish(b, s);
+        if (s->expire_at && s->expire_at <= now) {
+            log_debug(broker_log(b), "session %s expired", s->client_id);
+            session_destroy(b, s);
+        }
     }
     free(p.due);
 }

@@ -64,8 +64,14 @@ void session_detach(struct broker *b, struct session *s);
 #define SESSION_NEVER_EXPIRES UINT32_MAX
 void session_set_expiry(struct session *s, uint32_t seconds);
 uint32_t session_expiry(const struct session *s);
-/* Periodic: destroy the offline sessions whose expiry interval has passed at now. */
+/* Periodic: publish the delayed wills that are due and destroy the offline sessions whose expiry
+ * interval has passed at now (publishing their delayed wills first). */
 void sessions_expire(struct broker *b, uint64_t now);
+/* The connection of persistent, offline s closed with a will and an MQTT 5 Will Delay Interval:
+ * publish it after delay_s, or when the session ends if that is sooner, unless the client
+ * reconnects first [MQTT-3.1.3-9]. Takes its own reference. */
+void session_will_later(struct broker *b, struct session *s, struct message *will,
+                        uint32_t delay_s);
 /* A client reattached to its persistent session: re-send what was in flight, in order (PUBRELs in
  * PUBREC order, then PUBLISHes with DUP in sending order [MQTT-4.4.0-1]), then drain the queue. */
 void session_resume(struct broker *b, struct session *s);
