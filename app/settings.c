@@ -27,7 +27,7 @@
 #define SOL_VERSION "0.0.0"
 #endif
 
-enum opt_type { OPT_STR, OPT_U16, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_LEVEL, OPT_POLICY };
+enum opt_type { OPT_STR, OPT_U16, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_LEVEL, OPT_POLICY, OPT_SHARE };
 
 struct settings_opt {
     const char *name; /* config key form, underscores */
@@ -72,6 +72,9 @@ static const struct settings_opt settings_opts[] = {
      "seconds between $SYS updates; 0 = off", NULL},
     {"overload_policy", OPT_POLICY, FIELD(node.overload_policy), 0, 0, false, "POLICY",
      "backpressure|drop: what a subscriber that falls behind does to its publishers", NULL},
+    {"shared_policy", OPT_SHARE, FIELD(node.shared_policy), 0, 0, false, "POLICY",
+     "round_robin|random|local_first|hash_clientid: which member of a shared group gets a message",
+     NULL},
     {"backlog_high", OPT_SIZE, FIELD(node.backlog_high), 1024, 1ULL << 40, false, "BYTES",
      "session backlog that pauses its publishers", NULL},
     {"backlog_low", OPT_SIZE, FIELD(node.backlog_low), 0, 1ULL << 40, false, "BYTES",
@@ -208,6 +211,19 @@ static bool settings_parse_policy(const char *s, enum overload_policy *out)
     return true;
 }
 
+static const char *const settings_share_names[] = {"round_robin", "random", "local_first",
+                                                   "hash_clientid"};
+
+static bool settings_parse_share(const char *s, unsigned *out)
+{
+    for (unsigned i = 0; i < sizeof(settings_share_names) / sizeof(settings_share_names[0]); i++)
+        if (strcmp(s, settings_share_names[i]) == 0) {
+            *out = i;
+            return true;
+        }
+    return false;
+}
+
 static bool settings_parse_level(const char *s, enum log_level *out)
 {
     for (int l = LOG_LEVEL_ERROR; l <= LOG_LEVEL_DEBUG; l++) {
@@ -276,6 +292,15 @@ static int settings_set(struct sol_settings *cfg, const struct settings_opt *opt
     case OPT_POLICY:
         if (!settings_parse_policy(value, (enum overload_policy *)field)) {
             errf(err, errlen, "%sinvalid value '%s' for %s (expected backpressure|drop)",
+                 src->prefix, value, src->name);
+            return -1;
+        }
+        return 0;
+    case OPT_SHARE:
+        if (!settings_parse_share(value, (unsigned *)field)) {
+            errf(err, errlen,
+                 "%sinvalid value '%s' for %s (expected round_robin|random|local_first|"
+                 "hash_clientid)",
                  src->prefix, value, src->name);
             return -1;
         }
@@ -446,6 +471,9 @@ static void settings_print_default(FILE *out, const struct settings_opt *opt,
     case OPT_POLICY:
         fprintf(out, "%s",
                 *(const enum overload_policy *)field == OVERLOAD_DROP ? "drop" : "backpressure");
+        break;
+    case OPT_SHARE:
+        fprintf(out, "%s", settings_share_names[*(const unsigned *)field % 4]);
         break;
     }
 }

@@ -357,6 +357,9 @@ static void cluster_handle_closed(uv_handle_t *h)
         n = p->next;
         topic_tree_free(p->routes);
         topic_tree_free(p->staging);
+        for (size_t i = 0; i < p->nstaging_shares; i++)
+            free(p->staging_shares[i]);
+        free(p->staging_shares);
         free(p);
     }
     topic_tree_free(c->local);

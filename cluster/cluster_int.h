@@ -127,6 +127,8 @@ size_t pb_varint(uint8_t *out, uint64_t v);
 size_t wire_frame_entry(uint8_t *out, size_t len);
 
 /* A Publish as it lies in a received buffer (nothing NUL-terminated, nothing copied). */
+#define WIRE_SHARES_MAX 64 /* shared-group keys one forwarded PUBLISH carries (share.c's limit) */
+
 struct wire_publish {
     const char *topic;
     size_t topic_len;
@@ -139,6 +141,11 @@ struct wire_publish {
     const uint8_t *props; /* MQTT 5 properties passed on (props_len bytes) */
     size_t props_len;
     uint64_t expiry_ms; /* Message Expiry Interval left when it was sent; 0 = never */
+    /* Shared groups the sender chose this node for (share.h): their keys, in place. */
+    const uint8_t *shares[WIRE_SHARES_MAX];
+    size_t shares_len[WIRE_SHARES_MAX];
+    size_t nshares;
+    bool shares_only; /* for those groups alone (a redelivery): not for other subscribers */
 };
 
 struct wire_envelope {
@@ -158,7 +165,17 @@ struct wire_plan {
     unsigned body_field;
     const struct wire_stamp *st;
     uint64_t expiry_ms; /* msg's expiry left at now (0: none) */
+    /* The shared groups this peer is to deliver to (the picks naming it), and whether for them
+     * alone; wire_plan_shares sets them after wire_publish_plan. */
+    const struct share_pick *picks;
+    size_t npicks;
+    const void *peer;
+    bool shares_only;
 };
+/* Add to a plan the shared-group picks for peer (the ones of picks[0..n) that name it); returns
+ * the new total size. */
+size_t wire_plan_shares(struct wire_plan *pl, const struct share_pick *picks, size_t n,
+                        const void *peer, bool shares_only);
 /* now (the loop's uv_now, the broker's clock) turns msg's expiry time into the time left that the wire carries. */
 size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
                          unsigned body_field, const struct message *msg,
@@ -201,6 +218,8 @@ struct peer {
     /* Its routes (loop). */
     struct topic_tree *routes;
     struct topic_tree *staging; /* RouteSync chunks being received */
+    char **staging_shares; /* the shared-group keys among them, told to the broker at the end */
+    size_t nstaging_shares, staging_shares_cap;
     bool synced;
     bool retained_synced;
     uint64_t gen, version;
@@ -448,7 +467,8 @@ void cluster_request_sync(struct cluster *c, struct peer *p, bool force, bool as
 void cluster_on_sync_request(struct cluster *c, struct peer *p, const Cl__SyncRequest *r);
 
 /* ---- cluster_publish.c: forwarding ---- */
-size_t publish_hook(void *ctx, struct message *msg);
+size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *picks, size_t npicks,
+                    bool shares_only);
 void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publish *wp,
                        bool deliver);
 /* Fill pb from msg and st (NULL: unstamped); pointers into both, which must outlive pb. now: as

@@ -47,6 +47,11 @@ void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out)
     out->props = pb->props.data;
     out->props_len = pb->props.len;
     out->expiry_ms = pb->expiry_ms;
+    for (size_t i = 0; i < pb->n_shares && out->nshares < WIRE_SHARES_MAX; i++) {
+        out->shares[out->nshares] = (const uint8_t *)pb->shares[i];
+        out->shares_len[out->nshares++] = strlen(pb->shares[i]);
+    }
+    out->shares_only = pb->shares_only;
 }
 
 /* Checked like a client's PUBLISH: a peer's bytes are not trusted to be a valid topic (the
@@ -61,18 +66,29 @@ struct message *publish_to_message(const struct wire_publish *wp, bool retain, u
                         wp->props, wp->props_len, expire_at);
 }
 
-size_t publish_hook(void *ctx, struct message *msg)
+/* Whether picks name peer p. */
+static bool publish_picked(const struct share_pick *picks, size_t n, const struct peer *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (picks[i].peer == p)
+            return true;
+    return false;
+}
+
+size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *picks, size_t npicks,
+                    bool shares_only)
 {
     struct cluster *c = ctx;
     size_t routed = 0; /* peers with a subscriber for it */
     struct wire_stamp st, *stp = NULL;
-    if (msg->retain) { /* a live PUBLISH needs no stamp or origin: only retained state is merged */
+    if (msg->retain && !shares_only) { /* a live PUBLISH needs no stamp: only retained state */
         retained_local(c, msg, &st);
         stp = &st;
     }
 
     /* Encoded once, straight into the first peer's stage, and copied into the others'; a retained
-     * message goes as a PUBLISH to peers with a matching route and as a Retain to the others. */
+     * message goes as a PUBLISH to peers with a matching route and as a Retain to the others. A
+     * peer picked for shared groups gets its own encoding, with the groups' keys. */
     uint64_t seq = ++c->seq;
     const uint8_t *enc[2] = {NULL, NULL}; /* [0] PUBLISH, [1] Retain */
     struct wire_plan plan[2];
@@ -80,12 +96,28 @@ size_t publish_hook(void *ctx, struct message *msg)
     for (struct peer *p = c->peers; p; p = p->next) {
         if (!p->open)
             continue;
-        int k = topic_tree_has_match(p->routes, msg->topic, msg->topic_len) ? 0
-                : msg->retain                                               ? 1
-                                                                            : -1;
+        bool picked = npicks && publish_picked(picks, npicks, p);
+        bool routes = !shares_only && topic_tree_has_match(p->routes, msg->topic, msg->topic_len);
+        int k = routes || picked ? 0 : msg->retain && !shares_only ? 1 : -1;
         if (k < 0)
             continue;
-        routed += k == 0;
+        routed += routes;
+        if (picked) {
+            struct wire_plan own;
+            size_t n = wire_publish_plan(&own, c->self, c->self_len, CL__ENVELOPE__BODY_PUBLISH,
+                                         msg, NULL, seq, uv_now(c->loop));
+            n = wire_plan_shares(&own, picks, npicks, p, shares_only || !routes);
+            uint8_t *out = peer_stage(p, n);
+            if (!out) {
+                p->pub_dropped_full++;
+                continue;
+            }
+            wire_write_planned(out, &own, msg, seq);
+            p->fwd_msgs++;
+            p->fwd_bytes += n;
+            peer_after_forward(p);
+            continue;
+        }
         if (!len[k])
             len[k] =
                 wire_publish_plan(&plan[k], c->self, c->self_len,
@@ -125,7 +157,10 @@ void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publ
         /* A local subscriber that is behind pauses the link this came on (flow.h): its next
          * frames wait, and TCP pushes back on the sending node. */
         broker_flow_enter(c->b, c->rx_current ? &c->rx_current->src : NULL);
-        broker_deliver_remote(c->b, m);
+        if (!wp->shares_only)
+            broker_deliver_remote(c->b, m);
+        for (size_t i = 0; i < wp->nshares; i++) /* the sender chose this node for them */
+            broker_deliver_shared(c->b, m, (const char *)wp->shares[i], wp->shares_len[i]);
         broker_flow_leave(c->b);
         message_unref(m);
     }

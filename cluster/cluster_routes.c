@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cluster_int.h"
 
 /* Send one envelope to every peer we have a link to. */
@@ -73,8 +74,20 @@ void routes_hook_del(void *ctx, const char *filter, size_t len)
         routes_send_delta(c, filter, len, false);
 }
 
+/* The shared-group keys of a sync in progress (told to the broker when it completes). */
+static void routes_staging_shares_free(struct peer *p)
+{
+    for (size_t i = 0; i < p->nstaging_shares; i++)
+        free(p->staging_shares[i]);
+    free(p->staging_shares);
+    p->staging_shares = NULL;
+    p->nstaging_shares = p->staging_shares_cap = 0;
+}
+
 void routes_drop(struct peer *p)
 {
+    broker_share_peer_gone(p->c->b, p);
+    routes_staging_shares_free(p);
     struct topic_tree *fresh = topic_tree_new();
     if (fresh) {
         topic_tree_free(p->routes);
@@ -86,7 +99,9 @@ void routes_drop(struct peer *p)
     p->gen = p->version = 0;
 }
 
-/* Filters from the wire are checked like a client's: a bad one is dropped, not installed. */
+/* Filters from the wire are checked like a client's: a bad one is dropped, not installed. A
+ * shared group's key also tells the broker the peer has members (at once for a delta, at the end
+ * of a sync). */
 static void routes_tree_add(struct cluster *c, struct peer *p, struct topic_tree *t, const char *f)
 {
     size_t len = strlen(f);
@@ -96,6 +111,23 @@ static void routes_tree_add(struct cluster *c, struct peer *p, struct topic_tree
     }
     if (topic_tree_subscribe(t, f, len, p, 0) < 0)
         log_error(c->log, "cluster: out of memory storing a route of %s", p->name);
+    const char *gf;
+    size_t gl;
+    if (!share_parse(f, len, &gf, &gl))
+        return;
+    if (t == p->routes) {
+        broker_share_route(c->b, f, len, p, true);
+        return;
+    }
+    size_t cap = buf_grow((void **)&p->staging_shares, p->staging_shares_cap,
+                          p->nstaging_shares + 1, sizeof(*p->staging_shares), SIZE_MAX);
+    char *copy = cap ? strdup(f) : NULL;
+    if (!copy) {
+        log_error(c->log, "cluster: out of memory storing a shared route of %s", p->name);
+        return;
+    }
+    p->staging_shares_cap = cap;
+    p->staging_shares[p->nstaging_shares++] = copy;
 }
 
 void routes_on_delta(struct cluster *c, struct peer *p, const Cl__RouteDelta *d)
@@ -112,8 +144,10 @@ void routes_on_delta(struct cluster *c, struct peer *p, const Cl__RouteDelta *d)
     }
     for (size_t i = 0; i < d->n_added; i++)
         routes_tree_add(c, p, p->routes, d->added[i]);
-    for (size_t i = 0; i < d->n_removed; i++)
+    for (size_t i = 0; i < d->n_removed; i++) {
         topic_tree_unsubscribe(p->routes, d->removed[i], strlen(d->removed[i]), p);
+        broker_share_route(c->b, d->removed[i], strlen(d->removed[i]), p, false);
+    }
     p->version = d->version;
 }
 
@@ -121,6 +155,7 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
 {
     if (s->first) {
         topic_tree_free(p->staging);
+        routes_staging_shares_free(p);
         p->staging = topic_tree_new();
         if (!p->staging) {
             log_error(c->log, "cluster: out of memory syncing routes of %s", p->name);
@@ -136,6 +171,10 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
     topic_tree_free(p->routes);
     p->routes = p->staging;
     p->staging = NULL;
+    broker_share_peer_gone(c->b, p); /* its groups are those of the new set */
+    for (size_t i = 0; i < p->nstaging_shares; i++)
+        broker_share_route(c->b, p->staging_shares[i], strlen(p->staging_shares[i]), p, true);
+    routes_staging_shares_free(p);
     p->gen = s->generation;
     p->version = s->version;
     p->synced = true;

@@ -105,6 +105,29 @@ static size_t publish_size(const struct message *msg, const struct wire_stamp *s
     return n + field_varint_size(9, expiry_ms);
 }
 
+/* The share keys of picks naming peer, and their bytes on the wire. */
+static size_t plan_shares_size(const struct wire_plan *pl)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < pl->npicks; i++)
+        if (pl->picks[i].peer == pl->peer)
+            n += field_len_size(10, pl->picks[i].key_len);
+    return n + field_varint_size(11, pl->shares_only);
+}
+
+size_t wire_plan_shares(struct wire_plan *pl, const struct share_pick *picks, size_t n,
+                        const void *peer, bool shares_only)
+{
+    pl->picks = picks;
+    pl->npicks = n;
+    pl->peer = peer;
+    pl->shares_only = shares_only;
+    pl->body_len += plan_shares_size(pl);
+    pl->total = (pl->sender_len ? field_len_size(1, pl->sender_len) : 0) +
+                field_len_size(pl->body_field, pl->body_len);
+    return pl->total;
+}
+
 size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender_len,
                          unsigned body_field, const struct message *msg,
                          const struct wire_stamp *st, uint64_t seq, uint64_t now)
@@ -113,6 +136,10 @@ size_t wire_publish_plan(struct wire_plan *pl, const char *sender, size_t sender
     pl->sender_len = sender_len;
     pl->body_field = body_field;
     pl->st = st;
+    pl->picks = NULL;
+    pl->npicks = 0;
+    pl->peer = NULL;
+    pl->shares_only = false;
     pl->expiry_ms = wire_expiry_left(msg, now);
     pl->body_len = publish_size(msg, st, seq, pl->expiry_ms);
     pl->total =
@@ -138,7 +165,11 @@ void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct m
     out = put_varint(out, 7, seq);
     if (msg->props_len)
         out = put_len(out, 8, msg->props, msg->props_len);
-    put_varint(out, 9, pl->expiry_ms);
+    out = put_varint(out, 9, pl->expiry_ms);
+    for (size_t i = 0; i < pl->npicks; i++)
+        if (pl->picks[i].peer == pl->peer)
+            out = put_len(out, 10, pl->picks[i].key, pl->picks[i].key_len);
+    put_varint(out, 11, pl->shares_only);
 }
 
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
@@ -312,11 +343,26 @@ static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
             if (get_varint(&r, &out->expiry_ms) != 0)
                 return -1;
             continue;
+        case 0x52: /* 10 shares */
+            r.p++;
+            if (get_bytes(&r, &d, &len) != 0)
+                return -1;
+            if (out->nshares < WIRE_SHARES_MAX) {
+                out->shares[out->nshares] = d;
+                out->shares_len[out->nshares++] = len;
+            }
+            continue;
+        case 0x58: /* 11 shares_only */
+            r.p++;
+            if (get_varint(&r, &v) != 0)
+                return -1;
+            out->shares_only = v != 0;
+            continue;
         default:
             break;
         }
         unsigned field, wt;
-        if (next_field(&r, &field, &wt, &d, &len, &v) != 0 || field <= 9)
+        if (next_field(&r, &field, &wt, &d, &len, &v) != 0 || field <= 11)
             return -1; /* malformed, or a known field with the wrong wire type */
     }
     return 0;

@@ -41,10 +41,11 @@ struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *e
     b->core.log.level = cfg->log_level;
     strmap_init(&b->routes);
     b->subs = topic_tree_new();
+    b->shares = shares_new();
     b->retained = retain_new(broker_release_retained);
     b->sessions = sessions_new();
     b->conns = conns_new(b);
-    if (!b->subs || !b->retained || !b->sessions || !b->conns) {
+    if (!b->subs || !b->shares || !b->retained || !b->sessions || !b->conns) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -189,6 +190,7 @@ void broker_free(struct broker *b)
     conns_free(b->conns);
     if (b->subs)
         topic_tree_free(b->subs);
+    shares_free(b->shares);
     if (b->retained)
         retain_free(b->retained);
     if (b->acl)
@@ -293,6 +295,10 @@ static void broker_retain_store(struct broker *b, struct message *msg)
         message_unref(msg);
 }
 
+/* The peers chosen for shared groups, per message: more groups than this matching one message
+ * go to local members only. */
+#define BROKER_SHARE_PICKS 64
+
 size_t broker_publish_from(struct broker *b, struct message *msg, bool from_local_client,
                            const struct session *from)
 {
@@ -300,34 +306,36 @@ size_t broker_publish_from(struct broker *b, struct message *msg, bool from_loca
         broker_retain_store(b, msg);
     broker_deliver_local(b, msg, from);
     size_t n = b->match.n;
+    struct share_pick picks[BROKER_SHARE_PICKS];
+    size_t npicks = 0;
+    if (from_local_client) /* a peer's message was routed to groups where it was published */
+        n += share_route(b, b->shares, msg, from, picks, BROKER_SHARE_PICKS, &npicks);
     if (from_local_client && b->hooks.on_publish)
-        n += b->hooks.on_publish(b->hooks.ctx, msg);
+        n += b->hooks.on_publish(b->hooks.ctx, msg, picks, npicks, false);
     return n;
 }
 
 /* A client's PUBLISH, still in the read buffer. Local subscribers are matched first: when none
- * wants it and it is not retained (a publisher whose subscribers are on other nodes), no message is
- * allocated and the cluster hook forwards a view of the packet. */
+ * wants it, it is not retained and no shared group matches (a publisher whose subscribers are on
+ * other nodes), no message is allocated and the cluster hook forwards a view of the packet. */
 int broker_publish_packet(struct broker *b, const struct broker_pub *p)
 {
+    struct message view, *msg = &view;
+    message_view_init(&view, p->topic, p->topic_len, p->payload, p->payload_len, p->qos, false);
+    view.props = (uint8_t *)p->props;
+    view.props_len = (uint32_t)p->props_len;
+    view.expire_at = p->expire_at;
     if (!p->retain) {
         broker_match_local(b, p->topic, p->topic_len, p->from);
-        if (b->match.n == 0) {
+        if (b->match.n == 0 && !share_any(b->shares, p->topic, p->topic_len)) {
             size_t peers = 0;
-            if (b->hooks.on_publish) {
-                struct message view;
-                message_view_init(&view, p->topic, p->topic_len, p->payload, p->payload_len, p->qos,
-                                  false);
-                view.props = (uint8_t *)p->props;
-                view.props_len = (uint32_t)p->props_len;
-                view.expire_at = p->expire_at;
-                peers = b->hooks.on_publish(b->hooks.ctx, &view);
-            }
+            if (b->hooks.on_publish)
+                peers = b->hooks.on_publish(b->hooks.ctx, &view, NULL, 0, false);
             return peers > INT32_MAX ? INT32_MAX : (int)peers;
         }
     }
-    struct message *msg = message_new5(p->topic, p->topic_len, p->payload, p->payload_len, p->qos,
-                                       p->retain, p->props, p->props_len, p->expire_at);
+    msg = message_new5(p->topic, p->topic_len, p->payload, p->payload_len, p->qos, p->retain,
+                       p->props, p->props_len, p->expire_at);
     if (!msg)
         return -1;
     size_t n;
@@ -336,11 +344,49 @@ int broker_publish_packet(struct broker *b, const struct broker_pub *p)
     } else {
         broker_deliver_matched(b, msg); /* the match above still stands: nothing ran since */
         n = b->match.n;
+        struct share_pick picks[BROKER_SHARE_PICKS];
+        size_t npicks = 0;
+        n += share_route(b, b->shares, msg, p->from, picks, BROKER_SHARE_PICKS, &npicks);
         if (b->hooks.on_publish)
-            n += b->hooks.on_publish(b->hooks.ctx, msg);
+            n += b->hooks.on_publish(b->hooks.ctx, msg, picks, npicks, false);
     }
     message_unref(msg);
     return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+void broker_share_forward(struct broker *b, struct message *msg, const struct share_pick *pick)
+{
+    if (b->hooks.on_publish)
+        b->hooks.on_publish(b->hooks.ctx, msg, pick, 1, true);
+}
+
+struct shares *broker_shares(struct broker *b)
+{
+    return b->shares;
+}
+
+bool broker_share_route(struct broker *b, const char *route, size_t len, void *peer, bool add)
+{
+    const char *f;
+    size_t flen;
+    if (!share_parse(route, len, &f, &flen))
+        return false;
+    if (share_remote(b->shares, route, len, peer, add) < 0)
+        log_error(broker_log(b), "out of memory recording a peer's shared subscription");
+    return true;
+}
+
+void broker_share_peer_gone(struct broker *b, void *peer)
+{
+    share_remote_forget(b->shares, peer);
+}
+
+void broker_deliver_shared(struct broker *b, struct message *msg, const char *key, size_t len)
+{
+    if (!share_deliver_local(b, b->shares, msg, key, len)) {
+        b->core.stats.dropped_share_no_member++;
+        b->core.stats.msgs_dropped++;
+    }
 }
 
 struct retained_send {
@@ -411,8 +457,15 @@ static void broker_route_unref(struct broker *b, const char *filter, size_t len)
 int broker_subscribe(struct broker *b, struct session *s, const char *filter, size_t len,
                      uint8_t qos, bool is_new)
 {
-    if (topic_tree_subscribe(b->subs, filter, len, s, qos) < 0)
+    const char *f;
+    size_t flen;
+    /* A shared group's key is the route peers learn, so each node knows who has members. */
+    if (share_parse(filter, len, &f, &flen)) {
+        if (share_join(b, b->shares, filter, len, s, qos) < 0)
+            return -1;
+    } else if (topic_tree_subscribe(b->subs, filter, len, s, qos) < 0) {
         return -1;
+    }
     if (is_new)
         broker_route_ref(b, filter, len);
     return 0;
@@ -420,7 +473,12 @@ int broker_subscribe(struct broker *b, struct session *s, const char *filter, si
 
 void broker_unsubscribe(struct broker *b, struct session *s, const char *filter, size_t len)
 {
-    topic_tree_unsubscribe(b->subs, filter, len, s);
+    const char *f;
+    size_t flen;
+    if (share_parse(filter, len, &f, &flen))
+        share_leave(b->shares, filter, len, s);
+    else
+        topic_tree_unsubscribe(b->subs, filter, len, s);
     broker_route_unref(b, filter, len);
 }
 

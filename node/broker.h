@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "share.h"
 
 struct broker;
 
@@ -41,16 +42,17 @@ struct broker_stats {
     uint64_t dropped_peer_full;    /* past a stalled peer's hard queue limit (hooks.add_stats) */
     uint64_t msgs_expired;      /* not sent: the Message Expiry Interval ended first (not a drop) */
     uint64_t dropped_too_large; /* over a v5 client's Maximum Packet Size [MQTT-3.1.2-25] */
-    uint64_t publishers_paused; /* sources waiting on a full subscriber or peer now */
-    uint64_t pause_events;      /* times a source was paused */
-    uint64_t paused_ms_total;   /* time sources spent paused (ended pauses) */
-    uint64_t sessions_stalled;  /* times a subscriber stalled */
-    uint64_t progress_gap_max_ms; /* longest wait for progress of a subscriber pausing others */
-    uint64_t conns_memory_closed; /* connections closed over max-conn-memory */
-    uint64_t conn_buffer_bytes;   /* connections' input and output buffers now */
-    uint64_t protocol_errors;     /* connections closed for bad input */
-    uint64_t subscriptions;       /* current (filter, session) pairs */
-    uint64_t retained;            /* current retained messages */
+    uint64_t dropped_share_no_member; /* for a shared group with no member left to take it */
+    uint64_t publishers_paused;       /* sources waiting on a full subscriber or peer now */
+    uint64_t pause_events;            /* times a source was paused */
+    uint64_t paused_ms_total;         /* time sources spent paused (ended pauses) */
+    uint64_t sessions_stalled;        /* times a subscriber stalled */
+    uint64_t progress_gap_max_ms;     /* longest wait for progress of a subscriber pausing others */
+    uint64_t conns_memory_closed;     /* connections closed over max-conn-memory */
+    uint64_t conn_buffer_bytes;       /* connections' input and output buffers now */
+    uint64_t protocol_errors;         /* connections closed for bad input */
+    uint64_t subscriptions;           /* current (filter, session) pairs */
+    uint64_t retained;                /* current retained messages */
 };
 
 /* What the cluster listens to. Every hook is optional (NULL = not called). ctx is passed back. */
@@ -59,9 +61,12 @@ struct broker_hooks {
     /* A PUBLISH from a local client (or a local client's will) was accepted and delivered to local
      * subscribers. msg->retain says whether it also set or cleared (empty payload) a retained
      * message. msg may be a view of the client's packet (message_view_init: valid for this call
-     * only, topic not NUL-terminated): the hook copies what it needs and never keeps msg. Returns
-     * how many peers it forwarded the PUBLISH to (their subscribers want it). */
-    size_t (*on_publish)(void *ctx, struct message *msg);
+     * only, topic not NUL-terminated): the hook copies what it needs and never keeps msg. picks:
+     * the peers chosen for shared subscription groups (share.h), each to get msg with the group's
+     * key; shares_only: msg goes to those alone (a redelivery), not to peers' other subscribers.
+     * Returns how many peers it forwarded the PUBLISH to for their subscribers. */
+    size_t (*on_publish)(void *ctx, struct message *msg, const struct share_pick *picks,
+                         size_t npicks, bool shares_only);
     /* A filter gained its first local subscriber / lost its last one. */
     void (*on_route_add)(void *ctx, const char *filter, size_t len);
     void (*on_route_del)(void *ctx, const char *filter, size_t len);
@@ -162,6 +167,13 @@ void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *clie
  * persistent offline session if there is none). A message keeps its packet id and state, so the
  * client completes it where it left off; one whose id is already in use here, or that does not
  * fit, is queued as new. 0, or -1 when out of memory. */
+/* Shared subscriptions across the cluster (share.h): a peer's routes gained or lost a group key
+ * "$share/{group}/{filter}" (route says which; false if it is not one); a peer is gone; a peer
+ * picked this node for group key: one local member gets msg (a drop, counted, if none is left). */
+bool broker_share_route(struct broker *b, const char *route, size_t len, void *peer, bool add);
+void broker_share_peer_gone(struct broker *b, void *peer);
+void broker_deliver_shared(struct broker *b, struct message *msg, const char *key, size_t len);
+
 int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
                                uint8_t opts, uint32_t subid);
 int broker_session_restore_expiry(struct broker *b, const char *client_id, uint32_t seconds);

@@ -64,6 +64,10 @@ void broker_publish(struct broker *b, struct message *msg, bool from_local_clien
  * sessions, plus peers when from_local_client). */
 size_t broker_publish_from(struct broker *b, struct message *msg, bool from_local_client,
                            const struct session *from);
+/* The shared groups (share.h). */
+struct shares *broker_shares(struct broker *b);
+/* Send msg to the peer pick names for its group alone (a redelivery when a member ended). */
+void broker_share_forward(struct broker *b, struct message *msg, const struct share_pick *pick);
 /* A client's PUBLISH as the MQTT layer read it: pointers into its read buffer. */
 struct broker_pub {
     const char *topic;

@@ -42,6 +42,7 @@ struct broker {
     struct sessions *sessions;
     struct strmap routes;    /* filter -> struct route_count */
     struct topic_tree *subs; /* filter -> struct session */
+    struct shares *shares;   /* shared subscription groups (share.h) */
     struct retain_store *retained;
     struct acl *acl;
     struct auth *auth;

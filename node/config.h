@@ -39,6 +39,7 @@ struct sol_config {
     enum log_level log_level; /* default info; flag values: error|warn|info|debug */
     unsigned sys_interval;    /* seconds between $SYS updates, default 10; 0 = off */
     uint16_t max_keepalive;   /* longest keepalive accepted, in s; 0 = any (Mosquitto's) */
+    unsigned shared_policy;   /* enum share_policy (share.h): default round_robin */
 
     /* Overload (docs/overload.md) */
     enum overload_policy overload_policy; /* default backpressure */

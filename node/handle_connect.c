@@ -151,7 +151,7 @@ static int connect_send_connack(struct conn *c, bool present)
     v->retain_available = 1;
     v->wildcard_sub_available = 1;
     v->subid_available = 1;
-    v->shared_sub_available = 0;
+    v->shared_sub_available = 1;
     if (cfg->max_packet_size && cfg->max_packet_size < MQTT_MAX_REMAINING_LENGTH) {
         v->has |= 1ULL << PROP_MAXIMUM_PACKET_SIZE;
         v->maximum_packet_size = (uint32_t)cfg->max_packet_size;

@@ -10,12 +10,6 @@
 #include "conn_int.h"
 #include "topic.h"
 
-/* "$share/..." : a shared subscription [MQTT-4.8.2], not available yet (CONNACK says so). */
-static bool subscribe_is_shared(const struct mqtt_str *f)
-{
-    return f->len >= 7 && memcmp(f->data, "$share/", 7) == 0;
-}
-
 /* One filter of a SUBSCRIBE: its SUBACK code (the granted QoS, or a failure), subscribed if
  * granted. *send_retained: whether its retained messages go out after the SUBACK. */
 static uint8_t subscribe_one(struct conn *c, const struct mqtt_str *f,
@@ -29,9 +23,14 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_str *f,
         qos = (uint8_t)broker_cfg(b)->max_qos;
     if (!topic_filter_valid(f->data, f->len))
         return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_SUBACK_FAILURE;
-    if (c->v5 && subscribe_is_shared(f))
-        return MQTT_RC_SHARED_SUB_NOT_SUPPORTED;
-    if (!broker_acl_allows(b, s, f->data, f->len, ACL_READ))
+    /* A shared subscription ($share/{group}/{filter}, 3.1.1 clients too): the ACL judges the
+     * filter itself [MQTT-4.8.2]; a "$share/" that is not a valid one is refused. */
+    const char *real = f->data;
+    size_t real_len = f->len;
+    bool shared = f->len >= 7 && memcmp(f->data, "$share/", 7) == 0;
+    if (shared && !share_parse(f->data, f->len, &real, &real_len))
+        return c->v5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT_SUBACK_FAILURE;
+    if (!broker_acl_allows(b, s, real, real_len, ACL_READ))
         return c->v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_SUBACK_FAILURE;
     bool existed = session_subscribed(s, f->data, f->len);
     uint8_t opts = qos | (o->no_local ? SUB_NO_LOCAL : 0) |
@@ -39,8 +38,8 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_str *f,
     if (session_subscribe(b, s, f->data, f->len, opts, subid) != 0)
         return c->v5 ? MQTT_RC_UNSPECIFIED : MQTT_SUBACK_FAILURE;
     /* Retain Handling [MQTT-3.3.1-9/10/11]: 0 always (3.1.1 too, also on re-subscribe
-     * [MQTT-3.8.4-3]), 1 only for a new subscription, 2 never. */
-    *send_retained = o->retain_handling == 0 || (o->retain_handling == 1 && !existed);
+     * [MQTT-3.8.4-3]), 1 only for a new subscription, 2 never; never for a shared one. */
+    *send_retained = !shared && (o->retain_handling == 0 || (o->retain_handling == 1 && !existed));
     return qos;
 }
 

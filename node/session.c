@@ -12,6 +12,7 @@
 #include "idset.h"
 #include "session.h"
 #include "strmap.h"
+#include "share.h"
 #include "topic.h"
 
 struct session_sub {
@@ -26,7 +27,8 @@ enum inflight_state {
 };
 
 struct inflight {
-    struct message *msg; /* NULL once PUBREL was sent */
+    struct message *msg;       /* NULL once PUBREL was sent */
+    struct share_group *share; /* came through this shared subscription: redelivered if lost */
     uint16_t id;
     uint8_t qos;
     uint8_t state;
@@ -35,6 +37,7 @@ struct inflight {
 
 struct queued {
     struct message *msg;
+    struct share_group *share; /* as struct inflight's */
     uint32_t bytes; /* its PUBLISH encoding at qos, counted in the session's queued_bytes */
     uint8_t qos;
     bool retain;
@@ -291,12 +294,44 @@ uint32_t session_expiry(const struct session *s)
     return s->expiry_s;
 }
 
+static void session_drop(struct broker *b, uint64_t *reason);
+
+/* A session that ends (not one that moves) gives what it holds from shared subscriptions to
+ * other members of the groups: a QoS 1/2 message of a group is not lost with one member
+ * [MQTT-4.8.2-5]; PUBLISHes it was sent already may reach the client and the new member both
+ * (at least once, as the spec allows for a group). */
+static void session_share_one(struct broker *b, struct session *s, struct share_group *g,
+                              struct message *msg)
+{
+    struct share_pick pick;
+    int rc = share_redeliver(b, g, msg, s, &pick);
+    if (rc > 0)
+        broker_share_forward(b, msg, &pick);
+    else if (rc < 0)
+        session_drop(b, &broker_core(b)->stats.dropped_share_no_member);
+}
+
+static void session_share_redeliver(struct broker *b, struct session *s)
+{
+    for (uint32_t k = 0; k < s->q->ninflight; k++) {
+        struct inflight *f = session_inflight_at(s, k);
+        if (f->share && f->msg && f->state == INFLIGHT_PUBLISH_SENT)
+            session_share_one(b, s, f->share, f->msg);
+    }
+    for (uint32_t i = 0; i < s->q->qlen; i++) {
+        struct queued *e = &s->q->queue[(s->q->qhead + i) % s->q->qcap];
+        if (e->share)
+            session_share_one(b, s, e->share, e->msg);
+    }
+}
+
 void session_detach(struct broker *b, struct session *s)
 {
     s->conn = NULL;
     s->stalled = false;
     broker_flow_release(b, &s->gate); /* an offline session pauses nobody */
     if (s->clean) {
+        session_share_redeliver(b, s);
         session_destroy(b, s);
         return;
     }
@@ -350,6 +385,7 @@ void sessions_expire(struct broker *b, uint64_t now)
             session_will_publish(b, s);
         if (s->expire_at && s->expire_at <= now) {
             log_debug(broker_log(b), "session %s expired", s->client_id);
+            session_share_redeliver(b, s);
             session_destroy(b, s);
         }
     }
@@ -424,7 +460,15 @@ size_t session_subids(const struct session *s, const char *topic, size_t len, ui
     size_t n = 0;
     for (uint32_t i = 0; i < s->nsubs && s->nsubids && n < max; i++) {
         const struct session_sub *e = &s->subs[i];
-        if (e->subid && topic_match(e->filter, strlen(e->filter), topic, len))
+        if (!e->subid)
+            continue;
+        const char *f = e->filter; /* a shared subscription matches by its own filter */
+        size_t fl = strlen(f);
+        if (!share_parse(e->filter, fl, &f, &fl)) {
+            f = e->filter;
+            fl = strlen(f);
+        }
+        if (topic_match(f, fl, topic, len))
             out[n++] = e->subid;
     }
     return n;
@@ -519,7 +563,7 @@ static uint16_t session_next_id(struct session *s)
 /* Put msg in flight and send it. The caller checked the window has room. Takes a reference.
  * -1 if out of memory (nothing changed). */
 static int session_send_inflight(struct broker *b, struct session *s, struct message *msg,
-                                 uint8_t qos, bool retain)
+                                 uint8_t qos, bool retain, struct share_group *share)
 {
     if (session_inflight_reserve(b, s) < 0)
         return -1;
@@ -532,6 +576,7 @@ static int session_send_inflight(struct broker *b, struct session *s, struct mes
     f->id = id;
     f->state = INFLIGHT_PUBLISH_SENT;
     f->retain = retain;
+    f->share = share;
     conn_send_publish(s->conn, msg, qos, f->id, false, retain);
     return 0;
 }
@@ -634,7 +679,7 @@ void session_check_stall(struct broker *b, struct session *s, uint64_t now)
  * bounded by back-pressure (backlog_high, session-max-bytes). Offline, stalled or under the drop
  * policy it holds at most max-queued; what does not fit is dropped and counted. */
 static void session_enqueue(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
-                            bool retain)
+                            bool retain, struct share_group *share)
 {
     if (s->q->qlen >= broker_cfg(b)->max_queued && !session_exerts_backpressure(b, s)) {
         session_drop(b, &broker_core(b)->stats.dropped_queue_full);
@@ -660,7 +705,7 @@ static void session_enqueue(struct broker *b, struct session *s, struct message 
         s->q->qhead = 0;
     }
     s->q->queue[(s->q->qhead + s->q->qlen) % s->q->qcap] =
-        (struct queued){message_ref(msg), (uint32_t)bytes, qos, retain};
+        (struct queued){message_ref(msg), share, (uint32_t)bytes, qos, retain};
     s->q->qlen++;
     s->q->queued_bytes += bytes;
 }
@@ -670,8 +715,8 @@ static void session_enqueue(struct broker *b, struct session *s, struct message 
  * (session_after_deliver); one that stalled (or any, under the drop policy) has live QoS 0 past
  * backlog_high dropped, counted. The retained messages a SUBSCRIBE asked for are always sent
  * [MQTT-3.3.1-6], bounded by the retained store itself. */
-void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
-                     bool retain)
+static void session_deliver_tagged(struct broker *b, struct session *s, struct message *msg,
+                                   uint8_t qos, bool retain, struct share_group *share)
 {
     if (message_expired(msg, broker_now_ms(b))) { /* [MQTT-3.3.2-5] */
         broker_core(b)->stats.msgs_expired++;
@@ -692,10 +737,29 @@ void session_deliver(struct broker *b, struct session *s, struct message *msg, u
         }
         conn_send_publish(c, msg, 0, 0, false, retain);
     } else if (s->q->qlen > 0 || !session_can_send(b, s) ||
-               session_send_inflight(b, s, msg, qos, retain) < 0) {
-        session_enqueue(b, s, msg, qos, retain);
+               session_send_inflight(b, s, msg, qos, retain, share) < 0) {
+        session_enqueue(b, s, msg, qos, retain, share);
     }
     session_after_deliver(b, s);
+}
+
+void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
+                     bool retain)
+{
+    session_deliver_tagged(b, s, msg, qos, retain, NULL);
+}
+
+void session_deliver_shared(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
+                            bool retain, struct share_group *g)
+{
+    session_deliver_tagged(b, s, msg, qos, retain, g);
+}
+
+bool session_ready(const struct broker *b, const struct session *s, uint8_t qos)
+{
+    if (!s->conn)
+        return false;
+    return qos == 0 || (s->q->qlen == 0 && session_can_send(b, s));
 }
 
 /* Move queued messages into flight while the window has room; one whose Message Expiry Interval
@@ -707,7 +771,7 @@ static void session_pump(struct broker *b, struct session *s)
         struct queued q = s->q->queue[s->q->qhead];
         if (message_expired(q.msg, now))
             broker_core(b)->stats.msgs_expired++;
-        else if (session_send_inflight(b, s, q.msg, q.qos, q.retain) < 0)
+        else if (session_send_inflight(b, s, q.msg, q.qos, q.retain, q.share) < 0)
             return; /* out of memory: it stays queued; the next ack tries again */
         s->q->qhead = (s->q->qhead + 1) % s->q->qcap;
         s->q->qlen--;
@@ -871,7 +935,7 @@ int session_restore_msg(struct broker *b, struct session *s, struct message *msg
         info->state != SESSION_MSG_QUEUED && info->id != 0 && !idset_has(&s->q->out_ids, info->id);
     if (!keep) {
         if (!pubrel)
-            session_enqueue(b, s, msg, info->qos, info->retain);
+            session_enqueue(b, s, msg, info->qos, info->retain, NULL);
         return 0;
     }
     if (session_inflight_reserve(b, s) < 0 || idset_add(&s->q->out_ids, info->id) < 0)
@@ -882,6 +946,7 @@ int session_restore_msg(struct broker *b, struct session *s, struct message *msg
     f->qos = info->qos;
     f->state = pubrel ? INFLIGHT_PUBREL_SENT : INFLIGHT_PUBLISH_SENT;
     f->retain = info->retain;
+    f->share = NULL; /* a moved session's shared messages stay its own */
     if (pubrel) {
         session_inflight_move_up(s, s->q->ninflight - 1, s->q->nrel);
         s->q->nrel++;

@@ -141,6 +141,14 @@ void session_match_add(void *subscriber, uint8_t opts, void *ctx);
  * sent [MQTT-3.3.1-6]. */
 void session_deliver(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
                      bool retain);
+/* session_deliver for a message that reached s through shared subscription group g (share.h):
+ * tagged, so that if s ends before it is acknowledged another member gets it. */
+struct share_group;
+void session_deliver_shared(struct broker *b, struct session *s, struct message *msg, uint8_t qos,
+                            bool retain, struct share_group *g);
+/* Whether s can take a message at qos now without queueing it (online; for QoS 1/2, room in its
+ * window and nothing queued ahead): what a shared group prefers. */
+bool session_ready(const struct broker *b, const struct session *s, uint8_t qos);
 /* The client acknowledged an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL
  * (which the caller sends), PUBCOMP ends QoS 2. True if it matched a message in flight (a repeated
  * PUBREC too). Frees window room: queued messages move into flight. */

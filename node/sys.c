@@ -55,6 +55,8 @@ void sys_publish(struct broker *b)
     sys_set_u64(b, "$SYS/broker/publish/messages/dropped/peer_queue_full", st.dropped_peer_full);
     sys_set_u64(b, "$SYS/broker/publish/messages/expired", st.msgs_expired);
     sys_set_u64(b, "$SYS/broker/publish/messages/dropped/too_large", st.dropped_too_large);
+    sys_set_u64(b, "$SYS/broker/publish/messages/dropped/share_no_member",
+                st.dropped_share_no_member);
     sys_set_u64(b, "$SYS/broker/publishers/paused", st.publishers_paused);
     sys_set_u64(b, "$SYS/broker/publishers/pauses", st.pause_events);
     sys_set_u64(b, "$SYS/broker/publishers/paused_ms", st.paused_ms_total);

@@ -24,9 +24,13 @@ void metrics_broker(struct prom *t, const struct broker *b)
         const char *reason;
         uint64_t n;
     } dropped[] = {
-        {"qos0_stalled", bs.dropped_qos0_stalled}, {"queue_full", bs.dropped_queue_full},
-        {"no_memory", bs.dropped_no_memory},       {"peer_gone", bs.dropped_peer_gone},
-        {"peer_queue_full", bs.dropped_peer_full}, {"too_large", bs.dropped_too_large},
+        {"qos0_stalled", bs.dropped_qos0_stalled},
+        {"queue_full", bs.dropped_queue_full},
+        {"no_memory", bs.dropped_no_memory},
+        {"peer_gone", bs.dropped_peer_gone},
+        {"peer_queue_full", bs.dropped_peer_full},
+        {"too_large", bs.dropped_too_large},
+        {"share_no_member", bs.dropped_share_no_member},
     };
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
         prom_printf(t, "sol_messages_dropped_total{reason=\"%s\"} %llu\n", dropped[i].reason,
