@@ -323,6 +323,7 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     out->flags = flags;
     out->level = v5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311;
     out->props.v.has = 0;
+    out->props.ptr = NULL;
     out->props.len = out->props.user_count = out->props.subid_count = 0;
     if ((rc = check_flags(out->type, flags)) != CODEC_OK)
         return rc;

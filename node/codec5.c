@@ -99,6 +99,7 @@ int codec5_decode_connect(struct cursor *c, struct mqtt_packet *p)
     static const struct mqtt_str empty = {NULL, 0};
     o->will_topic = o->will_payload = o->username = o->password = empty;
     o->will_props.v.has = 0;
+    o->will_props.ptr = NULL;
     o->will_props.len = o->will_props.user_count = o->will_props.subid_count = 0;
     if (!cursor_str(c, &o->client_id)) /* [MQTT-3.1.3-3] */
         return CODEC_ERR_MALFORMED;

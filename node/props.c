@@ -255,12 +255,15 @@ int props_parse(const uint8_t *buf, size_t len, unsigned kind, struct props_view
 /* Skip one property of a validated view, reporting its id and where its value starts. */
 static bool view_next(const struct props_view *v, size_t *pos, uint32_t *id, struct cursor *val)
 {
-    struct cursor c = {v->ptr + *pos, v->ptr + v->len};
+    struct cursor c;
     struct mqtt_str s;
     const struct prop_info *info;
     uint32_t u;
 
-    if (*pos >= v->len || !cursor_varint(&c, id) || (info = props_info(*id)) == NULL)
+    if (*pos >= v->len) /* first: an empty view may have no pointer at all */
+        return false;
+    c = (struct cursor){v->ptr + *pos, v->ptr + v->len};
+    if (!cursor_varint(&c, id) || (info = props_info(*id)) == NULL)
         return false;
     *val = c;
     switch (info->type) {
