@@ -150,9 +150,42 @@ static inline const unsigned *spec_kinds(size_t *n)
     return k;
 }
 
-/* The integer field of a Byte / Two / Four Byte / varint property (test-side accessor). */
-static inline uint32_t *spec_int_field(struct props_values *v, unsigned id)
+/* The field of a single-valued property, written out apart from props.c's table: its address in v
+ * and *width, the bytes of an integer field (1, 2, 4) or 0 for a string / binary. */
+static inline void *spec_field(const struct props_values *cv, unsigned id, size_t *width)
 {
+    struct props_values *v = (struct props_values *)cv;
+    *width = 1;
+    switch (id) {
+    case 0x01:
+        return &v->payload_format;
+    case 0x17:
+        return &v->request_problem_info;
+    case 0x19:
+        return &v->request_response_info;
+    case 0x24:
+        return &v->maximum_qos;
+    case 0x25:
+        return &v->retain_available;
+    case 0x28:
+        return &v->wildcard_sub_available;
+    case 0x29:
+        return &v->subid_available;
+    case 0x2A:
+        return &v->shared_sub_available;
+    }
+    *width = 2;
+    switch (id) {
+    case 0x13:
+        return &v->server_keepalive;
+    case 0x21:
+        return &v->receive_maximum;
+    case 0x22:
+        return &v->topic_alias_maximum;
+    case 0x23:
+        return &v->topic_alias;
+    }
+    *width = 4;
     switch (id) {
     case 0x02:
         return &v->message_expiry;
@@ -165,92 +198,7 @@ static inline uint32_t *spec_int_field(struct props_values *v, unsigned id)
     case 0x27:
         return &v->maximum_packet_size;
     }
-    return NULL;
-}
-
-/* Read an integer property's value as decoded. */
-static inline uint32_t spec_get_int(const struct props_values *v, unsigned id)
-{
-    switch (id) {
-    case 0x01:
-        return v->payload_format;
-    case 0x17:
-        return v->request_problem_info;
-    case 0x19:
-        return v->request_response_info;
-    case 0x24:
-        return v->maximum_qos;
-    case 0x25:
-        return v->retain_available;
-    case 0x28:
-        return v->wildcard_sub_available;
-    case 0x29:
-        return v->subid_available;
-    case 0x2A:
-        return v->shared_sub_available;
-    case 0x13:
-        return v->server_keepalive;
-    case 0x21:
-        return v->receive_maximum;
-    case 0x22:
-        return v->topic_alias_maximum;
-    case 0x23:
-        return v->topic_alias;
-    }
-    uint32_t *p = spec_int_field((struct props_values *)v, id);
-    assert_non_null(p);
-    return *p;
-}
-
-/* Set an integer property's value for the writer. */
-static inline void spec_set_int(struct props_values *v, unsigned id, uint32_t x)
-{
-    switch (id) {
-    case 0x01:
-        v->payload_format = (uint8_t)x;
-        return;
-    case 0x17:
-        v->request_problem_info = (uint8_t)x;
-        return;
-    case 0x19:
-        v->request_response_info = (uint8_t)x;
-        return;
-    case 0x24:
-        v->maximum_qos = (uint8_t)x;
-        return;
-    case 0x25:
-        v->retain_available = (uint8_t)x;
-        return;
-    case 0x28:
-        v->wildcard_sub_available = (uint8_t)x;
-        return;
-    case 0x29:
-        v->subid_available = (uint8_t)x;
-        return;
-    case 0x2A:
-        v->shared_sub_available = (uint8_t)x;
-        return;
-    case 0x13:
-        v->server_keepalive = (uint16_t)x;
-        return;
-    case 0x21:
-        v->receive_maximum = (uint16_t)x;
-        return;
-    case 0x22:
-        v->topic_alias_maximum = (uint16_t)x;
-        return;
-    case 0x23:
-        v->topic_alias = (uint16_t)x;
-        return;
-    }
-    uint32_t *p = spec_int_field(v, id);
-    assert_non_null(p);
-    *p = x;
-}
-
-/* The string / binary field of a property. */
-static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned id)
-{
+    *width = 0;
     switch (id) {
     case 0x03:
         return &v->content_type;
@@ -271,8 +219,40 @@ static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned i
     case 0x1F:
         return &v->reason_string;
     }
-    fail_msg("no string field for property 0x%02x", id);
+    fail_msg("no field for property 0x%02x", id);
     return NULL;
+}
+
+/* Read an integer property's value as decoded. */
+static inline uint32_t spec_get_int(const struct props_values *v, unsigned id)
+{
+    size_t w;
+    void *f = spec_field(v, id, &w);
+    assert_true(w != 0);
+    return w == 1 ? *(uint8_t *)f : w == 2 ? *(uint16_t *)f : *(uint32_t *)f;
+}
+
+/* Set an integer property's value for the writer. */
+static inline void spec_set_int(struct props_values *v, unsigned id, uint32_t x)
+{
+    size_t w;
+    void *f = spec_field(v, id, &w);
+    assert_true(w != 0);
+    if (w == 1)
+        *(uint8_t *)f = (uint8_t)x;
+    else if (w == 2)
+        *(uint16_t *)f = (uint16_t)x;
+    else
+        *(uint32_t *)f = x;
+}
+
+/* The string / binary field of a property. */
+static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned id)
+{
+    size_t w;
+    void *f = spec_field(v, id, &w);
+    assert_int_equal(w, 0);
+    return f;
 }
 
 /* A sample value per property, distinct per identifier so a value landing in the wrong field shows:
