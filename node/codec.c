@@ -125,7 +125,7 @@ int codec_filter_check(const struct mqtt_str *f)
 
 /* Fixed-header flag rule per packet type [MQTT-2.2.2-1/2]. PUBLISH flags are checked by its
  * decoder. */
-static int check_flags(enum mqtt_type type, uint8_t flags)
+static inline int check_flags(enum mqtt_type type, uint8_t flags)
 {
     switch (type) {
     case MQTT_PUBLISH:
@@ -233,8 +233,10 @@ static int decode_connack(struct cursor *c, struct mqtt_connack *o)
     return CODEC_OK;
 }
 
-/* PUBLISH [MQTT-3.3]: topic, packet id when QoS > 0, the rest is payload (possibly empty). */
-static int decode_publish(struct cursor *c, uint8_t flags, struct mqtt_publish *o)
+/* PUBLISH [MQTT-3.3]: topic, packet id when QoS > 0, the rest is payload (possibly empty). Inlined:
+ * the hot path, and decode_at is inlined twice. */
+static inline __attribute__((always_inline)) int decode_publish(struct cursor *c, uint8_t flags,
+                                                                struct mqtt_publish *o)
 {
     int rc;
 
@@ -334,9 +336,10 @@ static int decode_suback(struct cursor *c, struct mqtt_list *o)
 /* Decode one packet at the start of buf (see codec.h). Type and flags are judged from the first
  * byte, the size limit from the length field alone, so a bad or oversized packet is refused before
  * its body is waited for. The fixed header is the same at both levels; bodies at level 5 are
- * codec5.c's. */
-int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level,
-                       struct mqtt_packet *out)
+ * codec5.c's. Inlined into both entries so codec_decode (level 4, a constant) keeps the 3.1.1 path
+ * without the level tests. */
+static inline __attribute__((always_inline)) int
+decode_at(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level, struct mqtt_packet *out)
 {
     uint32_t rl;
     size_t hdr;
@@ -351,9 +354,6 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     out->type = (enum mqtt_type)type;
     out->flags = flags;
     out->level = v5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311;
-    out->props.v.has = 0;
-    out->props.ptr = NULL;
-    out->props.len = out->props.user_count = out->props.subid_count = 0;
     if ((rc = check_flags(out->type, flags)) != CODEC_OK)
         return rc;
 
@@ -372,6 +372,9 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     out->total_len = hdr + rl;
 
     struct cursor c = {buf + hdr, buf + hdr + rl};
+    out->props.v.has = 0;
+    out->props.ptr = NULL;
+    out->props.len = out->props.user_count = out->props.subid_count = 0;
     if (v5 && out->type != MQTT_CONNECT)
         return codec5_decode_body(&c, out);
     switch (out->type) {
@@ -406,10 +409,17 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     return CODEC_ERR_TYPE; /* not reached */
 }
 
+/* Decode at the connection's level (see codec.h). */
+int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level,
+                       struct mqtt_packet *out)
+{
+    return decode_at(buf, len, max_packet, level, out);
+}
+
 /* 3.1.1 decoding, as it was before MQTT 5. */
 int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out)
 {
-    return codec_decode_level(buf, len, max_packet, MQTT_PROTOCOL_LEVEL_311, out);
+    return decode_at(buf, len, max_packet, MQTT_PROTOCOL_LEVEL_311, out);
 }
 
 /* Name of a codec_result for a log line. */

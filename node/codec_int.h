@@ -84,6 +84,10 @@ static inline uint8_t *put_str(uint8_t *p, const char *s, size_t len)
 static inline int varint_read(const uint8_t *p, size_t len, uint32_t *value)
 {
     uint32_t v = 0;
+    if (len > 0 && !(p[0] & 0x80)) { /* the common one-byte case */
+        *value = p[0];
+        return 1;
+    }
     for (int i = 0; i < 4; i++) {
         if ((size_t)i >= len)
             return 0;
