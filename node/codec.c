@@ -145,7 +145,7 @@ static inline int check_flags(enum mqtt_type type, uint8_t flags)
 
 /* CONNECT [MQTT-3.1] of either level: variable header then the payload fields its flags announce,
  * nothing else; at level 5 the properties after the keepalive and the Will Properties before the
- * will topic [MQTT-3.1.2.11], [MQTT-3.1.3.2]. conn_level is the connection's (0 before CONNECT). */
+ * will topic (sec. 3.1.2.11), (sec. 3.1.3.2). conn_level is the connection's (0 before CONNECT). */
 static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_packet *p)
 {
     struct mqtt_connect *o = &p->u.connect;
@@ -180,7 +180,7 @@ static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_pack
         return CODEC_ERR_MALFORMED;
     if (o->will_qos == 3) /* [MQTT-3.1.2-14], v5 [MQTT-3.1.2-12] */
         return CODEC_ERR_QOS;
-    /* [MQTT-3.1.2-22]; v5 allows a password without a user name [MQTT-3.1.2.9] */
+    /* [MQTT-3.1.2-22]; v5 allows a password without a user name (sec. 3.1.2.9) */
     if (!v5 && o->has_password && !o->has_username)
         return CODEC_ERR_MALFORMED;
     if (!cursor_u16(c, &o->keepalive))
@@ -260,7 +260,7 @@ static inline __attribute__((always_inline)) int decode_publish(struct cursor *c
 }
 
 /* One SUBSCRIBE entry's byte after the filter: the requested QoS in 3.1.1 (reserved bits 0
- * [MQTT-3-8.3-4]), the Subscription Options in v5 [MQTT-3.8.3.1]: reserved bits 0 [MQTT-3.8.3-5],
+ * [MQTT-3-8.3-4]), the Subscription Options in v5 (sec. 3.8.3.1): reserved bits 0 [MQTT-3.8.3-5],
  * Maximum QoS and Retain Handling not 3, No Local not on a shared subscription [MQTT-3.8.3-4]. */
 static int check_sub_byte(uint8_t b, const struct mqtt_str *f, bool v5)
 {
@@ -397,8 +397,9 @@ decode_at(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level, stru
     case MQTT_UNSUBACK: /* exactly a packet id [MQTT-3.4.2], ..., [MQTT-3.11.2] */
         if (rl != 2)
             return CODEC_ERR_MALFORMED;
-        out->u.packet_id = get_u16(c.p);
-        return out->u.packet_id ? CODEC_OK : CODEC_ERR_PACKET_ID;
+        out->u.ack.packet_id = get_u16(c.p);
+        out->u.ack.reason = 0;
+        return out->u.ack.packet_id ? CODEC_OK : CODEC_ERR_PACKET_ID;
     case MQTT_PINGREQ:
     case MQTT_PINGRESP:
     case MQTT_DISCONNECT: /* no variable header, no payload */

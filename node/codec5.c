@@ -32,9 +32,9 @@ static const uint8_t rc_auth[] = {0x00, 0x18, 0x19};
 
 #define IN(list, r) reason_in(list, sizeof list, r)
 
-/* The spec's reason-code table per packet: CONNACK [MQTT-3.2.2.2], PUBACK [MQTT-3.4.2.1], PUBREC
- * [MQTT-3.5.2.1], PUBREL [MQTT-3.6.2.1], PUBCOMP [MQTT-3.7.2.1], SUBACK [MQTT-3.9.3], UNSUBACK
- * [MQTT-3.11.3], DISCONNECT [MQTT-3.14.2.1], AUTH [MQTT-3.15.2.1]. */
+/* The spec's reason-code table per packet: CONNACK (sec. 3.2.2.2), PUBACK (sec. 3.4.2.1), PUBREC
+ * (sec. 3.5.2.1), PUBREL (sec. 3.6.2.1), PUBCOMP (sec. 3.7.2.1), SUBACK [MQTT-3.9.3], UNSUBACK
+ * [MQTT-3.11.3], DISCONNECT (sec. 3.14.2.1), AUTH (sec. 3.15.2.1). */
 bool codec_reason_valid(enum mqtt_type type, uint8_t reason)
 {
     switch (type) {
@@ -68,7 +68,7 @@ static int decode_connack(struct cursor *c, struct mqtt_packet *p)
         return CODEC_ERR_MALFORMED;
     uint8_t ack = c->p[0], rc = c->p[1];
     c->p += 2;
-    if (ack & 0xFE) /* [MQTT-3.2.2.1] */
+    if (ack & 0xFE) /* (sec. 3.2.2.1) */
         return CODEC_ERR_MALFORMED;
     if (!codec_reason_valid(MQTT_CONNACK, rc))
         return CODEC_ERR_REASON;
@@ -83,7 +83,7 @@ static int decode_connack(struct cursor *c, struct mqtt_packet *p)
 }
 
 /* PUBLISH v5 [MQTT-3.3]: topic, packet id when QoS > 0, properties, payload. An empty topic is
- * allowed only with a Topic Alias [MQTT-3.3.2.3.4]. */
+ * allowed only with a Topic Alias (sec. 3.3.2.3.4). */
 static int decode_publish(struct cursor *c, struct mqtt_packet *p)
 {
     struct mqtt_publish *o = &p->u.publish;
@@ -104,15 +104,15 @@ static int decode_publish(struct cursor *c, struct mqtt_packet *p)
     if ((rc = codec_cursor_props(c, MQTT_PUBLISH, &p->props)) != CODEC_OK)
         return rc;
     if (o->topic.len == 0 && !props_has(&p->props.v, PROP_TOPIC_ALIAS))
-        return CODEC_ERR_PROTOCOL; /* [MQTT-3.3.2.3.4] */
+        return CODEC_ERR_PROTOCOL; /* (sec. 3.3.2.3.4) */
     o->payload = c->p;
     o->payload_len = cursor_left(c);
     return CODEC_OK;
 }
 
 /* The optional tail of an ack, DISCONNECT or AUTH: a reason (Success when the packet ends here),
- * then a property block (none when it ends after the reason), then nothing [MQTT-3.4.2.1],
- * [MQTT-3.14.2.1], [MQTT-3.15.2.1]. */
+ * then a property block (none when it ends after the reason), then nothing (sec. 3.4.2.1),
+ * (sec. 3.14.2.1), (sec. 3.15.2.1). */
 static int reason_props_tail(struct cursor *c, struct mqtt_packet *p, uint8_t *reason)
 {
     *reason = 0;
@@ -130,7 +130,7 @@ static int reason_props_tail(struct cursor *c, struct mqtt_packet *p, uint8_t *r
 }
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP v5 [MQTT-3.4.2]: packet id, then reason and properties, each
- * omitted when remaining length is 2 (Success, none) or 3 (no properties) [MQTT-3.4.2.1]. */
+ * omitted when remaining length is 2 (Success, none) or 3 (no properties) (sec. 3.4.2.1). */
 static int decode_ack(struct cursor *c, struct mqtt_packet *p)
 {
     struct mqtt_ack *o = &p->u.ack;

@@ -24,7 +24,7 @@ size_t codec_encode_connack5(uint8_t *out, bool session_present, uint8_t reason,
 }
 
 /* Remaining length of a packet whose reason and property block may be left off: base bytes, then
- * none (reason 0, no properties), the reason alone, or both [MQTT-3.4.2.1], [MQTT-3.14.2.1]. */
+ * none (reason 0, no properties), the reason alone, or both (sec. 3.4.2.1), (sec. 3.14.2.1). */
 static size_t reason_props_rl(size_t base, uint8_t reason, size_t n)
 {
     if (n)
@@ -140,7 +140,7 @@ size_t codec_encode_connect5(uint8_t *out, const struct mqtt_connect *c,
     return codec_encode_connect_any(out, c, MQTT_PROTOCOL_LEVEL_5, &cp);
 }
 
-/* The Subscription Options byte [MQTT-3.8.3.1]. */
+/* The Subscription Options byte (sec. 3.8.3.1). */
 uint8_t codec_sub_options_byte(const struct mqtt_sub_options *o)
 {
     return (uint8_t)((o->qos & 3) | (o->no_local ? 0x04 : 0) | (o->retain_as_published ? 0x08 : 0) |

@@ -1,5 +1,5 @@
 /*
- * props.c - MQTT 5.0 properties: the identifier table [MQTT-2.2.2.2], the parser that validates a
+ * props.c - MQTT 5.0 properties: the identifier table (sec. 2.2.2.2), the parser that validates a
  * block against it, the iterators over repeatable properties and the writer.
  */
 #include "props.h"
@@ -123,8 +123,8 @@ static inline const void *cfield(const struct props_values *v, unsigned id)
 }
 
 /* One property value of type t for id, stored in v unless it repeats. Zero values the spec forbids
- * are Protocol Errors: Receive Maximum [MQTT-3.1.2.11.3], Maximum Packet Size [MQTT-3.1.2.11.4],
- * Topic Alias [MQTT-3.3.2-8], Subscription Identifier [MQTT-3.8.2.1.2]; Byte flags other than 0/1
+ * are Protocol Errors: Receive Maximum (sec. 3.1.2.11.3), Maximum Packet Size (sec. 3.1.2.11.4),
+ * Topic Alias [MQTT-3.3.2-8], Subscription Identifier (sec. 3.8.2.1.2); Byte flags other than 0/1
  * too, except Payload Format Indicator whose only values are 0 and 1 (anything else is not of the
  * property's type: malformed). */
 static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct props_view *o)
@@ -179,7 +179,7 @@ static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct pr
             return CODEC_ERR_PROPERTY;
         *(struct mqtt_str *)field(v, id) = s;
         return CODEC_OK;
-    case PROP_TYPE_PAIR: /* only User Property [MQTT-3.1.2.11.8] */
+    case PROP_TYPE_PAIR: /* only User Property (sec. 3.1.2.11.8) */
         if ((rc = cursor_utf8(c, &s)) != CODEC_OK || (rc = cursor_utf8(c, &s)) != CODEC_OK)
             return rc;
         o->user_count++;
@@ -208,7 +208,7 @@ int props_parse(const uint8_t *buf, size_t len, unsigned kind, struct props_view
         const struct prop_info *info;
         if (!cursor_varint(&c, &id) || (info = props_info(id)) == NULL)
             return CODEC_ERR_PROPERTY;
-        if (!(info->kinds & (1u << kind))) /* not valid for this packet [MQTT-2.2.2.2] */
+        if (!(info->kinds & (1u << kind))) /* not valid for this packet (sec. 2.2.2.2) */
             return CODEC_ERR_PROPERTY;
         if ((out->v.has >> id) & 1 && !(info->multi_kinds & (1u << kind)))
             return CODEC_ERR_PROTOCOL; /* "a Protocol Error to include ... more than once" */
@@ -217,7 +217,7 @@ int props_parse(const uint8_t *buf, size_t len, unsigned kind, struct props_view
             return rc;
     }
     if (props_has(&out->v, PROP_AUTH_DATA) && !props_has(&out->v, PROP_AUTH_METHOD))
-        return CODEC_ERR_PROTOCOL; /* [MQTT-3.1.2.11.10], [MQTT-3.2.2.3.18], [MQTT-3.15.2.2.3] */
+        return CODEC_ERR_PROTOCOL; /* (sec. 3.1.2.11.10), (sec. 3.2.2.3.18), (sec. 3.15.2.2.3) */
     return CODEC_OK;
 }
 

@@ -89,7 +89,7 @@ static inline void assert_str_eq(struct mqtt_str a, struct mqtt_str b)
         assert_memory_equal(a.data, b.data, a.len);
 }
 
-/* ---- MQTT 5 properties as the spec's table [MQTT-2.2.2.2] lists them ---- */
+/* ---- MQTT 5 properties as the spec's table (sec. 2.2.2.2) lists them ---- */
 #define SK(t) (1u << (t))
 #define SK_ACKS (SK(MQTT_PUBACK) | SK(MQTT_PUBREC) | SK(MQTT_PUBREL) | SK(MQTT_PUBCOMP))
 
@@ -256,7 +256,8 @@ static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned i
 }
 
 /* A sample value per property, distinct per identifier so a value landing in the wrong field shows:
- * flags 1, integers id-derived and above one byte, strings non-ASCII UTF-8, binaries with 0x00/0xFF. */
+ * flags 0/1, integers id-derived and above one byte, strings non-ASCII UTF-8, binaries with 0x00 and
+ * 0xFF. */
 static inline uint32_t spec_sample_int(const struct spec_prop *r)
 {
     switch (r->type) {

@@ -220,7 +220,7 @@ static void test_every_packet_every_property(void **state)
     }
 }
 
-/* [MQTT-2.2.2.2] Each property on each packet that does not allow it: a malformed property. */
+/* (sec. 2.2.2.2) Each property on each packet that does not allow it: a malformed property. */
 static void test_every_refused_property(void **state)
 {
     size_t n, nk;
@@ -251,9 +251,9 @@ static void test_every_refused_property(void **state)
     }
 }
 
-/* The spec's reason-code lists per packet, written out: CONNACK [MQTT-3.2.2.2], PUBACK/PUBREC
- * [MQTT-3.4.2.1]/[MQTT-3.5.2.1], PUBREL/PUBCOMP, SUBACK [MQTT-3.9.3], UNSUBACK [MQTT-3.11.3],
- * DISCONNECT [MQTT-3.14.2.1], AUTH [MQTT-3.15.2.1]. */
+/* The spec's reason-code lists per packet, written out: CONNACK (sec. 3.2.2.2), PUBACK/PUBREC
+ * (sec. 3.4.2.1)/(sec. 3.5.2.1), PUBREL/PUBCOMP, SUBACK [MQTT-3.9.3], UNSUBACK [MQTT-3.11.3],
+ * DISCONNECT (sec. 3.14.2.1), AUTH (sec. 3.15.2.1). */
 static bool spec_reason(unsigned type, unsigned r)
 {
     static const char *lists[16] = {
@@ -302,7 +302,7 @@ static void test_reason_codes_per_packet(void **state)
     assert_false(codec_reason_valid(MQTT_CONNECT, 0));
 }
 
-/* [MQTT-3.4.2.1] The ack short forms: remaining length 2 is Success without properties, 3 a reason
+/* (sec. 3.4.2.1) The ack short forms: remaining length 2 is Success without properties, 3 a reason
  * without properties, a zero-length block may follow; the encoder picks the shortest. */
 static void test_ack_short_forms(void **state)
 {
@@ -350,7 +350,7 @@ static void test_ack_short_forms(void **state)
     }
 }
 
-/* [MQTT-3.14.2.1], [MQTT-3.15.2.1] DISCONNECT and AUTH: remaining length 0 is Success, 1 a reason
+/* (sec. 3.14.2.1), (sec. 3.15.2.1) DISCONNECT and AUTH: remaining length 0 is Success, 1 a reason
  * alone; the encoder writes the short forms. */
 static void test_disconnect_auth_forms(void **state)
 {
@@ -402,7 +402,7 @@ static void test_auth_level4_vs_5(void **state)
     assert_int_equal(p.props.v.auth_data.len, 2);
 }
 
-/* Every Subscription Options byte [MQTT-3.8.3.1]: reserved bits 6-7 malformed [MQTT-3.8.3-5], QoS 3
+/* Every Subscription Options byte (sec. 3.8.3.1): reserved bits 6-7 malformed [MQTT-3.8.3-5], QoS 3
  * and Retain Handling 3 Protocol Errors, the rest decoded field by field. */
 static void test_subscription_options_every_byte(void **state)
 {
@@ -467,7 +467,7 @@ static void test_subscribe_unsubscribe_errors(void **state)
 }
 
 /* CONNECT v5 [MQTT-3.1]: reserved flag malformed [MQTT-3.1.2-3], will QoS/retain without will,
- * will QoS 3, password without user name allowed in v5 [MQTT-3.1.2.9], bad properties, trailing
+ * will QoS 3, password without user name allowed in v5 (sec. 3.1.2.9), bad properties, trailing
  * bytes, bad client id. */
 static void test_connect5_rules(void **state)
 {
@@ -563,9 +563,21 @@ static void test_protocol_level_dispatch(void **state)
     /* before CONNECT other packets decode as 3.1.1 */
     assert_int_equal(decode_level_exact(BYTES(0x40, 3, 0, 1, 0x10), 0, &p), CODEC_ERR_MALFORMED);
     assert_int_equal(decode_level_exact(BYTES(0x40, 3, 0, 1, 0x10), 5, &p), CODEC_OK);
+    memset(&p, 0xFF, sizeof p);
     assert_int_equal(decode_level_exact(BYTES(0x40, 2, 0, 1), 0, &p), CODEC_OK);
     assert_int_equal(p.level, 4);
+    assert_int_equal(p.u.ack.reason, 0); /* set at level 4 too */
     assert_true(p.props.v.has == 0);
+    /* a 3.1.1 packet has no properties, whatever was in the struct before */
+    memset(&p, 0xFF, sizeof p);
+    assert_int_equal(decode_exact(BYTES(0x30, 4, 0, 1, 't', 'x'), 0, &p), CODEC_OK);
+    assert_int_equal(p.level, 4);
+    assert_true(p.props.v.has == 0);
+    assert_int_equal(p.props.len, 0);
+    assert_int_equal(p.props.user_count + p.props.subid_count, 0);
+    size_t pos = 0;
+    struct mqtt_str_pair up;
+    assert_false(props_user_next(&p.props, &pos, &up));
 }
 
 /* CONNACK v5 [MQTT-3.2]: reserved flag bits malformed, Session Present only with Success
@@ -589,7 +601,7 @@ static void test_connack5_rules(void **state)
 }
 
 /* PUBLISH v5 [MQTT-3.3]: properties after the packet id; an empty topic only with a Topic Alias
- * [MQTT-3.3.2.3.4]; Topic Alias 0 [MQTT-3.3.2-8]; the property bytes can be forwarded as they came;
+ * (sec. 3.3.2.3.4); Topic Alias 0 [MQTT-3.3.2-8]; the property bytes can be forwarded as they came;
  * codec_publish_patch works on a v5 encoding. */
 static void test_publish5(void **state)
 {

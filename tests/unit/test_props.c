@@ -1,6 +1,6 @@
 /*
  * test_props.c - cmocka tests of the MQTT 5 property module (props.c): the identifier table against
- * the spec's [MQTT-2.2.2.2], every identifier parsed on every kind of block (allowed or rejected),
+ * the spec's (sec. 2.2.2.2), every identifier parsed on every kind of block (allowed or rejected),
  * duplicates, truncations, non-minimal Variable Byte Integers [MQTT-1.5.5-1], bad UTF-8
  * [MQTT-1.5.4-1/2], the values the spec makes Protocol Errors, iteration and the writer. Property
  * bytes here are written by hand, not by props_write, so the parser is judged on its own.
@@ -120,7 +120,7 @@ static void test_table_is_the_spec(void **state)
     assert_int_equal(found, n);
 }
 
-/* [MQTT-2.2.2.2] Every identifier on every kind of block: decoded with its value where the spec
+/* (sec. 2.2.2.2) Every identifier on every kind of block: decoded with its value where the spec
  * allows it, a malformed property where it does not. */
 static void test_every_id_every_kind(void **state)
 {
@@ -137,7 +137,7 @@ static void test_every_id_every_kind(void **state)
                 assert_int_equal(rc, CODEC_ERR_PROPERTY);
                 continue;
             }
-            if (t[i].id == PROP_AUTH_DATA) { /* needs its method [MQTT-3.1.2.11.10] */
+            if (t[i].id == PROP_AUTH_DATA) { /* needs its method (sec. 3.1.2.11.10) */
                 assert_int_equal(rc, CODEC_ERR_PROTOCOL);
                 continue;
             }
@@ -199,7 +199,7 @@ static void test_unknown_ids(void **state)
 }
 
 /* A single-valued property twice is a Protocol Error ("more than once", every property's text); a
- * User Property repeats anywhere, a Subscription Identifier in PUBLISH only [MQTT-3.8.2.1.2]. */
+ * User Property repeats anywhere, a Subscription Identifier in PUBLISH only (sec. 3.8.2.1.2). */
 static void test_duplicates(void **state)
 {
     size_t n;
@@ -312,8 +312,8 @@ static void test_bad_utf8(void **state)
     }
 }
 
-/* Zero values the spec makes Protocol Errors: Receive Maximum [MQTT-3.1.2.11.3], Maximum Packet
- * Size [MQTT-3.1.2.11.4], Topic Alias [MQTT-3.3.2-8], Subscription Identifier [MQTT-3.8.2.1.2];
+/* Zero values the spec makes Protocol Errors: Receive Maximum (sec. 3.1.2.11.3), Maximum Packet
+ * Size (sec. 3.1.2.11.4), Topic Alias [MQTT-3.3.2-8], Subscription Identifier (sec. 3.8.2.1.2);
  * other zeros are values like any. */
 static void test_zero_values(void **state)
 {
@@ -334,7 +334,7 @@ static void test_zero_values(void **state)
 
 /* Byte properties take 0 and 1 only: 2 and 0xFF are a Protocol Error where the spec says so
  * (Request Problem / Response Information, Maximum QoS, the four Available flags) and malformed
- * for the Payload Format Indicator, whose type has only those two values [MQTT-3.3.2.3.2]. */
+ * for the Payload Format Indicator, whose type has only those two values (sec. 3.3.2.3.2). */
 static void test_byte_values(void **state)
 {
     size_t n;
@@ -359,7 +359,7 @@ static void test_byte_values(void **state)
     }
 }
 
-/* Authentication Data without Authentication Method is a Protocol Error [MQTT-3.1.2.11.10]
+/* Authentication Data without Authentication Method is a Protocol Error (sec. 3.1.2.11.10)
  * (CONNECT), and in CONNACK and AUTH; with it, either order. */
 static void test_auth_data_needs_method(void **state)
 {
