@@ -150,9 +150,8 @@ struct mqtt_connect {
     struct mqtt_str will_topic;
     struct mqtt_str will_payload; /* binary */
     struct mqtt_str username;
-    struct mqtt_str password; /* binary */
-    struct props_view
-        will_props; /* level 5 with will_flag: the Will Properties (sec. 3.1.3.2) */
+    struct mqtt_str password;     /* binary */
+    struct props_view will_props; /* level 5 with will_flag: the Will Properties (sec. 3.1.3.2) */
 };
 
 struct mqtt_publish {
