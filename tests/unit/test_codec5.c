@@ -220,6 +220,39 @@ static void test_every_packet_every_property(void **state)
     }
 }
 
+/* A CONNECT with every CONNECT and Will property, its remaining length cut anywhere (the fixed header
+ * rewritten to say so): never accepted, since the flags fix every field; the cut inside a property
+ * block is a malformed property. */
+static void test_connect5_cut_anywhere(void **state)
+{
+    struct props_build cp, wp;
+    uint8_t buf[1024], cut[1024];
+    struct mqtt_connect c = {.clean_session = true,
+                             .client_id = mstr("cid"),
+                             .will_flag = true,
+                             .will_topic = mstr("w"),
+                             .will_payload = mstr("p"),
+                             .has_username = true,
+                             .username = mstr("u")};
+    spec_build_all(&cp, MQTT_CONNECT);
+    spec_build_all(&wp, PROPS_WILL);
+    size_t n = codec_encode_connect5(buf, &c, &cp, &wp), hdr = 1;
+    while (buf[hdr] & 0x80)
+        hdr++;
+    hdr++;
+    size_t props_end = hdr + 10 + codec_varint_size(props_len(&cp)) + props_len(&cp);
+    for (size_t rl = 0; rl < n - hdr; rl++) {
+        struct mqtt_packet p;
+        cut[0] = buf[0];
+        size_t h = 1 + codec_varint_encode(cut + 1, rl);
+        memcpy(cut + h, buf + hdr, rl);
+        int rc = decode_level_exact(cut, h + rl, 5, &p);
+        assert_true(rc < 0);
+        if (hdr + rl > hdr + 10 && hdr + rl < props_end)
+            assert_int_equal(rc, CODEC_ERR_PROPERTY);
+    }
+}
+
 /* (sec. 2.2.2.2) Each property on each packet that does not allow it: a malformed property. */
 static void test_every_refused_property(void **state)
 {
@@ -736,6 +769,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_packet_every_property),
         cmocka_unit_test(test_every_refused_property),
+        cmocka_unit_test(test_connect5_cut_anywhere),
         cmocka_unit_test(test_reason_codes_per_packet),
         cmocka_unit_test(test_ack_short_forms),
         cmocka_unit_test(test_disconnect_auth_forms),
