@@ -162,7 +162,7 @@ static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_pack
     o->level = p->level = *c->p++;
     /* [MQTT-3.1.2-2]: a level this connection does not take; the rest may differ, stop here */
     bool v5 = o->level == MQTT_PROTOCOL_LEVEL_5;
-    if (v5 ? conn_level == MQTT_PROTOCOL_LEVEL_311
+    if (v5 ? conn_level != 0 && conn_level != MQTT_PROTOCOL_LEVEL_5
            : o->level != MQTT_PROTOCOL_LEVEL_311 || conn_level == MQTT_PROTOCOL_LEVEL_5)
         return CODEC_ERR_PROTOCOL_LEVEL;
     if (cursor_left(c) < 1)

@@ -225,20 +225,22 @@ struct mqtt_packet {
  * CODEC_ERR_TOO_LARGE is reported as soon as the length field is readable, before the body arrives. */
 int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out);
 
-/* codec_decode at the connection's protocol level: 4 (3.1.1, what codec_decode does: a CONNECT must
- * be level 4), 5 (MQTT 5: a CONNECT must be level 5, AUTH decodes, every packet's v5 format), or 0
- * before CONNECT (a CONNECT of level 4 or 5 decodes as its level says and out->level tells which;
- * any other packet decodes as 3.1.1). A CONNECT of another level is CODEC_ERR_PROTOCOL_LEVEL, read
- * no further [MQTT-3.1.2-2]. At level 5, besides the 3.1.1 errors: CODEC_ERR_PROPERTY and
- * CODEC_ERR_UTF8 / CODEC_ERR_PROTOCOL from a property block (props_parse), CODEC_ERR_REASON for a
- * reason code the packet does not define, CODEC_ERR_MALFORMED for a set reserved bit (CONNECT flags
- * [MQTT-3.1.2-3], CONNACK flags, Subscription Options [MQTT-3.8.3-5]), CODEC_ERR_PROTOCOL for
- * Retain Handling 3 or Maximum QoS 3 in a subscription (sec. 3.8.3.1), No Local on a shared
- * subscription [MQTT-3.8.3-4], a PUBLISH with an empty topic and no Topic Alias [MQTT-3.3.2-1]
- * and an empty SUBSCRIBE/UNSUBSCRIBE (CODEC_ERR_EMPTY). A v5 PUBLISH may have an empty topic when it
- * has a Topic Alias; a v5 CONNECT may have a password without a user name (sec. 3.1.2.9). max_packet
- * bounds the remaining length as in codec_decode (the broker compares its Maximum Packet Size, which
- * counts the whole packet, with total_len). */
+/* codec_decode at the connection's protocol level:
+ *  4: 3.1.1, exactly what codec_decode does (a CONNECT must be level 4);
+ *  5: MQTT 5 (a CONNECT must be level 5, AUTH decodes, every packet in its v5 format);
+ *  0: before CONNECT: a CONNECT of level 4 or 5 decodes as its level says (out->level tells which);
+ *     any other packet decodes as 3.1.1. Another value decodes as 4 and takes no v5 CONNECT.
+ * A CONNECT of a level not taken is CODEC_ERR_PROTOCOL_LEVEL, read no further [MQTT-3.1.2-2].
+ * At level 5, besides the 3.1.1 errors: CODEC_ERR_PROPERTY, CODEC_ERR_UTF8 or CODEC_ERR_PROTOCOL
+ * from a property block (props_parse); CODEC_ERR_REASON for a reason code the packet does not
+ * define; CODEC_ERR_MALFORMED for a set reserved bit (CONNECT flags [MQTT-3.1.2-3], CONNACK flags,
+ * Subscription Options [MQTT-3.8.3-5]); CODEC_ERR_PROTOCOL for Retain Handling 3 or Maximum QoS 3
+ * in a subscription (sec. 3.8.3.1), No Local on a shared subscription [MQTT-3.8.3-4], a PUBLISH
+ * with an empty topic and no Topic Alias (sec. 3.3.2.3.4); CODEC_ERR_EMPTY for a SUBSCRIBE or
+ * UNSUBSCRIBE without a filter. A v5 PUBLISH may have an empty topic when it has a Topic Alias; a v5
+ * CONNECT may have a password without a user name (sec. 3.1.2.9). max_packet bounds the remaining
+ * length as in codec_decode (the broker compares its Maximum Packet Size, which counts the whole
+ * packet, with total_len). */
 int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level,
                        struct mqtt_packet *out);
 

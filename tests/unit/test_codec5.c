@@ -590,6 +590,8 @@ static void test_protocol_level_dispatch(void **state)
     assert_int_equal(p.level, 4);
     assert_int_equal(decode_level_exact(v4, n4, 4, &p), CODEC_OK);
     assert_int_equal(decode_level_exact(v4, n4, 5, &p), CODEC_ERR_PROTOCOL_LEVEL);
+    assert_int_equal(decode_level_exact(v5, n5, 3, &p), CODEC_ERR_PROTOCOL_LEVEL);
+    assert_int_equal(decode_level_exact(v5, n5, 6, &p), CODEC_ERR_PROTOCOL_LEVEL);
     for (uint8_t lv = 0; lv <= 5; lv++)
         if (lv != 1 && lv != 2)
             assert_int_equal(decode_level_exact(v3, n3, lv, &p), CODEC_ERR_PROTOCOL_LEVEL);
