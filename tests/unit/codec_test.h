@@ -275,23 +275,22 @@ static inline uint32_t spec_sample_int(const struct spec_prop *r)
 static inline struct mqtt_str spec_sample_str(const struct spec_prop *r)
 {
     static const char bin[] = {0x00, (char)0xFF, (char)0xC0, 'b', 0x00};
-    static const char utf[] = "xÃ©â¬ð-00";
-    static char per_id[PROP_ID_MAX + 1][sizeof utf];
+    /* 2-, 3- and 4-byte UTF-8 sequences, a different string per identifier */
+    static const char *const utf[PROP_ID_MAX + 1] = {
+        [0x03] = "ct \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 03",
+        [0x08] = "rt/\xC3\xA9/\xE2\x82\xAC/\xF0\x9F\x98\x80",
+        [0x12] = "id-\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80-12",
+        [0x15] = "SCRAM-\xC3\xA9\xE2\x82\xAC",
+        [0x1A] = "ri \xF0\x9F\x98\x80\xC3\xA9",
+        [0x1C] = "srv:\xE2\x82\xAC:1883",
+        [0x1F] = "reason \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
+        [0x26] = "user \xE2\x82\xAC\xC3\xA9",
+    };
     if (r->type == PROP_TYPE_BINARY)
         return (struct mqtt_str){bin, (uint16_t)(sizeof bin - (r->id & 1))};
-    char *s = per_id[r->id];
-    memcpy(s, utf, sizeof utf);
-    s[sizeof utf - 3] = (char)('0' + (r->id >> 4));
-    s[sizeof utf - 2] = (char)('a' + (r->id & 15));
-    return (struct mqtt_str){s, (uint16_t)(sizeof utf - 1)};
+    assert_non_null(utf[r->id]);
+    return (struct mqtt_str){utf[r->id], (uint16_t)strlen(utf[r->id])};
 }
-
-static const struct mqtt_str_pair spec_users[] = {
-    {{"kÃ©", 3}, {"v1", 2}},
-    {{"", 0}, {"", 0}},
-    {{"kÃ©", 3}, {"v2 â¬", 6}}, /* a name may repeat [MQTT-3.1.2-?] */
-};
-static const uint32_t spec_subids[] = {1, 127, 128, 268435455};
 
 /* One sample of every property the spec allows on kind, in b (user properties and subscription ids
  * included: several where they repeat, one Subscription Identifier in SUBSCRIBE). */
