@@ -125,7 +125,7 @@ int codec_filter_check(const struct mqtt_str *f)
 
 /* Fixed-header flag rule per packet type [MQTT-2.2.2-1/2]. PUBLISH flags are checked by its
  * decoder. */
-static int check_flags(enum mqtt_type type, uint8_t flags)
+static inline int check_flags(enum mqtt_type type, uint8_t flags)
 {
     switch (type) {
     case MQTT_PUBLISH:
@@ -143,8 +143,9 @@ static int check_flags(enum mqtt_type type, uint8_t flags)
     }
 }
 
-/* CONNECT [MQTT-3.1]: variable header then the payload fields its flags announce, nothing else.
- * conn_level is the connection's (0 before CONNECT): a level 5 CONNECT goes on in codec5.c. */
+/* CONNECT [MQTT-3.1] of either level: variable header then the payload fields its flags announce,
+ * nothing else; at level 5 the properties after the keepalive and the Will Properties before the
+ * will topic (sec. 3.1.2.11), (sec. 3.1.3.2). conn_level is the connection's (0 before CONNECT). */
 static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_packet *p)
 {
     struct mqtt_connect *o = &p->u.connect;
@@ -159,17 +160,17 @@ static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_pack
     if (cursor_left(c) < 1)
         return CODEC_ERR_MALFORMED;
     o->level = p->level = *c->p++;
-    if (o->level == MQTT_PROTOCOL_LEVEL_5 && conn_level != MQTT_PROTOCOL_LEVEL_311)
-        return codec5_decode_connect(c, p);
-    /* [MQTT-3.1.2-2]: the rest may differ, stop here */
-    if (o->level != MQTT_PROTOCOL_LEVEL_311 || conn_level == MQTT_PROTOCOL_LEVEL_5)
+    /* [MQTT-3.1.2-2]: a level this connection does not take; the rest may differ, stop here */
+    bool v5 = o->level == MQTT_PROTOCOL_LEVEL_5;
+    if (v5 ? conn_level != 0 && conn_level != MQTT_PROTOCOL_LEVEL_5
+           : o->level != MQTT_PROTOCOL_LEVEL_311 || conn_level == MQTT_PROTOCOL_LEVEL_5)
         return CODEC_ERR_PROTOCOL_LEVEL;
     if (cursor_left(c) < 1)
         return CODEC_ERR_MALFORMED;
     fl = *c->p++;
     if (fl & 0x01) /* reserved [MQTT-3.1.2-3] */
         return CODEC_ERR_MALFORMED;
-    o->clean_session = (fl & 0x02) != 0;
+    o->clean_session = (fl & 0x02) != 0; /* Clean Start at v5 */
     o->will_flag = (fl & 0x04) != 0;
     o->will_qos = (fl >> 3) & 3;
     o->will_retain = (fl & 0x20) != 0;
@@ -177,12 +178,18 @@ static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_pack
     o->has_username = (fl & 0x80) != 0;
     if (!o->will_flag && (o->will_qos != 0 || o->will_retain)) /* [MQTT-3.1.2-11/13/15] */
         return CODEC_ERR_MALFORMED;
-    if (o->will_qos == 3) /* [MQTT-3.1.2-14] */
+    if (o->will_qos == 3) /* [MQTT-3.1.2-14], v5 [MQTT-3.1.2-12] */
         return CODEC_ERR_QOS;
-    if (o->has_password && !o->has_username) /* [MQTT-3.1.2-22] */
+    /* [MQTT-3.1.2-22]; v5 allows a password without a user name (sec. 3.1.2.9) */
+    if (!v5 && o->has_password && !o->has_username)
         return CODEC_ERR_MALFORMED;
     if (!cursor_u16(c, &o->keepalive))
         return CODEC_ERR_MALFORMED;
+    o->will_props.v.has = 0;
+    o->will_props.ptr = NULL;
+    o->will_props.len = o->will_props.user_count = o->will_props.subid_count = 0;
+    if (v5 && (rc = codec_cursor_props(c, MQTT_CONNECT, &p->props)) != CODEC_OK)
+        return rc;
 
     /* Payload, in the order [MQTT-3.1.3-1] fixes. */
     static const struct mqtt_str empty = {NULL, 0};
@@ -192,6 +199,8 @@ static int decode_connect(struct cursor *c, uint8_t conn_level, struct mqtt_pack
     if (!codec_utf8_valid(o->client_id.data, o->client_id.len)) /* [MQTT-3.1.3-4] */
         return CODEC_ERR_UTF8;
     if (o->will_flag) {
+        if (v5 && (rc = codec_cursor_props(c, PROPS_WILL, &o->will_props)) != CODEC_OK)
+            return rc;
         if (!cursor_str(c, &o->will_topic) || !cursor_str(c, &o->will_payload))
             return CODEC_ERR_MALFORMED;
         if ((rc = check_topic_name(&o->will_topic)) != CODEC_OK) /* [MQTT-3.1.3-10] */
@@ -224,8 +233,10 @@ static int decode_connack(struct cursor *c, struct mqtt_connack *o)
     return CODEC_OK;
 }
 
-/* PUBLISH [MQTT-3.3]: topic, packet id when QoS > 0, the rest is payload (possibly empty). */
-static int decode_publish(struct cursor *c, uint8_t flags, struct mqtt_publish *o)
+/* PUBLISH [MQTT-3.3]: topic, packet id when QoS > 0, the rest is payload (possibly empty). Inlined:
+ * the hot path, and decode_at is inlined twice. */
+static inline __attribute__((always_inline)) int decode_publish(struct cursor *c, uint8_t flags,
+                                                                struct mqtt_publish *o)
 {
     int rc;
 
@@ -248,9 +259,30 @@ static int decode_publish(struct cursor *c, uint8_t flags, struct mqtt_publish *
     return CODEC_OK;
 }
 
-/* SUBSCRIBE [MQTT-3.8] (with_qos) or UNSUBSCRIBE [MQTT-3.10]: non-zero packet id, then one or more
- * entries, each a non-empty UTF-8 filter (plus a requested QoS byte for SUBSCRIBE). */
-static int decode_filter_list(struct cursor *c, bool with_qos, struct mqtt_list *o)
+/* One SUBSCRIBE entry's byte after the filter: the requested QoS in 3.1.1 (reserved bits 0
+ * [MQTT-3-8.3-4]), the Subscription Options in v5 (sec. 3.8.3.1): reserved bits 0 [MQTT-3.8.3-5],
+ * Maximum QoS and Retain Handling not 3, No Local not on a shared subscription [MQTT-3.8.3-4]. */
+static int check_sub_byte(uint8_t b, const struct mqtt_str *f, bool v5)
+{
+    if (!v5) {
+        if (b & 0xFC)
+            return CODEC_ERR_MALFORMED;
+        return b == 3 ? CODEC_ERR_QOS : CODEC_OK;
+    }
+    if (b & 0xC0)
+        return CODEC_ERR_MALFORMED;
+    if ((b & 3) == 3 || ((b >> 4) & 3) == 3)
+        return CODEC_ERR_PROTOCOL;
+    if ((b & 0x04) && f->len >= 7 && memcmp(f->data, "$share/", 7) == 0)
+        return CODEC_ERR_PROTOCOL;
+    return CODEC_OK;
+}
+
+/* SUBSCRIBE [MQTT-3.8] or UNSUBSCRIBE [MQTT-3.10] of either level: non-zero packet id, at level 5
+ * (props non-NULL) a property block, then one or more entries, each a non-empty UTF-8 filter (plus
+ * the QoS / options byte for SUBSCRIBE). */
+int codec_decode_filters(struct cursor *c, enum mqtt_type type, struct props_view *props,
+                         struct mqtt_list *o)
 {
     int rc;
 
@@ -258,6 +290,8 @@ static int decode_filter_list(struct cursor *c, bool with_qos, struct mqtt_list 
         return CODEC_ERR_MALFORMED;
     if (o->packet_id == 0) /* [MQTT-2.3.1-1] */
         return CODEC_ERR_PACKET_ID;
+    if (props && (rc = codec_cursor_props(c, type, props)) != CODEC_OK)
+        return rc;
     o->ptr = c->p;
     o->len = cursor_left(c);
     o->count = 0;
@@ -269,14 +303,11 @@ static int decode_filter_list(struct cursor *c, bool with_qos, struct mqtt_list 
             return CODEC_ERR_MALFORMED;
         if ((rc = codec_filter_check(&f)) != CODEC_OK) /* [MQTT-3.8.3-1], [MQTT-3.10.3-1] */
             return rc;
-        if (with_qos) {
+        if (type == MQTT_SUBSCRIBE) {
             if (cursor_left(c) < 1)
                 return CODEC_ERR_MALFORMED;
-            uint8_t q = *c->p++;
-            if (q & 0xFC) /* reserved bits [MQTT-3-8.3-4] */
-                return CODEC_ERR_MALFORMED;
-            if (q == 3) /* [MQTT-3-8.3-4] */
-                return CODEC_ERR_QOS;
+            if ((rc = check_sub_byte(*c->p++, &f, props != NULL)) != CODEC_OK)
+                return rc;
         }
         o->count++;
     }
@@ -305,9 +336,10 @@ static int decode_suback(struct cursor *c, struct mqtt_list *o)
 /* Decode one packet at the start of buf (see codec.h). Type and flags are judged from the first
  * byte, the size limit from the length field alone, so a bad or oversized packet is refused before
  * its body is waited for. The fixed header is the same at both levels; bodies at level 5 are
- * codec5.c's. */
-int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level,
-                       struct mqtt_packet *out)
+ * codec5.c's. Inlined into both entries so codec_decode (level 4, a constant) keeps the 3.1.1 path
+ * without the level tests. */
+static inline __attribute__((always_inline)) int
+decode_at(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level, struct mqtt_packet *out)
 {
     uint32_t rl;
     size_t hdr;
@@ -322,8 +354,6 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     out->type = (enum mqtt_type)type;
     out->flags = flags;
     out->level = v5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311;
-    out->props.v.has = 0;
-    out->props.len = out->props.user_count = out->props.subid_count = 0;
     if ((rc = check_flags(out->type, flags)) != CODEC_OK)
         return rc;
 
@@ -342,6 +372,9 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     out->total_len = hdr + rl;
 
     struct cursor c = {buf + hdr, buf + hdr + rl};
+    out->props.v.has = 0;
+    out->props.ptr = NULL;
+    out->props.len = out->props.user_count = out->props.subid_count = 0;
     if (v5 && out->type != MQTT_CONNECT)
         return codec5_decode_body(&c, out);
     switch (out->type) {
@@ -352,9 +385,9 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     case MQTT_PUBLISH:
         return decode_publish(&c, flags, &out->u.publish);
     case MQTT_SUBSCRIBE:
-        return decode_filter_list(&c, true, &out->u.subscribe);
+        return codec_decode_filters(&c, MQTT_SUBSCRIBE, NULL, &out->u.subscribe);
     case MQTT_UNSUBSCRIBE:
-        return decode_filter_list(&c, false, &out->u.unsubscribe);
+        return codec_decode_filters(&c, MQTT_UNSUBSCRIBE, NULL, &out->u.unsubscribe);
     case MQTT_SUBACK:
         return decode_suback(&c, &out->u.suback);
     case MQTT_PUBACK:
@@ -364,8 +397,9 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     case MQTT_UNSUBACK: /* exactly a packet id [MQTT-3.4.2], ..., [MQTT-3.11.2] */
         if (rl != 2)
             return CODEC_ERR_MALFORMED;
-        out->u.packet_id = get_u16(c.p);
-        return out->u.packet_id ? CODEC_OK : CODEC_ERR_PACKET_ID;
+        out->u.ack.packet_id = get_u16(c.p);
+        out->u.ack.reason = 0;
+        return out->u.ack.packet_id ? CODEC_OK : CODEC_ERR_PACKET_ID;
     case MQTT_PINGREQ:
     case MQTT_PINGRESP:
     case MQTT_DISCONNECT: /* no variable header, no payload */
@@ -376,10 +410,17 @@ int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_
     return CODEC_ERR_TYPE; /* not reached */
 }
 
+/* Decode at the connection's level (see codec.h). */
+int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level,
+                       struct mqtt_packet *out)
+{
+    return decode_at(buf, len, max_packet, level, out);
+}
+
 /* 3.1.1 decoding, as it was before MQTT 5. */
 int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out)
 {
-    return codec_decode_level(buf, len, max_packet, MQTT_PROTOCOL_LEVEL_311, out);
+    return decode_at(buf, len, max_packet, MQTT_PROTOCOL_LEVEL_311, out);
 }
 
 /* Name of a codec_result for a log line. */
@@ -583,12 +624,14 @@ size_t codec_encode_publish(uint8_t *out, const struct mqtt_publish *p, size_t *
     return (size_t)(w + p->payload_len - out);
 }
 
-/* CONNECT remaining length: variable header (10 bytes) plus the payload fields the flags select. */
-static size_t connect_rl(const struct mqtt_connect *c)
+/* CONNECT remaining length: variable header (10 bytes, and at v5 the property block) plus the
+ * payload fields the flags select (at v5 the Will Properties before the will topic). */
+size_t codec_connect_rl(const struct mqtt_connect *c, const struct connect_props *cp)
 {
-    size_t rl = 10 + 2 + c->client_id.len;
+    size_t rl = 10 + 2 + c->client_id.len + (cp ? props_block_size(cp->n) : 0);
     if (c->will_flag)
-        rl += 2 + c->will_topic.len + 2 + c->will_payload.len;
+        rl += (cp ? props_block_size(cp->will_n) : 0) + 2 + c->will_topic.len + 2 +
+              c->will_payload.len;
     if (c->has_username)
         rl += 2 + c->username.len;
     if (c->has_password)
@@ -598,12 +641,14 @@ static size_t connect_rl(const struct mqtt_connect *c)
 
 size_t codec_connect_size(const struct mqtt_connect *c)
 {
-    return packet_size(connect_rl(c));
+    return packet_size(codec_connect_rl(c, NULL));
 }
 
-/* CONNECT [MQTT-3.1]. Level 0 in c means 4 (3.1.1); other levels are written as given so tests can
- * build refused CONNECTs. Will QoS and retain are written only with the will flag. */
-size_t codec_encode_connect(uint8_t *out, const struct mqtt_connect *c)
+/* CONNECT [MQTT-3.1] of either level (cp NULL: 3.1.1). Other levels than default_level are written
+ * as c gives them so tests can build refused CONNECTs. Will QoS and retain are written only with
+ * the will flag. */
+size_t codec_encode_connect_any(uint8_t *out, const struct mqtt_connect *c, uint8_t default_level,
+                                const struct connect_props *cp)
 {
     uint8_t fl = 0;
     if (c->clean_session)
@@ -615,13 +660,17 @@ size_t codec_encode_connect(uint8_t *out, const struct mqtt_connect *c)
     if (c->has_username)
         fl |= 0x80;
 
-    uint8_t *p = put_header(out, MQTT_CONNECT << 4, connect_rl(c));
+    uint8_t *p = put_header(out, MQTT_CONNECT << 4, codec_connect_rl(c, cp));
     p = put_str(p, "MQTT", 4);
-    *p++ = c->level ? c->level : MQTT_PROTOCOL_LEVEL_311;
+    *p++ = c->level ? c->level : default_level;
     *p++ = fl;
     p = put_u16(p, c->keepalive);
+    if (cp)
+        p = put_props(p, cp->props, cp->n);
     p = put_str(p, c->client_id.data, c->client_id.len);
     if (c->will_flag) {
+        if (cp)
+            p = put_props(p, cp->will, cp->will_n);
         p = put_str(p, c->will_topic.data, c->will_topic.len);
         p = put_str(p, c->will_payload.data, c->will_payload.len);
     }
@@ -630,6 +679,12 @@ size_t codec_encode_connect(uint8_t *out, const struct mqtt_connect *c)
     if (c->has_password)
         p = put_str(p, c->password.data, c->password.len);
     return (size_t)(p - out);
+}
+
+/* CONNECT 3.1.1: level 0 in c means 4. */
+size_t codec_encode_connect(uint8_t *out, const struct mqtt_connect *c)
+{
+    return codec_encode_connect_any(out, c, MQTT_PROTOCOL_LEVEL_311, NULL);
 }
 
 /* Remaining length of a SUBSCRIBE (per_entry 3: length + QoS) or UNSUBSCRIBE (per_entry 2). */

@@ -38,7 +38,7 @@ enum mqtt_type {
     MQTT_AUTH = 15, /* MQTT 5 only; reserved in 3.1.1 */
 };
 
-/* CONNACK return codes [MQTT-3.2.2.3]. */
+/* CONNACK return codes (sec. 3.2.2.3). */
 enum mqtt_connack_rc {
     MQTT_CONNACK_ACCEPTED = 0,
     MQTT_CONNACK_BAD_PROTOCOL = 1,
@@ -102,7 +102,9 @@ enum mqtt_reason {
 bool codec_reason_valid(enum mqtt_type type, uint8_t reason);
 
 /* Decode results. Negative values are errors: the broker closes the connection (the spec's answer to a
- * malformed packet), except CODEC_ERR_PROTOCOL_LEVEL where it first sends CONNACK 0x01 [MQTT-3.1.2-2]. */
+ * malformed packet), except CODEC_ERR_PROTOCOL_LEVEL where it first sends CONNACK 0x01 [MQTT-3.1.2-2]
+ * (0x84 to a v5 client). On a v5 connection it first sends the DISCONNECT (or CONNACK, for a CONNECT)
+ * whose reason codec_reason_code gives [MQTT-4.13.1]. */
 enum codec_result {
     CODEC_OK = 0,
     CODEC_INCOMPLETE = 1,          /* not a whole packet yet: read more */
@@ -112,14 +114,16 @@ enum codec_result {
     CODEC_ERR_FLAGS = -3,          /* fixed-header flags not as the spec fixes them [MQTT-2.2.2-2],
                                     * incl. DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2] */
     CODEC_ERR_PROTOCOL_NAME = -4,  /* CONNECT protocol name is not "MQTT" [MQTT-3.1.2-1] */
-    CODEC_ERR_PROTOCOL_LEVEL = -5, /* CONNECT level is not 4 [MQTT-3.1.2-2] */
+    CODEC_ERR_PROTOCOL_LEVEL = -5, /* CONNECT level not one the decode takes: 4 at level 4, 5 at
+                                    * 5, 4 or 5 before CONNECT [MQTT-3.1.2-2] */
     CODEC_ERR_UTF8 = -6,           /* ill-formed UTF-8, surrogate or U+0000 in a string
                                     * [MQTT-1.5.3-1/2] */
     CODEC_ERR_TOPIC = -7,          /* PUBLISH or will topic empty or with + or # [MQTT-3.3.2-2],
                                     * or an empty filter [MQTT-4.7.3-1] */
     CODEC_ERR_QOS = -8,            /* QoS 3 anywhere [MQTT-3.3.1-4], [MQTT-3-8.3-4] */
     CODEC_ERR_PACKET_ID = -9,      /* packet id 0 where one is required [MQTT-2.3.1-1] */
-    CODEC_ERR_EMPTY = -10,         /* SUBSCRIBE/UNSUBSCRIBE without any filter [MQTT-3.8.3-3] */
+    CODEC_ERR_EMPTY = -10,         /* SUBSCRIBE/UNSUBSCRIBE without any filter [MQTT-3.8.3-3]
+                                    * (a Protocol Error in v5 [MQTT-3.8.3-2]) */
     CODEC_ERR_TYPE = -11,          /* packet type 0, or 15 (AUTH) below level 5 */
     /* MQTT 5 only: */
     CODEC_ERR_PROPERTY = -12, /* malformed property block (see props_parse) */
@@ -148,7 +152,7 @@ struct mqtt_connect {
     struct mqtt_str will_payload; /* binary */
     struct mqtt_str username;
     struct mqtt_str password;     /* binary */
-    struct props_view will_props; /* level 5 with will_flag: the Will Properties [MQTT-3.1.3.2] */
+    struct props_view will_props; /* level 5 with will_flag: the Will Properties (sec. 3.1.3.2) */
 };
 
 struct mqtt_publish {
@@ -175,13 +179,14 @@ struct mqtt_connack {
     uint8_t rc; /* 3.1.1 return code, or the v5 reason code */
 };
 
-/* PUBACK, PUBREC, PUBREL, PUBCOMP. reason is 0 at level 4 and for the v5 short form. */
+/* PUBACK, PUBREC, PUBREL, PUBCOMP (and a level 4 UNSUBACK). reason is 0 at level 4 and for the v5
+ * short form. */
 struct mqtt_ack {
     uint16_t packet_id; /* first, so u.packet_id reads it too */
     uint8_t reason;
 };
 
-/* A v5 SUBSCRIBE entry's Subscription Options byte, decoded [MQTT-3.8.3.1]. */
+/* A v5 SUBSCRIBE entry's Subscription Options byte, decoded (sec. 3.8.3.1). */
 struct mqtt_sub_options {
     uint8_t qos; /* Maximum QoS, 0..2 */
     bool no_local;
@@ -207,29 +212,36 @@ struct mqtt_packet {
         struct mqtt_list unsuback;    /* level 5: entries: one reason code byte each */
         uint16_t packet_id;           /* PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK */
         struct mqtt_ack ack;          /* PUBACK, PUBREC, PUBREL, PUBCOMP with the v5 reason */
-        uint8_t reason;               /* level 5 DISCONNECT, AUTH */
+        uint8_t reason;               /* level 5 DISCONNECT, AUTH (0 for the short form) */
     } u;
 };
+/* Not judged by the decoder (the receiver's policy, with the connection's state): a Subscription
+ * Identifier in a PUBLISH from a client [MQTT-3.3.4-6], a Topic Alias above the negotiated maximum,
+ * a payload that does not match its Payload Format Indicator, an AUTH without the
+ * CONNECT's Authentication Method (sec. 4.12), packets only a server or only a client sends (the
+ * codec decodes both directions), a packet above the peer's Maximum Packet Size (compare total_len). */
 
 /* Decode the packet at the start of buf[0..len). max_packet bounds the remaining length (0 = protocol max).
  * Returns CODEC_OK (out filled, out->total_len bytes consumed), CODEC_INCOMPLETE, or a CODEC_ERR_*.
  * CODEC_ERR_TOO_LARGE is reported as soon as the length field is readable, before the body arrives. */
 int codec_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out);
 
-/* codec_decode at the connection's protocol level: 4 (3.1.1, what codec_decode does: a CONNECT must
- * be level 4), 5 (MQTT 5: a CONNECT must be level 5, AUTH decodes, every packet's v5 format), or 0
- * before CONNECT (a CONNECT of level 4 or 5 decodes as its level says and out->level tells which;
- * any other packet decodes as 3.1.1). A CONNECT of another level is CODEC_ERR_PROTOCOL_LEVEL, read
- * no further [MQTT-3.1.2-2]. At level 5, besides the 3.1.1 errors: CODEC_ERR_PROPERTY and
- * CODEC_ERR_UTF8 / CODEC_ERR_PROTOCOL from a property block (props_parse), CODEC_ERR_REASON for a
- * reason code the packet does not define, CODEC_ERR_MALFORMED for a set reserved bit (CONNECT flags
- * [MQTT-3.1.2-3], CONNACK flags, Subscription Options [MQTT-3.8.3-5]), CODEC_ERR_PROTOCOL for
- * Retain Handling 3 or Maximum QoS 3 in a subscription [MQTT-3.8.3.1], No Local on a shared
- * subscription [MQTT-3.8.3-4], a PUBLISH with an empty topic and no Topic Alias [MQTT-3.3.2-1]
- * and an empty SUBSCRIBE/UNSUBSCRIBE (CODEC_ERR_EMPTY). A v5 PUBLISH may have an empty topic when it
- * has a Topic Alias; a v5 CONNECT may have a password without a user name [MQTT-3.1.2.9]. max_packet
- * bounds the remaining length as in codec_decode (the broker compares its Maximum Packet Size, which
- * counts the whole packet, with total_len). */
+/* codec_decode at the connection's protocol level:
+ *  4: 3.1.1, exactly what codec_decode does (a CONNECT must be level 4);
+ *  5: MQTT 5 (a CONNECT must be level 5, AUTH decodes, every packet in its v5 format);
+ *  0: before CONNECT: a CONNECT of level 4 or 5 decodes as its level says (out->level tells which);
+ *     any other packet decodes as 3.1.1. Another value decodes as 4 and takes no v5 CONNECT.
+ * A CONNECT of a level not taken is CODEC_ERR_PROTOCOL_LEVEL, read no further [MQTT-3.1.2-2].
+ * At level 5, besides the 3.1.1 errors: CODEC_ERR_PROPERTY, CODEC_ERR_UTF8 or CODEC_ERR_PROTOCOL
+ * from a property block (props_parse); CODEC_ERR_REASON for a reason code the packet does not
+ * define; CODEC_ERR_MALFORMED for a set reserved bit (CONNECT flags [MQTT-3.1.2-3], CONNACK flags,
+ * Subscription Options [MQTT-3.8.3-5]); CODEC_ERR_PROTOCOL for Retain Handling 3 or Maximum QoS 3
+ * in a subscription (sec. 3.8.3.1), No Local on a shared subscription [MQTT-3.8.3-4], a PUBLISH
+ * with an empty topic and no Topic Alias (sec. 3.3.2.3.4); CODEC_ERR_EMPTY for a SUBSCRIBE or
+ * UNSUBSCRIBE without a filter. A v5 PUBLISH may have an empty topic when it has a Topic Alias; a v5
+ * CONNECT may have a password without a user name (sec. 3.1.2.9). max_packet bounds the remaining
+ * length as in codec_decode (the broker compares its Maximum Packet Size, which counts the whole
+ * packet, with total_len). */
 int codec_decode_level(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level,
                        struct mqtt_packet *out);
 

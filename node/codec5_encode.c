@@ -7,41 +7,28 @@
 
 #include "codec_int.h"
 
-/* Bytes of a property block (length field included) holding n bytes of properties. */
-static inline size_t block_size(size_t n)
-{
-    return codec_varint_size(n) + n;
-}
-
-/* Write a property block of b whose properties are n (= props_len(b)) bytes. */
-static inline uint8_t *put_props(uint8_t *p, const struct props_build *b, size_t n)
-{
-    p += codec_varint_encode(p, n);
-    return p + props_write(p, b);
-}
-
 /* CONNACK [MQTT-3.2]: flags, reason, property block (always present in v5). */
 size_t codec_connack5_size(const struct props_build *props)
 {
-    return packet_size(2 + block_size(props_len(props)));
+    return packet_size(2 + props_block_size(props_len(props)));
 }
 
 size_t codec_encode_connack5(uint8_t *out, bool session_present, uint8_t reason,
                              const struct props_build *props)
 {
     size_t n = props_len(props);
-    uint8_t *p = put_header(out, MQTT_CONNACK << 4, 2 + block_size(n));
+    uint8_t *p = put_header(out, MQTT_CONNACK << 4, 2 + props_block_size(n));
     *p++ = session_present ? 1 : 0;
     *p++ = reason;
     return (size_t)(put_props(p, props, n) - out);
 }
 
 /* Remaining length of a packet whose reason and property block may be left off: base bytes, then
- * none (reason 0, no properties), the reason alone, or both [MQTT-3.4.2.1], [MQTT-3.14.2.1]. */
+ * none (reason 0, no properties), the reason alone, or both (sec. 3.4.2.1), (sec. 3.14.2.1). */
 static size_t reason_props_rl(size_t base, uint8_t reason, size_t n)
 {
     if (n)
-        return base + 1 + block_size(n);
+        return base + 1 + props_block_size(n);
     return base + (reason ? 1 : 0);
 }
 
@@ -74,14 +61,14 @@ size_t codec_encode_ack5(uint8_t *out, enum mqtt_type type, uint16_t packet_id, 
 /* SUBACK / UNSUBACK v5: packet id, property block, reason codes. */
 size_t codec_suback5_size(size_t count, const struct props_build *props)
 {
-    return packet_size(2 + block_size(props_len(props)) + count);
+    return packet_size(2 + props_block_size(props_len(props)) + count);
 }
 
 size_t codec_encode_suback5(uint8_t *out, enum mqtt_type type, uint16_t packet_id,
                             const uint8_t *reasons, size_t count, const struct props_build *props)
 {
     size_t n = props_len(props);
-    uint8_t *p = put_header(out, (uint8_t)(type << 4), 2 + block_size(n) + count);
+    uint8_t *p = put_header(out, (uint8_t)(type << 4), 2 + props_block_size(n) + count);
     p = put_u16(p, packet_id);
     p = put_props(p, props, n);
     if (count)
@@ -106,7 +93,7 @@ size_t codec_encode_disconnect5(uint8_t *out, enum mqtt_type type, uint8_t reaso
 /* PUBLISH v5 remaining length. */
 static size_t publish5_rl(size_t topic_len, size_t props_len, size_t payload_len, uint8_t qos)
 {
-    return 2 + topic_len + (qos ? 2 : 0) + block_size(props_len) + payload_len;
+    return 2 + topic_len + (qos ? 2 : 0) + props_block_size(props_len) + payload_len;
 }
 
 size_t codec_publish5_size(size_t topic_len, size_t props_len, size_t payload_len, uint8_t qos)
@@ -138,61 +125,22 @@ size_t codec_encode_publish5(uint8_t *out, const struct mqtt_publish *p, const u
     return (size_t)(w + p->payload_len - out);
 }
 
-/* CONNECT v5 remaining length: variable header (10 bytes and the property block), then the payload
- * fields the flags select, the Will Properties before the will topic. */
-static size_t connect5_rl(const struct mqtt_connect *c, size_t n, size_t will_n)
-{
-    size_t rl = 10 + block_size(n) + 2 + c->client_id.len;
-    if (c->will_flag)
-        rl += block_size(will_n) + 2 + c->will_topic.len + 2 + c->will_payload.len;
-    if (c->has_username)
-        rl += 2 + c->username.len;
-    if (c->has_password)
-        rl += 2 + c->password.len;
-    return rl;
-}
-
+/* CONNECT v5 [MQTT-3.1]: codec.c's CONNECT with the property blocks. */
 size_t codec_connect5_size(const struct mqtt_connect *c, const struct props_build *props,
                            const struct props_build *will_props)
 {
-    return packet_size(connect5_rl(c, props_len(props), props_len(will_props)));
+    struct connect_props cp = {props, will_props, props_len(props), props_len(will_props)};
+    return packet_size(codec_connect_rl(c, &cp));
 }
 
-/* CONNECT v5 [MQTT-3.1]; level 0 in c means 5. */
 size_t codec_encode_connect5(uint8_t *out, const struct mqtt_connect *c,
                              const struct props_build *props, const struct props_build *will_props)
 {
-    size_t n = props_len(props), will_n = props_len(will_props);
-    uint8_t fl = 0;
-    if (c->clean_session)
-        fl |= 0x02;
-    if (c->will_flag)
-        fl |= (uint8_t)(0x04 | ((c->will_qos & 3) << 3) | (c->will_retain ? 0x20 : 0));
-    if (c->has_password)
-        fl |= 0x40;
-    if (c->has_username)
-        fl |= 0x80;
-
-    uint8_t *p = put_header(out, MQTT_CONNECT << 4, connect5_rl(c, n, will_n));
-    p = put_str(p, "MQTT", 4);
-    *p++ = c->level ? c->level : MQTT_PROTOCOL_LEVEL_5;
-    *p++ = fl;
-    p = put_u16(p, c->keepalive);
-    p = put_props(p, props, n);
-    p = put_str(p, c->client_id.data, c->client_id.len);
-    if (c->will_flag) {
-        p = put_props(p, will_props, will_n);
-        p = put_str(p, c->will_topic.data, c->will_topic.len);
-        p = put_str(p, c->will_payload.data, c->will_payload.len);
-    }
-    if (c->has_username)
-        p = put_str(p, c->username.data, c->username.len);
-    if (c->has_password)
-        p = put_str(p, c->password.data, c->password.len);
-    return (size_t)(p - out);
+    struct connect_props cp = {props, will_props, props_len(props), props_len(will_props)};
+    return codec_encode_connect_any(out, c, MQTT_PROTOCOL_LEVEL_5, &cp);
 }
 
-/* The Subscription Options byte [MQTT-3.8.3.1]. */
+/* The Subscription Options byte (sec. 3.8.3.1). */
 uint8_t codec_sub_options_byte(const struct mqtt_sub_options *o)
 {
     return (uint8_t)((o->qos & 3) | (o->no_local ? 0x04 : 0) | (o->retain_as_published ? 0x08 : 0) |
@@ -203,7 +151,7 @@ uint8_t codec_sub_options_byte(const struct mqtt_sub_options *o)
 static size_t filter_list5_rl(const struct mqtt_str *filters, size_t count, size_t per_entry,
                               size_t n)
 {
-    size_t rl = 2 + block_size(n);
+    size_t rl = 2 + props_block_size(n);
     for (size_t i = 0; i < count; i++)
         rl += per_entry + filters[i].len;
     return rl;

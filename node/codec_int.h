@@ -84,6 +84,10 @@ static inline uint8_t *put_str(uint8_t *p, const char *s, size_t len)
 static inline int varint_read(const uint8_t *p, size_t len, uint32_t *value)
 {
     uint32_t v = 0;
+    if (len > 0 && !(p[0] & 0x80)) { /* the common one-byte case */
+        *value = p[0];
+        return 1;
+    }
     for (int i = 0; i < 4; i++) {
         if ((size_t)i >= len)
             return 0;
@@ -110,14 +114,51 @@ static inline size_t packet_size(size_t rl)
     return v ? 1 + v + rl : 0;
 }
 
+/* A property block at the cursor, for kind (props_parse); the cursor moves past it. */
+static inline int codec_cursor_props(struct cursor *c, unsigned kind, struct props_view *v)
+{
+    size_t used;
+    int rc = props_parse(c->p, cursor_left(c), kind, v, &used);
+    if (rc == CODEC_OK)
+        c->p += used;
+    return rc;
+}
+
+/* Bytes of a property block (length field included) holding n bytes of properties. */
+static inline size_t props_block_size(size_t n)
+{
+    return codec_varint_size(n) + n;
+}
+
+/* Write a property block of b whose properties are n (= props_len(b)) bytes. */
+static inline uint8_t *put_props(uint8_t *p, const struct props_build *b, size_t n)
+{
+    p += codec_varint_encode(p, n);
+    return p + props_write(p, b);
+}
+
 /* A topic name's checks (non-empty, UTF-8, no wildcard): CODEC_OK, CODEC_ERR_TOPIC or
  * CODEC_ERR_UTF8 (codec.c). */
 int codec_topic_name_check(const char *s, size_t len);
 /* A SUBSCRIBE/UNSUBSCRIBE filter: non-empty, UTF-8 (codec.c). */
 int codec_filter_check(const struct mqtt_str *f);
 
-/* The v5 bodies (codec5.c): c is the body after the fixed header. */
-int codec5_decode_connect(struct cursor *c, struct mqtt_packet *out);
+/* SUBSCRIBE / UNSUBSCRIBE body of either level; props NULL at 3.1.1 (codec.c). */
+int codec_decode_filters(struct cursor *c, enum mqtt_type type, struct props_view *props,
+                         struct mqtt_list *o);
+
+/* The v5 property blocks of a CONNECT (NULL for 3.1.1): what they hold and their sizes. */
+struct connect_props {
+    const struct props_build *props, *will;
+    size_t n, will_n;
+};
+/* CONNECT remaining length and encoder of either level (codec.c); default_level is written when
+ * c->level is 0. */
+size_t codec_connect_rl(const struct mqtt_connect *c, const struct connect_props *cp);
+size_t codec_encode_connect_any(uint8_t *out, const struct mqtt_connect *c, uint8_t default_level,
+                                const struct connect_props *cp);
+
+/* The v5 bodies but CONNECT's (codec5.c): c is the body after the fixed header. */
 int codec5_decode_body(struct cursor *c, struct mqtt_packet *out);
 
 #endif

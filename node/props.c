@@ -1,8 +1,10 @@
 /*
- * props.c - MQTT 5.0 properties: the identifier table [MQTT-2.2.2.2], the parser that validates a
+ * props.c - MQTT 5.0 properties: the identifier table (sec. 2.2.2.2), the parser that validates a
  * block against it, the iterators over repeatable properties and the writer.
  */
 #include "props.h"
+
+#include <stddef.h>
 
 #include "codec_int.h"
 
@@ -75,87 +77,54 @@ static int cursor_utf8(struct cursor *c, struct mqtt_str *s)
     return codec_utf8_valid(s->data, s->len) ? CODEC_OK : CODEC_ERR_UTF8; /* [MQTT-1.5.4-1] */
 }
 
-/* The field of a single-valued string or binary property. */
-static struct mqtt_str *str_field(struct props_values *v, unsigned id)
+/* Where each single-valued property's value lives in struct props_values; the property's type
+ * says the field's C type (Byte uint8_t, Two Byte uint16_t, Four Byte and varint uint32_t, string
+ * and binary struct mqtt_str). */
+#define F(field) offsetof(struct props_values, field)
+static const uint16_t field_at[PROP_ID_MAX + 1] = {
+    [PROP_PAYLOAD_FORMAT] = F(payload_format),
+    [PROP_MESSAGE_EXPIRY] = F(message_expiry),
+    [PROP_CONTENT_TYPE] = F(content_type),
+    [PROP_RESPONSE_TOPIC] = F(response_topic),
+    [PROP_CORRELATION_DATA] = F(correlation_data),
+    [PROP_SUBSCRIPTION_ID] = F(subscription_id),
+    [PROP_SESSION_EXPIRY] = F(session_expiry),
+    [PROP_ASSIGNED_CLIENT_ID] = F(assigned_client_id),
+    [PROP_SERVER_KEEPALIVE] = F(server_keepalive),
+    [PROP_AUTH_METHOD] = F(auth_method),
+    [PROP_AUTH_DATA] = F(auth_data),
+    [PROP_REQUEST_PROBLEM_INFO] = F(request_problem_info),
+    [PROP_WILL_DELAY] = F(will_delay),
+    [PROP_REQUEST_RESPONSE_INFO] = F(request_response_info),
+    [PROP_RESPONSE_INFO] = F(response_info),
+    [PROP_SERVER_REFERENCE] = F(server_reference),
+    [PROP_REASON_STRING] = F(reason_string),
+    [PROP_RECEIVE_MAXIMUM] = F(receive_maximum),
+    [PROP_TOPIC_ALIAS_MAXIMUM] = F(topic_alias_maximum),
+    [PROP_TOPIC_ALIAS] = F(topic_alias),
+    [PROP_MAXIMUM_QOS] = F(maximum_qos),
+    [PROP_RETAIN_AVAILABLE] = F(retain_available),
+    [PROP_MAXIMUM_PACKET_SIZE] = F(maximum_packet_size),
+    [PROP_WILDCARD_SUB_AVAILABLE] = F(wildcard_sub_available),
+    [PROP_SUBID_AVAILABLE] = F(subid_available),
+    [PROP_SHARED_SUB_AVAILABLE] = F(shared_sub_available),
+};
+#undef F
+
+/* The value field of single-valued property id (a defined one, not User Property). */
+static inline void *field(struct props_values *v, unsigned id)
 {
-    switch (id) {
-    case PROP_CONTENT_TYPE:
-        return &v->content_type;
-    case PROP_RESPONSE_TOPIC:
-        return &v->response_topic;
-    case PROP_CORRELATION_DATA:
-        return &v->correlation_data;
-    case PROP_ASSIGNED_CLIENT_ID:
-        return &v->assigned_client_id;
-    case PROP_AUTH_METHOD:
-        return &v->auth_method;
-    case PROP_AUTH_DATA:
-        return &v->auth_data;
-    case PROP_RESPONSE_INFO:
-        return &v->response_info;
-    case PROP_SERVER_REFERENCE:
-        return &v->server_reference;
-    default:
-        return &v->reason_string;
-    }
+    return (char *)v + field_at[id];
 }
 
-/* The field of a Byte property. */
-static uint8_t *byte_field(struct props_values *v, unsigned id)
+static inline const void *cfield(const struct props_values *v, unsigned id)
 {
-    switch (id) {
-    case PROP_PAYLOAD_FORMAT:
-        return &v->payload_format;
-    case PROP_REQUEST_PROBLEM_INFO:
-        return &v->request_problem_info;
-    case PROP_REQUEST_RESPONSE_INFO:
-        return &v->request_response_info;
-    case PROP_MAXIMUM_QOS:
-        return &v->maximum_qos;
-    case PROP_RETAIN_AVAILABLE:
-        return &v->retain_available;
-    case PROP_WILDCARD_SUB_AVAILABLE:
-        return &v->wildcard_sub_available;
-    case PROP_SUBID_AVAILABLE:
-        return &v->subid_available;
-    default:
-        return &v->shared_sub_available;
-    }
-}
-
-/* The field of a Two Byte Integer property. */
-static uint16_t *u16_field(struct props_values *v, unsigned id)
-{
-    switch (id) {
-    case PROP_SERVER_KEEPALIVE:
-        return &v->server_keepalive;
-    case PROP_RECEIVE_MAXIMUM:
-        return &v->receive_maximum;
-    case PROP_TOPIC_ALIAS_MAXIMUM:
-        return &v->topic_alias_maximum;
-    default:
-        return &v->topic_alias;
-    }
-}
-
-/* The field of a Four Byte Integer property. */
-static uint32_t *u32_field(struct props_values *v, unsigned id)
-{
-    switch (id) {
-    case PROP_MESSAGE_EXPIRY:
-        return &v->message_expiry;
-    case PROP_SESSION_EXPIRY:
-        return &v->session_expiry;
-    case PROP_WILL_DELAY:
-        return &v->will_delay;
-    default:
-        return &v->maximum_packet_size;
-    }
+    return (const char *)v + field_at[id];
 }
 
 /* One property value of type t for id, stored in v unless it repeats. Zero values the spec forbids
- * are Protocol Errors: Receive Maximum [MQTT-3.1.2.11.3], Maximum Packet Size [MQTT-3.1.2.11.4],
- * Topic Alias [MQTT-3.3.2-8], Subscription Identifier [MQTT-3.8.2.1.2]; Byte flags other than 0/1
+ * are Protocol Errors: Receive Maximum (sec. 3.1.2.11.3), Maximum Packet Size (sec. 3.1.2.11.4),
+ * Topic Alias [MQTT-3.3.2-8], Subscription Identifier (sec. 3.8.2.1.2); Byte flags other than 0/1
  * too, except Payload Format Indicator whose only values are 0 and 1 (anything else is not of the
  * property's type: malformed). */
 static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct props_view *o)
@@ -172,7 +141,7 @@ static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct pr
         u = *c->p++;
         if (u > 1)
             return id == PROP_PAYLOAD_FORMAT ? CODEC_ERR_PROPERTY : CODEC_ERR_PROTOCOL;
-        *byte_field(v, id) = (uint8_t)u;
+        *(uint8_t *)field(v, id) = (uint8_t)u;
         return CODEC_OK;
     case PROP_TYPE_U16:
         if (cursor_left(c) < 2)
@@ -181,7 +150,7 @@ static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct pr
         c->p += 2;
         if (u == 0 && (id == PROP_RECEIVE_MAXIMUM || id == PROP_TOPIC_ALIAS))
             return CODEC_ERR_PROTOCOL;
-        *u16_field(v, id) = (uint16_t)u;
+        *(uint16_t *)field(v, id) = (uint16_t)u;
         return CODEC_OK;
     case PROP_TYPE_U32:
         if (cursor_left(c) < 4)
@@ -190,7 +159,7 @@ static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct pr
         c->p += 4;
         if (u == 0 && id == PROP_MAXIMUM_PACKET_SIZE)
             return CODEC_ERR_PROTOCOL;
-        *u32_field(v, id) = u;
+        *(uint32_t *)field(v, id) = u;
         return CODEC_OK;
     case PROP_TYPE_VARINT: /* only Subscription Identifier */
         if (!cursor_varint(c, &u))
@@ -198,19 +167,19 @@ static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct pr
         if (u == 0)
             return CODEC_ERR_PROTOCOL;
         if (o->subid_count++ == 0)
-            v->subscription_id = u;
+            *(uint32_t *)field(v, id) = u;
         return CODEC_OK;
     case PROP_TYPE_STRING:
         if ((rc = cursor_utf8(c, &s)) != CODEC_OK)
             return rc;
-        *str_field(v, id) = s;
+        *(struct mqtt_str *)field(v, id) = s;
         return CODEC_OK;
     case PROP_TYPE_BINARY:
         if (!cursor_str(c, &s))
             return CODEC_ERR_PROPERTY;
-        *str_field(v, id) = s;
+        *(struct mqtt_str *)field(v, id) = s;
         return CODEC_OK;
-    case PROP_TYPE_PAIR: /* only User Property [MQTT-3.1.2.11.8] */
+    case PROP_TYPE_PAIR: /* only User Property (sec. 3.1.2.11.8) */
         if ((rc = cursor_utf8(c, &s)) != CODEC_OK || (rc = cursor_utf8(c, &s)) != CODEC_OK)
             return rc;
         o->user_count++;
@@ -239,7 +208,7 @@ int props_parse(const uint8_t *buf, size_t len, unsigned kind, struct props_view
         const struct prop_info *info;
         if (!cursor_varint(&c, &id) || (info = props_info(id)) == NULL)
             return CODEC_ERR_PROPERTY;
-        if (!(info->kinds & (1u << kind))) /* not valid for this packet [MQTT-2.2.2.2] */
+        if (!(info->kinds & (1u << kind))) /* not valid for this packet (sec. 2.2.2.2) */
             return CODEC_ERR_PROPERTY;
         if ((out->v.has >> id) & 1 && !(info->multi_kinds & (1u << kind)))
             return CODEC_ERR_PROTOCOL; /* "a Protocol Error to include ... more than once" */
@@ -248,19 +217,22 @@ int props_parse(const uint8_t *buf, size_t len, unsigned kind, struct props_view
             return rc;
     }
     if (props_has(&out->v, PROP_AUTH_DATA) && !props_has(&out->v, PROP_AUTH_METHOD))
-        return CODEC_ERR_PROTOCOL; /* [MQTT-3.1.2.11.10], [MQTT-3.2.2.3.18], [MQTT-3.15.2.2.3] */
+        return CODEC_ERR_PROTOCOL; /* (sec. 3.1.2.11.10), (sec. 3.2.2.3.18), (sec. 3.15.2.2.3) */
     return CODEC_OK;
 }
 
 /* Skip one property of a validated view, reporting its id and where its value starts. */
 static bool view_next(const struct props_view *v, size_t *pos, uint32_t *id, struct cursor *val)
 {
-    struct cursor c = {v->ptr + *pos, v->ptr + v->len};
+    struct cursor c;
     struct mqtt_str s;
     const struct prop_info *info;
     uint32_t u;
 
-    if (*pos >= v->len || !cursor_varint(&c, id) || (info = props_info(*id)) == NULL)
+    if (*pos >= v->len) /* first: an empty view may have no pointer at all */
+        return false;
+    c = (struct cursor){v->ptr + *pos, v->ptr + v->len};
+    if (!cursor_varint(&c, id) || (info = props_info(*id)) == NULL)
         return false;
     *val = c;
     switch (info->type) {
@@ -356,7 +328,7 @@ static size_t value_len(const struct props_values *v, unsigned id, enum prop_typ
     case PROP_TYPE_VARINT:
         return codec_varint_size(v->subscription_id);
     default:
-        return 2 + (size_t)str_field((struct props_values *)v, id)->len;
+        return 2 + (size_t)((const struct mqtt_str *)cfield(v, id))->len;
     }
 }
 
@@ -398,17 +370,19 @@ size_t props_write(uint8_t *out, const struct props_build *b)
         *p++ = (uint8_t)id;
         switch (info->type) {
         case PROP_TYPE_BYTE:
-            *p++ = *byte_field(v, id);
+            *p++ = *(const uint8_t *)cfield(v, id);
             break;
         case PROP_TYPE_U16:
-            p = put_u16(p, *u16_field(v, id));
+            p = put_u16(p, *(const uint16_t *)cfield(v, id));
             break;
         case PROP_TYPE_U32:
-            p = put_u32(p, *u32_field(v, id));
+            p = put_u32(p, *(const uint32_t *)cfield(v, id));
             break;
-        default: /* string, binary */
-            p = put_str(p, str_field(v, id)->data, str_field(v, id)->len);
+        default: { /* string, binary */
+            const struct mqtt_str *s = cfield(v, id);
+            p = put_str(p, s->data, s->len);
             break;
+        }
         }
     }
     for (size_t i = 0; i < b->user_count; i++) {

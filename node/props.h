@@ -5,7 +5,7 @@
  *
  * A property block on the wire is a Variable Byte Integer length followed by that many bytes of
  * (identifier, value) pairs. Identifiers are Variable Byte Integers too, but every defined one fits
- * in one byte. Values are of seven data types [MQTT-2.2.2.2]: Byte, Two/Four Byte Integer, Variable
+ * in one byte. Values are of seven data types (sec. 2.2.2.2): Byte, Two/Four Byte Integer, Variable
  * Byte Integer, UTF-8 Encoded String, Binary Data, UTF-8 String Pair.
  */
 #ifndef SOL_PROPS_H
@@ -27,7 +27,7 @@ struct mqtt_str_pair {
     struct mqtt_str value;
 };
 
-/* Property identifiers [MQTT-2.2.2.2]. */
+/* Property identifiers (sec. 2.2.2.2). */
 enum prop_id {
     PROP_PAYLOAD_FORMAT = 0x01,
     PROP_MESSAGE_EXPIRY = 0x02,
@@ -71,13 +71,13 @@ enum prop_type {
 };
 
 /* Where a property block sits: the packet type's number (enum mqtt_type, 1..15, AUTH = 15), or
- * PROPS_WILL for the Will Properties of a CONNECT payload [MQTT-3.1.3.2]. */
+ * PROPS_WILL for the Will Properties of a CONNECT payload (sec. 3.1.3.2). */
 #define PROPS_WILL 16
 
-/* One row of the property table: its data type, the kinds it may appear in (bit 1 << kind, kind as
- * above) and whether it may repeat. User Property repeats everywhere [MQTT-3.1.2.11.8]; Subscription
- * Identifier repeats in PUBLISH (one per matching subscription, server to client [MQTT-3.3.4-4]) but
- * not in SUBSCRIBE [MQTT-3.8.2.1.2]. */
+/* One row of the property table: its data type, the kinds it may appear in (bit 1 << kind, kind
+ * as above) and where it may repeat. User Property repeats everywhere (sec. 3.1.2.11.8);
+ * Subscription Identifier repeats in PUBLISH (one per matching subscription, server to client
+ * [MQTT-3.3.4-4]) but not in SUBSCRIBE (sec. 3.8.2.1.2). */
 struct prop_info {
     enum prop_type type;
     uint32_t kinds;
@@ -87,8 +87,9 @@ struct prop_info {
 /* The table row for id, or NULL for an identifier the spec does not define. */
 const struct prop_info *props_info(unsigned id);
 
-/* Decoded single-valued properties. Which are present is the bit (1 << id) of has (props_has). Strings
- * and binaries point into the parsed buffer. A field whose bit is clear is not set (not zeroed). */
+/* Decoded single-valued properties. Which are present is the bit (1 << id) of has (props_has);
+ * the bits of User Property and Subscription Identifier say one or more are there. Strings and
+ * binaries point into the parsed buffer. A field whose bit is clear is not set (not zeroed). */
 struct props_values {
     uint64_t has;
     uint8_t payload_format;        /* 0x01: 0 or 1 */
@@ -135,18 +136,19 @@ struct props_view {
     size_t subid_count; /* Subscription Identifiers */
 };
 
-/* Parse and validate the property block at buf[0..len) (its length field first) for kind (an enum
- * mqtt_type value or PROPS_WILL), filling *out; *used gets the bytes of length field plus properties
- * (the rest of buf is the caller's). Returns CODEC_OK or:
+/* Parse and validate the property block at buf[0..len) (its length field first) for kind (an
+ * enum mqtt_type value or PROPS_WILL), filling *out; *used gets the bytes of length field plus
+ * properties (the rest of buf is the caller's). Returns CODEC_OK or:
  *  CODEC_ERR_PROPERTY: the block does not fit in len, length field or an identifier or varint value
  *   not minimally encoded [MQTT-1.5.5-1] or over 4 bytes, a truncated value, an identifier the spec
- *   does not define or one not allowed on kind (both a Malformed Packet [MQTT-2.2.2.2]), Payload
+ *   does not define or one not allowed on kind (both a Malformed Packet (sec. 2.2.2.2)), Payload
  *   Format Indicator not 0/1;
  *  CODEC_ERR_UTF8: a string (or either half of a pair) not valid UTF-8 per [MQTT-1.5.4-1/2];
- *  CODEC_ERR_PROTOCOL: a single-valued property twice, Receive Maximum / Maximum Packet Size / Topic
- *   Alias / Subscription Identifier 0, Request Problem / Request Response Information, Maximum QoS,
- *   Retain / Wildcard / Subscription Identifier / Shared Subscription Available not 0/1, or
- *   Authentication Data without Authentication Method (the spec calls each a Protocol Error).
+ *  CODEC_ERR_PROTOCOL: a single-valued property twice, Receive Maximum / Maximum Packet Size /
+ *   Topic Alias / Subscription Identifier 0, Request Problem / Request Response Information,
+ *   Maximum QoS, Retain / Wildcard / Subscription Identifier / Shared Subscription Available not
+ *   0/1, or Authentication Data without Authentication Method (the spec calls each a Protocol
+ *   Error).
  * Not judged here (the receiver's policy): a Subscription Identifier in a PUBLISH sent by a client
  * [MQTT-3.3.4-6] (check subid_count), Topic Alias above the negotiated maximum, payload/format
  * agreement. The codec errors are the enum codec_result values of codec.h. */
@@ -165,9 +167,11 @@ bool props_next(const struct props_view *v, size_t *pos, uint32_t *id);
  * to out (room for v->len bytes); returns the bytes written. What a broker passes on. */
 size_t props_copy_except(const struct props_view *v, uint64_t except, uint8_t *out);
 
-/* Properties to write: the single-valued ones present in v.has (other fields unread), then the User
- * Properties and Subscription Identifiers from the arrays. The writer trusts its input: values are
- * written as given (the caller keeps them valid and allowed on the packet it builds). */
+/* Properties to write: the single-valued ones present in v.has (other fields unread), then the
+ * User Properties and Subscription Identifiers from the arrays (their has bits and
+ * v.subscription_id are ignored). The writer trusts its input: values are written as given (the
+ * caller keeps them valid and allowed on the packet it builds). Strings and arrays are the
+ * caller's, read only during props_len / props_write. */
 struct props_build {
     struct props_values v;
     const struct mqtt_str_pair *user;
@@ -178,9 +182,9 @@ struct props_build {
 
 /* Bytes of the properties of b, excluding the length field (0 for NULL or none). */
 size_t props_len(const struct props_build *b);
-/* Write the properties of b (no length field) to out, which has room for props_len(b) bytes;
- * single-valued ones in identifier order, then User Properties, then Subscription Identifiers, every
- * Variable Byte Integer minimal [MQTT-1.5.5-1]. Returns the bytes written (props_len(b)). */
+/* Write the properties of b (no length field) to out, which has room for props_len(b) bytes:
+ * single-valued ones in identifier order, then User Properties, then Subscription Identifiers,
+ * every Variable Byte Integer minimal [MQTT-1.5.5-1]. Returns the bytes written (props_len(b)). */
 size_t props_write(uint8_t *out, const struct props_build *b);
 
 #endif

@@ -89,7 +89,7 @@ static inline void assert_str_eq(struct mqtt_str a, struct mqtt_str b)
         assert_memory_equal(a.data, b.data, a.len);
 }
 
-/* ---- MQTT 5 properties as the spec's table [MQTT-2.2.2.2] lists them ---- */
+/* ---- MQTT 5 properties as the spec's table (sec. 2.2.2.2) lists them ---- */
 #define SK(t) (1u << (t))
 #define SK_ACKS (SK(MQTT_PUBACK) | SK(MQTT_PUBREC) | SK(MQTT_PUBREL) | SK(MQTT_PUBCOMP))
 
@@ -150,9 +150,42 @@ static inline const unsigned *spec_kinds(size_t *n)
     return k;
 }
 
-/* The integer field of a Byte / Two / Four Byte / varint property (test-side accessor). */
-static inline uint32_t *spec_int_field(struct props_values *v, unsigned id)
+/* The field of a single-valued property, written out apart from props.c's table: its address in v
+ * and *width, the bytes of an integer field (1, 2, 4) or 0 for a string / binary. */
+static inline void *spec_field(const struct props_values *cv, unsigned id, size_t *width)
 {
+    struct props_values *v = (struct props_values *)cv;
+    *width = 1;
+    switch (id) {
+    case 0x01:
+        return &v->payload_format;
+    case 0x17:
+        return &v->request_problem_info;
+    case 0x19:
+        return &v->request_response_info;
+    case 0x24:
+        return &v->maximum_qos;
+    case 0x25:
+        return &v->retain_available;
+    case 0x28:
+        return &v->wildcard_sub_available;
+    case 0x29:
+        return &v->subid_available;
+    case 0x2A:
+        return &v->shared_sub_available;
+    }
+    *width = 2;
+    switch (id) {
+    case 0x13:
+        return &v->server_keepalive;
+    case 0x21:
+        return &v->receive_maximum;
+    case 0x22:
+        return &v->topic_alias_maximum;
+    case 0x23:
+        return &v->topic_alias;
+    }
+    *width = 4;
     switch (id) {
     case 0x02:
         return &v->message_expiry;
@@ -165,92 +198,7 @@ static inline uint32_t *spec_int_field(struct props_values *v, unsigned id)
     case 0x27:
         return &v->maximum_packet_size;
     }
-    return NULL;
-}
-
-/* Read an integer property's value as decoded. */
-static inline uint32_t spec_get_int(const struct props_values *v, unsigned id)
-{
-    switch (id) {
-    case 0x01:
-        return v->payload_format;
-    case 0x17:
-        return v->request_problem_info;
-    case 0x19:
-        return v->request_response_info;
-    case 0x24:
-        return v->maximum_qos;
-    case 0x25:
-        return v->retain_available;
-    case 0x28:
-        return v->wildcard_sub_available;
-    case 0x29:
-        return v->subid_available;
-    case 0x2A:
-        return v->shared_sub_available;
-    case 0x13:
-        return v->server_keepalive;
-    case 0x21:
-        return v->receive_maximum;
-    case 0x22:
-        return v->topic_alias_maximum;
-    case 0x23:
-        return v->topic_alias;
-    }
-    uint32_t *p = spec_int_field((struct props_values *)v, id);
-    assert_non_null(p);
-    return *p;
-}
-
-/* Set an integer property's value for the writer. */
-static inline void spec_set_int(struct props_values *v, unsigned id, uint32_t x)
-{
-    switch (id) {
-    case 0x01:
-        v->payload_format = (uint8_t)x;
-        return;
-    case 0x17:
-        v->request_problem_info = (uint8_t)x;
-        return;
-    case 0x19:
-        v->request_response_info = (uint8_t)x;
-        return;
-    case 0x24:
-        v->maximum_qos = (uint8_t)x;
-        return;
-    case 0x25:
-        v->retain_available = (uint8_t)x;
-        return;
-    case 0x28:
-        v->wildcard_sub_available = (uint8_t)x;
-        return;
-    case 0x29:
-        v->subid_available = (uint8_t)x;
-        return;
-    case 0x2A:
-        v->shared_sub_available = (uint8_t)x;
-        return;
-    case 0x13:
-        v->server_keepalive = (uint16_t)x;
-        return;
-    case 0x21:
-        v->receive_maximum = (uint16_t)x;
-        return;
-    case 0x22:
-        v->topic_alias_maximum = (uint16_t)x;
-        return;
-    case 0x23:
-        v->topic_alias = (uint16_t)x;
-        return;
-    }
-    uint32_t *p = spec_int_field(v, id);
-    assert_non_null(p);
-    *p = x;
-}
-
-/* The string / binary field of a property. */
-static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned id)
-{
+    *width = 0;
     switch (id) {
     case 0x03:
         return &v->content_type;
@@ -271,12 +219,45 @@ static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned i
     case 0x1F:
         return &v->reason_string;
     }
-    fail_msg("no string field for property 0x%02x", id);
+    fail_msg("no field for property 0x%02x", id);
     return NULL;
 }
 
+/* Read an integer property's value as decoded. */
+static inline uint32_t spec_get_int(const struct props_values *v, unsigned id)
+{
+    size_t w;
+    void *f = spec_field(v, id, &w);
+    assert_true(w != 0);
+    return w == 1 ? *(uint8_t *)f : w == 2 ? *(uint16_t *)f : *(uint32_t *)f;
+}
+
+/* Set an integer property's value for the writer. */
+static inline void spec_set_int(struct props_values *v, unsigned id, uint32_t x)
+{
+    size_t w;
+    void *f = spec_field(v, id, &w);
+    assert_true(w != 0);
+    if (w == 1)
+        *(uint8_t *)f = (uint8_t)x;
+    else if (w == 2)
+        *(uint16_t *)f = (uint16_t)x;
+    else
+        *(uint32_t *)f = x;
+}
+
+/* The string / binary field of a property. */
+static inline struct mqtt_str *spec_str_field(struct props_values *v, unsigned id)
+{
+    size_t w;
+    void *f = spec_field(v, id, &w);
+    assert_int_equal(w, 0);
+    return f;
+}
+
 /* A sample value per property, distinct per identifier so a value landing in the wrong field shows:
- * flags 1, integers id-derived and above one byte, strings non-ASCII UTF-8, binaries with 0x00/0xFF. */
+ * flags 0/1, integers id-derived and above one byte, strings non-ASCII UTF-8, binaries with 0x00 and
+ * 0xFF. */
 static inline uint32_t spec_sample_int(const struct spec_prop *r)
 {
     switch (r->type) {
@@ -294,23 +275,22 @@ static inline uint32_t spec_sample_int(const struct spec_prop *r)
 static inline struct mqtt_str spec_sample_str(const struct spec_prop *r)
 {
     static const char bin[] = {0x00, (char)0xFF, (char)0xC0, 'b', 0x00};
-    static const char utf[] = "xÃ©â¬ð-00";
-    static char per_id[PROP_ID_MAX + 1][sizeof utf];
+    /* 2-, 3- and 4-byte UTF-8 sequences, a different string per identifier */
+    static const char *const utf[PROP_ID_MAX + 1] = {
+        [0x03] = "ct \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 03",
+        [0x08] = "rt/\xC3\xA9/\xE2\x82\xAC/\xF0\x9F\x98\x80",
+        [0x12] = "id-\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80-12",
+        [0x15] = "SCRAM-\xC3\xA9\xE2\x82\xAC",
+        [0x1A] = "ri \xF0\x9F\x98\x80\xC3\xA9",
+        [0x1C] = "srv:\xE2\x82\xAC:1883",
+        [0x1F] = "reason \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
+        [0x26] = "user \xE2\x82\xAC\xC3\xA9",
+    };
     if (r->type == PROP_TYPE_BINARY)
         return (struct mqtt_str){bin, (uint16_t)(sizeof bin - (r->id & 1))};
-    char *s = per_id[r->id];
-    memcpy(s, utf, sizeof utf);
-    s[sizeof utf - 3] = (char)('0' + (r->id >> 4));
-    s[sizeof utf - 2] = (char)('a' + (r->id & 15));
-    return (struct mqtt_str){s, (uint16_t)(sizeof utf - 1)};
+    assert_non_null(utf[r->id]);
+    return (struct mqtt_str){utf[r->id], (uint16_t)strlen(utf[r->id])};
 }
-
-static const struct mqtt_str_pair spec_users[] = {
-    {{"kÃ©", 3}, {"v1", 2}},
-    {{"", 0}, {"", 0}},
-    {{"kÃ©", 3}, {"v2 â¬", 6}}, /* a name may repeat [MQTT-3.1.2-?] */
-};
-static const uint32_t spec_subids[] = {1, 127, 128, 268435455};
 
 /* One sample of every property the spec allows on kind, in b (user properties and subscription ids
  * included: several where they repeat, one Subscription Identifier in SUBSCRIBE). */
