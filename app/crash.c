@@ -22,6 +22,7 @@
 
 #define CRASH_FRAMES 64
 
+#ifndef CRASH_UNDER_ASAN
 /* Digits of v into out (no printf in a signal handler); returns the length. */
 static size_t crash_utoa(char *out, unsigned v)
 {
@@ -55,6 +56,7 @@ static void crash_handler(int sig)
     signal(sig, SIG_DFL); /* SA_RESETHAND did this already; to be sure for SIGABRT from abort() */
     raise(sig);
 }
+#endif
 
 int crash_report_install(void)
 {
