@@ -35,6 +35,10 @@ void conn5_free(struct conn *c)
         for (int i = 0; i < CONN5_TOPIC_ALIAS_MAX; i++)
             free(c->v5->alias_in[i].topic);
     free(c->v5->alias_in);
+    if (c->v5->alias_out)
+        for (int i = 0; i < c->v5->alias_out_max; i++)
+            free(c->v5->alias_out[i].topic);
+    free(c->v5->alias_out);
     free(c->v5);
     c->v5 = NULL;
 }
@@ -71,11 +75,51 @@ int conn5_send_disconnect_ref(struct conn *c, uint8_t reason, const char *why, c
     return 0;
 }
 
-/* The per-delivery part of the property block: expiry left and the Subscription Identifiers.
- * Returns its length (written to out, which holds 5 + 5 * CONN5_SUBIDS_MAX bytes). */
-static size_t conn5_delivery_props(struct conn *c, const struct message *msg, uint8_t *out)
+/* The outbound Topic Alias for topic [MQTT-3.3.2.3.4], for a client that allows them: an alias it
+ * knows already (*known: the topic can be left out), or a new one, taking the least recently used
+ * slot when all are taken (the client replaces its mapping). 0 when none can be used. */
+static uint16_t conn5_alias_out(struct conn *c, const char *topic, uint16_t len, bool *known)
+{
+    struct conn5 *v = c->v5;
+    *known = false;
+    if (!v->alias_out_max)
+        return 0;
+    if (!v->alias_out && !(v->alias_out = calloc(v->alias_out_max, sizeof(*v->alias_out))))
+        return 0;
+    size_t lru = 0;
+    for (size_t i = 0; i < v->alias_out_max; i++) {
+        struct conn5_alias_out *a = &v->alias_out[i];
+        if (a->topic && a->len == len && memcmp(a->topic, topic, len) == 0) {
+            a->used = ++v->alias_clock;
+            *known = true;
+            return (uint16_t)(i + 1);
+        }
+        if (!a->topic || a->used < v->alias_out[lru].used)
+            lru = i;
+        if (!a->topic)
+            break;
+    }
+    struct conn5_alias_out *a = &v->alias_out[lru];
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return 0;
+    memcpy(copy, topic, len);
+    free(a->topic);
+    *a = (struct conn5_alias_out){copy, len, ++v->alias_clock};
+    return (uint16_t)(lru + 1);
+}
+
+/* The per-delivery part of the property block: expiry left, the Topic Alias (alias, 0 = none)
+ * and the Subscription Identifiers. Returns its length (written to out, which holds
+ * 8 + 5 * CONN5_SUBIDS_MAX bytes). */
+static size_t conn5_delivery_props(struct conn *c, const struct message *msg, uint16_t alias,
+                                   uint8_t *out)
 {
     struct props_build pb = {0};
+    if (alias) {
+        pb.v.has |= 1ULL << PROP_TOPIC_ALIAS;
+        pb.v.topic_alias = alias;
+    }
     uint32_t subids[CONN5_SUBIDS_MAX];
     if (msg->expire_at) { /* [MQTT-3.3.2-6]: what is left of it */
         pb.v.has |= 1ULL << PROP_MESSAGE_EXPIRY;
@@ -89,12 +133,13 @@ static size_t conn5_delivery_props(struct conn *c, const struct message *msg, ui
     return props_write(out, &pb);
 }
 
+/* The size check assumes the whole topic is sent: an alias only makes a packet smaller. */
 bool conn5_publish_fits(struct conn *c, const struct message *msg, uint8_t qos)
 {
     if (!c->v5 || !c->v5->max_packet)
         return true;
-    uint8_t dp[5 + 5 * CONN5_SUBIDS_MAX];
-    size_t plen = conn5_delivery_props(c, msg, dp) + msg->props_len;
+    uint8_t dp[8 + 5 * CONN5_SUBIDS_MAX];
+    size_t plen = conn5_delivery_props(c, msg, c->v5->alias_out_max ? 1 : 0, dp) + msg->props_len;
     size_t n = codec_publish5_size(msg->topic_len, plen, msg->payload_len, qos);
     return n && n <= c->v5->max_packet;
 }
@@ -102,8 +147,10 @@ bool conn5_publish_fits(struct conn *c, const struct message *msg, uint8_t qos)
 int conn5_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
                        bool retain)
 {
-    uint8_t dp[5 + 5 * CONN5_SUBIDS_MAX];
-    size_t dlen = conn5_delivery_props(c, msg, dp);
+    bool known = false;
+    uint16_t alias = conn5_alias_out(c, msg->topic, msg->topic_len, &known);
+    uint8_t dp[8 + 5 * CONN5_SUBIDS_MAX];
+    size_t dlen = conn5_delivery_props(c, msg, alias, dp);
     size_t plen = dlen + msg->props_len;
     uint8_t stack[512], *props = plen <= sizeof(stack) ? stack : malloc(plen);
     if (!props)
@@ -116,12 +163,12 @@ int conn5_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_
         .retain = retain,
         .qos = qos,
         .packet_id = id,
-        .topic = {msg->topic, msg->topic_len},
+        .topic = {msg->topic, known ? 0 : msg->topic_len}, /* a known alias stands for it */
         .payload = msg->payload,
         .payload_len = msg->payload_len,
     };
     int rc = -1;
-    size_t n = codec_publish5_size(msg->topic_len, plen, msg->payload_len, qos), off;
+    size_t n = codec_publish5_size(p.topic.len, plen, msg->payload_len, qos), off;
     uint8_t *out = n ? conn_reserve(c, n) : NULL;
     if (out) {
         codec_encode_publish5(out, &p, props, plen, &off);

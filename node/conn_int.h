@@ -54,13 +54,25 @@ struct conn5_alias {
 };
 
 /* What an MQTT 5 connection negotiated (NULL on a 3.1.1 one: its idle memory is unchanged). */
+#define CONN5_ALIAS_OUT_MAX 64 /* aliases we set toward a client, at most (the oldest is reused) */
+
+/* An outbound Topic Alias: the topic it stands for and when it was last used (LRU). */
+struct conn5_alias_out {
+    char *topic;
+    uint16_t len;
+    uint64_t used;
+};
+
 struct conn5 {
-    struct conn5_alias *alias_in; /* CONN5_TOPIC_ALIAS_MAX slots, allocated on first use */
-    uint32_t max_packet;          /* the client's Maximum Packet Size; 0 = the protocol's */
-    uint32_t will_expiry;         /* the will's Message Expiry Interval (s); 0 = none */
-    uint32_t will_delay;          /* the Will Delay Interval (s) [MQTT-3.1.3.2.2] */
-    uint16_t receive_max;         /* the client's Receive Maximum [MQTT-3.3.4-9] */
-    bool problem_info;            /* Request Problem Information: reason strings allowed */
+    struct conn5_alias *alias_in;      /* CONN5_TOPIC_ALIAS_MAX slots, allocated on first use */
+    struct conn5_alias_out *alias_out; /* alias_out_max slots, allocated on first use */
+    uint64_t alias_clock;              /* LRU ticks */
+    uint16_t alias_out_max;            /* min(the client's Topic Alias Maximum, ours) */
+    uint32_t max_packet;               /* the client's Maximum Packet Size; 0 = the protocol's */
+    uint32_t will_expiry;              /* the will's Message Expiry Interval (s); 0 = none */
+    uint32_t will_delay;               /* the Will Delay Interval (s) [MQTT-3.1.3.2.2] */
+    uint16_t receive_max;              /* the client's Receive Maximum [MQTT-3.3.4-9] */
+    bool problem_info;                 /* Request Problem Information: reason strings allowed */
 };
 
 struct conn {

@@ -67,6 +67,10 @@ static int connect_copy(struct conn *c, const struct mqtt_connect *p, const stru
             c->v5->receive_max = pv->v.receive_maximum;
         if (props_has(&pv->v, PROP_MAXIMUM_PACKET_SIZE))
             c->v5->max_packet = pv->v.maximum_packet_size;
+        if (props_has(&pv->v, PROP_TOPIC_ALIAS_MAXIMUM)) /* aliases we may send [MQTT-3.3.2-7] */
+            c->v5->alias_out_max = pv->v.topic_alias_maximum < CONN5_ALIAS_OUT_MAX
+                                       ? pv->v.topic_alias_maximum
+                                       : CONN5_ALIAS_OUT_MAX;
         if (props_has(&pv->v, PROP_REQUEST_PROBLEM_INFO))
             c->v5->problem_info = pv->v.request_problem_info;
     }
