@@ -67,6 +67,11 @@ int conn5_send_disconnect_ref(struct conn *c, uint8_t reason, const char *why, c
         pb.v.server_reference = (struct mqtt_str){ref, (uint16_t)rl};
     }
     size_t n = codec_disconnect5_size(reason, &pb);
+    if (c->v5 && c->v5->max_packet && n > c->v5->max_packet) {
+        /* Over the client's Maximum Packet Size: the Reason String goes first [MQTT-3.14.2-3]. */
+        pb.v.has &= ~(1ULL << PROP_REASON_STRING);
+        n = codec_disconnect5_size(reason, &pb);
+    }
     uint8_t *out = conn_reserve(c, n);
     if (!out)
         return -1;
