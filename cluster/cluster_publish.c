@@ -104,8 +104,9 @@ size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *pic
         routed += routes;
         if (picked) {
             struct wire_plan own;
+            /* Stamped like any retained PUBLISH: the peer also stores it (it gets no Retain). */
             size_t n = wire_publish_plan(&own, c->self, c->self_len, CL__ENVELOPE__BODY_PUBLISH,
-                                         msg, NULL, seq, uv_now(c->loop));
+                                         msg, stp, seq, uv_now(c->loop));
             n = wire_plan_shares(&own, picks, npicks, p, shares_only || !routes);
             uint8_t *out = peer_stage(p, n);
             if (!out) {
@@ -146,8 +147,9 @@ void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publ
                        bool deliver)
 {
     if (deliver) {
-        /* A live delivery: retain flag clear [MQTT-3.3.1-9]. */
-        struct message *m = publish_to_message(wp, false, uv_now(c->loop));
+        /* A live delivery: the retain flag as published, cleared for every subscription but one
+         * with Retain As Published (broker_deliver_matched) [MQTT-3.3.1-9/12]. */
+        struct message *m = publish_to_message(wp, wp->retain, uv_now(c->loop));
         if (!m) {
             cluster_bad_input(c, p->name, "an invalid PUBLISH");
             return;

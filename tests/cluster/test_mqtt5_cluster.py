@@ -220,3 +220,26 @@ def _knows_client_addresses(node):
     """/cluster on node lists a client address for every member (peers' come with heartbeats)."""
     mem = node.members() or {}
     return len(mem) == 3 and all(m.get("client_address") for m in mem.values())
+
+
+def test_retain_as_published_across_a_hop(cluster):
+    """[MQTT5-3.3.1-12] a subscription with Retain As Published on n2 gets the retain flag of a
+    retained message published on n1 as it was; one without gets it cleared [MQTT5-3.3.1-13]."""
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+    n1, n2, _ = cluster.start_nodes(3)
+    cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
+    rap = Client5(n2, "rap-yes").connect()
+    plain = Client5(n2, "rap-no").connect()
+    pub = Client5(n1, "rap-pub").connect()
+    try:
+        rc, mid = rap.c.subscribe("rap/#", options=SubscribeOptions(qos=1, retainAsPublished=True))
+        rap._wait(mid, "SUBACK")
+        plain.subscribe("rap/#", qos=1)
+        wait_routes(cluster, n1, 1)
+        pub.publish("rap/t", b"r", qos=1, retain=True)
+        got_rap, got_plain = rap.next_message(), plain.next_message()
+        assert got_rap is not None and got_rap.retain, "Retain As Published lost across the hop"
+        assert got_plain is not None and not got_plain.retain
+    finally:
+        for c in (rap, plain, pub):
+            c.close()
