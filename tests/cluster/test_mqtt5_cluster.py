@@ -223,8 +223,8 @@ def _knows_client_addresses(node):
 
 
 def test_retain_as_published_across_a_hop(cluster):
-    """[MQTT5-3.3.1-12] a subscription with Retain As Published on n2 gets the retain flag of a
-    retained message published on n1 as it was; one without gets it cleared [MQTT5-3.3.1-13]."""
+    """[MQTT5-3.3.1-13] a subscription with Retain As Published on n2 gets the retain flag of a
+    retained message published on n1 as it was; one without gets it cleared [MQTT5-3.3.1-12]."""
     from paho.mqtt.subscribeoptions import SubscribeOptions
     n1, n2, _ = cluster.start_nodes(3)
     cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
