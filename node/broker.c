@@ -270,6 +270,12 @@ static void broker_deliver_matched(struct broker *b, struct message *msg)
     }
 }
 
+/* A routing pass is over: later sends (queue drains) are not on the publisher's behalf. */
+static void broker_routing_done(struct broker *b)
+{
+    b->match.publisher = NULL;
+}
+
 /* Deliver msg to every local session subscribed to a matching filter (from: the publisher's
  * session, for No Local; NULL for none): the one local delivery of both broker_publish_from and
  * broker_deliver_remote, so it stays this file's own. */
@@ -312,6 +318,7 @@ size_t broker_publish_from(struct broker *b, struct message *msg, bool from_loca
         n += share_route(b, b->shares, msg, from, picks, BROKER_SHARE_PICKS, &npicks);
     if (from_local_client && b->hooks.on_publish)
         n += b->hooks.on_publish(b->hooks.ctx, msg, picks, npicks, false);
+    broker_routing_done(b);
     return n;
 }
 
@@ -331,13 +338,16 @@ int broker_publish_packet(struct broker *b, const struct broker_pub *p)
             size_t peers = 0;
             if (b->hooks.on_publish)
                 peers = b->hooks.on_publish(b->hooks.ctx, &view, NULL, 0, false);
+            broker_routing_done(b);
             return peers > INT32_MAX ? INT32_MAX : (int)peers;
         }
     }
     msg = message_new5(p->topic, p->topic_len, p->payload, p->payload_len, p->qos, p->retain,
                        p->props, p->props_len, p->expire_at);
-    if (!msg)
+    if (!msg) {
+        broker_routing_done(b);
         return -1;
+    }
     size_t n;
     if (p->retain) {
         n = broker_publish_from(b, msg, true, p->from);
@@ -349,6 +359,7 @@ int broker_publish_packet(struct broker *b, const struct broker_pub *p)
         n += share_route(b, b->shares, msg, p->from, picks, BROKER_SHARE_PICKS, &npicks);
         if (b->hooks.on_publish)
             n += b->hooks.on_publish(b->hooks.ctx, msg, picks, npicks, false);
+        broker_routing_done(b);
     }
     message_unref(msg);
     return n > INT32_MAX ? INT32_MAX : (int)n;
@@ -358,6 +369,11 @@ void broker_share_forward(struct broker *b, struct message *msg, const struct sh
 {
     if (b->hooks.on_publish)
         b->hooks.on_publish(b->hooks.ctx, msg, pick, 1, true);
+}
+
+const struct session *broker_routing_from(const struct broker *b)
+{
+    return b->match.publisher;
 }
 
 struct shares *broker_shares(struct broker *b)

@@ -64,6 +64,8 @@ void broker_publish(struct broker *b, struct message *msg, bool from_local_clien
  * sessions, plus peers when from_local_client). */
 size_t broker_publish_from(struct broker *b, struct message *msg, bool from_local_client,
                            const struct session *from);
+/* The session whose PUBLISH is being routed now (No Local), or NULL outside a routing pass. */
+const struct session *broker_routing_from(const struct broker *b);
 /* The shared groups (share.h). */
 struct shares *broker_shares(struct broker *b);
 /* Send msg to the peer pick names for its group alone (a redelivery when a member ended). */

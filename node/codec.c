@@ -459,6 +459,8 @@ const char *codec_strerror(int result)
         return "protocol error";
     case CODEC_ERR_REASON:
         return "invalid reason code";
+    case CODEC_ERR_TOPIC_ALIAS:
+        return "topic alias 0";
     }
     return "unknown codec error";
 }
@@ -489,6 +491,8 @@ uint8_t codec_reason_code(int result)
         return MQTT_RC_UNSUPPORTED_VERSION;
     case CODEC_ERR_TOPIC:
         return MQTT_RC_TOPIC_NAME_INVALID;
+    case CODEC_ERR_TOPIC_ALIAS:
+        return MQTT_RC_TOPIC_ALIAS_INVALID;
     }
     return MQTT_RC_UNSPECIFIED;
 }

@@ -129,8 +129,9 @@ enum codec_result {
     CODEC_ERR_PROPERTY = -12, /* malformed property block (see props_parse) */
     CODEC_ERR_PROTOCOL = -13, /* what the spec calls a Protocol Error in a packet's format */
     CODEC_ERR_REASON = -14,   /* a reason code the packet type does not define [MQTT-2.4] */
+    CODEC_ERR_TOPIC_ALIAS = -15, /* Topic Alias 0 [MQTT-3.3.2-8]: answered with 0x94 */
 };
-#define CODEC_ERR_LAST CODEC_ERR_REASON /* the lowest codec_result */
+#define CODEC_ERR_LAST CODEC_ERR_TOPIC_ALIAS /* the lowest codec_result */
 
 /* The MQTT 5 reason code that answers a decode error (for the CONNACK or DISCONNECT the broker sends
  * before closing a v5 connection): 0x81 Malformed Packet for format errors, 0x82 Protocol Error,

@@ -132,8 +132,8 @@ static size_t conn5_delivery_props(struct conn *c, const struct message *msg, ui
     }
     if (c->session) {
         pb.subid = subids;
-        pb.subid_count =
-            session_subids(c->session, msg->topic, msg->topic_len, subids, CONN5_SUBIDS_MAX);
+        pb.subid_count = session_subids(c->session, msg->topic, msg->topic_len, subids,
+                                        CONN5_SUBIDS_MAX, broker_routing_from(conn_broker(c)));
     }
     return props_write(out, &pb);
 }

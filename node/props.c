@@ -148,7 +148,9 @@ static int read_value(struct cursor *c, unsigned id, enum prop_type t, struct pr
             return CODEC_ERR_PROPERTY;
         u = get_u16(c->p);
         c->p += 2;
-        if (u == 0 && (id == PROP_RECEIVE_MAXIMUM || id == PROP_TOPIC_ALIAS))
+        if (u == 0 && id == PROP_TOPIC_ALIAS) /* a Protocol Error with its own reason, 0x94 */
+            return CODEC_ERR_TOPIC_ALIAS;
+        if (u == 0 && id == PROP_RECEIVE_MAXIMUM)
             return CODEC_ERR_PROTOCOL;
         *(uint16_t *)field(v, id) = (uint16_t)u;
         return CODEC_OK;

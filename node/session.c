@@ -33,6 +33,7 @@ struct inflight {
     uint8_t qos;
     uint8_t state;
     bool retain; /* a retained message sent for a new subscription */
+    bool resend; /* resumed beyond the new connection's Receive Maximum: re-sent on an ack */
 };
 
 struct queued {
@@ -53,7 +54,8 @@ struct session_qos {
     struct idset rx_ids;       /* inbound QoS 2 ids received, PUBREL not yet */
     size_t queued_bytes;       /* encoded size of what waits in queue */
     uint32_t ihead, ninflight, icap;
-    uint32_t nrel; /* in-flight entries waiting for PUBCOMP: the first nrel of the ring */
+    uint32_t nrel;    /* in-flight entries waiting for PUBCOMP: the first nrel of the ring */
+    uint32_t nresend; /* entries with resend set */
     uint32_t qhead, qlen, qcap;
     uint16_t next_id;
 };
@@ -295,6 +297,7 @@ uint32_t session_expiry(const struct session *s)
 }
 
 static void session_drop(struct broker *b, uint64_t *reason);
+static void session_inflight_remove(struct session *s, uint32_t k);
 
 /* A session that ends (not one that moves) gives what it holds from shared subscriptions to
  * other members of the groups: a QoS 1/2 message of a group is not lost with one member
@@ -455,12 +458,12 @@ fail:
 }
 
 size_t session_subids(const struct session *s, const char *topic, size_t len, uint32_t *out,
-                      size_t max)
+                      size_t max, const struct session *publisher)
 {
     size_t n = 0;
     for (uint32_t i = 0; i < s->nsubs && s->nsubids && n < max; i++) {
         const struct session_sub *e = &s->subs[i];
-        if (!e->subid)
+        if (!e->subid || (s == publisher && (e->opts & SUB_NO_LOCAL)))
             continue;
         const char *f = e->filter; /* a shared subscription matches by its own filter */
         size_t fl = strlen(f);
@@ -576,6 +579,7 @@ static int session_send_inflight(struct broker *b, struct session *s, struct mes
     f->id = id;
     f->state = INFLIGHT_PUBLISH_SENT;
     f->retain = retain;
+    f->resend = false;
     f->share = share;
     conn_send_publish(s->conn, msg, qos, f->id, false, retain);
     return 0;
@@ -784,15 +788,48 @@ static void session_pump(struct broker *b, struct session *s)
  * PUBREC order, then PUBLISHes with DUP in sending order [MQTT-4.4.0-1]), then drain the queue. */
 void session_resume(struct broker *b, struct session *s)
 {
-    for (uint32_t k = 0; k < s->q->ninflight; k++) {
+    /* The new connection's limits hold for what was in flight too: one larger than its Maximum
+     * Packet Size is dropped as if sent [MQTT-3.1.2-25]; past its Receive Maximum a PUBLISH waits
+     * for an ack before it is re-sent [MQTT-4.9.0-1]. */
+    uint32_t quota = conn_receive_max(s->conn), sent = 0;
+    s->q->nresend = 0;
+    for (uint32_t k = 0; k < s->q->ninflight;) {
         struct inflight *f = session_inflight_at(s, k);
-        if (f->state == INFLIGHT_PUBLISH_SENT) {
-            conn_send_publish(s->conn, f->msg, f->qos, f->id, true, f->retain);
-        } else {
+        if (f->state != INFLIGHT_PUBLISH_SENT) {
             conn_send_ack(s->conn, MQTT_PUBREL, f->id);
+            sent++;
+        } else if (!conn_publish_fits(s->conn, f->msg, f->qos)) {
+            session_drop(b, &broker_core(b)->stats.dropped_too_large);
+            message_unref(f->msg);
+            idset_del(&s->q->out_ids, f->id);
+            session_inflight_remove(s, k);
+            continue;
+        } else if (sent < quota) {
+            f->resend = false;
+            conn_send_publish(s->conn, f->msg, f->qos, f->id, true, f->retain);
+            sent++;
+        } else {
+            f->resend = true;
+            s->q->nresend++;
         }
+        k++;
     }
     session_pump(b, s);
+}
+
+/* An ack freed quota: the oldest PUBLISH held back at resume goes out (DUP, its id). */
+static void session_resend_next(struct session *s)
+{
+    for (uint32_t k = 0; k < s->q->ninflight && s->q->nresend; k++) {
+        struct inflight *f = session_inflight_at(s, k);
+        if (f->resend) {
+            f->resend = false;
+            s->q->nresend--;
+            if (s->conn)
+                conn_send_publish(s->conn, f->msg, f->qos, f->id, true, f->retain);
+            return;
+        }
+    }
 }
 
 /* Move ring entry `from` to position `to` (to <= from), shifting those between up by one. */
@@ -850,6 +887,10 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
     if (type == MQTT_PUBREC) {
         if (f->qos != 2)
             return false;
+        if (f->resend) { /* it was received before the reconnect */
+            f->resend = false;
+            s->q->nresend--;
+        }
         session_pubrec(s, k);
         return true;
     }
@@ -859,8 +900,12 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
     idset_del(&s->q->out_ids, id);
     if (type == MQTT_PUBCOMP)
         s->q->nrel--;
+    if (f->resend)
+        s->q->nresend--; /* acknowledged before it was re-sent: it was received, then */
     session_inflight_remove(s, k);
     s->progress_ms = broker_now_ms(b);
+    if (s->q->nresend)
+        session_resend_next(s);
     session_pump(b, s);
     return true;
 }
@@ -947,6 +992,7 @@ int session_restore_msg(struct broker *b, struct session *s, struct message *msg
     f->state = pubrel ? INFLIGHT_PUBREL_SENT : INFLIGHT_PUBLISH_SENT;
     f->retain = info->retain;
     f->share = NULL; /* a moved session's shared messages stay its own */
+    f->resend = false;
     if (pubrel) {
         session_inflight_move_up(s, s->q->ninflight - 1, s->q->nrel);
         s->q->nrel++;

@@ -100,9 +100,10 @@ bool session_is_persistent(const struct session *s);
 int session_subscribe(struct broker *b, struct session *s, const char *filter, size_t len,
                       uint8_t opts, uint32_t subid);
 /* The Subscription Identifiers of s's subscriptions that match topic, at most max into out
- * [MQTT-3.3.4-3]; returns how many. Cheap for a session that has none. */
+ * [MQTT-3.3.4-3], but a No Local one's when publisher is s; returns how many. Cheap for a session
+ * that has none. */
 size_t session_subids(const struct session *s, const char *topic, size_t len, uint32_t *out,
-                      size_t max);
+                      size_t max, const struct session *publisher);
 /* Whether s has a subscription to exactly filter. */
 bool session_subscribed(const struct session *s, const char *filter, size_t len);
 /* Remove a subscription; true if there was one. */

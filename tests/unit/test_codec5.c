@@ -647,7 +647,7 @@ static void test_publish5(void **state)
     assert_int_equal(p.props.v.topic_alias, 9);
     assert_int_equal(p.u.publish.payload_len, 1);
     assert_int_equal(dec5(BYTES(0x30, 3, 0, 0, 0)), CODEC_ERR_PROTOCOL);
-    assert_int_equal(dec5(BYTES(0x30, 6, 0, 0, 3, 0x23, 0, 0)), CODEC_ERR_PROTOCOL);
+    assert_int_equal(dec5(BYTES(0x30, 6, 0, 0, 3, 0x23, 0, 0)), CODEC_ERR_TOPIC_ALIAS);
     assert_int_equal(dec5(BYTES(0x30, 4, 0, 1, '+', 0)), CODEC_ERR_TOPIC);
     assert_int_equal(dec5(BYTES(0x30, 4, 0, 1, 0xC0, 0)), CODEC_ERR_UTF8);
     assert_int_equal(dec5(BYTES(0x32, 6, 0, 1, 't', 0, 0, 0)), CODEC_ERR_PACKET_ID);
@@ -754,6 +754,7 @@ static void test_reason_code_and_strerror(void **state)
         {CODEC_ERR_PROPERTY, 0x81},
         {CODEC_ERR_PROTOCOL, 0x82},
         {CODEC_ERR_REASON, 0x81},
+        {CODEC_ERR_TOPIC_ALIAS, 0x94},
     };
     const char *unknown = codec_strerror(-1000);
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {

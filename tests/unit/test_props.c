@@ -321,7 +321,7 @@ static void test_zero_values(void **state)
     assert_int_equal(parse_props(BYTES(0x21, 0, 0), MQTT_CONNACK), CODEC_ERR_PROTOCOL);
     assert_int_equal(parse_props(BYTES(0x27, 0, 0, 0, 0), MQTT_CONNECT), CODEC_ERR_PROTOCOL);
     assert_int_equal(parse_props(BYTES(0x27, 0, 0, 0, 0), MQTT_CONNACK), CODEC_ERR_PROTOCOL);
-    assert_int_equal(parse_props(BYTES(0x23, 0, 0), MQTT_PUBLISH), CODEC_ERR_PROTOCOL);
+    assert_int_equal(parse_props(BYTES(0x23, 0, 0), MQTT_PUBLISH), CODEC_ERR_TOPIC_ALIAS);
     assert_int_equal(parse_props(BYTES(0x0B, 0), MQTT_PUBLISH), CODEC_ERR_PROTOCOL);
     assert_int_equal(parse_props(BYTES(0x0B, 0), MQTT_SUBSCRIBE), CODEC_ERR_PROTOCOL);
     assert_int_equal(parse_props(BYTES(0x11, 0, 0, 0, 0), MQTT_CONNECT), CODEC_OK);
