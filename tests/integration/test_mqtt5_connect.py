@@ -150,6 +150,7 @@ def test_disconnect_sets_session_expiry(r5, broker):
     z.expect_disconnect(0x82)
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 sends 2 more PUBLISHes per PUBACK, over Receive Max")
 def test_receive_maximum_limits_inflight(r5, broker):
     """[MQTT5-3.3.4-9] [MQTT5-4.9.0-2] the server sends no more than the client's Receive Maximum
     (2) QoS 1 PUBLISHes awaiting PUBACK; each PUBACK lets one more go [MQTT5-4.9.0-1]; QoS 0 and
@@ -170,6 +171,7 @@ def test_receive_maximum_limits_inflight(r5, broker):
     s.recv_nothing(0.3)
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 answers PUBREC 0x97 instead of DISCONNECT 0x93")
 def test_receive_maximum_exceeded_by_client(r5, broker_factory):
     """[MQTT5-3.3.4-7] a client must not leave more than the server's Receive Maximum QoS 2
     PUBLISHes unreleased: the next one is answered with DISCONNECT 0x93 (Receive Maximum exceeded)
@@ -189,6 +191,7 @@ def test_receive_maximum_exceeded_by_client(r5, broker_factory):
     assert other.recv_publish().payload == b"fine"
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 sends a PUBLISH 1 byte over Maximum Packet Size")
 def test_maximum_packet_size_to_client(r5, broker):
     """[MQTT5-3.1.2-24] the server sends nothing larger than the client's Maximum Packet Size
     (100): a too large message is discarded [MQTT5-3.1.2-25] (not queued, not sent later) while
@@ -206,7 +209,7 @@ def test_maximum_packet_size_to_client(r5, broker):
     p.publish5("mps/t", b"f" * 89, qos=1, pid=3)
     p.publish5("mps/t", b"e" * 88, qos=1, pid=4)
     m = s.recv_publish()
-    assert m.payload == b"e" * 88 and len(m.first_byte.to_bytes(1, "big")) + 1 + len(m.body) == 100
+    assert m.payload == b"e" * 88 and 2 + len(m.body) == 100
 
 
 @pytest.mark.sol_only
@@ -285,6 +288,7 @@ def test_authentication_method_refused(r5, broker):
     assert other.recv_publish().payload == b"fine"
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 closes without a DISCONNECT")
 def test_auth_packet_without_method(r5, broker):
     """[MQTT5-4.12.0-7] a client that gave no Authentication Method must not send AUTH: it is a
     Protocol Error, DISCONNECT 0x82 and the close [MQTT5-4.13.1-1]."""
@@ -294,6 +298,7 @@ def test_auth_packet_without_method(r5, broker):
     c.expect_disconnect(0x82)
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 closes without a DISCONNECT")
 def test_second_connect(r5, broker):
     """[MQTT5-3.1.0-2] a second CONNECT is a Protocol Error: DISCONNECT 0x82, then the close."""
     c = r5()
@@ -313,6 +318,7 @@ def test_keepalive_timeout_disconnect(r5, broker):
     assert time.monotonic() - t0 >= 1.0
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 closes the old connection without a DISCONNECT")
 def test_session_taken_over(r5, p5, broker):
     """[MQTT5-3.1.4-3] a second connection with the same client id: the existing one gets
     DISCONNECT 0x8E (Session taken over) and is closed; the new one works."""
