@@ -1,12 +1,14 @@
 """MQTT 5 SUBSCRIBE / UNSUBSCRIBE: Subscription Options (No Local, Retain As Published, Retain
 Handling), Subscription Identifiers, and the reason codes of SUBACK and UNSUBACK."""
 import subprocess
+import time
 
 import pytest
 
 from mqttclients import MosquittoSub
-from mqtt5raw import (PacketTypes, SUBSCRIPTION_ID, SubscribeOptions, p5, prop, prop_all,
-                      props_of, r5, sub_opts)  # noqa: F401
+from mqtt5raw import (CONTENT_TYPE, MESSAGE_EXPIRY, PacketTypes, SUBSCRIPTION_ID,
+                      SubscribeOptions, USER_PROPERTY, p5, prop, prop_all, props_of, r5,
+                      sub_opts)  # noqa: F401
 
 
 def client5(r5, target, client_id):
@@ -190,3 +192,23 @@ def test_retained_mosquitto_clients_v5(broker):
                                                      "%r %t %p"],
                          check=True, timeout=10, capture_output=True, text=True).stdout
     assert out.strip() == "1 mr/t kept"
+
+
+def test_retained_message_keeps_properties_and_expiry(r5, broker):
+    """A retained message sent at SUBSCRIBE carries the publisher's properties unaltered
+    [MQTT5-3.3.2-17] [MQTT5-3.3.2-20] and what is left of its Message Expiry Interval
+    [MQTT5-3.3.2-6]; one whose interval has passed is not sent [MQTT5-3.3.2-5]."""
+    p = client5(r5, broker, "rprops")
+    p.publish5("rp/keep", b"k", qos=1, retain=True, pid=1,
+               props=[(USER_PROPERTY, ("x", "1")), (CONTENT_TYPE, "text/k"),
+                      (MESSAGE_EXPIRY, 60)])
+    p.publish5("rp/short", b"s", qos=1, retain=True, pid=2, props=[(MESSAGE_EXPIRY, 1)])
+    time.sleep(2.2)  # the passage of time is the event: rp/short expires
+    s = client5(r5, broker, "rpsub")
+    assert s.subscribe5(1, [("rp/#", sub_opts(1))]).codes == [1]
+    m = s.recv_publish()
+    assert (m.topic, m.payload, m.retain) == ("rp/keep", b"k", True)
+    assert prop_all(m.props, USER_PROPERTY) == [("x", "1")]
+    assert prop(m.props, CONTENT_TYPE) == "text/k"
+    assert 55 <= prop(m.props, MESSAGE_EXPIRY) <= 58
+    s.recv_nothing(0.3)
