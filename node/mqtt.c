@@ -28,7 +28,7 @@ static const struct {
                                 MQTT_RC_PROTOCOL_ERROR},
     [MQTT_ERR_WILL_TOPIC] = {"invalid will topic", MQTT_KIND_PROTOCOL, 0,
                              MQTT_RC_TOPIC_NAME_INVALID},
-    [MQTT_ERR_QOS] = {"PUBLISH QoS above max-qos", MQTT_KIND_PROTOCOL, 0,
+    [MQTT_ERR_QOS] = {"PUBLISH or will QoS above max-qos", MQTT_KIND_PROTOCOL, 0,
                       MQTT_RC_QOS_NOT_SUPPORTED},
     [MQTT_ERR_CONNECT_TIMEOUT] = {"no CONNECT in time", MQTT_KIND_PROTOCOL, 0, 0},
     [MQTT_ERR_KEEPALIVE] = {"keepalive timeout", MQTT_KIND_PROTOCOL, 0, MQTT_RC_KEEPALIVE_TIMEOUT},

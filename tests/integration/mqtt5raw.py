@@ -196,7 +196,8 @@ class Packet5:
         if self.type == PUBLISH:
             return (f"<PUBLISH {self.topic!r} {self.payload[:40]!r} qos={self.qos} "
                     f"retain={self.retain} pid={self.pid} props={self.props}>")
-        return f"<{name} reason={self.reason:#x} pid={self.pid} codes={self.codes} props={self.props}>"
+        return (f"<{name} reason={self.reason:#x} pid={self.pid} codes={self.codes} "
+                f"props={self.props}>")
 
 
 def connect5_pkt(client_id="", clean=True, keepalive=60, props=(), will=None, username=None,

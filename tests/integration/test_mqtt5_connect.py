@@ -8,12 +8,12 @@ import pytest
 
 from conftest import IS_MOSQUITTO
 from mqtt5raw import (ASSIGNED_CLIENT_ID, AUTH_METHOD, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS,
-                      PacketTypes, RawClient5, RECEIVE_MAXIMUM, REASON_STRING,
+                      PacketTypes, RECEIVE_MAXIMUM, REASON_STRING,
                       REQUEST_PROBLEM_INFO, RETAIN_AVAILABLE, SESSION_EXPIRY,
                       SHARED_SUB_AVAILABLE, SUBID_AVAILABLE, TOPIC_ALIAS_MAXIMUM, USER_PROPERTY,
                       WILDCARD_SUB_AVAILABLE, ack5_pkt, auth_pkt, connect5_pkt, disconnect5_pkt,
                       p5, prop, props_of, publish5_pkt, r5, sub_opts)  # noqa: F401
-from mqttraw import PUBACK, PUBLISH
+from mqttraw import PUBACK
 
 NEVER = 0xFFFFFFFF
 
@@ -405,3 +405,27 @@ def test_shutdown_disconnect(r5, broker):
     c.connect5("bye")
     broker.stop()
     c.expect_disconnect(0x8B)
+
+
+@pytest.mark.sol_only
+def test_publish_above_maximum_qos(r5, broker_factory):
+    """[MQTT5-3.2.2-11] a client must not publish above the Maximum QoS of CONNACK (1): a QoS 2
+    PUBLISH is answered with DISCONNECT 0x9B (QoS not supported) [MQTT5-4.13.1-1]; QoS 1 works."""
+    b = broker_factory(max_qos=1)
+    c = r5(b)
+    assert prop(c.connect5("mq2").props, MAXIMUM_QOS) == 1
+    assert c.publish5("mq2/t", b"ok", qos=1).reason == 0x10
+    c.send(publish5_pkt("mq2/t", b"too high", qos=2, pid=2))
+    c.expect_disconnect(0x9B)
+
+
+@pytest.mark.sol_only
+def test_will_above_maximum_qos(r5, broker_factory):
+    """[MQTT5-3.2.2-12] a CONNECT whose Will QoS (2) exceeds what the server supports (--max-qos
+    1) is refused with CONNACK 0x9B (QoS not supported) and the close; Will QoS 1 is accepted."""
+    b = broker_factory(max_qos=1)
+    c = r5(b)
+    c.send(connect5_pkt("wq2", will=("wq/t", b"w", 2, False, [])))
+    c.expect_connack_refused(0x9B)
+    ok = r5(b)
+    ok.connect5("wq1", will=("wq/t", b"w", 1, False, []))

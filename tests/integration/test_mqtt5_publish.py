@@ -58,6 +58,7 @@ def test_publish_properties_passed_unchanged(p5, r5, broker):
     assert prop_all(r.props, USER_PROPERTY) == USER_PROPS
     assert prop(r.props, CONTENT_TYPE) == "application/json"
     assert prop(r.props, CORRELATION_DATA) == b"\x00\x01corr\xff"
+    assert prop(r.props, RESPONSE_TOPIC) == "pp/reply" and prop(r.props, PAYLOAD_FORMAT) == 1
     # No Topic Alias to a client that allowed none [MQTT5-3.1.2-27], no Subscription Identifier
     # for a subscription without one.
     assert prop(r.props, TOPIC_ALIAS) is None and prop(r.props, SUBSCRIPTION_ID) is None
@@ -196,8 +197,9 @@ def test_topic_alias_inbound(r5, broker):
     s.recv_nothing(0.3)
 
 
-ALIAS0_XFAIL = ("Sol answers Topic Alias 0 with 0x82: props.c read_value rejects it as CODEC_ERR_PROTOCOL "
-                "while decoding, so conn5_alias never returns MQTT_ERR_TOPIC_ALIAS (0x94) for it")
+ALIAS0_XFAIL = ("Sol answers Topic Alias 0 with 0x82: props.c read_value rejects it as "
+                "CODEC_ERR_PROTOCOL while decoding, so conn5_alias never returns "
+                "MQTT_ERR_TOPIC_ALIAS (0x94) for it")
 
 
 @pytest.mark.parametrize("alias", [
@@ -292,19 +294,21 @@ def test_pubrel_pubrec_unknown_packet_id(r5, broker):
 
 def test_disconnect_with_will_and_normal(p5, r5, broker):
     """DISCONNECT 0x04 (Disconnect with Will Message) publishes the will, with its properties
-    (User Property, Content Type) passed on [MQTT5-3.1.2-8]; DISCONNECT 0x00 discards it
+    (User Property, Content Type, the Message Expiry Interval left) passed on [MQTT5-3.1.2-8]; DISCONNECT 0x00 discards it
     [MQTT5-3.14.4-3] [MQTT5-3.1.2-10]."""
     w = p5(broker, "willsub")
     w.subscribe("will/#", 1)
     c = r5()
     c.connect5("willer", will=("will/a", b"gone", 1, False,
-                               [(USER_PROPERTY, ("why", "test")), (CONTENT_TYPE, "text/x")]))
+                               [(USER_PROPERTY, ("why", "test")), (CONTENT_TYPE, "text/x"),
+                                (MESSAGE_EXPIRY, 60)]))
     c.send(disconnect5_pkt(0x04))
     c.expect_closed()
     m = w.wait_messages(1)[0]
     assert (m.topic, m.payload) == ("will/a", b"gone")
     assert m.properties.UserProperty == [("why", "test")]
     assert m.properties.ContentType == "text/x"
+    assert 58 <= m.properties.MessageExpiryInterval <= 60  # counted from its publication
     c2 = r5()
     c2.connect5("willer2", will=("will/b", b"must not", 1, False, []))
     c2.send(disconnect5_pkt(0x00))
