@@ -394,8 +394,9 @@ class Paho5:
             self.cond.notify_all()
 
     def _on_disconnect(self, client, userdata, rc, properties=None):
-        with self.cond:
-            self.disconnect_rc = rc_value(rc)
+        with self.cond:  # the first report: a server DISCONNECT's reason, not the close after it
+            if self.disconnect_rc is None:
+                self.disconnect_rc = rc_value(rc)
             self.cond.notify_all()
 
     def _wait(self, pred, timeout=None):

@@ -96,8 +96,8 @@ def test_session_expiry_absent_means_session_ends_with_connection(r5, broker):
 def test_session_expiry_keeps_session_and_queue(r5, broker):
     """[MQTT5-3.1.2-23] a Session Expiry Interval > 0 keeps the session: Clean Start 0 resumes it
     [MQTT5-3.1.2-5] with Session Present 1 [MQTT5-3.2.2-3] and the QoS 1 message queued while away
-    (sent by mosquitto_pub -V mqttv5) is delivered [MQTT5-4.1.0-1]; Clean Start 1 discards it
-    [MQTT5-3.1.2-4] [MQTT5-3.2.2-2]."""
+    (sent by mosquitto_pub -V mqttv5) was added to the session [MQTT5-4.5.0-1] and is delivered;
+    Clean Start 1 discards it [MQTT5-3.1.2-4] [MQTT5-3.2.2-2]."""
     s = sub5(r5, broker, "se60", "se60/t", props=[(SESSION_EXPIRY, 60)])
     s.send(disconnect5_pkt())
     s.expect_closed()
@@ -135,10 +135,10 @@ def test_session_expiry_elapses(r5, broker):
 
 
 def test_disconnect_sets_session_expiry(r5, broker):
-    """[MQTT5-3.14.2-1] a client DISCONNECT with a Session Expiry Interval replaces the one from
-    CONNECT: 60 then 0 at DISCONNECT ends the session with the connection (reconnect: Session
-    Present 0) [MQTT5-4.1.0-2]; 0 then 30 at DISCONNECT is a Protocol Error, answered with
-    DISCONNECT 0x82 [MQTT5-4.13.1-1]."""
+    """A client DISCONNECT with a Session Expiry Interval replaces the one from CONNECT: 60 then
+    0 at DISCONNECT ends the session with the connection (reconnect: Session Present 0)
+    [MQTT5-4.1.0-2]; 0 then 30 at DISCONNECT is a Protocol Error, answered with DISCONNECT 0x82
+    [MQTT5-4.13.1-1]."""
     s = sub5(r5, broker, "sed", "sed/t", props=[(SESSION_EXPIRY, 60)])
     s.send(disconnect5_pkt(0, [(SESSION_EXPIRY, 0)]))
     s.expect_closed()
@@ -321,7 +321,8 @@ def test_keepalive_timeout_disconnect(r5, broker):
 @pytest.mark.mosquitto_xfail("2.0.11 closes the old connection without a DISCONNECT")
 def test_session_taken_over(r5, p5, broker):
     """[MQTT5-3.1.4-3] a second connection with the same client id: the existing one gets
-    DISCONNECT 0x8E (Session taken over) and is closed; the new one works."""
+    DISCONNECT 0x8E (Session taken over) and is closed; the new one works (and when taken over in
+    turn, paho v5 reports 0x8E)."""
     old = r5()
     old.connect5("dup")
     new = p5(broker, "dup")
@@ -329,6 +330,11 @@ def test_session_taken_over(r5, p5, broker):
     assert new.subscribe("dup/t", 1) == [1]
     new.publish("dup/t", b"still here", 1)
     assert new.wait_messages(1)[0].payload == b"still here"
+    # paho v5 reports the reason of the server's DISCONNECT to the connection taken over
+    newer = r5()
+    newer.connect5("dup")
+    assert new.wait_disconnected()
+    assert new.disconnect_rc == 0x8E
 
 
 BAD_CONNECT = [
@@ -354,7 +360,7 @@ BAD_CONNECT = [
 def test_bad_connect_refused(r5, broker, name, data, reason):
     """[MQTT5-3.1.4-1] a CONNECT that is malformed or a Protocol Error is answered with CONNACK
     0x81 / 0x82 (Session Present 0 [MQTT5-3.2.2-6]) and the close [MQTT5-3.2.2-7]
-    [MQTT5-4.13.1-1]; another client keeps working."""
+    [MQTT5-4.13.1-1] [MQTT5-4.13.2-1]; another client keeps working."""
     c = r5()
     c.send(data)
     c.expect_connack_refused(reason)

@@ -293,9 +293,9 @@ def test_pubrel_pubrec_unknown_packet_id(r5, broker):
 
 
 def test_disconnect_with_will_and_normal(p5, r5, broker):
-    """DISCONNECT 0x04 (Disconnect with Will Message) publishes the will, with its properties
-    (User Property, Content Type, the Message Expiry Interval left) passed on [MQTT5-3.1.2-8]; DISCONNECT 0x00 discards it
-    [MQTT5-3.14.4-3] [MQTT5-3.1.2-10]."""
+    """DISCONNECT 0x04 (Disconnect with Will Message) publishes the will, with its properties (User
+    Property, Content Type, the Message Expiry Interval left) passed on [MQTT5-3.1.2-8]; DISCONNECT
+    0x00 discards it [MQTT5-3.14.4-3] [MQTT5-3.1.2-10]."""
     w = p5(broker, "willsub")
     w.subscribe("will/#", 1)
     c = r5()
@@ -324,7 +324,7 @@ def test_disconnect_with_will_and_normal(p5, r5, broker):
 # Malformed packets and Protocol Errors after CONNACK: DISCONNECT with the reason, then the close
 # [MQTT5-4.13.1-1]; another client on the broker is unaffected.
 BAD = [
-    # an unknown property identifier (0x7F) [MQTT5-2.2.2-1]
+    # an unknown property identifier (0x7F)
     ("unknown property", publish5_pkt("bad/t", b"x", props=[(0x7F, b"\x00")]), 0x81),
     # a property allowed only elsewhere: Session Expiry Interval in PUBLISH
     ("property of another packet", publish5_pkt("bad/t", b"x", props=[(SESSION_EXPIRY, 5)]),
@@ -361,9 +361,10 @@ BAD = [
 @pytest.mark.parametrize("name,data,reason", BAD,
                          ids=[b.values[0] if hasattr(b, "marks") else b[0] for b in BAD])
 def test_bad_packet_gets_disconnect_reason(r5, broker, name, data, reason):
-    """[MQTT5-4.13.1-1] a Malformed Packet (0x81) or Protocol Error (0x82) after CONNACK: the
-    server sends DISCONNECT with that reason code and closes [MQTT5-3.14.2-1]; a DISCONNECT from
-    the server carries no Session Expiry Interval [MQTT5-3.14.2-2]; other clients keep working."""
+    """[MQTT5-4.13.1-1] a Malformed Packet (0x81) or Protocol Error (0x82) after CONNACK: the server
+    sends DISCONNECT with that reason code [MQTT5-3.14.2-1] and closes [MQTT5-4.13.2-1]; a
+    DISCONNECT from the server carries no Session Expiry Interval [MQTT5-3.14.2-2]; other clients
+    keep working."""
     c = r5()
     c.connect5("bad")
     c.send(data)
