@@ -113,6 +113,10 @@ int handle_connect(struct conn *c, const struct mqtt_packet *pkt)
                                                  : MQTT_ERR_BAD_CREDENTIALS;
     if (p->will_flag && !topic_name_valid(p->will_topic.data, p->will_topic.len))
         return MQTT_ERR_WILL_TOPIC;
+    /* A v5 will above the Maximum QoS this server announces is refused (CONNACK 0x9B)
+     * [MQTT-3.2.2-12]; 3.1.1 has no such refusal and keeps accepting it. */
+    if (c->v5 && p->will_flag && p->will_qos > broker_cfg(b)->max_qos)
+        return MQTT_ERR_QOS;
     if (connect_copy(c, p, &pkt->props) < 0)
         return MQTT_ERR_NO_MEMORY;
     const char *id = c->connect->client_id;

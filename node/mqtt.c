@@ -28,7 +28,7 @@ static const struct {
                                 MQTT_RC_PROTOCOL_ERROR},
     [MQTT_ERR_WILL_TOPIC] = {"invalid will topic", MQTT_KIND_PROTOCOL, 0,
                              MQTT_RC_TOPIC_NAME_INVALID},
-    [MQTT_ERR_QOS] = {"PUBLISH QoS above max-qos", MQTT_KIND_PROTOCOL, 0,
+    [MQTT_ERR_QOS] = {"PUBLISH or will QoS above max-qos", MQTT_KIND_PROTOCOL, 0,
                       MQTT_RC_QOS_NOT_SUPPORTED},
     [MQTT_ERR_CONNECT_TIMEOUT] = {"no CONNECT in time", MQTT_KIND_PROTOCOL, 0, 0},
     [MQTT_ERR_KEEPALIVE] = {"keepalive timeout", MQTT_KIND_PROTOCOL, 0, MQTT_RC_KEEPALIVE_TIMEOUT},
@@ -143,18 +143,33 @@ void mqtt_close(struct conn *c, int err)
     }
 }
 
-/* An MQTT 3.1 CONNECT (protocol name "MQIsdp"), which this 3.1.1 server answers with CONNACK 0x01.
- */
-static bool mqtt_is_31(const uint8_t *p, size_t len)
+/* Whether data starts as a CONNECT whose variable header begins with head[0..n): its protocol
+ * name (and level), read from the first bytes only, for a CONNECT that did not decode. */
+static bool mqtt_connect_starts(const uint8_t *p, size_t len, const uint8_t *head, size_t n)
 {
-    static const uint8_t name[] = {0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p'};
     if (len < 2 || p[0] != 0x10)
         return false;
     size_t i = 1;
     while (i < len && i < 5 && (p[i] & 0x80))
         i++;
     i++;
-    return len >= i + sizeof(name) && memcmp(p + i, name, sizeof(name)) == 0;
+    return len >= i + n && memcmp(p + i, head, n) == 0;
+}
+
+/* An MQTT 3.1 CONNECT (protocol name "MQIsdp"), which this 3.1.1 server answers with CONNACK 0x01.
+ */
+static bool mqtt_is_31(const uint8_t *p, size_t len)
+{
+    static const uint8_t name[] = {0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p'};
+    return mqtt_connect_starts(p, len, name, sizeof(name));
+}
+
+/* A CONNECT of protocol level 5 ("MQTT", 5): one that fails to decode still gets a v5 CONNACK
+ * with the reason [MQTT-4.13.1-1]. */
+static bool mqtt_is_v5_connect(const uint8_t *p, size_t len)
+{
+    static const uint8_t head[] = {0x00, 0x04, 'M', 'Q', 'T', 'T', MQTT_PROTOCOL_LEVEL_5};
+    return mqtt_connect_starts(p, len, head, sizeof(head));
 }
 
 /* One decoded packet to its handler; the handlers read the protocol level off the connection. */
@@ -207,6 +222,10 @@ size_t mqtt_parse(struct conn *c, const uint8_t *data, size_t len)
         if (rc < 0) {
             if (c->state == CONN_NEW && mqtt_is_31(data + off, len - off))
                 rc = CODEC_ERR_PROTOCOL_LEVEL;
+            /* A v5 client is told why its CONNECT was refused (mqtt_answer needs c->v5, which
+             * handle_connect would have set); without memory for it, it is only closed. */
+            else if (c->state == CONN_NEW && mqtt_is_v5_connect(data + off, len - off))
+                (void)conn5_init(c);
             mqtt_close(c, rc);
             break;
         }
