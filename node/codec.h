@@ -126,9 +126,9 @@ enum codec_result {
                                     * (a Protocol Error in v5 [MQTT-3.8.3-2]) */
     CODEC_ERR_TYPE = -11,          /* packet type 0, or 15 (AUTH) below level 5 */
     /* MQTT 5 only: */
-    CODEC_ERR_PROPERTY = -12, /* malformed property block (see props_parse) */
-    CODEC_ERR_PROTOCOL = -13, /* what the spec calls a Protocol Error in a packet's format */
-    CODEC_ERR_REASON = -14,   /* a reason code the packet type does not define [MQTT-2.4] */
+    CODEC_ERR_PROPERTY = -12,    /* malformed property block (see props_parse) */
+    CODEC_ERR_PROTOCOL = -13,    /* what the spec calls a Protocol Error in a packet's format */
+    CODEC_ERR_REASON = -14,      /* a reason code the packet type does not define [MQTT-2.4] */
     CODEC_ERR_TOPIC_ALIAS = -15, /* Topic Alias 0 [MQTT-3.3.2-8]: answered with 0x94 */
 };
 #define CODEC_ERR_LAST CODEC_ERR_TOPIC_ALIAS /* the lowest codec_result */

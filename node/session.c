@@ -792,6 +792,10 @@ void session_resume(struct broker *b, struct session *s)
      * Packet Size is dropped as if sent [MQTT-3.1.2-25]; past its Receive Maximum a PUBLISH waits
      * for an ack before it is re-sent [MQTT-4.9.0-1]. */
     uint32_t quota = conn_receive_max(s->conn), sent = 0;
+    if (s->q->ninflight == 0) { /* also a session without QoS 1/2 state: read-only, untouched */
+        session_pump(b, s);
+        return;
+    }
     s->q->nresend = 0;
     for (uint32_t k = 0; k < s->q->ninflight;) {
         struct inflight *f = session_inflight_at(s, k);

@@ -3,7 +3,6 @@ Maximum, failure reason codes in the client's acks, and the limits of a new conn
 a resumed session."""
 import pytest
 
-from conftest import IS_MOSQUITTO
 from mqtt5raw import (MAXIMUM_PACKET_SIZE, RECEIVE_MAXIMUM, SESSION_EXPIRY, SUBSCRIPTION_ID,
                       ack5_pkt, disconnect5_pkt, prop_all, r5, sub_opts)  # noqa: F401
 from mqttraw import PUBACK, PUBCOMP, PUBREC, PUBREL
@@ -74,11 +73,6 @@ def test_puback_failure_not_resent(r5, broker):
     s2.recv_nothing(0.3)
 
 
-RESUME_XFAIL = ("session_resume (session.c) re-sends every in-flight PUBLISH of the session "
-                "without the new connection's limits")
-
-
-@pytest.mark.xfail(not IS_MOSQUITTO, strict=True, reason=RESUME_XFAIL + ": Receive Maximum")
 @pytest.mark.mosquitto_xfail("2.0.11 re-sends all in-flight messages too")
 def test_resume_respects_new_receive_maximum(r5, broker):
     """[MQTT5-4.9.0-1] the send quota starts afresh from the Receive Maximum of each connection:
@@ -98,8 +92,6 @@ def test_resume_respects_new_receive_maximum(r5, broker):
     s2.recv_nothing(0.4)
 
 
-@pytest.mark.xfail(not IS_MOSQUITTO, strict=True,
-                   reason=RESUME_XFAIL + ": Maximum Packet Size")
 def test_resume_respects_new_maximum_packet_size(r5, broker):
     """[MQTT5-3.1.2-24] a PUBLISH left in flight is not re-sent to a resumed session whose new
     connection's Maximum Packet Size it exceeds; it is discarded [MQTT5-3.1.2-25] and the
@@ -118,9 +110,6 @@ def test_resume_respects_new_maximum_packet_size(r5, broker):
     s2.recv_nothing(0.3)
 
 
-@pytest.mark.xfail(not IS_MOSQUITTO, strict=True,
-                   reason="session_subids (session.c) lists every matching subscription's id, No "
-                          "Local ones included, since the message does not know its publisher")
 def test_no_local_subscription_id_not_sent(r5, broker):
     """[MQTT5-3.3.4-3] the Subscription Identifiers sent are those of the subscriptions the message
     is delivered for: a client's own PUBLISH matching its No Local subscription (id 5)

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from conftest import IS_MOSQUITTO
 from mqttclients import MosquittoSub, PahoClient
 from mqtt5raw import (CONTENT_TYPE, CORRELATION_DATA, MESSAGE_EXPIRY, PAYLOAD_FORMAT,
                       RECEIVE_MAXIMUM, RESPONSE_TOPIC, SESSION_EXPIRY, SUBSCRIPTION_ID,
@@ -197,14 +196,9 @@ def test_topic_alias_inbound(r5, broker):
     s.recv_nothing(0.3)
 
 
-ALIAS0_XFAIL = ("Sol answers Topic Alias 0 with 0x82: props.c read_value rejects it as "
-                "CODEC_ERR_PROTOCOL while decoding, so conn5_alias never returns "
-                "MQTT_ERR_TOPIC_ALIAS (0x94) for it")
-
 
 @pytest.mark.parametrize("alias", [
-    pytest.param(0, marks=[pytest.mark.xfail(not IS_MOSQUITTO, reason=ALIAS0_XFAIL, strict=True),
-                           pytest.mark.mosquitto_xfail("2.0.11 answers 0x81")]),
+    pytest.param(0, marks=[pytest.mark.mosquitto_xfail("2.0.11 answers 0x81")]),
     11, 0xFFFF])
 def test_topic_alias_invalid(r5, broker, alias):
     """[MQTT5-3.3.2-8] Topic Alias 0 is not allowed and [MQTT5-3.3.2-9] none above the server's

@@ -154,14 +154,16 @@ def test_suback_reason_codes(r5, broker):
 
 @pytest.mark.sol_only
 def test_suback_shared_and_not_authorized(r5, broker_factory):
-    """[MQTT5-3.9.3-2] SUBACK 0x9E (Shared Subscriptions not supported) for $share/... (CONNACK
-    said Shared Subscription Available 0) and 0x87 (Not authorized) for a filter the ACL does not
-    let the client read, next to granted ones, in order [MQTT5-3.9.3-1]."""
+    """[MQTT5-3.9.3-2] SUBACK with one code per filter, in order [MQTT5-3.9.3-1]: a shared
+    subscription is granted when the ACL lets the client read its filter and refused with 0x87
+    (Not authorized) when it does not, like a plain one; a "$share/" that is no valid shared
+    subscription is 0x8F (Topic Filter invalid)."""
     b = broker_factory(acl="topic readwrite open/#\ntopic write wo/#\n")
     c = client5(r5, b, "subacl")
     ack = c.subscribe5(1, [("open/a", sub_opts(1)), ("$share/g/open/a", sub_opts(1)),
-                           ("wo/x", sub_opts(1)), ("open/b", sub_opts(2))])
-    assert ack.codes == [1, 0x9E, 0x87, 2]
+                           ("wo/x", sub_opts(1)), ("open/b", sub_opts(2)),
+                           ("$share/g/wo/x", sub_opts(1)), ("$share/g+/open/a", sub_opts(1))])
+    assert ack.codes == [1, 1, 0x87, 2, 0x87, 0x8F]
 
 
 def test_unsuback_reason_codes(p5, r5, broker):
