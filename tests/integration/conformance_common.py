@@ -78,10 +78,26 @@ def render(head, statements, reasons, cites, label, tail):
     return "\n".join(out) + "\n", unknown
 
 
-def missing_reasons(statements, reasons, cites, binds="SB"):
-    """Statements binding one of `binds` that no test cites and that have no reason."""
-    return [s[0] for s in statements if s[1] in binds and s[0] not in cites and
-            s[0] not in reasons]
+def problems(statements, reasons, cites, stray, label):
+    """Everything that makes a table wrong, apart from a stale document: a statement list
+    that is not one entry per id with a known binding, a statement that no test cites and
+    that has no reason, a reason kept for a statement a test now cites or for no statement,
+    and an id cited (in a test or anywhere else in a test file) that is no statement."""
+    found = []
+    ids = [s[0] for s in statements]
+    known = set(ids)
+    found += [f"listed twice: {label}{i}" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    found += [f"unknown binding {s[1]!r}: {label}{s[0]}" for s in statements if s[1] not in WHO]
+    found += [f"no test and no reason: {label}{i}" for i in ids
+              if i not in cites and i not in reasons]
+    found += [f"cited by {', '.join(cites[i])} but still has a reason: {label}{i}"
+              for i in ids if i in cites and i in reasons]
+    found += [f"reason for no statement: {label}{i}" for i in sorted(set(reasons) - known)]
+    found += [f"cited by {', '.join(cites[i])} but not a statement: {label}{i}"
+              for i in sorted(set(cites) - known)]
+    found += [f"cited outside any test at {', '.join(where)} and not a statement: {label}{i}"
+              for i, where in sorted(stray.items()) if i not in known]
+    return found
 
 
 def write_or_check(doc, text, problems, argv=None):
