@@ -100,6 +100,33 @@ def problems(statements, reasons, cites, stray, label):
     return found
 
 
+def prune_reasons(path, reasons, cites):
+    """Delete from the REASONS dict of the source file at path (and from reasons) the entries
+    of the statements that tests now cite; return their ids. An entry is its line
+    '    "id": ...' and the continuation lines indented deeper."""
+    stale = sorted(set(reasons) & set(cites))
+    if not stale:
+        return []
+    with open(path) as f:
+        lines = f.read().split("\n")
+    start = lines.index("REASONS = {")
+    end = lines.index("}", start)
+    kept, drop = lines[:start + 1], False
+    for line in lines[start + 1:end]:
+        m = re.match(r'    "([^"]+)": ', line)
+        if m:
+            drop = m.group(1) in stale
+        elif not line.startswith("     "):
+            drop = False
+        if not drop:
+            kept.append(line)
+    with open(path, "w") as f:
+        f.write("\n".join(kept + lines[end:]))
+    for sid in stale:
+        del reasons[sid]
+    return stale
+
+
 def write_or_check(doc, text, problems, argv=None):
     """With --check: 0 if doc holds exactly text and there are no problems, else print why and
     return 1. Without: write doc and report the problems (the exit status is still 0, as

@@ -7,12 +7,15 @@ Usage:
   conformance_table.py --check    exit 1 if the committed doc is stale, a statement has neither
                                   a test nor a reason, a cited statement keeps a reason, or a
                                   test cites an id that is no statement
+  conformance_table.py --prune    first drop from REASONS below the entries of statements that
+                                  tests now cite, then write docs/conformance.md
 """
 import os
 import re
 import sys
 
-from conformance_common import REPO, problems, render, scan_tests, write_or_check
+from conformance_common import (REPO, problems, prune_reasons, render, scan_tests,
+                                write_or_check)
 
 DOC = os.path.join(REPO, "docs", "conformance.md")
 ID_RE = re.compile(r"\[?MQTT-(\d+\.\d+\.\d+-\d+)\]?")
@@ -218,6 +221,9 @@ TAIL = """
 
 def main(argv=None):
     cites, stray = scan_tests(ID_RE)
+    if "--prune" in (sys.argv[1:] if argv is None else argv):
+        for sid in prune_reasons(os.path.abspath(__file__), REASONS, cites):
+            print(f"conformance: dropped the reason of MQTT-{sid}: a test cites it")
     text, _ = render(HEAD, STATEMENTS, REASONS, cites, "MQTT-", TAIL)
     return write_or_check(DOC, text, problems(STATEMENTS, REASONS, cites, stray, "MQTT-"), argv)
 

@@ -10,6 +10,7 @@ import conformance_common
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Built at run time: written out, these ids would be citations of this file.
 V5 = "MQTT" + "5-"
+V311 = "MQTT" + "-"
 
 
 def run_check(script):
@@ -74,3 +75,28 @@ def test_conformance5_check_rejects_a_stale_doc(tmp_path, capsys):
     assert "stale" in capsys.readouterr().out
     assert conformance_common.write_or_check(str(doc), "new\n", [], []) == 0
     assert conformance_common.write_or_check(str(doc), "new\n", [], ["--check"]) == 0
+
+
+def test_conformance5_check_rejects_311_ids_in_v5_files(tmp_path):
+    """An MQTT 5 test file citing [MQTT-x.x.x-y] most likely forgot the 5: it would count for
+    the 3.1.1 statement of that number."""
+    (tmp_path / "test_mqtt5_fake.py").write_text(f'''
+def test_forgot_the_5():
+    """[{V311}3.1.2-24] maximum packet size."""
+''')
+    found = conformance5_table.collect(str(tmp_path))[1]
+    assert found == [f"MQTT 3.1.1 id in an MQTT 5 test file at test_mqtt5_fake.py:3 "
+                     f"(write {V5}3.1.2-24): {V311}3.1.2-24"]
+
+
+def test_prune_drops_only_the_reasons_of_cited_statements(tmp_path):
+    src = tmp_path / "table.py"
+    src.write_text('X = 1\nREASONS = {\n    "1.1.1-1": "one",\n    "1.1.1-2": "two, "\n'
+                   '               "on two lines",\n    "1.1.1-3": X,\n}\nY = 2\n')
+    reasons = {"1.1.1-1": "one", "1.1.1-2": "two, on two lines", "1.1.1-3": 1}
+    cites = {"1.1.1-2": ["test_a::test_b"], "9.9.9-9": ["test_a::test_c"]}
+    assert conformance_common.prune_reasons(str(src), reasons, cites) == ["1.1.1-2"]
+    assert src.read_text() == ('X = 1\nREASONS = {\n    "1.1.1-1": "one",\n    "1.1.1-3": X,\n'
+                               '}\nY = 2\n')
+    assert reasons == {"1.1.1-1": "one", "1.1.1-3": 1}
+    assert conformance_common.prune_reasons(str(src), reasons, cites) == []
