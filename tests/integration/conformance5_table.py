@@ -22,7 +22,7 @@ import re
 import sys
 
 from conformance_common import (HERE, REPO, problems, prune_reasons, render, scan_tests,
-                                test_files, write_or_check)
+                                read_test_files, write_or_check)
 
 DOC = os.path.join(REPO, "docs", "conformance-mqtt5.md")
 # Anything that looks like an MQTT5- id is read, so that a malformed one ("[MQTT5-3.1.2]",
@@ -652,7 +652,7 @@ def v311_ids_in_v5_files(tests_dir):
     """An MQTT 3.1.1 id ([MQTT-x.x.x-y]) in an MQTT 5 test file: most likely an MQTT5- id
     written without the 5, which would count for the 3.1.1 statement of that number."""
     found = []
-    for name, src in test_files(tests_dir):
+    for name, src in read_test_files(tests_dir):
         if name.startswith("test_mqtt5"):
             for lineno, line in enumerate(src.splitlines(), 1):
                 found += [f"MQTT 3.1.1 id in an MQTT 5 test file at {name}:{lineno} "

@@ -11,7 +11,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 WHO = {"S": "server", "B": "both", "C": "client"}
 
 
-def test_files(tests_dir):
+def read_test_files(tests_dir):
     """(name, source) of every tests_dir/test_*.py, in name order."""
     for name in sorted(os.listdir(tests_dir)):
         if name.startswith("test_") and name.endswith(".py"):
@@ -19,7 +19,7 @@ def test_files(tests_dir):
                 yield name, f.read()
 
 
-def test_spans(src):
+def spans_of_tests(src):
     """(first line, last line, name) of each top-level test function or class, decorators
     included."""
     spans = []
@@ -35,8 +35,8 @@ def scan_tests(id_re, tests_dir=HERE):
     comments inside a test); stray maps each id cited outside any test to its 'file:line'
     places (such a citation counts for no statement)."""
     cites, stray = {}, {}
-    for name, src in test_files(tests_dir):
-        spans = test_spans(src)
+    for name, src in read_test_files(tests_dir):
+        spans = spans_of_tests(src)
         for lineno, line in enumerate(src.splitlines(), 1):
             for m in id_re.finditer(line):
                 owner = next((n for s, e, n in spans if s <= lineno <= e), None)
