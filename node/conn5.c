@@ -149,9 +149,29 @@ bool conn5_publish_fits(struct conn *c, const struct message *msg, uint8_t qos)
     return n && n <= c->v5->max_packet;
 }
 
+/* Nothing of this delivery's own (expiry left, Subscription Identifiers, Topic Alias): the
+ * message's shared v5 encoding, patched, as a 3.1.1 delivery is. -1 if it cannot be built. */
+static int conn5_send_shared(struct conn *c, struct message *msg, uint8_t qos, uint16_t id,
+                             bool dup, bool retain)
+{
+    size_t len, off;
+    const uint8_t *wire = message_wire5(msg, qos, &len, &off);
+    uint8_t *out = wire ? conn_reserve(c, len) : NULL;
+    if (!out)
+        return -1;
+    memcpy(out, wire, len);
+    codec_publish_patch(out, qos ? off : 0, id, dup, retain);
+    conn_commit(c, len);
+    broker_core(conn_broker(c))->stats.msgs_sent++;
+    return 0;
+}
+
 int conn5_send_publish(struct conn *c, struct message *msg, uint8_t qos, uint16_t id, bool dup,
                        bool retain)
 {
+    if (!msg->expire_at && !c->v5->alias_out_max &&
+        (!c->session || !session_has_subids(c->session)))
+        return conn5_send_shared(c, msg, qos, id, dup, retain);
     bool known = false;
     uint16_t alias = conn5_alias_out(c, msg->topic, msg->topic_len, &known);
     uint8_t dp[8 + 5 * CONN5_SUBIDS_MAX];

@@ -57,6 +57,11 @@ void message_unref(struct message *m)
     for (int q = 0; q < 3; q++)
         if (q != m->qos)
             free(m->wire[q]); /* wire[qos] is inside the message */
+    if (m->v5) {
+        for (int q = 0; q < 3; q++)
+            free(m->v5->wire[q]);
+        free(m->v5);
+    }
     free(m);
 }
 
@@ -81,6 +86,32 @@ const uint8_t *message_wire(struct message *m, uint8_t qos, size_t *len, size_t 
     if (id_offset)
         *id_offset = m->id_offset[qos];
     return m->wire[qos];
+}
+
+const uint8_t *message_wire5(struct message *m, uint8_t qos, size_t *len, size_t *id_offset)
+{
+    if (!m->v5 && !(m->v5 = calloc(1, sizeof(*m->v5))))
+        return NULL;
+    struct message_wire5 *w = m->v5;
+    if (!w->wire[qos]) {
+        size_t n = codec_publish5_size(m->topic_len, m->props_len, m->payload_len, qos);
+        uint8_t *buf = n ? malloc(n) : NULL;
+        if (!buf)
+            return NULL;
+        struct mqtt_publish p = {
+            .qos = qos,
+            .packet_id = qos ? 1 : 0,
+            .topic = {m->topic, m->topic_len},
+            .payload = m->payload,
+            .payload_len = m->payload_len,
+        };
+        w->wire_len[qos] =
+            codec_encode_publish5(buf, &p, m->props, m->props_len, &w->id_offset[qos]);
+        w->wire[qos] = buf;
+    }
+    *len = w->wire_len[qos];
+    *id_offset = w->id_offset[qos];
+    return w->wire[qos];
 }
 
 size_t message_encode_into(struct message *m, uint8_t *out, uint8_t qos, uint16_t packet_id,

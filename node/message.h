@@ -38,6 +38,14 @@ struct message {
     uint8_t *wire[3];
     size_t wire_len[3];
     size_t id_offset[3];
+    struct message_wire5 *v5; /* MQTT 5 encodings (message_wire5), built on first use */
+};
+
+/* The MQTT 5 encodings of a message (its properties as they came, nothing per delivery). */
+struct message_wire5 {
+    uint8_t *wire[3];
+    size_t wire_len[3];
+    size_t id_offset[3];
 };
 
 /* A message that borrows its topic and payload (a client's PUBLISH still in the read buffer) for the
@@ -95,6 +103,11 @@ void message_unref(struct message *m);
 
 /* The cached PUBLISH encoding at qos (built on first call). NULL on allocation failure. */
 const uint8_t *message_wire(struct message *m, uint8_t qos, size_t *len, size_t *id_offset);
+
+/* The MQTT 5 PUBLISH at qos with the message's properties and nothing of one delivery's own (no
+ * expiry left, Subscription Identifier or Topic Alias), shared by every v5 subscriber it suits;
+ * patched per delivery as the 3.1.1 one (codec_publish_patch). NULL on allocation failure. */
+const uint8_t *message_wire5(struct message *m, uint8_t qos, size_t *len, size_t *id_offset);
 
 /* Write the encoding at qos into out (message_wire_len bytes) with the flags and packet id of this one
  * delivery. Returns bytes written, 0 on allocation failure. */

@@ -334,6 +334,11 @@ static size_t value_len(const struct props_values *v, unsigned id, enum prop_typ
     }
 }
 
+/* The identifiers written from props_values (the repeatable ones come from the arrays). */
+#define PROPS_SINGLE_MASK                                                                          \
+    (((1ULL << (PROP_ID_MAX + 1)) - 2) &                                                           \
+     ~(1ULL << PROP_SUBSCRIPTION_ID | 1ULL << PROP_USER_PROPERTY))
+
 /* Bytes of b's properties, excluding the length field. */
 size_t props_len(const struct props_build *b)
 {
@@ -341,10 +346,11 @@ size_t props_len(const struct props_build *b)
 
     if (b == NULL)
         return 0;
-    for (unsigned id = 1; id <= PROP_ID_MAX; id++) {
+    /* Only the identifiers present, lowest first (the order props_write writes). */
+    for (uint64_t m = b->v.has & PROPS_SINGLE_MASK; m; m &= m - 1) {
+        unsigned id = (unsigned)__builtin_ctzll(m);
         const struct prop_info *info = props_info(id);
-        if (info && info->type != PROP_TYPE_PAIR && props_has(&b->v, id) &&
-            id != PROP_SUBSCRIPTION_ID)
+        if (info && info->type != PROP_TYPE_PAIR)
             n += 1 + value_len(&b->v, id, info->type);
     }
     for (size_t i = 0; i < b->user_count; i++)
@@ -364,10 +370,12 @@ size_t props_write(uint8_t *out, const struct props_build *b)
         return 0;
     v = (struct props_values *)&b
             ->v; /* the field lookups are shared with the parser; not written */
-    for (unsigned id = 1; id <= PROP_ID_MAX; id++) {
+    /* Only the identifiers present, in ascending order: a delivery's block is written per
+     * message, and most have one property or none. */
+    for (uint64_t m = v->has & PROPS_SINGLE_MASK; m; m &= m - 1) {
+        unsigned id = (unsigned)__builtin_ctzll(m);
         const struct prop_info *info = props_info(id);
-        if (!info || info->type == PROP_TYPE_PAIR || id == PROP_SUBSCRIPTION_ID ||
-            !props_has(v, id))
+        if (!info || info->type == PROP_TYPE_PAIR)
             continue;
         *p++ = (uint8_t)id;
         switch (info->type) {

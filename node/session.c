@@ -457,6 +457,11 @@ fail:
     return -1;
 }
 
+bool session_has_subids(const struct session *s)
+{
+    return s->nsubids != 0;
+}
+
 size_t session_subids(const struct session *s, const char *topic, size_t len, uint32_t *out,
                       size_t max, const struct session *publisher)
 {

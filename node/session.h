@@ -104,6 +104,8 @@ int session_subscribe(struct broker *b, struct session *s, const char *filter, s
  * that has none. */
 size_t session_subids(const struct session *s, const char *topic, size_t len, uint32_t *out,
                       size_t max, const struct session *publisher);
+/* Whether any of s's subscriptions has a Subscription Identifier. */
+bool session_has_subids(const struct session *s);
 /* Whether s has a subscription to exactly filter. */
 bool session_subscribed(const struct session *s, const char *filter, size_t len);
 /* Remove a subscription; true if there was one. */
