@@ -308,6 +308,7 @@ run_bench() { # scenario broker rep broker_pid args...
         'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }'; }
     bcpu=$(pct "$c0" "$c1")
     [ -n "${PID2:-}" ] && extra=" broker2_cpu_pct=$(pct "$d0" "$d1")"
+    extra="$extra broker_cpu_s=$(awk -v c0="$c0" -v c1="$c1" -v hz="$HZ" 'BEGIN { printf "%.2f", (c1 - c0) / hz }')"
     echo "$sc $br $rep ${line#RESULT } broker_cpu_pct=$bcpu$extra" >>"$RAW"
     log "  $sc $br #$rep: $(echo "$line" | grep -oE '(recv_rate|lost|dup|p50_us|p99_us|cpu_pct|prop_bad|errors)=[^ ]+' | tr '\n' ' ')broker_cpu=$bcpu%"
 }
@@ -444,9 +445,16 @@ fi
 # Brokers in the table: all three columns always; one that did not run shows "-".
 ok_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && !/ errors=[1-9]/' "$RAW"; }
 # median SCENARIO BROKER KEY: median over successful repetitions of KEY=value in RAW ("-" if none).
+# KEY recv_per_cpu_s is derived: messages received per second of broker CPU (recv / broker_cpu_s),
+# what a broker's work costs whatever else shares the machine.
 median() {
     ok_runs "$1" "$2" | awk -v k="$3" '
-        { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
+        {
+            delete f
+            for (i = 4; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+            if (k == "recv_per_cpu_s") { if (f["broker_cpu_s"] + 0 > 0) v[n++] = f["recv"] / f["broker_cpu_s"] }
+            else if (k in f) v[n++] = f[k] + 0
+        }
         END {
             if (n == 0) { print "-"; exit }
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -584,15 +592,22 @@ TABLE="$OUT/results.md"
         echo
         echo "| Ratio | Sol | Mosquitto | rumqttd | Target |"
         echo "|---|---:|---:|---:|---|"
-        v5row() { # v5-scenario 3.1.1-scenario label target
+        v5row() { # v5-scenario 3.1.1-scenario label target metric
             grep -q "^$1 " "$RAW" || return
             local line="| $3 |" b
-            for b in $BR3; do line="$line $(ratio "$(value "$1" "$b" recv_rate)" "$(value "$2" "$b" recv_rate)") |"; done
+            for b in $BR3; do line="$line $(ratio "$(value "$1" "$b" "$5")" "$(value "$2" "$b" "$5")") |"; done
             echo "$line $4 |"
         }
-        v5row a5 a "(a5)/(a) QoS 0, no properties" "Sol >= 0.90x"
-        v5row b5 b "(b5)/(b) QoS 1, no properties" "Sol >= 0.90x"
-        v5row a5p a "(a5p)/(a) QoS 0, 2 user properties" "-"
+        v5row a5 a "(a5)/(a) QoS 0, no properties" "Sol >= 0.90x" recv_rate
+        v5row b5 b "(b5)/(b) QoS 1, no properties" "Sol >= 0.90x" recv_rate
+        v5row a5p a "(a5p)/(a) QoS 0, 2 user properties" "-" recv_rate
+        percpu=0
+        if grep -qE '^(a5|a5p|b5) .* broker_cpu_s=' "$RAW"; then
+            percpu=1
+            v5row a5 a "(a5)/(a) per broker CPU second" "-" recv_per_cpu_s
+            v5row b5 b "(b5)/(b) per broker CPU second" "-" recv_per_cpu_s
+            v5row a5p a "(a5p)/(a) per broker CPU second" "-" recv_per_cpu_s
+        fi
         # A v5 publisher keeps within the broker's Receive Maximum [MQTT-3.3.4-7]: say what each
         # broker sent, since below 100 it is (b5)'s window, and who did not take MQTT 5 at all.
         rmax=""
@@ -610,6 +625,7 @@ TABLE="$OUT/results.md"
                 [ "$n" -gt 0 ] && [ "$(failed_runs "$sc" "$b")" = "$n" ] && echo "($sc): every $b run FAILED: it did not take MQTT 5 as configured (raw.txt has the RESULT lines)."
             done
         done
+        [ "$percpu" = 1 ] && echo "Per broker CPU second: messages received / broker CPU seconds of each run (median), the ratio that does not move with what else runs on the machine."
         echo "(a5p): every subscriber checked both User Properties (values: the message's sequence number) on every message; a run with a mismatch (prop_bad > 0) FAILED."
     fi
     if grep -q '^[a-d]_closed ' "$RAW"; then
