@@ -293,10 +293,11 @@ static int connack5_limits(struct bench *b, struct conn *c, const struct props_v
 }
 
 /* A v5 PUBACK, PUBREC or PUBCOMP with a failure reason: the broker did not take the message (the
- * subscriber's accounting will miss it); its QoS flow is over all the same [MQTT-4.3.3]. */
+ * subscriber's accounting will miss it); its QoS flow is over all the same [MQTT-4.3.3]. A 3.1.1
+ * ack has no reason, and the codec leaves u.ack.reason unset at level 4: do not read it there. */
 static bool ack_failed(struct bench *b, const struct mqtt_packet *pkt)
 {
-    if (pkt->u.ack.reason < MQTT_RC_UNSPECIFIED)
+    if (pkt->level != MQTT_PROTOCOL_LEVEL_5 || pkt->u.ack.reason < MQTT_RC_UNSPECIFIED)
         return false;
     b->ack_fail++;
     return true;
