@@ -6,7 +6,8 @@
  *   bench_io.c      non-blocking sockets on one epoll loop: whole-buffer reads decoded packet by
  *                   packet, writes coalesced per connection and flushed once per loop turn;
  *   bench_opts.c    the command line;
- *   solbench.c      the MQTT client flows (QoS 0/1/2 both ways), the run phases, main();
+ *   solbench.c      the MQTT client flows (QoS 0/1/2 both ways, 3.1.1 or 5), the run phases, main();
+ *   bench_props.c   MQTT 5 User Properties: the block every PUBLISH carries and its check;
  *   bench_report.c  the summary and the RESULT line.
  *
  * No globals: everything lives in one struct bench owned by main().
@@ -45,6 +46,24 @@ struct bench_hdr {
 void bench_hdr_write(uint8_t *buf, const struct bench_hdr *h);
 /* Parse a payload: 0 and h filled, or -1 if it is not a solbench payload. */
 int bench_hdr_read(const uint8_t *buf, size_t len, struct bench_hdr *h);
+
+/* ---- MQTT 5 User Properties (bench_props.c) ---- */
+
+/* Each User Property is BENCH_PROP_SIZE bytes on the wire: identifier, name "kNN", and as value the
+ * message's sequence number in 8 hex digits, so a subscriber can tell the properties it got belong
+ * to the very message they came with. */
+#define BENCH_PROP_SIZE 16
+#define BENCH_USER_PROPS_MAX 100 /* names k00..k99 */
+
+/* The property bytes of a PUBLISH with n User Properties (n * BENCH_PROP_SIZE bytes, no length
+ * field), values zero; bench_props_stamp() puts the sequence number in. NULL if out of memory. */
+uint8_t *bench_props_new(uint32_t n);
+/* Write seq into every value of the block. */
+void bench_props_stamp(uint8_t *props, uint32_t n, uint64_t seq);
+/* True if v holds exactly n User Properties, in order, as bench_props_stamp(seq) wrote them. */
+bool bench_props_check(const struct props_view *v, uint32_t n, uint64_t seq);
+/* Check stamp, parse and check against known inputs (solbench --self-test). */
+int bench_props_selftest(char *err, size_t errlen);
 
 /* ---- Latency histogram: log-linear buckets, 64 per power of two (<1.6% error) ---- */
 
@@ -120,6 +139,7 @@ typedef int (*io_packet_fn)(struct bench *b, struct conn *c, const struct mqtt_p
 
 struct bench_io {
     int epfd;
+    uint8_t level;    /* MQTT protocol level packets are decoded at: 4 (3.1.1) or 5 */
     uint8_t *scratch; /* one big read buffer shared by all connections */
     size_t scratch_cap;
     struct conn **dirty; /* connections with pending output, flushed once per loop turn */
@@ -195,7 +215,9 @@ struct bench_opts {
     char prefix[64];
     bool check; /* exit 3 if anything was lost or duplicated */
     bool quiet;
-    bool self_test; /* run bench_stats_selftest() and exit */
+    bool self_test;      /* run bench_stats_selftest() and exit */
+    bool mqtt5;          /* MQTT 5 instead of 3.1.1 */
+    uint32_t user_props; /* User Properties per PUBLISH (MQTT 5) */
 };
 
 /* Parse argv into o (defaults first). Returns 0, 1 after --help, or -1 after printing an error. */
@@ -210,6 +232,7 @@ struct publisher {
     uint64_t seq;  /* data messages sent so far = next sequence number */
     uint64_t acked;
     uint32_t unacked;
+    uint32_t window; /* --window, or less if the broker's MQTT 5 Receive Maximum says so */
     uint16_t next_id;
     uint64_t *inflight; /* QoS 1/2: bitmap of packet ids awaiting PUBACK / PUBCOMP */
     char topic[128];
@@ -234,6 +257,8 @@ struct bench {
     int sigfd;
     enum phase phase;
     uint8_t *payload;
+    uint8_t *props; /* MQTT 5: the PUBLISH property block (--user-props), NULL for none */
+    size_t props_len;
     struct hist hist;
     uint64_t now, t_start, t_setup_done, t_run_start, t_run_end, t_drain_start, t_last_event,
         t_last_recv, t_last_sync, t_last_ping, t_end;
@@ -241,6 +266,9 @@ struct bench {
     uint64_t generated;   /* messages generated in the last loop turn */
     uint64_t lag_per_pub; /* --max-lag deliveries shared out over publishers and subscribers */
     uint64_t probes_seen, unique, dup, ooo, foreign, delivered, bad_acks;
+    uint64_t prop_bad; /* MQTT 5: deliveries whose User Properties were not the ones sent */
+    uint64_t ack_fail; /* MQTT 5: PUBACK / PUBREC with a failure reason code (>= 0x80) */
+    uint32_t recv_max; /* smallest Receive Maximum in a CONNACK; 0 = none sent */
     struct rusage ru_start, ru_end;
     uint64_t reads_start, writes_start;
     int exit_code;

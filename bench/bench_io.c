@@ -222,7 +222,8 @@ int io_read(struct bench_io *io, struct bench *b, struct conn *c, io_packet_fn f
         size_t total = have + (size_t)n, off = 0;
         while (off < total) {
             struct mqtt_packet pkt;
-            int rc = codec_decode(io->scratch + off, total - off, IO_MAX_PACKET, &pkt);
+            int rc =
+                codec_decode_level(io->scratch + off, total - off, IO_MAX_PACKET, io->level, &pkt);
             if (rc == CODEC_INCOMPLETE)
                 break;
             if (rc != CODEC_OK)

@@ -41,12 +41,23 @@ int bench_report(struct bench *b)
     double p99 = (double)hist_percentile(&b->hist, 99) / 1e3;
     double pmax = (double)b->hist.max / 1e3;
     double cpu_pct = wall_s > 0 ? 100.0 * (user + sys) / wall_s : 0;
+    /* Properties that did not arrive as sent fail the run: the property path is what an MQTT 5 run
+     * with --user-props measures, so it must be seen to work, not assumed to. */
+    if (b->prop_bad && !b->err[0])
+        snprintf(b->err, sizeof(b->err), "%llu deliveries without the User Properties sent",
+                 (unsigned long long)b->prop_bad);
     if (!o->quiet) {
         printf("solbench run %08x: %u pub -> %u sub, QoS %u/%u, %zu B, %s topics, %s subs, "
-               "%u idle\n",
+               "%u idle, MQTT %s",
                o->run_id, o->npub, o->nsub, o->qos, o->sub_qos, o->size,
-               o->shared_topic ? "shared" : "per-pub", o->wildcard ? "wildcard" : "exact",
-               o->nidle);
+               o->shared_topic ? "shared" : "per-pub", o->wildcard ? "wildcard" : "exact", o->nidle,
+               o->mqtt5 ? "5" : "3.1.1");
+        if (o->mqtt5)
+            printf(", %u user properties", o->user_props);
+        printf("\n");
+        if (o->mqtt5 && b->recv_max)
+            printf("  broker    Receive Maximum %u%s\n", b->recv_max,
+                   o->qos && b->recv_max < o->window ? ": the publishers' window" : "");
         if (o->npub && o->nsub) {
             if (o->open_loop)
                 printf("  mode      open loop: publishers never wait for subscribers%s\n",
@@ -59,14 +70,18 @@ int bench_report(struct bench *b)
             printf("  sent      %llu msgs in %.2f s (%.0f msg/s)%s\n", (unsigned long long)sent,
                    run_s, sent_rate, o->qos ? ", acknowledged:" : "");
         if (o->npub && o->qos)
-            printf("            %llu acked, %llu unexpected acks\n", (unsigned long long)acked,
-                   (unsigned long long)b->bad_acks);
+            printf("            %llu acked, %llu unexpected acks, %llu failure reasons\n",
+                   (unsigned long long)acked, (unsigned long long)b->bad_acks,
+                   (unsigned long long)b->ack_fail);
         if (o->npub && o->nsub) {
             printf("  received  %llu of %llu expected in %.2f s (%.0f msg/s)\n",
                    (unsigned long long)b->unique, (unsigned long long)expected, recv_s, recv_rate);
             printf("  lost %llu  dup %llu  out-of-order %llu  foreign %llu\n",
                    (unsigned long long)lost, (unsigned long long)b->dup, (unsigned long long)b->ooo,
                    (unsigned long long)b->foreign);
+            if (o->mqtt5)
+                printf("  props     %llu deliveries without the User Properties sent\n",
+                       (unsigned long long)b->prop_bad);
             printf("  latency   p50 %.1f us  p99 %.1f us  max %.1f us\n", p50, p99, pmax);
         }
         if (o->nidle)
@@ -84,14 +99,17 @@ int bench_report(struct bench *b)
            "delivered=%llu sent_rate=%.0f "
            "recv_rate=%.0f lost=%llu dup=%llu ooo=%llu foreign=%llu bad_acks=%llu p50_us=%.1f "
            "p99_us=%.1f max_us=%.1f idle_ok=%llu idle_failed=%llu cpu_user_s=%.3f "
-           "cpu_sys_s=%.3f cpu_pct=%.1f errors=%d\n",
+           "cpu_sys_s=%.3f cpu_pct=%.1f mqtt=%s user_props=%u prop_bad=%llu ack_fail=%llu "
+           "recv_max=%u errors=%d\n",
            o->run_id, o->npub, o->nsub, o->nidle, o->qos, o->sub_qos, o->size, o->rate,
            o->open_loop ? 1 : 0, (unsigned long long)o->max_lag, o->window, run_s,
            (unsigned long long)sent, (unsigned long long)expected, (unsigned long long)b->unique,
            (unsigned long long)b->delivered, sent_rate, recv_rate, (unsigned long long)lost,
            (unsigned long long)b->dup, (unsigned long long)b->ooo, (unsigned long long)b->foreign,
            (unsigned long long)b->bad_acks, p50, p99, pmax, (unsigned long long)b->ready_idle,
-           (unsigned long long)b->failed_idle, user, sys, cpu_pct, b->err[0] ? 1 : 0);
+           (unsigned long long)b->failed_idle, user, sys, cpu_pct, o->mqtt5 ? "5" : "3.1.1",
+           o->user_props, (unsigned long long)b->prop_bad, (unsigned long long)b->ack_fail,
+           b->recv_max, b->err[0] ? 1 : 0);
     fflush(stdout);
     if (b->err[0]) {
         fprintf(stderr, "solbench: %s\n", b->err);

@@ -9,13 +9,16 @@
 # subscribers; QoS 1 publishers are bounded only by their own window). A result that lost messages
 # is shown as "LOST n" and gets no ratio: zero loss is a condition of a result.
 #
-# Usage: bench/compare.sh [--quick] [--scenarios a,b,c,d,e,f,g,h,i] [--reps N] [--duration SEC]
+# Usage: bench/compare.sh [--quick] [--scenarios a,a5,a5p,b,b5,c,d,e,f,g,h,i] [--reps N] [--duration SEC]
 #                         [--brokers sol,mosquitto,rumqttd] [--closed-loop] [--out DIR]
 #                         [--no-strace] [--report DIR]
 #   (a) 1->1 QoS 0 64 B        (b) 1->1 QoS 1 64 B window 100   (c) 10->1 fan-in QoS 0 wildcard
 #   (d) 1->50 fan-out QoS 0    (e) latency at 10,000 msg/s      (f) idle connections: 5,000, 100,000
 #   (g) 3-node Sol cluster, publisher on node 1, subscriber on node 2 (vs (a) on one node)
 #   (h) 10->1 QoS 0, 2,000,000 messages in all   (i) 1->1 QoS 1 window 100, 300,000 messages
+#   MQTT 5 (solbench --mqtt5), each run right after its 3.1.1 scenario: (a5) = (a), (b5) = (b),
+#   (a5p) = (a) with two 16-byte User Properties on every message (--user-props 2, checked by the
+#   subscriber); the report adds each broker's v5 cost, (a5)/(a), (b5)/(b) and (a5p)/(a).
 # plus syscalls per message at load (strace -c on the broker during an extra run of (a)).
 # --quick: one repetition, 3 s per timed run, (h) and (i) with a tenth of the messages.
 # --closed-loop: also (a)-(d) closed loop (solbench --max-lag 10000), as a second table.
@@ -34,7 +37,7 @@ BENCH=${SOLBENCH:-$BUILD/solbench}
 MOSQ=${MOSQUITTO:-/usr/sbin/mosquitto}
 RUMQTTD=${RUMQTTD:-}
 RUMQTTD_VERSION=${RUMQTTD_VERSION:-0.20.0}
-SCENARIOS=a,b,c,d,e,f,g,h,i
+SCENARIOS=a,a5,a5p,b,b5,c,d,e,f,g,h,i
 REPS=3
 DURATION=10
 QUICK=0
@@ -209,25 +212,29 @@ start_sol() { # port
 }
 
 # rumqttd: its own default configuration (`rumqttd generate-config`, the rumqttd.toml it ships)
-# with [router] and the [v4.1] listener as they are, the listener moved to 127.0.0.1:PORT, and the
-# other listeners it ships with (v5 on 1884, websocket 8083, prometheus 9042, console 3030) left
-# out, as Sol's cluster and HTTP listeners are.
-rumqttd_config() { # port
-    "$RUMQTTD" generate-config | awk -v listen="127.0.0.1:$1" '
+# with [router] and one listener as they are, the listener moved to 127.0.0.1:PORT, and the other
+# listeners it ships with (websocket 8083, prometheus 9042, console 3030, and the v4 or v5 one not
+# used) left out, as Sol's cluster and HTTP listeners are. rumqttd speaks one protocol version per
+# listener: [v4.1] (its 1883) for 3.1.1, [v5.1] (its 1884) for the MQTT 5 scenarios; Sol and
+# Mosquitto take both on one.
+rumqttd_config() { # port listener-section
+    "$RUMQTTD" generate-config | awk -v listen="127.0.0.1:$1" -v sec="$2" '
         /^[[:space:]]*\[/ {
             h = $0; sub(/^[[:space:]]*\[/, "", h); sub(/\].*/, "", h)
-            keep = (h == "router" || h ~ /^router\./ || h == "v4.1" || h ~ /^v4\.1\./)
+            keep = (h == "router" || h ~ /^router\./ || h == sec || index(h, sec ".") == 1)
         }
         BEGIN { keep = 1 }
-        keep && h == "v4.1" && /^[[:space:]]*listen[[:space:]]*=/ { print "listen = \"" listen "\""; next }
+        keep && h == sec && /^[[:space:]]*listen[[:space:]]*=/ { print "listen = \"" listen "\""; next }
         keep && !/^[[:space:]]*#/ { print }' | cat -s
 }
 
+MQTT5=0 # the scenario being started is an MQTT 5 one (rumqttd needs its v5 listener)
 start_rumqttd() { # port
-    local conf="$WORK/rumqttd-$1.toml"
-    rumqttd_config "$1" >"$conf"
+    local conf="$WORK/rumqttd-$1.toml" sec=v4.1 name=rumqttd
+    [ "$MQTT5" = 1 ] && { sec=v5.1; name=rumqttd-mqtt5; }
+    rumqttd_config "$1" "$sec" >"$conf"
     grep -q "^listen = \"127.0.0.1:$1\"" "$conf" || { log "  rumqttd: could not make a config from generate-config"; return 1; }
-    { echo "$RUMQTTD -q -c rumqttd.toml   ($("$RUMQTTD" --version 2>/dev/null))"; echo "--- rumqttd.toml"; sed "s/:$1\"/:PORT\"/" "$conf"; } | settings_once rumqttd
+    { echo "$RUMQTTD -q -c rumqttd.toml   ($("$RUMQTTD" --version 2>/dev/null))"; echo "--- rumqttd.toml"; sed "s/:$1\"/:PORT\"/" "$conf"; } | settings_once "$name"
     "$RUMQTTD" -q -c "$conf" >"$WORK/rumqttd-$1.log" 2>&1 &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
@@ -269,7 +276,10 @@ scenario_args() {
     case "$1" in *_closed) mode="" ;; esac
     case "$sc" in
     a) echo "$mode $len --pubs 1 --subs 1 --qos 0 --size 64" ;;
+    a5) echo "$(scenario_args a) --mqtt5" ;;
+    a5p) echo "$(scenario_args a) --mqtt5 --user-props 2" ;;
     b) echo "$mode $len --pubs 1 --subs 1 --qos 1 --size 64 --window 100" ;;
+    b5) echo "$(scenario_args b) --mqtt5" ;;
     c) echo "$mode $len --pubs 10 --subs 1 --qos 0 --size 64 --sub wildcard" ;;
     d) echo "$mode $len --pubs 1 --subs 50 --qos 0 --size 64" ;;
     e) echo "$mode $len --pubs 1 --subs 1 --qos 0 --size 64 --rate 10000" ;;
@@ -298,8 +308,9 @@ run_bench() { # scenario broker rep broker_pid args...
         'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }'; }
     bcpu=$(pct "$c0" "$c1")
     [ -n "${PID2:-}" ] && extra=" broker2_cpu_pct=$(pct "$d0" "$d1")"
+    extra="$extra broker_cpu_s=$(awk -v c0="$c0" -v c1="$c1" -v hz="$HZ" 'BEGIN { printf "%.2f", (c1 - c0) / hz }')"
     echo "$sc $br $rep ${line#RESULT } broker_cpu_pct=$bcpu$extra" >>"$RAW"
-    log "  $sc $br #$rep: $(echo "$line" | grep -oE '(recv_rate|lost|dup|p50_us|p99_us|cpu_pct|errors)=[^ ]+' | tr '\n' ' ')broker_cpu=$bcpu%"
+    log "  $sc $br #$rep: $(echo "$line" | grep -oE '(recv_rate|lost|dup|p50_us|p99_us|cpu_pct|prop_bad|errors)=[^ ]+' | tr '\n' ' ')broker_cpu=$bcpu%"
 }
 
 # A broker that died during a run fails that run (its numbers are kept out of the medians).
@@ -311,9 +322,13 @@ broker_check() { # scenario broker rep pid
     fi
 }
 
+is_mqtt5() { case "$1" in a5|a5p|b5) return 0 ;; *) return 1 ;; esac; }
+
 run_throughput() { # scenario broker rep
     local port
     port=$(free_port)
+    MQTT5=0
+    is_mqtt5 "$1" && MQTT5=1
     "start_$2" "$port" || { log "  $2 did not start"; echo "$1 $2 $3 errors=1" >>"$RAW"; return; }
     # shellcheck disable=SC2046
     run_bench "$1" "$2" "$3" "$BROKER_PID" --port "$port" $(scenario_args "$1")
@@ -404,7 +419,8 @@ run_strace() { # broker
 IFS=, read -r -a BLIST <<<"$BROKERS"
 [ "$REPORT_ONLY" = 1 ] && REPS=0
 [ "$REPORT_ONLY" = 1 ] || log "results in $OUT; brokers $BROKERS; scenarios $SCENARIOS$([ "$CLOSED" = 1 ] && echo " + closed loop a-d"); $REPS repetition(s); ${DURATION}s per timed run; (h) $H_TOTAL, (i) $I_TOTAL messages"
-THROUGHPUT="a b c d e h i"
+# Each MQTT 5 scenario right after its 3.1.1 one, so the pair sees the same machine.
+THROUGHPUT="a a5 a5p b b5 c d e h i"
 [ "$CLOSED" = 1 ] && THROUGHPUT="$THROUGHPUT a_closed b_closed c_closed d_closed"
 for rep in $(seq 1 "$REPS"); do
     # Rotate which broker goes first, so drift in machine load hits them all alike.
@@ -429,9 +445,16 @@ fi
 # Brokers in the table: all three columns always; one that did not run shows "-".
 ok_runs() { awk -v s="$1" -v b="$2" '$1 == s && $2 == b && !/ errors=[1-9]/' "$RAW"; }
 # median SCENARIO BROKER KEY: median over successful repetitions of KEY=value in RAW ("-" if none).
+# KEY recv_per_cpu_s is derived: messages received per second of broker CPU (recv / broker_cpu_s),
+# what a broker's work costs whatever else shares the machine.
 median() {
     ok_runs "$1" "$2" | awk -v k="$3" '
-        { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
+        {
+            delete f
+            for (i = 4; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+            if (k == "recv_per_cpu_s") { if (f["broker_cpu_s"] + 0 > 0) v[n++] = f["recv"] / f["broker_cpu_s"] }
+            else if (k in f) v[n++] = f[k] + 0
+        }
         END {
             if (n == 0) { print "-"; exit }
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -523,7 +546,10 @@ TABLE="$OUT/results.md"
     echo
     header
     has "$SCENARIOS" a && row a "(a) 1->1 QoS 0, 64 B" recv_rate "msgs/s received" ">= 2.5x M"
+    has "$SCENARIOS" a5 && row a5 "(a5) = (a), MQTT 5" recv_rate "msgs/s received" "-"
+    has "$SCENARIOS" a5p && row a5p "(a5p) = (a), MQTT 5, 2 user properties" recv_rate "msgs/s received" "-"
     has "$SCENARIOS" b && row b "(b) 1->1 QoS 1, 64 B, window 100" recv_rate "msgs/s received" ">= 1.5x M"
+    has "$SCENARIOS" b5 && row b5 "(b5) = (b), MQTT 5" recv_rate "msgs/s received" "-"
     has "$SCENARIOS" c && row c "(c) 10->1 fan-in QoS 0, wildcard" recv_rate "msgs/s received" ">= 2.5x M"
     has "$SCENARIOS" d && row d "(d) 1->50 fan-out QoS 0" recv_rate "msgs/s delivered" ">= 2.5x M"
     if has "$SCENARIOS" e; then
@@ -559,6 +585,48 @@ TABLE="$OUT/results.md"
         m=$(median strace mosquitto syscalls_per_msg)
         r=$(median strace rumqttd syscalls_per_msg)
         echo "| strace -c during (a) | broker syscalls/msg | $s | $m | $r | $(ratio "$s" "$m") | $(ratio "$s" "$r") | < 1.0x M | |"
+    fi
+    if grep -qE '^(a5|a5p|b5) ' "$RAW"; then
+        echo
+        echo "MQTT 5 against 3.1.1, each broker against itself (msgs/s received, v5 / 3.1.1; the v5 cost is 1 minus this):"
+        echo
+        echo "| Ratio | Sol | Mosquitto | rumqttd | Target |"
+        echo "|---|---:|---:|---:|---|"
+        v5row() { # v5-scenario 3.1.1-scenario label target metric
+            grep -q "^$1 " "$RAW" || return
+            local line="| $3 |" b
+            for b in $BR3; do line="$line $(ratio "$(value "$1" "$b" "$5")" "$(value "$2" "$b" "$5")") |"; done
+            echo "$line $4 |"
+        }
+        v5row a5 a "(a5)/(a) QoS 0, no properties" "Sol >= 0.90x" recv_rate
+        v5row b5 b "(b5)/(b) QoS 1, no properties" "Sol >= 0.90x" recv_rate
+        v5row a5p a "(a5p)/(a) QoS 0, 2 user properties" "-" recv_rate
+        percpu=0
+        if grep -qE '^(a5|a5p|b5) .* broker_cpu_s=' "$RAW"; then
+            percpu=1
+            v5row a5 a "(a5)/(a) per broker CPU second" "-" recv_per_cpu_s
+            v5row b5 b "(b5)/(b) per broker CPU second" "-" recv_per_cpu_s
+            v5row a5p a "(a5p)/(a) per broker CPU second" "-" recv_per_cpu_s
+        fi
+        # A v5 publisher keeps within the broker's Receive Maximum [MQTT-3.3.4-7]: say what each
+        # broker sent, since below 100 it is (b5)'s window, and who did not take MQTT 5 at all.
+        rmax=""
+        for b in $BR3; do
+            [ "$(all_runs b5 "$b")" -gt 0 ] || continue
+            v=$(median b5 "$b" recv_max)
+            case "$v" in -) v="unknown" ;; 0) v="none (65,535)" ;; esac
+            rmax="$rmax${rmax:+, }$b $v"
+        done
+        echo
+        [ -n "$rmax" ] && echo "(b5): an MQTT 5 publisher leaves at most the broker's Receive Maximum unacknowledged, so its window is min(100, Receive Maximum); the CONNACKs said: $rmax."
+        for b in $BR3; do
+            for sc in a5 a5p b5; do
+                n=$(all_runs "$sc" "$b")
+                [ "$n" -gt 0 ] && [ "$(failed_runs "$sc" "$b")" = "$n" ] && echo "($sc): every $b run FAILED: it did not take MQTT 5 as configured (raw.txt has the RESULT lines)."
+            done
+        done
+        [ "$percpu" = 1 ] && echo "Per broker CPU second: messages received / broker CPU seconds of each run (median), the ratio that does not move with what else runs on the machine."
+        echo "(a5p): every subscriber checked both User Properties (values: the message's sequence number) on every message; a run with a mismatch (prop_bad > 0) FAILED."
     fi
     if grep -q '^[a-d]_closed ' "$RAW"; then
         echo

@@ -76,13 +76,16 @@ static void conn_failed(struct bench *b, struct conn *c, int err)
     bench_fail(b, "%s %u failed: %s", role_name(c), c->index, why);
 }
 
-/* Queue a fixed 4-byte ack (PUBACK, PUBREC, PUBREL, PUBCOMP). */
+/* Queue an ack (PUBACK, PUBREC, PUBREL, PUBCOMP): 4 bytes either way, the v5 one in its short form
+ * (reason 0, no properties). */
 static int send_ack(struct bench *b, struct conn *c, enum mqtt_type type, uint16_t id)
 {
     uint8_t *p = io_reserve(&b->io, c, CODEC_ACK_SIZE);
     if (!p)
         return -1;
-    io_commit(&b->io, c, codec_encode_ack(p, type, id));
+    io_commit(&b->io, c,
+              b->o.mqtt5 ? codec_encode_ack5(p, type, id, MQTT_RC_SUCCESS, NULL)
+                         : codec_encode_ack(p, type, id));
     return 0;
 }
 
@@ -91,14 +94,18 @@ static int send_connect(struct bench *b, struct conn *c)
     char id[48];
     char kind = "psi"[c->role]; /* publisher, subscriber, idle */
     int n = snprintf(id, sizeof(id), "sb-%08x-%c%u", b->o.run_id, kind, c->index);
-    struct mqtt_connect cn = {.level = MQTT_PROTOCOL_LEVEL_311,
+    struct mqtt_connect cn = {.level = b->o.mqtt5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311,
                               .clean_session = true,
                               .keepalive = b->o.keepalive,
                               .client_id = {id, (uint16_t)n}};
-    uint8_t *p = io_reserve(&b->io, c, codec_connect_size(&cn));
+    /* MQTT 5 without CONNECT properties: every limit at the spec's default, as a plain client. */
+    size_t size = b->o.mqtt5 ? codec_connect5_size(&cn, NULL, NULL) : codec_connect_size(&cn);
+    uint8_t *p = io_reserve(&b->io, c, size);
     if (!p)
         return -1;
-    io_commit(&b->io, c, codec_encode_connect(p, &cn));
+    io_commit(&b->io, c,
+              b->o.mqtt5 ? codec_encode_connect5(p, &cn, NULL, NULL)
+                         : codec_encode_connect(p, &cn));
     c->state = CS_CONNECT_SENT;
     return 0;
 }
@@ -110,6 +117,7 @@ static int send_subscribe(struct bench *b, struct subscriber *s)
     size_t n = 1;
     struct mqtt_str one, *filters = &one;
     uint8_t *qos = NULL;
+    struct mqtt_sub_options *opts = NULL;
     int rc = -1;
     if (b->o.wildcard || b->o.shared_topic || b->o.npub == 0) {
         if (b->o.wildcard) {
@@ -128,21 +136,41 @@ static int send_subscribe(struct bench *b, struct subscriber *s)
         for (size_t i = 0; i < n; i++)
             filters[i] = (struct mqtt_str){b->pubs[i].topic, b->pubs[i].topic_len};
     }
-    qos = malloc(n);
-    if (!qos)
-        goto out;
-    memset(qos, b->o.sub_qos, n);
-    uint8_t *p = io_reserve(&b->io, &s->c, codec_subscribe_size(filters, n));
-    if (!p)
-        goto out;
-    io_commit(&b->io, &s->c, codec_encode_subscribe(p, 1, filters, qos, n));
+    uint8_t *p;
+    if (b->o.mqtt5) {
+        /* Maximum QoS only: no No Local, Retain As Published or Retain Handling, as in 3.1.1. */
+        opts = calloc(n, sizeof(*opts));
+        if (!opts)
+            goto out;
+        for (size_t i = 0; i < n; i++)
+            opts[i].qos = b->o.sub_qos;
+        if (!(p = io_reserve(&b->io, &s->c, codec_subscribe5_size(filters, n, NULL))))
+            goto out;
+        io_commit(&b->io, &s->c, codec_encode_subscribe5(p, 1, filters, opts, n, NULL));
+    } else {
+        qos = malloc(n);
+        if (!qos)
+            goto out;
+        memset(qos, b->o.sub_qos, n);
+        if (!(p = io_reserve(&b->io, &s->c, codec_subscribe_size(filters, n))))
+            goto out;
+        io_commit(&b->io, &s->c, codec_encode_subscribe(p, 1, filters, qos, n));
+    }
     s->c.state = CS_SUBSCRIBING;
     rc = 0;
 out:
     free(qos);
+    free(opts);
     if (filters != &one)
         free(filters);
     return rc;
+}
+
+/* Bytes of one PUBLISH of this run on topic_len at qos. */
+static size_t publish_size(const struct bench *b, size_t topic_len, uint8_t qos)
+{
+    return b->o.mqtt5 ? codec_publish5_size(topic_len, b->props_len, b->o.size, qos)
+                      : codec_publish_size(topic_len, b->o.size, qos);
 }
 
 /* Encode one PUBLISH (data or probe) straight into the publisher's output buffer. */
@@ -168,10 +196,16 @@ static int publish_one(struct bench *b, struct publisher *p, uint8_t kind)
         p->unacked++;
         m.packet_id = id;
     }
-    uint8_t *dst = io_reserve(&b->io, &p->c, codec_publish_size(p->topic_len, b->o.size, qos));
+    uint8_t *dst = io_reserve(&b->io, &p->c, publish_size(b, p->topic_len, qos));
     if (!dst)
         return -1;
-    io_commit(&b->io, &p->c, codec_encode_publish(dst, &m, NULL));
+    if (b->o.mqtt5) {
+        if (b->props)
+            bench_props_stamp(b->props, b->o.user_props, h.seq);
+        io_commit(&b->io, &p->c, codec_encode_publish5(dst, &m, b->props, b->props_len, NULL));
+    } else {
+        io_commit(&b->io, &p->c, codec_encode_publish(dst, &m, NULL));
+    }
     if (kind == BENCH_KIND_DATA)
         p->seq++;
     return 0;
@@ -191,9 +225,11 @@ static void publisher_acked(struct bench *b, struct publisher *p, uint16_t id)
     b->t_last_event = b->now;
 }
 
-/* A message for a subscriber: acknowledge per QoS, then account it. */
-static int subscriber_publish(struct bench *b, struct subscriber *s, const struct mqtt_publish *m)
+/* A message for a subscriber: acknowledge per QoS, then account it (MQTT 5: and check its User
+ * Properties, in pkt->props). */
+static int subscriber_publish(struct bench *b, struct subscriber *s, const struct mqtt_packet *pkt)
 {
+    const struct mqtt_publish *m = &pkt->u.publish;
     if (m->qos == 1 && send_ack(b, &s->c, MQTT_PUBACK, m->packet_id) < 0)
         return -1;
     if (m->qos == 2 && send_ack(b, &s->c, MQTT_PUBREC, m->packet_id) < 0)
@@ -216,6 +252,8 @@ static int subscriber_publish(struct bench *b, struct subscriber *s, const struc
         b->foreign++;
         return 0;
     }
+    if (b->o.mqtt5 && !bench_props_check(&pkt->props, b->o.user_props, h.seq))
+        b->prop_bad++;
     uint64_t t = now_ns();
     b->delivered++;
     b->t_last_event = b->t_last_recv = t;
@@ -233,6 +271,38 @@ static int subscriber_publish(struct bench *b, struct subscriber *s, const struc
     return 0;
 }
 
+/* MQTT 5 CONNACK properties a client must obey: Receive Maximum bounds a publisher's window of
+ * unacknowledged QoS 1/2 PUBLISHes [MQTT-3.3.4-7], Maximum QoS what it may publish [MQTT-3.2.2-11].
+ * Returns 0, or -1 (run failed) if the broker does not allow the QoS asked for. */
+static int connack5_limits(struct bench *b, struct conn *c, const struct props_values *v)
+{
+    if (props_has(v, PROP_MAXIMUM_QOS) &&
+        v->maximum_qos < (c->role == ROLE_SUB ? b->o.sub_qos : b->o.qos)) {
+        bench_fail(b, "%s %u: the broker allows QoS %u at most", role_name(c), c->index,
+                   v->maximum_qos);
+        return -1;
+    }
+    if (!props_has(v, PROP_RECEIVE_MAXIMUM))
+        return 0;
+    if (!b->recv_max || v->receive_maximum < b->recv_max)
+        b->recv_max = v->receive_maximum;
+    struct publisher *p = c->role == ROLE_PUB ? (struct publisher *)c : NULL;
+    if (p && v->receive_maximum < p->window)
+        p->window = v->receive_maximum;
+    return 0;
+}
+
+/* A v5 PUBACK, PUBREC or PUBCOMP with a failure reason: the broker did not take the message (the
+ * subscriber's accounting will miss it); its QoS flow is over all the same [MQTT-4.3.3]. A 3.1.1
+ * ack has no reason, and the codec leaves u.ack.reason unset at level 4: do not read it there. */
+static bool ack_failed(struct bench *b, const struct mqtt_packet *pkt)
+{
+    if (pkt->level != MQTT_PROTOCOL_LEVEL_5 || pkt->u.ack.reason < MQTT_RC_UNSPECIFIED)
+        return false;
+    b->ack_fail++;
+    return true;
+}
+
 /* Every packet the broker sends us. Anything out of place is a protocol error (-1). */
 static int on_packet(struct bench *b, struct conn *c, const struct mqtt_packet *pkt)
 {
@@ -240,7 +310,14 @@ static int on_packet(struct bench *b, struct conn *c, const struct mqtt_packet *
     struct subscriber *s = c->role == ROLE_SUB ? (struct subscriber *)c : NULL;
     switch (pkt->type) {
     case MQTT_CONNACK:
-        if (c->state != CS_CONNECT_SENT || pkt->u.connack.rc != MQTT_CONNACK_ACCEPTED)
+        if (c->state != CS_CONNECT_SENT)
+            return -1;
+        if (pkt->u.connack.rc != MQTT_CONNACK_ACCEPTED) {
+            bench_fail(b, "%s %u: CONNACK refused, %s 0x%02x", role_name(c), c->index,
+                       b->o.mqtt5 ? "reason" : "return code", pkt->u.connack.rc);
+            return -1;
+        }
+        if (b->o.mqtt5 && connack5_limits(b, c, &pkt->props.v) < 0)
             return -1;
         if (s)
             return send_subscribe(b, s);
@@ -254,29 +331,39 @@ static int on_packet(struct bench *b, struct conn *c, const struct mqtt_packet *
     case MQTT_SUBACK:
         if (!s || c->state != CS_SUBSCRIBING)
             return -1;
+        /* 3.1.1 has one failure code, 0x80; MQTT 5's failure reasons are all >= 0x80. */
         for (size_t i = 0; i < pkt->u.suback.count; i++)
-            if (pkt->u.suback.ptr[i] == MQTT_SUBACK_FAILURE)
+            if (pkt->u.suback.ptr[i] >= MQTT_SUBACK_FAILURE)
                 return -1;
         c->state = CS_READY;
         b->pending--;
         b->ready_subs++;
         return 0;
     case MQTT_PUBLISH:
-        return s ? subscriber_publish(b, s, &pkt->u.publish) : -1;
+        return s ? subscriber_publish(b, s, pkt) : -1;
     case MQTT_PUBACK:
     case MQTT_PUBCOMP:
         if (!p)
             return -1;
+        ack_failed(b, pkt);
         publisher_acked(b, p, pkt->u.packet_id);
         return 0;
     case MQTT_PUBREC:
         if (!p)
             return -1;
+        if (ack_failed(b, pkt)) { /* no PUBREL after a failed PUBREC [MQTT-4.3.3] */
+            publisher_acked(b, p, pkt->u.packet_id);
+            return 0;
+        }
         return send_ack(b, c, MQTT_PUBREL, pkt->u.packet_id);
     case MQTT_PUBREL:
         return s ? send_ack(b, c, MQTT_PUBCOMP, pkt->u.packet_id) : -1;
     case MQTT_PINGRESP:
         return 0;
+    case MQTT_DISCONNECT: /* only MQTT 5 brokers send one: say why */
+        bench_fail(b, "%s %u: the broker sent DISCONNECT, reason 0x%02x", role_name(c), c->index,
+                   pkt->u.reason);
+        return -1;
     default:
         return -1;
     }
@@ -332,7 +419,7 @@ static uint64_t publish_budget(const struct bench *b, const struct publisher *p,
         n = due > p->seq ? due - p->seq : 0;
     }
     if (o->qos > 0)
-        n = n < o->window - p->unacked ? n : o->window - p->unacked;
+        n = n < p->window - p->unacked ? n : p->window - p->unacked;
     if (!o->open_loop && o->max_lag > 0 && o->nsub > 0) {
         /* Refill only once half the lag has drained: big writes, not a trickle of small ones. */
         uint64_t lag = b->lag_per_pub;
@@ -478,7 +565,7 @@ static void bench_step(struct bench *b)
         enter_drain(b);
         return;
     }
-    size_t pkt = codec_publish_size(b->pubs[0].topic_len, o->size, o->qos);
+    size_t pkt = publish_size(b, b->pubs[0].topic_len, o->qos);
     uint64_t burst = BURST_BYTES / pkt + 1;
     b->generated = 0;
     for (uint32_t i = 0; i < o->npub && b->phase == PH_RUN; i++) {
@@ -590,7 +677,8 @@ static void ignore_failure(struct bench *b, struct conn *c, int err)
     (void)err;
 }
 
-/* Send DISCONNECT on every live connection, flush it and close. */
+/* Send DISCONNECT on every live connection, flush it and close. The 2-byte 3.1.1 DISCONNECT is
+ * also MQTT 5's Normal disconnection without properties [MQTT-3.14.2.1]. */
 static void bench_teardown(struct bench *b)
 {
     for (size_t i = 0; i < b->nconns; i++) {
@@ -645,6 +733,7 @@ static int bench_setup(struct bench *b)
         struct publisher *p = &b->pubs[i];
         p->c = (struct conn){.fd = -1, .role = ROLE_PUB, .index = i};
         p->next_id = 1;
+        p->window = o->window;
         int n = o->shared_topic
                     ? snprintf(p->topic, sizeof(p->topic), "%s/%08x/all", o->prefix, o->run_id)
                     : snprintf(p->topic, sizeof(p->topic), "%s/%08x/p/%u", o->prefix, o->run_id, i);
@@ -664,8 +753,16 @@ static int bench_setup(struct bench *b)
         if (b->lag_per_pub < 2)
             b->lag_per_pub = 2;
     }
+    if (o->user_props) {
+        if (!(b->props = bench_props_new(o->user_props)))
+            return -1;
+        b->props_len = (size_t)o->user_props * BENCH_PROP_SIZE;
+    }
     hist_init(&b->hist);
-    return io_init(&b->io, b->nconns, 1u << 20);
+    if (io_init(&b->io, b->nconns, 1u << 20) < 0)
+        return -1;
+    b->io.level = o->mqtt5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311;
+    return 0;
 }
 
 static void bench_free(struct bench *b)
@@ -682,6 +779,7 @@ static void bench_free(struct bench *b)
     free(b->idle);
     free(b->order);
     free(b->payload);
+    free(b->props);
     if (b->io.epfd >= 0)
         io_free(&b->io);
     if (b->sigfd >= 0)
@@ -732,7 +830,7 @@ static int bench_modes_selftest(char *err, size_t errlen)
         snprintf(err, errlen, "self-test: out of memory");
         goto out;
     }
-    struct publisher pub = {.c = {.fd = -1, .role = ROLE_PUB}};
+    struct publisher pub = {.c = {.fd = -1, .role = ROLE_PUB}, .window = 100};
     struct subscriber sub = {.c = {.fd = -1, .role = ROLE_SUB}, .pairs = pr};
     const uint64_t burst = 1000;
     b->pubs = &pub;
@@ -811,6 +909,8 @@ int main(int argc, char **argv)
         rc = bench_stats_selftest(err, sizeof(err));
         if (rc == 0)
             rc = bench_modes_selftest(err, sizeof(err));
+        if (rc == 0)
+            rc = bench_props_selftest(err, sizeof(err));
         printf("%s\n", rc == 0 ? "self-test ok" : err);
         free(b);
         return rc == 0 ? 0 : 1;

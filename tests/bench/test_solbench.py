@@ -205,34 +205,40 @@ def test_bad_option_is_usage_error():
     assert proc.returncode == 2 and "--size" in proc.stderr
 
 
-def test_foreign_payloads_are_ignored(sol):
-    """Someone else publishing junk, a short payload, or a solbench header of another run on the
-    run's topic: counted as foreign, never as received, lost or duplicated, and no crash."""
+def solbench_while_publishing(port, bench_args, injections):
+    """Run solbench with bench_args while mosquitto_pub publishes each (extra args, payload) of
+    injections every 0.2 s until it ends; return (exit code, RESULT fields, output)."""
     if not os.access(SOLBENCH, os.X_OK):
         pytest.skip(f"{SOLBENCH} not built")
-    run_id = 0x5eed
-    topic = f"solbench/{run_id:08x}/p/0"
-    other_run = struct.pack("<IIIB3xQQ", 0x424C4F53, run_id + 1, 0, 1, 0, 0) + b"x" * 32
-    bench = subprocess.Popen([SOLBENCH, "--port", str(sol), "--run-id", f"{run_id:x}",
-                              "--duration", "3", "--rate", "1000", "--check"],
+    bench = subprocess.Popen([SOLBENCH, "--port", str(port), *map(str, bench_args)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 10
-        sent = 0
         while bench.poll() is None and time.monotonic() < deadline:
-            for payload in (b"junk", other_run):
-                subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(sol), "-t", topic, "-s"],
+            for extra, payload in injections:
+                subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(port), "-s", *extra],
                                input=payload, timeout=5, check=True)
-                sent += 1
             time.sleep(0.2)
         out = bench.communicate(timeout=30)[0]
     finally:
         if bench.poll() is None:
             bench.kill()
             bench.wait()
-    assert bench.returncode == 0, out
     fields = dict(kv.split("=", 1) for kv in next(
         l for l in out.splitlines() if l.startswith("RESULT ")).split()[1:])
+    return bench.returncode, fields, out
+
+
+def test_foreign_payloads_are_ignored(sol):
+    """Someone else publishing junk, a short payload, or a solbench header of another run on the
+    run's topic: counted as foreign, never as received, lost or duplicated, and no crash."""
+    run_id = 0x5eed
+    topic = ["-t", f"solbench/{run_id:08x}/p/0"]
+    other_run = struct.pack("<IIIB3xQQ", 0x424C4F53, run_id + 1, 0, 1, 0, 0) + b"x" * 32
+    rc, fields, out = solbench_while_publishing(
+        sol, ["--run-id", f"{run_id:x}", "--duration", 3, "--rate", 1000, "--check"],
+        [(topic, b"junk"), (topic, other_run)])
+    assert rc == 0, out
     assert int(fields["foreign"]) >= 2, out
     assert fields["lost"] == "0" and fields["dup"] == "0", out
     assert int(fields["recv"]) == int(fields["sent"]), out
@@ -286,3 +292,54 @@ def test_open_loop_exactly_once_against_mosquitto(mosquitto):
     assert fields["open_loop"] == "1", out
     assert fields["recv"] == str(3 * 5000) and fields["lost"] == "0", out
     assert fields["dup"] == "0" and fields["ooo"] == "0", out
+
+
+@pytest.mark.parametrize("qos,props", [(0, 0), (0, 2), (1, 2), (2, 3)])
+def test_sol_mqtt5_exactly_once_with_user_props(sol, qos, props):
+    """MQTT 5 (--mqtt5) end to end through Sol: every message arrives once, and every delivery
+    carries the publisher's User Properties as sent (the subscriber checks each one)."""
+    args = ["--port", sol, "--mqtt5", "--count", 2000, "--pubs", 2, "--subs", 2, "--qos", qos,
+            "--window", 20, "--check"]
+    if props:
+        args += ["--user-props", props]
+    rc, fields, out = solbench(*args)
+    assert rc == 0, out
+    check_result(fields, out)
+    assert fields["mqtt"] == "5" and fields["user_props"] == str(props), out
+    assert fields["recv"] == str(2 * 2000 * 2) and fields["lost"] == "0", out
+    assert fields["dup"] == "0" and fields["prop_bad"] == "0" and fields["ack_fail"] == "0", out
+    assert int(fields["recv_max"]) > 0, out  # Sol's CONNACK carries its Receive Maximum
+
+
+def test_mqtt5_missing_or_wrong_user_props_fail_the_run(sol):
+    """The property check is real: copies of message 0 published by someone else, one without User
+    Properties and one with a wrong value, are caught (prop_bad) and fail the run."""
+    run_id = 0x5eed5
+    v5 = ["-V", "mqttv5", "-t", f"solbench/{run_id:08x}/p/0"]
+    copy_of_0 = struct.pack("<IIIB3xQQ", 0x424C4F53, run_id, 0, 1, 0, 0) + b"x" * 32
+    rc, fields, out = solbench_while_publishing(
+        sol, ["--run-id", f"{run_id:x}", "--mqtt5", "--user-props", 1, "--duration", 3, "--rate",
+              1000],
+        [(v5, copy_of_0), (v5 + ["-D", "publish", "user-property", "k00", "00000001"], copy_of_0)])
+    assert rc == 1 and fields["errors"] == "1", out
+    assert int(fields["prop_bad"]) >= 2 and "without the User Properties" in out, out
+    assert fields["lost"] == "0", out  # solbench's own messages all arrived, properties intact
+
+
+def test_mqtt5_against_mosquitto_keeps_its_receive_maximum(mosquitto):
+    """Mosquitto's CONNACK says Receive Maximum 20 (its max_inflight_messages): a v5 publisher with
+    --window 100 must keep 20 in flight at most, and then nothing is refused or lost."""
+    rc, fields, out = solbench("--port", mosquitto, "--mqtt5", "--user-props", 2, "--qos", 1,
+                               "--window", 100, "--count", 5000, "--check")
+    assert rc == 0, out
+    check_result(fields, out)
+    assert fields["recv_max"] == "20" and "the publishers' window" in out, out
+    assert fields["recv"] == "5000" and fields["prop_bad"] == "0" and fields["ack_fail"] == "0", out
+
+
+def test_user_props_need_mqtt5():
+    if not os.access(SOLBENCH, os.X_OK):
+        pytest.skip(f"{SOLBENCH} not built")
+    proc = subprocess.run([SOLBENCH, "--user-props", "2"], capture_output=True, text=True,
+                          timeout=10)
+    assert proc.returncode == 2 and "--mqtt5" in proc.stderr, proc.stderr
