@@ -342,8 +342,9 @@ int broker_publish_packet(struct broker *b, const struct broker_pub *p)
             return peers > INT32_MAX ? INT32_MAX : (int)peers;
         }
     }
-    msg = message_new5(p->topic, p->topic_len, p->payload, p->payload_len, p->qos, p->retain,
-                       p->props, p->props_len, p->expire_at);
+    msg = (p->v5 ? message_new5_for_v5 : message_new5)(p->topic, p->topic_len, p->payload,
+                                                       p->payload_len, p->qos, p->retain, p->props,
+                                                       p->props_len, p->expire_at);
     if (!msg) {
         broker_routing_done(b);
         return -1;

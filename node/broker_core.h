@@ -82,6 +82,7 @@ struct broker_pub {
     size_t props_len;
     uint64_t expire_at;         /* broker clock; 0 = never */
     const struct session *from; /* the publisher's session (No Local) */
+    bool v5;                    /* from an MQTT 5 client: its v5 encoding is built at once */
 };
 /* A client's PUBLISH, still in the read buffer: as broker_publish, but no message is allocated
  * when no local session wants it and it is not retained (the cluster hook gets a view). Returns

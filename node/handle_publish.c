@@ -71,6 +71,7 @@ int handle_publish(struct conn *c, const struct mqtt_packet *pkt)
         .qos = p->qos,
         .retain = p->retain,
         .from = s,
+        .v5 = c->v5 != NULL,
     };
     uint8_t *scratch = NULL;
     if (c->v5) {

@@ -6,22 +6,27 @@
 
 #include "codec.h"
 
-/* One allocation holds the struct, the topic (NUL-terminated, for lookups), the MQTT 5 properties
- * and the PUBLISH encoding at the message's own QoS, which also holds the payload: one malloc and
- * one encoding per accepted PUBLISH, whatever its number of subscribers. */
-struct message *message_new5(const char *topic, size_t topic_len, const uint8_t *payload,
-                             size_t payload_len, uint8_t qos, bool retain, const uint8_t *props,
-                             size_t props_len, uint64_t expire_at)
+/* One allocation per accepted PUBLISH, whatever its number of subscribers: the struct, then (v5)
+ * the MQTT 5 encodings' struct, the topic (NUL-terminated, for lookups), the properties, the 3.1.1
+ * encoding at the message's QoS (which holds the payload) and (v5) the MQTT 5 one. v5 is set for a v5
+ * publisher's message: its subscribers are most likely v5 too, and their encoding then costs no
+ * allocation of its own. */
+static struct message *message_alloc(const char *topic, size_t topic_len, const uint8_t *payload,
+                                     size_t payload_len, uint8_t qos, bool retain,
+                                     const uint8_t *props, size_t props_len, uint64_t expire_at,
+                                     bool v5)
 {
     if (topic_len > UINT16_MAX || qos > 2 || props_len > MQTT_MAX_REMAINING_LENGTH)
         return NULL;
     size_t wire_len = codec_publish_size(topic_len, payload_len, qos);
-    if (wire_len == 0)
+    size_t wire5_len = v5 ? codec_publish5_size(topic_len, props_len, payload_len, qos) : 0;
+    if (wire_len == 0 || (v5 && wire5_len == 0))
         return NULL;
-    struct message *m = malloc(sizeof(*m) + topic_len + 1 + props_len + wire_len);
+    size_t head = sizeof(struct message) + (v5 ? sizeof(struct message_wire5) : 0);
+    struct message *m = malloc(head + topic_len + 1 + props_len + wire_len + wire5_len);
     if (!m)
         return NULL;
-    message_view_init(m, (char *)(m + 1), topic_len, NULL, payload_len, qos, retain);
+    message_view_init(m, (char *)m + head, topic_len, NULL, payload_len, qos, retain);
     memcpy(m->topic, topic, topic_len);
     m->topic[topic_len] = '\0';
     m->props_len = (uint32_t)props_len;
@@ -41,7 +46,32 @@ struct message *message_new5(const char *topic, size_t topic_len, const uint8_t 
     m->wire_len[qos] = codec_encode_publish(wire, &p, &m->id_offset[qos]);
     m->wire[qos] = wire;
     m->payload = wire + m->wire_len[qos] - payload_len;
+    if (v5) {
+        struct message_wire5 *w = (struct message_wire5 *)(m + 1);
+        memset(w, 0, sizeof(*w));
+        w->wire[qos] = wire + wire_len;
+        w->wire_len[qos] =
+            codec_encode_publish5(w->wire[qos], &p, m->props, props_len, &w->id_offset[qos]);
+        w->inline_qos = qos;
+        m->v5 = w;
+    }
     return m;
+}
+
+struct message *message_new5_for_v5(const char *topic, size_t topic_len, const uint8_t *payload,
+                                    size_t payload_len, uint8_t qos, bool retain,
+                                    const uint8_t *props, size_t props_len, uint64_t expire_at)
+{
+    return message_alloc(topic, topic_len, payload, payload_len, qos, retain, props, props_len,
+                         expire_at, true);
+}
+
+struct message *message_new5(const char *topic, size_t topic_len, const uint8_t *payload,
+                             size_t payload_len, uint8_t qos, bool retain, const uint8_t *props,
+                             size_t props_len, uint64_t expire_at)
+{
+    return message_alloc(topic, topic_len, payload, payload_len, qos, retain, props, props_len,
+                         expire_at, false);
 }
 
 struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
@@ -58,9 +88,12 @@ void message_unref(struct message *m)
         if (q != m->qos)
             free(m->wire[q]); /* wire[qos] is inside the message */
     if (m->v5) {
+        bool inside = m->v5 == (struct message_wire5 *)(m + 1); /* message_new5_for_v5 */
         for (int q = 0; q < 3; q++)
-            free(m->v5->wire[q]);
-        free(m->v5);
+            if (!inside || q != m->v5->inline_qos)
+                free(m->v5->wire[q]);
+        if (!inside)
+            free(m->v5);
     }
     free(m);
 }

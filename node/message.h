@@ -46,6 +46,8 @@ struct message_wire5 {
     uint8_t *wire[3];
     size_t wire_len[3];
     size_t id_offset[3];
+    uint8_t
+        inline_qos; /* built with the message (message_new5_for_v5): wire[inline_qos] is in it */
 };
 
 /* A message that borrows its topic and payload (a client's PUBLISH still in the read buffer) for the
@@ -65,6 +67,12 @@ static inline void message_view_init(struct message *m, const char *topic, size_
     m->topic = (char *)topic;
     m->payload = (uint8_t *)payload;
 }
+
+/* message_new5 for a v5 publisher's message: its MQTT 5 encoding is built at once, in the same
+ * allocation (its subscribers are most likely v5 too). */
+struct message *message_new5_for_v5(const char *topic, size_t topic_len, const uint8_t *payload,
+                                    size_t payload_len, uint8_t qos, bool retain,
+                                    const uint8_t *props, size_t props_len, uint64_t expire_at);
 
 /* A new message with one reference, or NULL on allocation failure. */
 struct message *message_new(const char *topic, size_t topic_len, const uint8_t *payload,
