@@ -37,7 +37,10 @@ static int publish5_prepare(struct conn *c, const struct mqtt_packet *pkt, struc
         return MQTT_ERR_PAYLOAD_FORMAT;
     if (props_has(&v->v, PROP_MESSAGE_EXPIRY))
         bp->expire_at = broker_now_ms(conn_broker(c)) + (uint64_t)v->v.message_expiry * 1000;
-    if (v->len) {
+    if (v->len && !(v->v.has & PUBLISH_PROPS_NOT_PASSED)) {
+        bp->props = v->ptr; /* all of them are passed on: as they are in the packet */
+        bp->props_len = v->len;
+    } else if (v->len) {
         if (!(*scratch = malloc(v->len)))
             return MQTT_ERR_NO_MEMORY;
         bp->props = *scratch;
