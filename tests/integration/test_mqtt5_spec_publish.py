@@ -6,8 +6,8 @@ import time
 import pytest
 
 from mqtt5raw import (CONTENT_TYPE, MESSAGE_EXPIRY, RESPONSE_TOPIC, SESSION_EXPIRY,
-                      SUBSCRIPTION_ID, TOPIC_ALIAS, RECEIVE_MAXIMUM, ack5_pkt, disconnect5_pkt,
-                      p5, publish5_pkt, r5, subscribe5_pkt, sub_opts)  # noqa: F401
+                      SUBSCRIPTION_ID, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM, RECEIVE_MAXIMUM, ack5_pkt, disconnect5_pkt,
+                      p5, prop, publish5_pkt, r5, subscribe5_pkt, sub_opts)  # noqa: F401
 from mqttraw import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, enc_str, packet
 from test_mqtt5_spec_packets import case_ids, conn5, sub5c
 
@@ -250,3 +250,28 @@ def test_ordered_topics(r5, broker):
     got = [s.recv_publish() for _ in range(60)]
     assert [(m.topic, m.payload) for m in got] == sent
     p.send(disconnect5_pkt())
+
+
+@pytest.mark.sol_only  # Mosquitto 2.0.11 sends no Topic Aliases to clients
+def test_outbound_topic_aliases_within_client_maximum(r5, broker):
+    """[MQTT5-3.1.2-26] [MQTT5-3.3.2-11] a client that sends Topic Alias Maximum 2 gets Topic
+    Aliases, none above 2; each alias is one from 1 to the client's maximum [MQTT5-3.3.2-10], set
+    with the topic and then sent with an empty Topic Name, so that every topic can be rebuilt."""
+    s = sub5c(r5, broker, "alo-sub", "alo/#", 0, props=[(TOPIC_ALIAS_MAXIMUM, 2)])
+    p = conn5(r5, broker, "alo-pub")
+    topics = ["alo/a", "alo/b", "alo/a", "alo/c", "alo/b", "alo/a", "alo/a"]
+    aliases, seen, used = {}, [], set()
+    for t in topics:
+        p.publish5(t, b"m")
+        m = s.recv_publish()
+        alias = prop(m.props, TOPIC_ALIAS)
+        if alias is not None:
+            assert 1 <= alias <= 2, m
+            used.add(alias)
+            if m.topic:
+                aliases[alias] = m.topic
+            else:
+                assert alias in aliases, m
+        seen.append(m.topic or aliases[alias])
+    assert seen == topics
+    assert used, "no Topic Alias sent to a client that allows 2"

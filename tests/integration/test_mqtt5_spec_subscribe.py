@@ -253,3 +253,16 @@ def test_shared_subscription_negative_ack_discards(r5, broker, qos, ack):
     if qos == 2:
         subs[i].recv_nothing(0.3)  # no PUBREL after a failed PUBREC
     subs[1 - i].recv_nothing(0.5)
+
+
+def test_bom_kept_in_topics(r5, broker):
+    """[MQTT5-1.5.4-3] U+FEFF (EF BB BF) in a Topic Name or filter is neither skipped nor stripped:
+    it is part of the topic, which reaches the subscriber with it, and differs from the topic
+    without it."""
+    bom = "\ufeff"
+    s = sub5c(r5, broker, "bom-sub", "bom/%sx" % bom, 0)
+    plain = sub5c(r5, broker, "bom-plain", "bom/x", 0)
+    conn5(r5, broker, "bom-pub").publish5("bom/%sx" % bom, b"with")
+    m = s.recv_publish()
+    assert m.topic == "bom/%sx" % bom and m.body[2:2 + 8] == b"bom/\xef\xbb\xbfx"
+    plain.recv_nothing(0.3)
