@@ -5,9 +5,10 @@ import time
 
 import pytest
 
-from mqtt5raw import (CONTENT_TYPE, MESSAGE_EXPIRY, RESPONSE_TOPIC, SESSION_EXPIRY,
-                      SUBSCRIPTION_ID, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM, RECEIVE_MAXIMUM, ack5_pkt, disconnect5_pkt,
-                      p5, prop, publish5_pkt, r5, subscribe5_pkt, sub_opts)  # noqa: F401
+from mqtt5raw import (CONTENT_TYPE, MESSAGE_EXPIRY, RECEIVE_MAXIMUM, RESPONSE_TOPIC,
+                      SESSION_EXPIRY, SUBSCRIPTION_ID, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM, ack5_pkt,
+                      disconnect5_pkt, prop, publish5_pkt, r5, subscribe5_pkt,
+                      sub_opts)  # noqa: F401
 from mqttraw import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, enc_str, packet
 from test_mqtt5_spec_packets import case_ids, conn5, sub5c
 
@@ -200,7 +201,8 @@ BAD_PUBLISH = [
     ("content type not utf-8", publish5_pkt("bad/c", b"x", props=[
         (CONTENT_TYPE, enc_str(b"\xed\xa0\x80"))]), (0x81,)),
     # [MQTT5-3.3.4-6] a Subscription Identifier from the client
-    ("subscription id", publish5_pkt("bad/s", b"x", props=[(SUBSCRIPTION_ID, 1)]), (0x82,)),
+    pytest.param("subscription id", publish5_pkt("bad/s", b"x", props=[(SUBSCRIPTION_ID, 1)]),
+                 (0x82,), marks=pytest.mark.mosquitto_xfail("2.0.11 accepts it")),
     # [MQTT5-3.6.1-1] PUBREL fixed-header flags other than 0010
     ("pubrel flags", packet(0x60, b"\x00\x01"), (0x81,)),
     # [MQTT5-2.2.1-3] a QoS 1 PUBLISH with packet id 0
@@ -214,16 +216,17 @@ BAD_PUBLISH = [
 
 @pytest.mark.parametrize("name,data,reasons", BAD_PUBLISH, ids=case_ids(BAD_PUBLISH))
 def test_bad_publish_ends_connection(r5, broker, name, data, reasons):
-    """A PUBLISH, PUBREL or SUBSCRIBE breaking a rule ends the connection with DISCONNECT >= 0x80
-    and is not delivered: [MQTT5-3.3.1-4] no QoS 3, [MQTT5-3.3.2-1] the Topic Name UTF-8 and
-    [MQTT5-3.3.2-2] without wildcards, [MQTT5-3.3.2-13] [MQTT5-3.3.2-14] the Response Topic UTF-8
+    """A PUBLISH, PUBREL or SUBSCRIBE breaking a rule ends the connection (after a DISCONNECT
+    >= 0x80, if any) and is not delivered: [MQTT5-3.3.1-4] no QoS 3, [MQTT5-3.3.2-1] the Topic
+    Name UTF-8 and [MQTT5-3.3.2-2] without wildcards, [MQTT5-3.3.2-13] [MQTT5-3.3.2-14] the Response Topic UTF-8
     without wildcards, [MQTT5-3.3.2-19] the Content Type UTF-8, [MQTT5-3.3.4-6] no Subscription
     Identifier from a client, [MQTT5-3.6.1-1] PUBREL flags 0010, [MQTT5-2.2.1-3] non-zero packet
     ids, [MQTT5-3.2.2-17] no Topic Alias above the server's maximum."""
     s = sub5c(r5, broker, "badp-sub", "bad/#", 0)
     c = conn5(r5, broker, "badp")
     c.send(data)
-    assert closed_with_error(c) in reasons
+    reason = closed_with_error(c)
+    assert reason is None or reason in reasons, reason  # a DISCONNECT first is a MAY
     s.recv_nothing(0.2)
 
 
