@@ -219,9 +219,10 @@ def test_bad_publish_ends_connection(r5, broker, name, data, reasons):
     """A PUBLISH, PUBREL or SUBSCRIBE breaking a rule ends the connection (after a DISCONNECT
     >= 0x80, if any) and is not delivered: [MQTT5-3.3.1-4] no QoS 3, [MQTT5-3.3.2-1] the Topic
     Name UTF-8 and [MQTT5-3.3.2-2] without wildcards, [MQTT5-3.3.2-13] [MQTT5-3.3.2-14] the
-    Response Topic UTF-8 without wildcards, [MQTT5-3.3.2-19] the Content Type UTF-8, [MQTT5-3.3.4-6] no Subscription
-    Identifier from a client, [MQTT5-3.6.1-1] PUBREL flags 0010, [MQTT5-2.2.1-3] non-zero packet
-    ids, [MQTT5-3.2.2-17] no Topic Alias above the server's maximum."""
+    Response Topic UTF-8 without wildcards, [MQTT5-3.3.2-19] the Content Type UTF-8,
+    [MQTT5-3.3.4-6] no Subscription Identifier from a client, [MQTT5-3.6.1-1] PUBREL flags 0010,
+    [MQTT5-2.2.1-3] non-zero packet ids, [MQTT5-3.2.2-17] no Topic Alias above the server's
+    maximum."""
     s = sub5c(r5, broker, "badp-sub", "bad/#", 0)
     c = conn5(r5, broker, "badp")
     c.send(data)
