@@ -370,6 +370,11 @@ decode_at(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level, stru
     if (len - hdr < rl)
         return CODEC_INCOMPLETE;
     out->total_len = hdr + rl;
+    /* MQTT 5 wants every Variable Byte Integer minimal [MQTT-1.5.5-1], the remaining length too;
+     * 3.1.1 does not say so, and a padded one is read there as it always was. */
+    bool padded = (size_t)n != codec_varint_size(rl);
+    if (v5 && padded)
+        return CODEC_ERR_MALFORMED;
 
     struct cursor c = {buf + hdr, buf + hdr + rl};
     out->props.v.has = 0;
@@ -379,7 +384,10 @@ decode_at(const uint8_t *buf, size_t len, size_t max_packet, uint8_t level, stru
         return codec5_decode_body(&c, out);
     switch (out->type) {
     case MQTT_CONNECT:
-        return decode_connect(&c, level, out);
+        rc = decode_connect(&c, level, out);
+        if (rc == CODEC_OK && padded && out->u.connect.level == MQTT_PROTOCOL_LEVEL_5)
+            return CODEC_ERR_MALFORMED; /* a v5 CONNECT: v5's rule [MQTT-1.5.5-1] */
+        return rc;
     case MQTT_CONNACK:
         return decode_connack(&c, &out->u.connack);
     case MQTT_PUBLISH:

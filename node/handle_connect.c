@@ -93,6 +93,12 @@ int handle_connect(struct conn *c, const struct mqtt_packet *pkt)
     const struct mqtt_connect *p = &pkt->u.connect;
     if (p->level == MQTT_PROTOCOL_LEVEL_5 && conn5_init(c) < 0)
         return MQTT_ERR_NO_MEMORY;
+    /* What a refusing CONNACK must respect already: the client's size limit and whether it wants
+     * a Reason String [MQTT-3.2.2-19], [MQTT-3.1.2-29]. */
+    if (c->v5 && props_has(&pkt->props.v, PROP_MAXIMUM_PACKET_SIZE))
+        c->v5->max_packet = pkt->props.v.maximum_packet_size;
+    if (c->v5 && props_has(&pkt->props.v, PROP_REQUEST_PROBLEM_INFO))
+        c->v5->problem_info = pkt->props.v.request_problem_info;
     if (c->over_limit)
         return MQTT_ERR_SERVER_FULL;
     /* [MQTT-3.1.3-7/8] a 3.1.1 empty id needs a clean session; then the server assigns one

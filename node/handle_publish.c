@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conn_int.h"
+#include "topic.h"
 
 /* The properties a v5 PUBLISH passes on to subscribers: all but Topic Alias (this connection's),
  * Message Expiry Interval (kept as a time, sent as what is left) and Subscription Identifier (the
@@ -35,6 +36,10 @@ static int publish5_prepare(struct conn *c, const struct mqtt_packet *pkt, struc
     if (props_has(&v->v, PROP_PAYLOAD_FORMAT) && v->v.payload_format == 1 &&
         !codec_utf8_valid((const char *)bp->payload, bp->payload_len))
         return MQTT_ERR_PAYLOAD_FORMAT;
+    /* A Response Topic is a Topic Name: no wildcards [MQTT-3.3.2-14]. */
+    if (props_has(&v->v, PROP_RESPONSE_TOPIC) &&
+        !topic_name_valid(v->v.response_topic.data, v->v.response_topic.len))
+        return MQTT_ERR_RESPONSE_TOPIC;
     if (props_has(&v->v, PROP_MESSAGE_EXPIRY))
         bp->expire_at = broker_now_ms(conn_broker(c)) + (uint64_t)v->v.message_expiry * 1000;
     if (v->len && !(v->v.has & PUBLISH_PROPS_NOT_PASSED)) {

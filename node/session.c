@@ -300,9 +300,8 @@ static void session_drop(struct broker *b, uint64_t *reason);
 static void session_inflight_remove(struct session *s, uint32_t k);
 
 /* A session that ends (not one that moves) gives what it holds from shared subscriptions to
- * other members of the groups: a QoS 1/2 message of a group is not lost with one member
- * [MQTT-4.8.2-5]; PUBLISHes it was sent already may reach the client and the new member both
- * (at least once, as the spec allows for a group). */
+ * other members of the groups: what is queued, and the QoS 1 PUBLISHes it was sent (they may
+ * reach both, at least once as QoS 1 allows); a QoS 2 one it was sent stays with it. */
 static void session_share_one(struct broker *b, struct session *s, struct share_group *g,
                               struct message *msg)
 {
@@ -318,7 +317,9 @@ static void session_share_redeliver(struct broker *b, struct session *s)
 {
     for (uint32_t k = 0; k < s->q->ninflight; k++) {
         struct inflight *f = session_inflight_at(s, k);
-        if (f->share && f->msg && f->state == INFLIGHT_PUBLISH_SENT)
+        /* A QoS 2 PUBLISH this member was sent may have reached it: no other member gets it
+         * [MQTT-4.8.2-5] (exactly once wins over delivery). A QoS 1 one is sent again. */
+        if (f->share && f->msg && f->state == INFLIGHT_PUBLISH_SENT && f->qos == 1)
             session_share_one(b, s, f->share, f->msg);
     }
     for (uint32_t i = 0; i < s->q->qlen; i++) {

@@ -380,7 +380,6 @@ REASONS = {
     "3.15.2-1": ENHANCED_AUTH + " Sol sends no AUTH.",
     "3.15.2-2": ENHANCED_AUTH + " Sol sends no AUTH.",
     "3.15.2-3": ENHANCED_AUTH + " Sol sends no AUTH.",
-    "4.2.0-1": "Sol serves MQTT over TCP, which every integration test uses; no test cites it.",
     "4.5.0-2": CLIENT,
     "4.6.0-1": CLIENT,
     "4.6.0-2": CLIENT,
@@ -427,15 +426,9 @@ TAIL = """
 
 These MQTT 5 features are missing; the statements that need them say so above.
 
-- Will Delay Interval: the will is published as soon as the connection closes.
-- Topic Aliases from the server to the client (aliases from the client are accepted).
-- Shared subscriptions: CONNACK sends Shared Subscription Available 0, and a `$share/` filter
-  gets SUBACK 0x9E.
-- DISCONNECT 0x8B (Server shutting down) or 0x9C (Use another server) with a Server Reference on
-  SIGTERM. These are SHOULD/MAY level, so no numbered statement depends on them.
-- Response Information and Server Keep Alive: never sent.
 - Enhanced authentication: a CONNECT with an Authentication Method gets CONNACK 0x8C, an AUTH
-  packet DISCONNECT 0x82.
+  packet DISCONNECT 0x82 (the seam is `handle_auth` in `node/handle_ack.c`).
+- MQTT over WebSocket (section 6): Sol listens on TCP only for now.
 """
 
 

@@ -4,7 +4,6 @@ import time
 
 import pytest
 
-from conftest import IS_MOSQUITTO
 from mqtt5raw import (SESSION_EXPIRY, SHARED_SUB_AVAILABLE, ack5_pkt, prop, r5,
                       subscribe5_pkt, sub_opts, unsubscribe5_pkt)  # noqa: F401
 from mqttraw import PUBACK, PUBLISH, PUBREC, SUBACK, UNSUBACK, Timeout, enc_str, packet
@@ -227,10 +226,6 @@ def test_shared_subscription_interrupted_qos2_completed(r5, broker):
     assert (m.payload, m.pid, m.dup) == (b"x", first.pid, True)
 
 
-@pytest.mark.xfail(not IS_MOSQUITTO, strict=True, reason=(
-    "session_share_redeliver() in node/session.c hands every in-flight shared message of an ending "
-    "session (state INFLIGHT_PUBLISH_SENT) to another member, QoS 2 ones too; the standard allows "
-    "that for QoS 1 only"))
 def test_shared_subscription_session_ended_not_redelivered(r5, broker):
     """[MQTT5-4.8.2-5] when the session of the member that got a QoS 2 message ends before it
     reconnects, the message is not sent to another member of the group."""

@@ -191,7 +191,8 @@ def test_response_information(broker_factory):
 @pytest.mark.sol_only
 def test_shutdown_disconnects_v5_clients_with_reason(broker_factory):
     """[MQTT5-4.13.2-1] a single node shutting down tells its v5 clients why: DISCONNECT 0x8B
-    (Server shutting down); there is no peer to send them to."""
+    (Server shutting down); there is no peer to send them to. Over TCP, as every test here
+    [MQTT5-4.2.0-1]."""
     b = broker_factory()
     c = V5(b.port, "sd-1").connect()
     assert b.stop(signal.SIGTERM, timeout=10) == 0
