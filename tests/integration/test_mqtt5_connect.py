@@ -352,15 +352,23 @@ BAD_CONNECT = [
     ("auth data without method", connect5_pkt("bc", props=[(0x16, b"secret")]), 0x82),
     # a property that CONNECT cannot carry (Topic Alias)
     ("PUBLISH property in CONNECT", connect5_pkt("bc", props=[(0x23, 1)]), 0x81),
+    # Will Properties: one a will cannot carry (Topic Alias), a Response Topic with a wildcard
+    # [MQTT5-3.3.2-14], a payload said to be UTF-8 that is not (0x99, Payload format invalid)
+    ("will topic alias", connect5_pkt("bc", will=("bc/w", b"x", 0, False, [(0x23, 1)])), 0x81),
+    ("will response topic wildcard",
+     connect5_pkt("bc", will=("bc/w", b"x", 0, False, [(0x08, "bc/+")])), 0x82),
+    ("will payload not UTF-8",
+     connect5_pkt("bc", will=("bc/w", b"\xff", 0, False, [(0x01, 1)])), 0x99),
 ]
 
 
 @pytest.mark.mosquitto_xfail("2.0.11 closes without a CONNACK (or accepts the CONNECT)")
 @pytest.mark.parametrize("name,data,reason", BAD_CONNECT, ids=[b[0] for b in BAD_CONNECT])
 def test_bad_connect_refused(r5, broker, name, data, reason):
-    """[MQTT5-3.1.4-1] a CONNECT that is malformed or a Protocol Error is answered with CONNACK
-    0x81 / 0x82 (Session Present 0 [MQTT5-3.2.2-6]) and the close [MQTT5-3.2.2-7]
-    [MQTT5-4.13.1-1] [MQTT5-4.13.2-1]; another client keeps working."""
+    """[MQTT5-3.1.4-1] a CONNECT that is malformed or a Protocol Error (or whose will payload is
+    not the UTF-8 it claims) is answered with CONNACK 0x81 / 0x82 / 0x99 (Session Present 0
+    [MQTT5-3.2.2-6]) and the close [MQTT5-3.2.2-7] [MQTT5-4.13.1-1] [MQTT5-4.13.2-1]; another
+    client keeps working."""
     c = r5()
     c.send(data)
     c.expect_connack_refused(reason)
