@@ -52,6 +52,10 @@ int conn5_send_disconnect(struct conn *c, uint8_t reason, const char *why)
     if (why && c->v5 && c->v5->problem_info && wl <= UINT16_MAX) {
         pb.v.has = 1ULL << PROP_REASON_STRING;
         pb.v.reason_string = (struct mqtt_str){why, (uint16_t)wl};
+        /* Left out where it would make the packet larger than the client accepts
+         * [MQTT-3.1.2-24], [MQTT-3.14.2-3]. */
+        if (c->v5->max_packet && codec_disconnect5_size(reason, &pb) > c->v5->max_packet)
+            pb.v.has = 0;
     }
     size_t n = codec_disconnect5_size(reason, &pb);
     uint8_t *out = conn_reserve(c, n);

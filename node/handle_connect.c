@@ -79,6 +79,9 @@ int handle_connect(struct conn *c, const struct mqtt_packet *pkt)
     const struct mqtt_connect *p = &pkt->u.connect;
     if (p->level == MQTT_PROTOCOL_LEVEL_5 && conn5_init(c) < 0)
         return MQTT_ERR_NO_MEMORY;
+    /* Known before any refusal, so that its CONNACK keeps to it (mqtt_answer). */
+    if (c->v5 && props_has(&pkt->props.v, PROP_MAXIMUM_PACKET_SIZE))
+        c->v5->max_packet = pkt->props.v.maximum_packet_size;
     if (c->over_limit)
         return MQTT_ERR_SERVER_FULL;
     /* [MQTT-3.1.3-7/8] a 3.1.1 empty id needs a clean session; then the server assigns one

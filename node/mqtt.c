@@ -81,6 +81,9 @@ static void mqtt_answer(struct conn *c, int err, uint8_t reason, const char *tex
     if (c->v5->problem_info) {
         pb.v.has = 1ULL << PROP_REASON_STRING;
         pb.v.reason_string = (struct mqtt_str){text, (uint16_t)tl};
+        /* Not beyond the client's Maximum Packet Size [MQTT-3.2.2-19] */
+        if (c->v5->max_packet && codec_connack5_size(&pb) > c->v5->max_packet)
+            pb.v.has = 0;
     }
     uint8_t ack[128];
     if (codec_connack5_size(&pb) <= sizeof(ack))

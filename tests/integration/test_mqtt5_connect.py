@@ -443,3 +443,18 @@ def test_will_above_maximum_qos(r5, broker_factory):
     c.expect_connack_refused(0x9B)
     ok = r5(b)
     ok.connect5("wq1", will=("wq/t", b"w", 1, False, []))
+
+
+def test_refusals_keep_to_client_maximum_packet_size(r5, broker):
+    """[MQTT5-3.1.2-24] not even a DISCONNECT or a refusing CONNACK exceeds the client's Maximum
+    Packet Size: a Reason String that would make it larger is left out [MQTT5-3.14.2-3]
+    [MQTT5-3.2.2-19]; the reason code still comes."""
+    c = r5()
+    c.connect5("mpd", props=[(MAXIMUM_PACKET_SIZE, 12)])
+    c.send(publish5_pkt("mpd/t", b"x", props=[(0x23, 11)]))  # Topic Alias above the maximum
+    d = c.expect_disconnect(0x94)
+    assert 2 + len(d.body) <= 12, d
+    r = r5()
+    r.send(connect5_pkt("mpc", props=[(MAXIMUM_PACKET_SIZE, 10), (AUTH_METHOD, "X-UNKNOWN")]))
+    ack = r.expect_connack_refused(0x8C)
+    assert 2 + len(ack.body) <= 10, ack
