@@ -354,6 +354,7 @@ BAD_CONNECT = [
     ("PUBLISH property in CONNECT", connect5_pkt("bc", props=[(0x23, 1)]), 0x81),
     # Will Properties: one a will cannot carry (Topic Alias), a Response Topic with a wildcard
     # [MQTT5-3.3.2-14], a payload said to be UTF-8 that is not (0x99, Payload format invalid)
+    ("will topic wildcard", connect5_pkt("bc", will=("bc/+", b"x", 0, False, [])), 0x90),
     ("will topic alias", connect5_pkt("bc", will=("bc/w", b"x", 0, False, [(0x23, 1)])), 0x81),
     ("will response topic wildcard",
      connect5_pkt("bc", will=("bc/w", b"x", 0, False, [(0x08, "bc/+")])), 0x82),
