@@ -40,6 +40,7 @@ def test_receive_maximum_counts_qos2_until_pubcomp(r5, broker):
     assert s.recv_publish().payload == b"two"
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 sends 2 more PUBLISHes per PUBACK, over Receive Max")
 def test_retained_at_subscribe_within_receive_maximum(r5, broker):
     """[MQTT5-3.3.4-9] the retained messages a SUBSCRIBE brings are QoS 1 PUBLISHes like any:
     no more than the client's Receive Maximum (2) unacknowledged; all 5 arrive as it acknowledges
