@@ -192,7 +192,6 @@ enum mqtt_err {
     MQTT_ERR_SHUTDOWN,          /* the server is shutting down */
     MQTT_ERR_AUTH_PACKET,       /* AUTH outside an authentication exchange */
     MQTT_ERR_KEEPALIVE_LONG,    /* CONNECT refused (3.1.1): keepalive above max-keepalive */
-    MQTT_ERR_RESPONSE_TOPIC,    /* a Response Topic that is no Topic Name [MQTT-3.3.2-14] */
     MQTT_ERR__COUNT
 };
 

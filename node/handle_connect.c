@@ -119,6 +119,17 @@ int handle_connect(struct conn *c, const struct mqtt_packet *pkt)
                                                  : MQTT_ERR_BAD_CREDENTIALS;
     if (p->will_flag && !topic_name_valid(p->will_topic.data, p->will_topic.len))
         return MQTT_ERR_WILL_TOPIC;
+    if (c->v5 && p->will_flag) {
+        const struct props_values *wv = &p->will_props.v;
+        /* The will's Response Topic as a PUBLISH's (CONNACK 0x82) [MQTT-3.3.2-14], and its
+         * payload checked as a PUBLISH's is (CONNACK 0x99) [MQTT-3.1.3.2.3]. */
+        if (props_has(wv, PROP_RESPONSE_TOPIC) &&
+            !topic_name_valid(wv->response_topic.data, wv->response_topic.len))
+            return CODEC_ERR_PROTOCOL;
+        if (props_has(wv, PROP_PAYLOAD_FORMAT) && wv->payload_format == 1 &&
+            !codec_utf8_valid(p->will_payload.data, p->will_payload.len))
+            return MQTT_ERR_PAYLOAD_FORMAT;
+    }
     /* A v5 will above the Maximum QoS this server announces is refused (CONNACK 0x9B)
      * [MQTT-3.2.2-12]; 3.1.1 has no such refusal and keeps accepting it. */
     if (c->v5 && p->will_flag && p->will_qos > broker_cfg(b)->max_qos)

@@ -32,14 +32,15 @@ static int publish5_prepare(struct conn *c, const struct mqtt_packet *pkt, struc
         if (rc != MQTT_OK)
             return rc;
     }
+    /* [MQTT-3.3.2-14] a Response Topic is the Topic Name of the response, so without wildcards:
+     * a Protocol Error in the packet's content, answered as one in its format (DISCONNECT 0x82). */
+    if (props_has(&v->v, PROP_RESPONSE_TOPIC) &&
+        !topic_name_valid(v->v.response_topic.data, v->v.response_topic.len))
+        return CODEC_ERR_PROTOCOL;
     /* [MQTT-3.3.2.3.2] the server may check a payload said to be UTF-8; it does, as Mosquitto. */
     if (props_has(&v->v, PROP_PAYLOAD_FORMAT) && v->v.payload_format == 1 &&
         !codec_utf8_valid((const char *)bp->payload, bp->payload_len))
         return MQTT_ERR_PAYLOAD_FORMAT;
-    /* A Response Topic is a Topic Name: no wildcards [MQTT-3.3.2-14]. */
-    if (props_has(&v->v, PROP_RESPONSE_TOPIC) &&
-        !topic_name_valid(v->v.response_topic.data, v->v.response_topic.len))
-        return MQTT_ERR_RESPONSE_TOPIC;
     if (props_has(&v->v, PROP_MESSAGE_EXPIRY))
         bp->expire_at = broker_now_ms(conn_broker(c)) + (uint64_t)v->v.message_expiry * 1000;
     if (v->len && !(v->v.has & PUBLISH_PROPS_NOT_PASSED)) {

@@ -64,8 +64,6 @@ static const struct {
                            MQTT_RC_SERVER_SHUTTING_DOWN},
     [MQTT_ERR_KEEPALIVE_LONG] = {"keepalive above max-keepalive", MQTT_KIND_REFUSE,
                                  MQTT_CONNACK_ID_REJECTED, MQTT_RC_UNSPECIFIED},
-    [MQTT_ERR_RESPONSE_TOPIC] = {"response topic with a wildcard", MQTT_KIND_PROTOCOL, 0,
-                                 MQTT_RC_TOPIC_NAME_INVALID},
     [MQTT_ERR_AUTH_PACKET] = {"AUTH without an authentication exchange", MQTT_KIND_PROTOCOL, 0,
                               MQTT_RC_PROTOCOL_ERROR},
 };
@@ -85,10 +83,11 @@ static void mqtt_answer(struct conn *c, int err, uint8_t reason, const char *tex
     if (c->v5->problem_info) {
         pb.v.has = 1ULL << PROP_REASON_STRING;
         pb.v.reason_string = (struct mqtt_str){text, (uint16_t)tl};
+        /* Not beyond the client's Maximum Packet Size [MQTT-3.2.2-19] */
+        if (c->v5->max_packet && codec_connack5_size(&pb) > c->v5->max_packet)
+            pb.v.has = 0;
     }
     uint8_t ack[128];
-    if (c->v5->max_packet && codec_connack5_size(&pb) > c->v5->max_packet)
-        pb.v.has &= ~(1ULL << PROP_REASON_STRING); /* over its limit: goes first [MQTT-3.2.2-19] */
     if (codec_connack5_size(&pb) <= sizeof(ack))
         conn_write(c, ack, codec_encode_connack5(ack, false, reason, &pb));
     (void)err;

@@ -352,15 +352,24 @@ BAD_CONNECT = [
     ("auth data without method", connect5_pkt("bc", props=[(0x16, b"secret")]), 0x82),
     # a property that CONNECT cannot carry (Topic Alias)
     ("PUBLISH property in CONNECT", connect5_pkt("bc", props=[(0x23, 1)]), 0x81),
+    # Will Properties: one a will cannot carry (Topic Alias), a Response Topic with a wildcard
+    # [MQTT5-3.3.2-14], a payload said to be UTF-8 that is not (0x99, Payload format invalid)
+    ("will topic wildcard", connect5_pkt("bc", will=("bc/+", b"x", 0, False, [])), 0x90),
+    ("will topic alias", connect5_pkt("bc", will=("bc/w", b"x", 0, False, [(0x23, 1)])), 0x81),
+    ("will response topic wildcard",
+     connect5_pkt("bc", will=("bc/w", b"x", 0, False, [(0x08, "bc/+")])), 0x82),
+    ("will payload not UTF-8",
+     connect5_pkt("bc", will=("bc/w", b"\xff", 0, False, [(0x01, 1)])), 0x99),
 ]
 
 
 @pytest.mark.mosquitto_xfail("2.0.11 closes without a CONNACK (or accepts the CONNECT)")
 @pytest.mark.parametrize("name,data,reason", BAD_CONNECT, ids=[b[0] for b in BAD_CONNECT])
 def test_bad_connect_refused(r5, broker, name, data, reason):
-    """[MQTT5-3.1.4-1] a CONNECT that is malformed or a Protocol Error is answered with CONNACK
-    0x81 / 0x82 (Session Present 0 [MQTT5-3.2.2-6]) and the close [MQTT5-3.2.2-7]
-    [MQTT5-4.13.1-1] [MQTT5-4.13.2-1]; another client keeps working."""
+    """[MQTT5-3.1.4-1] a CONNECT that is malformed or a Protocol Error (or whose will payload is
+    not the UTF-8 it claims) is answered with CONNACK 0x81 / 0x82 / 0x99 (Session Present 0
+    [MQTT5-3.2.2-6]) and the close [MQTT5-3.2.2-7] [MQTT5-4.13.1-1] [MQTT5-4.13.2-1]; another
+    client keeps working."""
     c = r5()
     c.send(data)
     c.expect_connack_refused(reason)
@@ -432,3 +441,18 @@ def test_will_above_maximum_qos(r5, broker_factory):
     c.expect_connack_refused(0x9B)
     ok = r5(b)
     ok.connect5("wq1", will=("wq/t", b"w", 1, False, []))
+
+
+def test_refusals_keep_to_client_maximum_packet_size(r5, broker):
+    """[MQTT5-3.1.2-24] not even a DISCONNECT or a refusing CONNACK exceeds the client's Maximum
+    Packet Size: a Reason String that would make it larger is left out [MQTT5-3.14.2-3]
+    [MQTT5-3.2.2-19]; the reason code still comes."""
+    c = r5()
+    c.connect5("mpd", props=[(MAXIMUM_PACKET_SIZE, 12)])
+    c.send(publish5_pkt("mpd/t", b"x", props=[(0x23, 11)]))  # Topic Alias above the maximum
+    d = c.expect_disconnect(0x94)
+    assert 2 + len(d.body) <= 12, d
+    r = r5()
+    r.send(connect5_pkt("mpc", props=[(MAXIMUM_PACKET_SIZE, 10), (AUTH_METHOD, "X-UNKNOWN")]))
+    ack = r.expect_connack_refused(0x8C)
+    assert 2 + len(ack.body) <= 10, ack

@@ -39,6 +39,28 @@ def test_receive_maximum_counts_qos2_until_pubcomp(r5, broker):
     assert s.recv_publish().payload == b"two"
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 sends 2 more PUBLISHes per PUBACK, over Receive Max")
+def test_retained_at_subscribe_within_receive_maximum(r5, broker):
+    """[MQTT5-3.3.4-9] the retained messages a SUBSCRIBE brings are QoS 1 PUBLISHes like any:
+    no more than the client's Receive Maximum (2) unacknowledged; all 5 arrive as it acknowledges
+    [MQTT5-3.3.1-9]."""
+    p = pub5(r5, broker, "rrmpub")
+    for i in range(5):
+        p.publish5("rrm/%d" % i, b"r%d" % i, qos=1, retain=True, pid=i + 1)
+    s = r5()
+    s.connect5("rrm", props=[(RECEIVE_MAXIMUM, 2)])
+    assert s.subscribe5(1, [("rrm/#", sub_opts(1))]).codes == [1]
+    got = [s.recv_publish(ack=False) for _ in range(2)]
+    unacked = list(got)
+    while len(got) < 5:
+        s.recv_nothing(0.2)  # two in flight: the next waits for a PUBACK
+        s.send(ack5_pkt(PUBACK, unacked.pop(0).pid))
+        got.append(s.recv_publish(ack=False))
+        unacked.append(got[-1])
+    assert sorted(m.payload for m in got) == [b"r%d" % i for i in range(5)]
+    assert all(m.retain for m in got)
+
+
 def test_pubrec_failure_ends_flow(r5, broker):
     """[MQTT5-4.3.3-4] a PUBREC with a reason code of 0x80 or more gets no PUBREL; the message is
     done and no longer counts against Receive Maximum (1) [MQTT5-3.3.4-9], so the next one comes."""

@@ -11,7 +11,8 @@ from mqttclients import MosquittoSub, PahoClient
 from mqtt5raw import (CONTENT_TYPE, CORRELATION_DATA, MESSAGE_EXPIRY, PAYLOAD_FORMAT,
                       RECEIVE_MAXIMUM, RESPONSE_TOPIC, SESSION_EXPIRY, SUBSCRIPTION_ID,
                       TOPIC_ALIAS, USER_PROPERTY, ack5_pkt, disconnect5_pkt, p5, prop, prop_all,
-                      publish_props, publish5_pkt, r5, sub_opts)  # noqa: F401
+                      publish_props, publish5_pkt, r5, sub_opts, subscribe5_pkt,
+                      unsubscribe5_pkt)  # noqa: F401
 from mqttraw import PUBACK, PUBCOMP, PUBREC, PUBREL, connect_pkt
 
 USER_PROPS = [("a", "1"), ("b", "two"), ("a", "3"), ("ünï", "cödé")]
@@ -341,6 +342,29 @@ BAD = [
     # a PUBACK reason code PUBACK does not define [MQTT5-3.4.2-1]
     pytest.param("undefined PUBACK reason", ack5_pkt(PUBACK, 1, 0x05), 0x81,
                  marks=pytest.mark.mosquitto_xfail("2.0.11 accepts it")),
+    # a Topic Name with a wildcard [MQTT5-3.3.2-2]: 0x90 (Topic Name invalid)
+    pytest.param("wildcard topic", publish5_pkt("bad/#", b"x"), 0x90,
+                 marks=pytest.mark.mosquitto_xfail("2.0.11 answers 0x82")),
+    # a Response Topic with a wildcard [MQTT5-3.3.2-14]
+    pytest.param("response topic wildcard",
+                 publish5_pkt("bad/t", b"x", props=[(RESPONSE_TOPIC, "bad/#")]), 0x82,
+                 marks=pytest.mark.mosquitto_xfail("2.0.11 accepts it")),
+    # Subscription Identifier 0 in SUBSCRIBE
+    pytest.param("subscription id 0",
+                 subscribe5_pkt(1, [("bad/t", sub_opts(0))], props=[(SUBSCRIPTION_ID, 0)]), 0x82,
+                 marks=pytest.mark.mosquitto_xfail("2.0.11 answers 0x81")),
+    # Retain Handling 3
+    pytest.param("retain handling 3", subscribe5_pkt(1, [("bad/t", sub_opts(0, rh=3))]), 0x82,
+                 marks=pytest.mark.mosquitto_xfail("2.0.11 answers 0x81")),
+    # No Local on a Shared Subscription [MQTT5-3.8.3-4]
+    pytest.param("no local on $share",
+                 subscribe5_pkt(1, [("$share/g/bad", sub_opts(0, no_local=True))]), 0x82,
+                 marks=pytest.mark.mosquitto_xfail("2.0.11 accepts it")),
+    # SUBSCRIBE / UNSUBSCRIBE without a filter [MQTT5-3.8.3-2] [MQTT5-3.10.3-2]
+    pytest.param("SUBSCRIBE without filters", subscribe5_pkt(1, []), 0x82,
+                 marks=pytest.mark.mosquitto_xfail("2.0.11 answers 0x81")),
+    pytest.param("UNSUBSCRIBE without filters", unsubscribe5_pkt(1, []), 0x82,
+                 marks=pytest.mark.mosquitto_xfail("2.0.11 answers 0x81")),
     # reserved bits of the Subscription Options set [MQTT5-3.8.3-5]
     ("subscription option reserved bits", b"\x82\x0a\x00\x01\x00\x00\x04bad/\xc0", 0x81),
     # DISCONNECT reserved flags [MQTT5-3.14.1-1]
