@@ -765,6 +765,11 @@ void session_deliver_shared(struct broker *b, struct session *s, struct message 
     session_deliver_tagged(b, s, msg, qos, retain, g);
 }
 
+size_t session_unacked(const struct session *s)
+{
+    return (size_t)s->q->ninflight + s->q->qlen;
+}
+
 bool session_ready(const struct broker *b, const struct session *s, uint8_t qos)
 {
     if (!s->conn)

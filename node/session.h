@@ -152,6 +152,8 @@ void session_deliver_shared(struct broker *b, struct session *s, struct message 
 /* Whether s can take a message at qos now without queueing it (online; for QoS 1/2, room in its
  * window and nothing queued ahead): what a shared group prefers. */
 bool session_ready(const struct broker *b, const struct session *s, uint8_t qos);
+/* QoS 1/2 messages s holds unacknowledged: in flight and queued (a shared group's load). */
+size_t session_unacked(const struct session *s);
 /* The client acknowledged an outbound message: PUBACK ends QoS 1, PUBREC moves QoS 2 to PUBREL
  * (which the caller sends), PUBCOMP ends QoS 2. True if it matched a message in flight (a repeated
  * PUBREC too). Frees window room: queued messages move into flight. */

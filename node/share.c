@@ -287,20 +287,41 @@ static long share_pick(struct broker *b, struct shares *sh, struct share_group *
         start = g->rr++ % total;
         break;
     }
-    long fallback = -1;
+    /* From the starting point, the candidate with room and the least unacknowledged (a slow
+     * member falls behind and is passed over while others keep up; in a tie, the first in order
+     * wins, so a group of equal members takes turns). A peer counts as a member with one message
+     * unacknowledged (it chooses among its own; a local member with none comes first). local_first takes the first local member with room, or else a peer. */
+    bool first_fit = broker_cfg(b)->shared_policy == SHARE_LOCAL_FIRST;
+    long best = -1, fallback = -1;
+    size_t best_load = SIZE_MAX;
     for (size_t i = 0; i < total; i++) {
         size_t k = (start + i) % total;
-        if (k >= g->n)
-            return (long)k; /* a peer: it chooses among its own members */
+        if (k >= g->n) {
+            if (first_fit && best >= 0)
+                break;
+            if (best_load > 1) { /* as a local member with one unacknowledged */
+                best = (long)k;
+                best_load = 1;
+            }
+            continue;
+        }
         const struct share_member *m = &g->m[k];
         if (m->s == leaving || (m->s == from && (m->opts & SUB_NO_LOCAL)))
             continue;
-        if (share_member_ready(b, m, msg))
-            return (long)k;
-        if (fallback < 0 && broker_acl_allows(b, m->s, msg->topic, msg->topic_len, ACL_READ))
+        if (share_member_ready(b, m, msg)) {
+            size_t load = session_unacked(m->s);
+            if (load < best_load) {
+                best = (long)k;
+                best_load = load;
+            }
+            if (first_fit || load == 0)
+                break;
+        } else if (fallback < 0 &&
+                   broker_acl_allows(b, m->s, msg->topic, msg->topic_len, ACL_READ)) {
             fallback = (long)k; /* busy or offline: it queues, if nobody has room */
+        }
     }
-    return fallback;
+    return best >= 0 ? best : fallback;
 }
 
 /* Hand msg to local member k of g. */
