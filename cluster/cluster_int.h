@@ -145,7 +145,8 @@ struct wire_publish {
     const uint8_t *shares[WIRE_SHARES_MAX];
     size_t shares_len[WIRE_SHARES_MAX];
     size_t nshares;
-    bool shares_only; /* for those groups alone (a redelivery): not for other subscribers */
+    bool shares_only;    /* for those groups alone (a redelivery): not for other subscribers */
+    bool share_last_hop; /* passed on once already: no member here means a drop */
 };
 
 struct wire_envelope {

@@ -52,6 +52,7 @@ void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out)
         out->shares_len[out->nshares++] = strlen(pb->shares[i]);
     }
     out->shares_only = pb->shares_only;
+    out->share_last_hop = pb->share_last_hop;
 }
 
 /* Checked like a client's PUBLISH: a peer's bytes are not trusted to be a valid topic (the
@@ -162,7 +163,8 @@ void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publ
         if (!wp->shares_only)
             broker_deliver_remote(c->b, m);
         for (size_t i = 0; i < wp->nshares; i++) /* the sender chose this node for them */
-            broker_deliver_shared(c->b, m, (const char *)wp->shares[i], wp->shares_len[i]);
+            broker_deliver_shared(c->b, m, (const char *)wp->shares[i], wp->shares_len[i],
+                                  !wp->share_last_hop);
         broker_flow_leave(c->b);
         message_unref(m);
     }

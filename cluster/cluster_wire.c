@@ -105,6 +105,15 @@ static size_t publish_size(const struct message *msg, const struct wire_stamp *s
     return n + field_varint_size(9, expiry_ms);
 }
 
+/* Whether a pick for the plan's peer was passed on once already (Publish.share_last_hop). */
+static bool plan_last_hop(const struct wire_plan *pl)
+{
+    for (size_t i = 0; i < pl->npicks; i++)
+        if (pl->picks[i].peer == pl->peer && pl->picks[i].last_hop)
+            return true;
+    return false;
+}
+
 /* The share keys of picks naming peer, and their bytes on the wire. */
 static size_t plan_shares_size(const struct wire_plan *pl)
 {
@@ -112,7 +121,7 @@ static size_t plan_shares_size(const struct wire_plan *pl)
     for (size_t i = 0; i < pl->npicks; i++)
         if (pl->picks[i].peer == pl->peer)
             n += field_len_size(10, pl->picks[i].key_len);
-    return n + field_varint_size(11, pl->shares_only);
+    return n + field_varint_size(11, pl->shares_only) + field_varint_size(12, plan_last_hop(pl));
 }
 
 size_t wire_plan_shares(struct wire_plan *pl, const struct share_pick *picks, size_t n,
@@ -169,7 +178,8 @@ void wire_write_planned(uint8_t *out, const struct wire_plan *pl, const struct m
     for (size_t i = 0; i < pl->npicks; i++)
         if (pl->picks[i].peer == pl->peer)
             out = put_len(out, 10, pl->picks[i].key, pl->picks[i].key_len);
-    put_varint(out, 11, pl->shares_only);
+    out = put_varint(out, 11, pl->shares_only);
+    put_varint(out, 12, plan_last_hop(pl));
 }
 
 struct wbuf *wire_pack_publish(const char *sender, unsigned body_field, const struct message *msg,
@@ -358,11 +368,17 @@ static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
                 return -1;
             out->shares_only = v != 0;
             continue;
+        case 0x60: /* 12 share_last_hop */
+            r.p++;
+            if (get_varint(&r, &v) != 0)
+                return -1;
+            out->share_last_hop = v != 0;
+            continue;
         default:
             break;
         }
         unsigned field, wt;
-        if (next_field(&r, &field, &wt, &d, &len, &v) != 0 || field <= 11)
+        if (next_field(&r, &field, &wt, &d, &len, &v) != 0 || field <= 12)
             return -1; /* malformed, or a known field with the wrong wire type */
     }
     return 0;

@@ -398,9 +398,14 @@ void broker_share_peer_gone(struct broker *b, void *peer)
     share_remote_forget(b->shares, peer);
 }
 
-void broker_deliver_shared(struct broker *b, struct message *msg, const char *key, size_t len)
+void broker_deliver_shared(struct broker *b, struct message *msg, const char *key, size_t len,
+                           bool may_forward)
 {
-    if (!share_deliver_local(b, b->shares, msg, key, len)) {
+    struct share_pick pick;
+    int rc = share_deliver_local(b, b->shares, msg, key, len, may_forward, &pick);
+    if (rc > 0) {
+        broker_share_forward(b, msg, &pick);
+    } else if (rc < 0) {
         b->core.stats.dropped_share_no_member++;
         b->core.stats.msgs_dropped++;
     }

@@ -169,10 +169,12 @@ void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *clie
  * fit, is queued as new. 0, or -1 when out of memory. */
 /* Shared subscriptions across the cluster (share.h): a peer's routes gained or lost a group key
  * "$share/{group}/{filter}" (route says which; false if it is not one); a peer is gone; a peer
- * picked this node for group key: one local member gets msg (a drop, counted, if none is left). */
+ * picked this node for group key: one local member gets msg; if none is left and may_forward
+ * (it was not passed on before), another peer with members, else a drop, counted. */
 bool broker_share_route(struct broker *b, const char *route, size_t len, void *peer, bool add);
 void broker_share_peer_gone(struct broker *b, void *peer);
-void broker_deliver_shared(struct broker *b, struct message *msg, const char *key, size_t len);
+void broker_deliver_shared(struct broker *b, struct message *msg, const char *key, size_t len,
+                           bool may_forward);
 
 int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
                                uint8_t opts, uint32_t subid);

@@ -20,6 +20,10 @@
 #include "strmap.h"
 #include "topic.h"
 
+/* A member this many QoS 1/2 messages behind (unacknowledged) is passed over while another keeps
+ * up. */
+#define SHARE_BEHIND 8
+
 struct share_member {
     struct session *s;
     uint8_t opts; /* session.h SUB_*: its QoS and Retain As Published */
@@ -287,35 +291,27 @@ static long share_pick(struct broker *b, struct shares *sh, struct share_group *
         start = g->rr++ % total;
         break;
     }
-    /* From the starting point, the candidate with room and the least unacknowledged (a slow
-     * member falls behind and is passed over while others keep up; in a tie, the first in order
-     * wins, so a group of equal members takes turns). A peer counts as a member with one message
-     * unacknowledged (it chooses among its own; a local member with none comes first). local_first takes the first local member with room, or else a peer. */
-    bool first_fit = broker_cfg(b)->shared_policy == SHARE_LOCAL_FIRST;
+    /* From the starting point, the first candidate with room that keeps up (at most
+     * SHARE_BEHIND unacknowledged; a peer counts as keeping up: it chooses among its own), so
+     * equal members take strict turns and a slow one is passed over once it falls behind; if
+     * every one with room is behind, the least behind. */
     long best = -1, fallback = -1;
     size_t best_load = SIZE_MAX;
     for (size_t i = 0; i < total; i++) {
         size_t k = (start + i) % total;
-        if (k >= g->n) {
-            if (first_fit && best >= 0)
-                break;
-            if (best_load > 1) { /* as a local member with one unacknowledged */
-                best = (long)k;
-                best_load = 1;
-            }
-            continue;
-        }
+        if (k >= g->n)
+            return (long)k;
         const struct share_member *m = &g->m[k];
         if (m->s == leaving || (m->s == from && (m->opts & SUB_NO_LOCAL)))
             continue;
         if (share_member_ready(b, m, msg)) {
             size_t load = session_unacked(m->s);
+            if (load <= SHARE_BEHIND)
+                return (long)k;
             if (load < best_load) {
                 best = (long)k;
                 best_load = load;
             }
-            if (first_fit || load == 0)
-                break;
         } else if (fallback < 0 &&
                    broker_acl_allows(b, m->s, msg->topic, msg->topic_len, ACL_READ)) {
             fallback = (long)k; /* busy or offline: it queues, if nobody has room */
@@ -356,22 +352,31 @@ size_t share_route(struct broker *b, struct shares *sh, struct message *msg,
         if ((size_t)k < g->n) {
             share_give(b, g, (size_t)k, msg);
         } else {
-            picks[*npicks] = (struct share_pick){g->peers[k - (long)g->n], g->key, g->key_len};
+            picks[*npicks] =
+                (struct share_pick){g->peers[k - (long)g->n], g->key, g->key_len, false};
             (*npicks)++;
         }
     }
     return reached;
 }
 
-bool share_deliver_local(struct broker *b, struct shares *sh, struct message *msg, const char *key,
-                         size_t len)
+int share_deliver_local(struct broker *b, struct shares *sh, struct message *msg, const char *key,
+                        size_t len, bool may_forward, struct share_pick *pick)
 {
     struct share_group *g = share_group_get(sh, key, len, false);
     long k = g ? share_pick(b, sh, g, msg, NULL, NULL, false) : -1;
-    if (k < 0)
-        return false;
-    share_give(b, g, (size_t)k, msg);
-    return true;
+    if (k >= 0) {
+        share_give(b, g, (size_t)k, msg);
+        return 0;
+    }
+    if (!g || !may_forward || g->np == 0)
+        return -1;
+    /* Its members here are gone: a peer that has some takes it, once. */
+    k = share_pick(b, sh, g, msg, NULL, NULL, true);
+    if (k < (long)g->n)
+        return -1;
+    *pick = (struct share_pick){g->peers[k - (long)g->n], g->key, g->key_len, true};
+    return 1;
 }
 
 int share_redeliver(struct broker *b, struct share_group *g, struct message *msg,
@@ -385,6 +390,6 @@ int share_redeliver(struct broker *b, struct share_group *g, struct message *msg
         share_give(b, g, (size_t)k, msg);
         return 0;
     }
-    *pick = (struct share_pick){g->peers[k - (long)g->n], g->key, g->key_len};
+    *pick = (struct share_pick){g->peers[k - (long)g->n], g->key, g->key_len, false};
     return 1;
 }

@@ -39,6 +39,7 @@ struct share_pick {
     void *peer;
     const char *key;
     size_t key_len;
+    bool last_hop; /* a node that was picked and has no member left passes it on: not again */
 };
 
 /* "$share/{group}/{filter}" with a valid group (no '+', '#', '/', non-empty) and filter: true,
@@ -67,10 +68,12 @@ bool share_any(const struct shares *sh, const char *topic, size_t len);
 size_t share_route(struct broker *b, struct shares *sh, struct message *msg,
                    const struct session *from, struct share_pick *picks, size_t max,
                    size_t *npicks);
-/* A peer picked this node for group key: hand msg to one local member. false if none is left
- * (the member went away meanwhile): the caller counts the drop. */
-bool share_deliver_local(struct broker *b, struct shares *sh, struct message *msg, const char *key,
-                         size_t len);
+/* A peer picked this node for group key: hand msg to one local member (0). With none left (the
+ * last one went away while the message was on its way) and may_forward, another peer with
+ * members takes it (1, written to *pick, last_hop set: the caller forwards); else -1 (the caller
+ * counts the drop). */
+int share_deliver_local(struct broker *b, struct shares *sh, struct message *msg, const char *key,
+                        size_t len, bool may_forward, struct share_pick *pick);
 /* A member's session ends holding msg (in flight or queued) from group g: give it to another
  * member so it is not lost: 0 given to a local member, 1 a peer takes it (written to *pick: the
  * caller forwards), -1 no member is left. */
