@@ -305,6 +305,19 @@ static void broker_retain_store(struct broker *b, struct message *msg)
  * go to local members only. */
 #define BROKER_SHARE_PICKS 64
 
+/* After the local subscribers: the shared groups (a member here now, or a peer picked) and the
+ * cluster hook, which forwards to peers with subscribers and to the peers picked. Returns how many
+ * receivers that added. */
+static size_t broker_route_on(struct broker *b, struct message *msg, const struct session *from)
+{
+    struct share_pick picks[BROKER_SHARE_PICKS];
+    size_t npicks = 0;
+    size_t n = share_route(b, b->shares, msg, from, picks, BROKER_SHARE_PICKS, &npicks);
+    if (b->hooks.on_publish)
+        n += b->hooks.on_publish(b->hooks.ctx, msg, picks, npicks, false);
+    return n;
+}
+
 size_t broker_publish_from(struct broker *b, struct message *msg, bool from_local_client,
                            const struct session *from)
 {
@@ -312,12 +325,8 @@ size_t broker_publish_from(struct broker *b, struct message *msg, bool from_loca
         broker_retain_store(b, msg);
     broker_deliver_local(b, msg, from);
     size_t n = b->match.n;
-    struct share_pick picks[BROKER_SHARE_PICKS];
-    size_t npicks = 0;
     if (from_local_client) /* a peer's message was routed to groups where it was published */
-        n += share_route(b, b->shares, msg, from, picks, BROKER_SHARE_PICKS, &npicks);
-    if (from_local_client && b->hooks.on_publish)
-        n += b->hooks.on_publish(b->hooks.ctx, msg, picks, npicks, false);
+        n += broker_route_on(b, msg, from);
     broker_routing_done(b);
     return n;
 }
@@ -354,12 +363,7 @@ int broker_publish_packet(struct broker *b, const struct broker_pub *p)
         n = broker_publish_from(b, msg, true, p->from);
     } else {
         broker_deliver_matched(b, msg); /* the match above still stands: nothing ran since */
-        n = b->match.n;
-        struct share_pick picks[BROKER_SHARE_PICKS];
-        size_t npicks = 0;
-        n += share_route(b, b->shares, msg, p->from, picks, BROKER_SHARE_PICKS, &npicks);
-        if (b->hooks.on_publish)
-            n += b->hooks.on_publish(b->hooks.ctx, msg, picks, npicks, false);
+        n = b->match.n + broker_route_on(b, msg, p->from);
         broker_routing_done(b);
     }
     message_unref(msg);

@@ -98,23 +98,34 @@ void message_unref(struct message *m)
     free(m);
 }
 
+/* The PUBLISH of m at qos, in the 3.1.1 form or (v5) the MQTT 5 one with m's properties, into a
+ * new buffer; *n and *id_offset say its length and where its packet id sits. NULL when out of
+ * memory. Shared by both lazily built caches below. */
+static uint8_t *message_encode_new(const struct message *m, uint8_t qos, bool v5, size_t *n,
+                                   size_t *id_offset)
+{
+    size_t size = v5 ? codec_publish5_size(m->topic_len, m->props_len, m->payload_len, qos)
+                     : codec_publish_size(m->topic_len, m->payload_len, qos);
+    uint8_t *buf = size ? malloc(size) : NULL;
+    if (!buf)
+        return NULL;
+    struct mqtt_publish p = {
+        .qos = qos,
+        .packet_id = qos ? 1 : 0,
+        .topic = {m->topic, m->topic_len},
+        .payload = m->payload,
+        .payload_len = m->payload_len,
+    };
+    *n = v5 ? codec_encode_publish5(buf, &p, m->props, m->props_len, id_offset)
+            : codec_encode_publish(buf, &p, id_offset);
+    return buf;
+}
+
 const uint8_t *message_wire(struct message *m, uint8_t qos, size_t *len, size_t *id_offset)
 {
-    if (!m->wire[qos]) {
-        size_t n = codec_publish_size(m->topic_len, m->payload_len, qos);
-        uint8_t *buf = malloc(n);
-        if (!buf)
-            return NULL;
-        struct mqtt_publish p = {
-            .qos = qos,
-            .packet_id = qos ? 1 : 0,
-            .topic = {m->topic, m->topic_len},
-            .payload = m->payload,
-            .payload_len = m->payload_len,
-        };
-        m->wire_len[qos] = codec_encode_publish(buf, &p, &m->id_offset[qos]);
-        m->wire[qos] = buf;
-    }
+    if (!m->wire[qos] &&
+        !(m->wire[qos] = message_encode_new(m, qos, false, &m->wire_len[qos], &m->id_offset[qos])))
+        return NULL;
     *len = m->wire_len[qos];
     if (id_offset)
         *id_offset = m->id_offset[qos];
@@ -126,22 +137,9 @@ const uint8_t *message_wire5(struct message *m, uint8_t qos, size_t *len, size_t
     if (!m->v5 && !(m->v5 = calloc(1, sizeof(*m->v5))))
         return NULL;
     struct message_wire5 *w = m->v5;
-    if (!w->wire[qos]) {
-        size_t n = codec_publish5_size(m->topic_len, m->props_len, m->payload_len, qos);
-        uint8_t *buf = n ? malloc(n) : NULL;
-        if (!buf)
-            return NULL;
-        struct mqtt_publish p = {
-            .qos = qos,
-            .packet_id = qos ? 1 : 0,
-            .topic = {m->topic, m->topic_len},
-            .payload = m->payload,
-            .payload_len = m->payload_len,
-        };
-        w->wire_len[qos] =
-            codec_encode_publish5(buf, &p, m->props, m->props_len, &w->id_offset[qos]);
-        w->wire[qos] = buf;
-    }
+    if (!w->wire[qos] &&
+        !(w->wire[qos] = message_encode_new(m, qos, true, &w->wire_len[qos], &w->id_offset[qos])))
+        return NULL;
     *len = w->wire_len[qos];
     *id_offset = w->id_offset[qos];
     return w->wire[qos];
