@@ -204,7 +204,7 @@ SOL_EXTRA=""
 
 start_sol() { # port
     # shellcheck disable=SC2086
-    "$SOL" --bind 127.0.0.1 --port "$1" $SOL_EXTRA >"$WORK/sol-$1.log" 2>&1 &
+    "$SOL" --bind 127.0.0.1 --port "$1" --data-dir "$WORK/sol-data-$1" $SOL_EXTRA >"$WORK/sol-$1.log" 2>&1 &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
     echo "$SOL --bind 127.0.0.1 --port PORT$SOL_EXTRA" | settings_once sol
@@ -249,7 +249,7 @@ start_sol_cluster() { # mqtt port, cluster port
     for i in 1 2 3; do
         # shellcheck disable=SC2086
         "$SOL" --bind "127.0.0.$i" --port "$1" --node-name "bench$i" --cluster-port "$2" \
-            --seeds "$seeds" $http >"$WORK/sol-cluster-$i.log" 2>&1 &
+            --seeds "$seeds" --data-dir "$WORK/sol-data-$1-$i" $http >"$WORK/sol-cluster-$i.log" 2>&1 &
         CLUSTER_PIDS+=($!)
         PIDS+=($!)
     done

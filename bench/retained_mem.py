@@ -132,8 +132,9 @@ def start_nodes(sol, n, addr_prefix, logdir):
     nodes = []
     for k in range(n):
         host = "%s%d" % (addr_prefix, k + 1)
+        # the in-memory structures alone: the store's own caches are not what this measures
         args = [sol, "--bind", host, "-p", str(MQTT_PORT), "--sys-interval", "0",
-                "--log-level", "warn"]
+                "--log-level", "warn", "--durability", "none"]
         if n > 1:
             args += ["--node-name", "n%d" % (k + 1), "--cluster-bind", host,
                      "--cluster-port", str(CLUSTER_PORT), "--http-port", str(HTTP_PORT),

@@ -13,6 +13,7 @@ import collections
 import socket
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -59,7 +60,8 @@ def member(port, cid, slow_s, got, lock, ready):
 def run(sol, policy, n, slow_ms):
     port = free_port()
     proc = subprocess.Popen([sol, "--bind", "127.0.0.1", "--port", str(port), "--shared-policy",
-                             policy], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             policy, "--data-dir", tempfile.mkdtemp(prefix="sol-share-")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
         got, lock = collections.defaultdict(list), threading.Lock()

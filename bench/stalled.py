@@ -38,6 +38,7 @@ import select
 import socket
 import struct
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -206,7 +207,8 @@ def main():
     env["SOL_CLUSTER_PORT"] = "0"  # a single node: no cluster listener to collide on
     log = open(os.path.join("/tmp", f"stalled-bench-{port}.log"), "w")
     broker = subprocess.Popen([a.sol, "--bind", HOST, "--port", str(port), "--http-port",
-                               str(http)], stdout=log, stderr=subprocess.STDOUT, env=env)
+                               str(http), "--data-dir", tempfile.mkdtemp(prefix="sol-stalled-")],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 10
         while not (listening(port) and listening(http)):

@@ -35,7 +35,8 @@ trap stop_all INT TERM
 
 for i in 1 2 3; do
     "$bin" --bind "$net.$i" --port "$mqtt" --node-name "node$i" --cluster-bind "$net.$i" \
-        --cluster-port "$cport" --seeds "$seeds" --http-port "$hport" "$@" &
+        --cluster-port "$cport" --seeds "$seeds" --http-port "$hport" \
+        --data-dir "${SOL_DATA_ROOT:-./data}/node$i" "$@" &
     pids+=($!)
     echo "local-cluster: node$i pid $! on $net.$i (mqtt $mqtt, cluster $cport, http $hport)" >&2
 done

@@ -7,6 +7,7 @@
 
 #include "broker_internal.h"
 #include "conn.h"
+#include "persist.h"
 
 #include <sys/random.h>
 #include <unistd.h>
@@ -82,6 +83,7 @@ static void broker_turn_end(struct broker *b)
 {
     flow_run_ready(b);
     uv_idle_stop(&b->flush_idle);
+    persist_turn_end(b); /* the turn's changes to the writer before its output goes */
     conns_flush(b->conns);
 }
 
@@ -94,6 +96,9 @@ static void broker_on_check(uv_check_t *check)
 int broker_start(struct broker *b, char *err, size_t errlen)
 {
     const struct sol_config *cfg = &b->core.cfg;
+    /* Everything the store holds is back before a client can connect. */
+    if (persist_open(b, err, errlen) < 0)
+        return -1;
     /* The listeners, in one place: today the one MQTT-over-TCP address. */
     const struct listener_config listeners[] = {
         {TRANSPORT_TCP, cfg->bind, cfg->port, cfg->origin.port},
@@ -142,6 +147,7 @@ static void broker_on_handle_closed(uv_handle_t *h)
 static void broker_on_conns_closed(void *ctx)
 {
     struct broker *b = ctx;
+    persist_close(b); /* after the wills: they may have set retained messages */
     b->handles_open--;
     broker_maybe_done(b);
 }
@@ -295,10 +301,14 @@ void broker_publish(struct broker *b, struct message *msg, bool from_local_clien
 /* Set or clear the retained message for msg->topic [MQTT-3.3.1-5/10/11]. */
 static void broker_retain_store(struct broker *b, struct message *msg)
 {
-    if (msg->payload_len == 0)
+    if (msg->payload_len == 0) {
         retain_set(b->retained, msg->topic, msg->topic_len, NULL);
-    else if (retain_set(b->retained, msg->topic, msg->topic_len, message_ref(msg)) < 0)
+        persist_retained(b, msg->topic, msg->topic_len, NULL);
+    } else if (retain_set(b->retained, msg->topic, msg->topic_len, message_ref(msg)) < 0) {
         message_unref(msg);
+    } else {
+        persist_retained(b, msg->topic, msg->topic_len, msg);
+    }
 }
 
 /* The peers chosen for shared groups, per message: more groups than this matching one message
@@ -554,12 +564,15 @@ void broker_deliver_remote(struct broker *b, struct message *msg)
 
 int broker_retain_apply(struct broker *b, struct message *msg)
 {
-    if (msg->payload_len == 0)
+    if (msg->payload_len == 0) {
+        persist_retained(b, msg->topic, msg->topic_len, NULL);
         return retain_set(b->retained, msg->topic, msg->topic_len, NULL);
+    }
     if (retain_set(b->retained, msg->topic, msg->topic_len, message_ref(msg)) < 0) {
         message_unref(msg);
         return -1;
     }
+    persist_retained(b, msg->topic, msg->topic_len, msg);
     return 0;
 }
 
@@ -648,7 +661,11 @@ static struct session *broker_import_session(struct broker *b, const char *clien
 {
     size_t len = strlen(client_id);
     struct session *s = session_get(b, client_id, len);
-    return s ? s : session_create(b, client_id, len, false);
+    if (!s)
+        s = session_create(b, client_id, len, false);
+    if (s)
+        persist_session_changed(b, s); /* a moved session is written here */
+    return s;
 }
 
 int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,

@@ -45,6 +45,7 @@ struct broker {
     struct shares *shares;   /* shared subscription groups (share.h) */
     struct retain_store *retained;
     struct acl *acl;
+    struct persist *persist; /* the durable store (persist.h); NULL: --durability none */
     struct auth *auth;
     struct broker_hooks hooks;
     struct flow_source *flow_current; /* source of the delivery in progress (flow.h) */

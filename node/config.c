@@ -42,6 +42,8 @@ void config_defaults(struct sol_config *cfg)
     cfg->stall_timeout_ms = 2000;
     cfg->session_max_bytes = 64 << 20;
     cfg->max_conn_memory = 1ULL << 30;
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./data");
+    snprintf(cfg->durability, sizeof(cfg->durability), "sync");
 }
 
 /* One wording for every listener that cannot start, whichever module owns it: the setting first,

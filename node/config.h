@@ -41,6 +41,10 @@ struct sol_config {
     uint16_t max_keepalive;   /* longest keepalive accepted, in s; 0 = any (Mosquitto's) */
     unsigned shared_policy;   /* enum share_policy (share.h): default round_robin */
 
+    /* Durable state (persist.h, docs/persistence.md) */
+    char data_dir[256]; /* default "./data" (the image: /var/lib/sol) */
+    char durability[8]; /* sync (default) | async | none */
+
     /* Overload (docs/overload.md) */
     enum overload_policy overload_policy; /* default backpressure */
     size_t backlog_high;       /* a session this many bytes behind pauses its publishers (1 MiB) */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conn_int.h"
+#include "persist.h"
 
 static void conn_mark_dirty(struct conn *c);
 static void conn_flow_pause(struct flow_source *src);
@@ -514,6 +515,7 @@ static void conn_on_closed(void *user)
     if (c->next)
         c->next->prev = c->prev;
     cs->open--;
+    persist_conn_gone(cs->b, c);
     conn_buf_free(c, &c->in, &c->in_cap);
     conn_buf_free(c, &c->out, &c->out_cap);
     if (c->connect) {

@@ -98,6 +98,7 @@ struct conn {
     uint8_t state;                 /* enum conn_state */
     uint8_t proto;                 /* protocol level from CONNECT (4: 3.1.1) */
     uint16_t keepalive;
+    uint16_t acks_waiting; /* acknowledgements held for the disk (persist.h) */
     bool dirty;
     bool got_disconnect; /* DISCONNECT received: no will */
     bool over_limit;     /* accepted beyond --max-connections: CONNACK 0x03 */

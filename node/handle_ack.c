@@ -3,6 +3,14 @@
  * MQTT 5's AUTH.
  */
 #include "conn_int.h"
+#include "persist.h"
+
+/* persist_ack's sender for a 3.1.1-style acknowledgement (no reason code). */
+static int ack_send_plain(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
+{
+    (void)reason;
+    return conn_send_ack(c, (enum mqtt_type)type, id);
+}
 
 int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
 {
@@ -36,8 +44,12 @@ int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
             return conn5_send_ack(c, MQTT_PUBCOMP, id, MQTT_RC_PACKET_ID_NOT_FOUND) < 0
                        ? MQTT_ERR_NO_MEMORY
                        : MQTT_OK;
-        return conn_send_ack(c, MQTT_PUBCOMP, id) < 0 ? MQTT_ERR_NO_MEMORY
-                                                      : MQTT_OK; /* [MQTT-4.3.3-2] */
+        if (known)
+            persist_session_changed(b, s);
+        /* Held until the id's removal is durable: a restart must not take the client's next
+         * PUBLISH with this id for a repeat [MQTT-4.3.3-2]. */
+        return persist_ack(b, c, MQTT_PUBCOMP, id, 0, ack_send_plain) < 0 ? MQTT_ERR_NO_MEMORY
+                                                                          : MQTT_OK;
     }
     default:
         return MQTT_OK;
@@ -61,6 +73,7 @@ int handle_disconnect(struct conn *c, const struct mqtt_packet *p)
         if (session_expiry(c->session) == 0 && p->props.v.session_expiry != 0)
             return MQTT_ERR_EXPIRY_FROM_ZERO;
         session_set_expiry(c->session, p->props.v.session_expiry);
+        persist_session_changed(conn_broker(c), c->session);
     }
     return p->u.reason == MQTT_RC_DISCONNECT_WITH_WILL ? MQTT_ERR_DISCONNECT_WILL
                                                        : MQTT_ERR_DISCONNECT;

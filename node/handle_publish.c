@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conn_int.h"
+#include "persist.h"
 #include "topic.h"
 
 /* The properties a v5 PUBLISH passes on to subscribers: all but Topic Alias (this connection's),
@@ -64,6 +65,12 @@ static int publish_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t
     return conn_send_ack(c, type, id);
 }
 
+/* persist_ack's sender: publish_ack with the type as a byte. */
+static int publish_ack_send(struct conn *c, uint8_t type, uint16_t id, uint8_t reason)
+{
+    return publish_ack(c, (enum mqtt_type)type, id, reason);
+}
+
 int handle_publish(struct conn *c, const struct mqtt_packet *pkt)
 {
     const struct mqtt_publish *p = &pkt->u.publish;
@@ -114,12 +121,14 @@ int handle_publish(struct conn *c, const struct mqtt_packet *pkt)
     free(scratch);
     int rc = 0;
     if (p->qos == 1) {
-        rc = publish_ack(c, MQTT_PUBACK, p->packet_id, reason); /* [MQTT-4.3.2-2] */
+        /* Held until what it changed is durable (persist.h) [MQTT-4.3.2-2] */
+        rc = persist_ack(b, c, MQTT_PUBACK, p->packet_id, reason, publish_ack_send);
     } else if (p->qos == 2) {
         /* A v5 QoS 2 PUBLISH refused at PUBREC ends there [MQTT-4.3.3-4]: no id kept. */
         if (!duplicate && (!c->v5 || reason < 0x80) && session_rx_qos2_add(s, p->packet_id) < 0)
             return MQTT_ERR_NO_MEMORY;
-        rc = publish_ack(c, MQTT_PUBREC, p->packet_id, reason); /* [MQTT-4.3.3-2] */
+        persist_session_changed(b, s); /* its inbound id is part of it */
+        rc = persist_ack(b, c, MQTT_PUBREC, p->packet_id, reason, publish_ack_send);
     }
     return rc < 0 ? MQTT_ERR_NO_MEMORY : MQTT_OK;
 }

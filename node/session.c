@@ -13,6 +13,7 @@
 #include "session.h"
 #include "strmap.h"
 #include "share.h"
+#include "persist.h"
 #include "topic.h"
 
 struct session_sub {
@@ -77,9 +78,11 @@ struct session {
     uint64_t will_at;        /* ... published then (or when the session ends first) */
     size_t id_len;
     uint32_t nsubs, subs_cap;
-    uint32_t match_idx; /* its entry in that pass's struct session_match */
-    uint32_t expiry_s;  /* Session Expiry Interval (0 = clean, SESSION_NEVER_EXPIRES) */
-    uint32_t nsubids;   /* subscriptions with a Subscription Identifier */
+    uint32_t match_idx;  /* its entry in that pass's struct session_match */
+    uint32_t expiry_s;   /* Session Expiry Interval (0 = clean, SESSION_NEVER_EXPIRES) */
+    uint32_t nsubids;    /* subscriptions with a Subscription Identifier */
+    uint32_t dirty_slot; /* persist.c: its place in the turn's changed list + 1; 0 = none */
+    bool stored;         /* persist.c: the store holds a record of it */
     bool clean;
     bool stalled; /* no progress for stall-timeout (or over session-max-bytes): pauses nobody */
 };
@@ -240,6 +243,7 @@ void session_will_later(struct broker *b, struct session *s, struct message *wil
 
 void session_destroy(struct broker *b, struct session *s)
 {
+    persist_session_gone(b, s);
     session_will_publish(b, s);
     session_unexpire(b, s);
     broker_flow_release(b, &s->gate);
@@ -283,6 +287,7 @@ void session_attach(struct broker *b, struct session *s, struct conn *c, char *u
     free(s->username);
     s->username = username;
     s->conn = c;
+    persist_session_changed(b, s);
 }
 
 void session_set_expiry(struct session *s, uint32_t seconds)
@@ -345,6 +350,7 @@ void session_detach(struct broker *b, struct session *s)
             s->expire_at = 1;
         broker_sessions(b)->expiring++;
     }
+    persist_session_changed(b, s);
 }
 
 void session_restore_expiry(struct broker *b, struct session *s, uint32_t seconds)
@@ -425,6 +431,7 @@ int session_subscribe(struct broker *b, struct session *s, const char *filter, s
                       uint8_t opts, uint32_t subid)
 {
     uintptr_t at = (uintptr_t)strmap_get(&s->sub_index, filter, len);
+    persist_session_changed(b, s);
     if (at) {
         struct session_sub *e = &s->subs[at - 1];
         s->nsubids += (subid != 0) - (e->subid != 0);
@@ -494,6 +501,7 @@ bool session_unsubscribe(struct broker *b, struct session *s, const char *filter
     uintptr_t at = (uintptr_t)strmap_del(&s->sub_index, filter, len);
     if (!at)
         return false;
+    persist_session_changed(b, s);
     size_t i = at - 1;
     broker_unsubscribe(b, s, filter, len);
     broker_core(b)->stats.subscriptions--;
@@ -750,6 +758,8 @@ static void session_deliver_tagged(struct broker *b, struct session *s, struct m
                session_send_inflight(b, s, msg, qos, retain, share) < 0) {
         session_enqueue(b, s, msg, qos, retain, share);
     }
+    if (qos)
+        persist_session_changed(b, s);
     session_after_deliver(b, s);
 }
 
@@ -803,6 +813,7 @@ void session_resume(struct broker *b, struct session *s)
      * Packet Size is dropped as if sent [MQTT-3.1.2-25]; past its Receive Maximum a PUBLISH waits
      * for an ack before it is re-sent [MQTT-4.9.0-1]. */
     uint32_t quota = conn_receive_max(s->conn), sent = 0;
+    persist_session_changed(b, s);
     if (s->q->ninflight == 0) { /* also a session without QoS 1/2 state: read-only, untouched */
         session_pump(b, s);
         return;
@@ -892,6 +903,7 @@ bool session_ack(struct broker *b, struct session *s, enum mqtt_type type, uint1
 {
     if (!idset_has(&s->q->out_ids, id))
         return false;
+    persist_session_changed(b, s);
     uint32_t k = type == MQTT_PUBCOMP ? 0 : s->q->nrel;
     uint32_t end = type == MQTT_PUBCOMP ? s->q->nrel : s->q->ninflight;
     while (k < end && session_inflight_at(s, k)->id != id)
@@ -1021,4 +1033,24 @@ void session_restore_next_id(struct session *s, uint16_t next_id)
 {
     if (next_id && session_qos_mut(s))
         s->q->next_id = next_id;
+}
+
+uint32_t session_dirty_get(const struct session *s)
+{
+    return s->dirty_slot;
+}
+
+void session_dirty_set(struct session *s, uint32_t slot)
+{
+    s->dirty_slot = slot;
+}
+
+bool session_stored(const struct session *s)
+{
+    return s->stored;
+}
+
+void session_stored_set(struct session *s, bool stored)
+{
+    s->stored = stored;
 }

@@ -191,4 +191,13 @@ void session_restore_next_id(struct session *s, uint16_t next_id);
  * a session that ends at disconnect is never moved). */
 void session_restore_expiry(struct broker *b, struct session *s, uint32_t seconds);
 
+/* ---- The durable store's marks (persist.c) ---- */
+
+/* Its place in the list of sessions changed this turn, + 1 (0: not in it). */
+uint32_t session_dirty_get(const struct session *s);
+void session_dirty_set(struct session *s, uint32_t slot);
+/* Whether the store holds a record of it (so that ending it deletes one). */
+bool session_stored(const struct session *s);
+void session_stored_set(struct session *s, bool stored);
+
 #endif

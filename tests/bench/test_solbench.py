@@ -60,7 +60,7 @@ def stop(proc):
 def sol_args(port):
     """Sol with queues large enough that nothing is dropped at benchmark rates."""
     args = [SOL_BIN, "--bind", HOST, "--port", str(port), "--max-queued", "1000000",
-            "--log-level", "warn"]
+            "--log-level", "warn", "--data-dir", tempfile.mkdtemp(prefix="sol-bench-")]
     help_text = subprocess.run([SOL_BIN, "--help"], capture_output=True, text=True).stdout
     for flag in ("--cluster-port", "--http-port"):
         if flag in help_text:

@@ -115,6 +115,8 @@ def _free_port(addr, taken):
 class Node:
     """One sol process. Its stderr goes to a log file; HTTP is reached at addr:http_port."""
 
+    starts = 0
+
     def __init__(self, cluster, name, addr, seeds, extra_args):
         self.cluster = cluster
         self.name = name
@@ -129,6 +131,9 @@ class Node:
                 "--http-port", str(self.http_port)]
         if seeds:
             argv += ["--seeds", seeds]
+        if "--data-dir" not in extra_args:  # each process its own store unless a test shares one
+            Node.starts += 1
+            argv += ["--data-dir", os.path.join(cluster.tmpdir, "data-%s-%s-%d" % (name, addr, Node.starts))]
         argv += list(extra_args)
         self.argv = argv
         self._log = open(self.log_path, "ab")

@@ -3,6 +3,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -18,6 +19,7 @@ def sol_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
     env["SOL_CLUSTER_PORT"] = "0"
     env["SOL_HTTP_PORT"] = "0"
+    env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-cli-")  # never the repository's ./data
     env.update(extra)
     return env
 
@@ -116,7 +118,8 @@ def listening(port, proc):
 
 def spawn(args, env, tmp_path):
     log = open(tmp_path / "sol.log", "w")
-    return subprocess.Popen([SOL_BIN] + args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen([SOL_BIN] + args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            cwd=tmp_path)
 
 
 @pytest.mark.sol_only
@@ -272,6 +275,7 @@ def test_log_level_error_is_quiet(tmp_path):
 def clean_env(**extra):
     """The environment without any SOL_* variable: a node with nothing set but its flags."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
+    env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-cli-")  # the store: never the repository's
     env.update(extra)
     return env
 
@@ -333,7 +337,8 @@ def test_two_nodes_side_by_side_with_defaults(tmp_path):
     try:
         for i, port in enumerate(ports):
             log = open(tmp_path / f"sol{i}.log", "w")
-            procs.append(subprocess.Popen([SOL_BIN, "--port", str(port)], stdout=log,
+            procs.append(subprocess.Popen([SOL_BIN, "--port", str(port), "--data-dir",
+                                           str(tmp_path / f"data{i}")], stdout=log,
                                           stderr=subprocess.STDOUT, env=clean_env()))
             log.close()
         for i, (port, proc) in enumerate(zip(ports, procs)):

@@ -41,6 +41,8 @@ static const char *all_flags[] = {
     "--stall-timeout-ms",
     "--session-max-bytes",
     "--max-conn-memory",
+    "--data-dir",
+    "--durability",
     "--node-name",
     "--cluster-bind",
     "--cluster-port",
@@ -127,6 +129,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.node.backlog_high, 1 << 20);
     assert_int_equal(cfg.node.backlog_low, 256 << 10);
     assert_int_equal(cfg.node.stall_timeout_ms, 2000);
+    assert_string_equal(cfg.node.data_dir, "./data");
+    assert_string_equal(cfg.node.durability, "sync");
     assert_int_equal(gethostname(host, sizeof(host)), 0);
     host[sizeof(cfg.cluster.node_name) - 1] = '\0';
     assert_string_equal(cfg.cluster.node_name, host);
@@ -165,6 +169,8 @@ static void check_all_set(const struct sol_settings *cfg, const char *acl_file)
     assert_int_equal(cfg->cluster.suspicion_mult, 6);
     assert_int_equal(cfg->cluster.dns_interval_ms, 5000);
     assert_int_equal(cfg->cluster.leave_timeout_ms, 0);
+    assert_string_equal(cfg->node.data_dir, "/var/lib/sol-test");
+    assert_string_equal(cfg->node.durability, "async");
 }
 
 static void test_every_flag_space_form(void **state)
@@ -181,7 +187,8 @@ static void test_every_flag_space_form(void **state)
              "node-a", "--cluster-bind", "127.0.0.6", "--cluster-port", "0", "--seeds",
              "a.example:7946,10.0.0.2:7000", "--http-port", "0", "--gossip-interval-ms", "300",
              "--probe-timeout-ms", "150", "--suspicion-mult", "6", "--dns-interval-ms", "5000",
-             "--leave-timeout-ms", "0", NULL),
+             "--leave-timeout-ms", "0", "--data-dir", "/var/lib/sol-test", "--durability", "async",
+             NULL),
         SETTINGS_OK);
     check_all_set(&cfg, "/etc/sol/acl");
 }
@@ -200,7 +207,7 @@ static void test_every_flag_equals_form(void **state)
              "--node-name=node-a", "--cluster-bind=127.0.0.6", "--cluster-port=0",
              "--seeds=a.example:7946,10.0.0.2:7000", "--http-port=0", "--gossip-interval-ms=300",
              "--probe-timeout-ms=150", "--suspicion-mult=6", "--dns-interval-ms=5000",
-             "--leave-timeout-ms=0", NULL),
+             "--leave-timeout-ms=0", "--data-dir=/var/lib/sol-test", "--durability=async", NULL),
         SETTINGS_OK);
     check_all_set(&cfg, "/etc/sol/acl");
 }
@@ -241,6 +248,8 @@ static void test_every_env(void **state)
                    "SOL_SUSPICION_MULT=6",
                    "SOL_DNS_INTERVAL_MS=5000",
                    "SOL_LEAVE_TIMEOUT_MS=0",
+                   "SOL_DATA_DIR=/var/lib/sol-test",
+                   "SOL_DURABILITY=async",
                    NULL};
 
     (void)state;
@@ -708,8 +717,8 @@ static void test_help_line_per_setting(void **state)
     assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), SETTINGS_EXIT_OK);
     for (char *p = strstr(out, "\n  --"); p != NULL; p = strstr(p + 1, "\n  --"))
         lines++;
-    /* 31 settings + --config + --help + --version, one line each. */
-    assert_int_equal(lines, 34);
+    /* 33 settings + --config + --help + --version, one line each. */
+    assert_int_equal(lines, 36);
 }
 
 static void test_version(void **state)
@@ -806,7 +815,7 @@ static void test_example_conf_values_are_defaults(void **state)
     }
     fclose(in);
     fclose(out);
-    assert_true(uncommented == 25);
+    assert_true(uncommented == 27);
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), SETTINGS_OK);
     unlink(path);
     settings_defaults(&def);
