@@ -35,8 +35,10 @@ int handle_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
             return conn5_send_ack(c, MQTT_PUBREL, id, MQTT_RC_PACKET_ID_NOT_FOUND) < 0
                        ? MQTT_ERR_NO_MEMORY
                        : MQTT_OK;
-        return conn_send_ack(c, MQTT_PUBREL, id) < 0 ? MQTT_ERR_NO_MEMORY
-                                                     : MQTT_OK; /* [MQTT-4.3.3-1] */
+        /* Held until the PUBREC is durable: after a restart the session must not send the
+         * PUBLISH again once the client may have completed it [MQTT-4.3.3-1]. */
+        return persist_ack(b, c, MQTT_PUBREL, id, 0, ack_send_plain) < 0 ? MQTT_ERR_NO_MEMORY
+                                                                         : MQTT_OK;
     case MQTT_PUBREL: {
         bool known = session_rx_qos2_has(s, id);
         session_rx_qos2_del(s, id);

@@ -126,8 +126,9 @@ static void store_writer(void *arg)
         if (batch) {
             if (!store_write_batch(s, batch)) {
                 uv_mutex_lock(&s->mu);
-                break;
+                break; /* still handed: store_close tries it once more */
             }
+            rocksdb_writebatch_destroy(batch);
             unsynced = true;
         }
         if (s->mode == STORE_ASYNC && unsynced &&
@@ -148,7 +149,7 @@ static void store_writer(void *arg)
     uv_mutex_unlock(&s->mu);
 }
 
-/* On the loop: the writer finished a batch. Free it, tell the broker, hand over the next. */
+/* On the loop: the writer finished a batch: tell the broker (which hands over the next). */
 static void store_on_written(uv_async_t *a)
 {
     struct store *s = a->data;
@@ -160,8 +161,9 @@ static void store_on_written(uv_async_t *a)
         return; /* a spurious wake-up: nothing new */
     s->busy = false;
     s->committed_seq = seq;
+    /* Not store_commit here: the open batch may still lack this turn's sessions, which the
+     * broker adds at the turn's end and commits then (the callback wakes it). */
     s->committed(s->ctx, seq);
-    store_commit(s);
 }
 
 /* Open the database; a corrupt log tail is retried with point-in-time recovery (RocksDB
