@@ -42,6 +42,51 @@ void config_defaults(struct sol_config *cfg)
     cfg->stall_timeout_ms = 2000;
     cfg->session_max_bytes = 64 << 20;
     cfg->max_conn_memory = 1ULL << 30;
+    snprintf(cfg->tls_min_version, sizeof(cfg->tls_min_version), "1.2");
+}
+
+/* --listener's URL shapes, in one place for settings (checked at start-up) and the broker. */
+int config_listener_parse(const char *url, size_t len, bool *tls, char *addr, size_t addrlen,
+                          uint16_t *port, char *err, size_t errlen)
+{
+    const char *p = url, *end = url + len;
+    if (len >= 5 && (strncmp(url, "ws://", 5) == 0 || strncmp(url, "wss://", 6) == 0)) {
+        snprintf(err, errlen, "'%.*s': WebSocket listeners (ws://, wss://) are not supported yet",
+                 (int)len, url);
+        return -1;
+    }
+    if (len > 7 && strncmp(url, "mqtt://", 7) == 0) {
+        *tls = false;
+        p += 7;
+    } else if (len > 8 && strncmp(url, "mqtts://", 8) == 0) {
+        *tls = true;
+        p += 8;
+    } else {
+        goto bad;
+    }
+    const char *colon = end;
+    while (colon > p && colon[-1] != ':')
+        colon--;
+    if (colon <= p + 1 || colon == end)
+        goto bad;
+    const char *a = p, *ae = colon - 1;
+    if (*a == '[' && ae[-1] == ']')
+        a++, ae--;
+    unsigned long v = 0;
+    for (const char *c = colon; c < end; c++) {
+        if (*c < '0' || *c > '9' || (v = v * 10 + (unsigned long)(*c - '0')) > 65535)
+            goto bad;
+    }
+    if (v == 0 || ae <= a || (size_t)(ae - a) >= addrlen)
+        goto bad;
+    memcpy(addr, a, (size_t)(ae - a));
+    addr[ae - a] = '\0';
+    *port = (uint16_t)v;
+    return 0;
+bad:
+    snprintf(err, errlen, "invalid listener '%.*s' (expected mqtt://ADDR:PORT or mqtts://ADDR:PORT)",
+             (int)len, url);
+    return -1;
 }
 
 /* One wording for every listener that cannot start, whichever module owns it: the setting first,
