@@ -157,6 +157,8 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     if (cfg->sys_interval)
         uv_timer_start(&b->sys_timer, broker_on_sys, 0, cfg->sys_interval * 1000ull);
     log_info(&b->core.log, "sol %s listening on %s:%u", SOL_VERSION, cfg->bind, cfg->port);
+    if (cfg->listeners[0])
+        log_info(&b->core.log, "also listening on %s", cfg->listeners);
     return 0;
 }
 
