@@ -758,8 +758,8 @@ static void settings_listeners(struct sol_settings *cfg, const struct settings_s
 
 /* The listeners and TLS settings that only make sense together: each --listener URL, the files an
  * mqtts listener needs, use_identity_as_username only with require_certificate. */
-static int settings_tls(const struct sol_settings *cfg, const struct settings_seen *seen,
-                        char *err, size_t errlen)
+static int settings_tls(const struct sol_settings *cfg, const struct settings_seen *seen, char *err,
+                        size_t errlen)
 {
     const struct sol_config *n = &cfg->node;
     char name[CONFIG_ORIGIN_LEN], why[256], addr[64];

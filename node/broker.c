@@ -109,8 +109,7 @@ static int broker_listen(struct broker *b, char *err, size_t errlen)
             errf(err, errlen, "--listener: at most %d listeners", BROKER_MAX_LISTENERS - 1);
             return -1;
         }
-        if (config_listener_parse(p, len, &tls, addrs[n], sizeof(addrs[n]), &port, err, errlen) <
-            0)
+        if (config_listener_parse(p, len, &tls, addrs[n], sizeof(addrs[n]), &port, err, errlen) < 0)
             return -1;
         snprintf(origins[n], sizeof(origins[n]), "--listener %.*s", (int)len, p);
         ls[n] = (struct listener_config){

@@ -84,8 +84,9 @@ int config_listener_parse(const char *url, size_t len, bool *tls, char *addr, si
     *port = (uint16_t)v;
     return 0;
 bad:
-    snprintf(err, errlen, "invalid listener '%.*s' (expected mqtt://ADDR:PORT or mqtts://ADDR:PORT)",
-             (int)len, url);
+    snprintf(err, errlen,
+             "invalid listener '%.*s' (expected mqtt://ADDR:PORT or mqtts://ADDR:PORT)", (int)len,
+             url);
     return -1;
 }
 

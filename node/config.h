@@ -42,7 +42,7 @@ struct sol_config {
     unsigned shared_policy;   /* enum share_policy (share.h): default round_robin */
 
     /* More listeners (beside bind:port) and TLS (docs/deploy.md "TLS listeners") */
-    char listeners[1024];          /* --listener URLs, space-separated: mqtt:// or mqtts:// */
+    char listeners[1024];             /* --listener URLs, space-separated: mqtt:// or mqtts:// */
     char certfile[256], keyfile[256]; /* PEM server certificate (chain) and key for mqtts */
     char cafile[256], capath[256];    /* CAs that client certificates are checked against */
     bool require_certificate;         /* mqtts clients must present a valid certificate */

@@ -14,8 +14,8 @@ struct listener {
     struct listeners *set;
     struct listener *next;
     enum transport_kind kind;
-    bool inited;    /* tcp must be closed */
-    bool accepting; /* bound and listening */
+    bool inited;              /* tcp must be closed */
+    bool accepting;           /* bound and listening */
     struct tls_listener *tls; /* TRANSPORT_TLS: its settings and current SSL_CTX */
 };
 

@@ -211,7 +211,7 @@ int tcp_listen(struct listener *l, const struct sockaddr *addr)
     l->inited = true;
     if ((rc = uv_tcp_bind(&l->tcp, addr, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&l->tcp, 4096,
-                             l->kind == TRANSPORT_TLS ? tls_on_connection : tcp_on_connection)) < 0)
+                        l->kind == TRANSPORT_TLS ? tls_on_connection : tcp_on_connection)) < 0)
         return rc;
     l->accepting = true;
     return 0;

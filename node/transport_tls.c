@@ -36,12 +36,13 @@ struct tls_listener {
 
 struct tls_stream {
     struct transport base;
-    uv_tcp_t tcp;     /* tcp.data: the list, or NULL for a refused stream (no events) */
-    uv_timer_t timer; /* the handshake deadline, then "deliver what is decrypted" after read_start */
+    uv_tcp_t tcp; /* tcp.data: the list, or NULL for a refused stream (no events) */
+    uv_timer_t
+        timer; /* the handshake deadline, then "deliver what is decrypted" after read_start */
     struct listeners *ls;
     struct listener *l;
     SSL *ssl;
-    BIO *rbio, *wbio; /* owned by ssl */
+    BIO *rbio, *wbio;  /* owned by ssl */
     uint8_t *user_buf; /* a background write's buffer, handed back once queued_writes is 0 */
     const uint8_t *held;
     size_t held_len;   /* bytes of a write waiting for the handshake */
