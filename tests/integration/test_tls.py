@@ -383,3 +383,19 @@ def test_env_and_config_file(pki, tmp_path):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_session_resumption(tls_broker):
+    """A TLS 1.2 client offering its previous session resumes it (OpenSSL's session cache)."""
+    t = tls_broker()
+    ctx = client_ctx(t.pki, maximum_version=ssl.TLSVersion.TLSv1_2)
+    s = ctx.wrap_socket(socket.create_connection((HOST, t.tls_port), timeout=5),
+                        server_hostname="localhost")
+    assert mqtt_connack(s, "resume1") == 0
+    sess = s.session
+    s.close()
+    s = ctx.wrap_socket(socket.create_connection((HOST, t.tls_port), timeout=5),
+                        server_hostname="localhost", session=sess)
+    assert s.session_reused
+    assert mqtt_connack(s, "resume2") == 0
+    s.close()
