@@ -399,3 +399,82 @@ def test_session_resumption(tls_broker):
     assert s.session_reused
     assert mqtt_connack(s, "resume2") == 0
     s.close()
+
+
+def test_large_messages_over_tls(tls_broker):
+    """Messages bigger than a TLS record and than a socket buffer arrive whole and in order (the
+    write path that queues ciphertext, then hands the buffer back)."""
+    t = tls_broker()
+    sub = Paho(t, "big-sub", subscribe="big/#")
+    pub = Paho(t, "big-pub")
+    payloads = [os.urandom(n) for n in (20000, 600000, 5, 900000)]
+    for i, p in enumerate(payloads):
+        pub.publish(f"big/{i}", p)
+    sub.wait(lambda: len(sub.msgs) == len(payloads), timeout=20)
+    assert [m[1] for m in sub.msgs] == payloads
+    pub.stop()
+    sub.stop()
+
+
+def read_packets(sock, n, timeout=30.0):
+    """Read n MQTT packets from sock; their (first byte, body) list."""
+    buf, out = b"", []
+    deadline = time.monotonic() + timeout
+    while len(out) < n:
+        assert time.monotonic() < deadline, f"{len(out)} of {n} packets"
+        while True:
+            if len(buf) >= 2:
+                length, mult, i = 0, 1, 1
+                while i < len(buf) and i < 5:
+                    length += (buf[i] & 0x7F) * mult
+                    mult *= 128
+                    i += 1
+                    if not buf[i - 1] & 0x80:
+                        break
+                else:
+                    i = None
+                if i and len(buf) >= i + length:
+                    out.append((buf[0], buf[i:i + length]))
+                    buf = buf[i + length:]
+                    if len(out) == n:
+                        break
+                    continue
+            break
+        if len(out) < n:
+            chunk = sock.recv(65536)
+            assert chunk, "closed"
+            buf += chunk
+    return out
+
+
+def test_slow_tls_subscriber_gets_everything(tls_broker):
+    """A TLS subscriber with a 4 KiB receive buffer, fed 3 MB faster than it takes them (its
+    ciphertext queues, the publisher is paused), gets every message whole and in order."""
+    from mqttraw import subscribe_pkt
+    t = tls_broker()
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(10)
+    raw.connect((HOST, t.tls_port))
+    s = client_ctx(t.pki).wrap_socket(raw, server_hostname="localhost")
+    assert mqtt_connack(s, "slow") == 0
+    s.sendall(subscribe_pkt(1, [("slow/#", 0)]))
+    assert read_packets(s, 1)[0][0] == 0x90
+    pub = Paho(t, "fast-pub")
+    payload = os.urandom(50000)
+    done = threading.Event()
+
+    def publish():
+        for i in range(60):
+            pub.publish("slow/x", payload + i.to_bytes(2, "big"))
+        done.set()
+
+    th = threading.Thread(target=publish)
+    th.start()
+    pkts = read_packets(s, 60, timeout=60)
+    th.join(30)
+    assert done.is_set()
+    for i, (fb, body) in enumerate(pkts):
+        assert fb == 0x30 and body.endswith(payload + i.to_bytes(2, "big")), i
+    pub.stop()
+    s.close()
