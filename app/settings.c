@@ -756,48 +756,19 @@ static void settings_listeners(struct sol_settings *cfg, const struct settings_s
                         ops->http_port, "");
 }
 
-/* The listeners and TLS settings that only make sense together: each --listener URL, the files an
- * mqtts listener needs, use_identity_as_username only with require_certificate. */
+/* The listeners and TLS settings that only make sense together (config_tls_check), the error
+ * naming the setting as the user gave it. */
 static int settings_tls(const struct sol_settings *cfg, const struct settings_seen *seen, char *err,
                         size_t errlen)
 {
-    const struct sol_config *n = &cfg->node;
-    char name[CONFIG_ORIGIN_LEN], why[256], addr[64];
-    bool tls, any_tls = false;
-    uint16_t port;
+    char name[CONFIG_ORIGIN_LEN], why[256];
+    const char *key = config_tls_check(&cfg->node, why, sizeof(why));
 
-    for (const char *p = n->listeners; *p != '\0';) {
-        size_t len = strcspn(p, " ");
-        if (config_listener_parse(p, len, &tls, addr, sizeof(addr), &port, why, sizeof(why)) < 0) {
-            settings_spelling(name, sizeof(name), seen, settings_index("listener"));
-            errf(err, errlen, "%s: %s", name, why);
-            return SETTINGS_ERROR;
-        }
-        any_tls |= tls;
-        p += len + (p[len] == ' ');
-    }
-    const char *need = !n->certfile[0] ? "certfile" : !n->keyfile[0] ? "keyfile" : NULL;
-    if (any_tls && need) {
-        settings_spelling(name, sizeof(name), seen, settings_index(need));
-        errf(err, errlen, "an mqtts:// listener needs %s", name);
-        return SETTINGS_ERROR;
-    }
-    const char *bad = NULL;
-    if (strcmp(n->tls_min_version, "1.2") != 0 && strcmp(n->tls_min_version, "1.3") != 0)
-        bad = "tls_min_version";
-    else if (n->use_identity_as_username && !n->require_certificate)
-        bad = "use_identity_as_username";
-    else if (n->require_certificate && !n->cafile[0] && !n->capath[0])
-        bad = "require_certificate";
-    if (bad) {
-        settings_spelling(name, sizeof(name), seen, settings_index(bad));
-        errf(err, errlen, "%s: %s", name,
-             bad[0] == 't'   ? "expected 1.2 or 1.3"
-             : bad[0] == 'u' ? "only valid with --require-certificate true"
-                             : "needs --cafile or --capath to verify client certificates");
-        return SETTINGS_ERROR;
-    }
-    return SETTINGS_OK;
+    if (key == NULL)
+        return SETTINGS_OK;
+    settings_spelling(name, sizeof(name), seen, settings_index(key));
+    errf(err, errlen, "%s: %s", name, why);
+    return SETTINGS_ERROR;
 }
 
 /* Defaults, then the config file, then the environment, then flags. */

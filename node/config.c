@@ -90,6 +90,40 @@ bad:
     return -1;
 }
 
+/* Here rather than in settings.c, so that the rules stay beside the fields they are about. */
+const char *config_tls_check(const struct sol_config *n, char *why, size_t len)
+{
+    char addr[64];
+    bool tls, any_tls = false;
+    uint16_t port;
+
+    for (const char *p = n->listeners; *p != '\0';) {
+        size_t l = strcspn(p, " ");
+        if (config_listener_parse(p, l, &tls, addr, sizeof(addr), &port, why, len) < 0)
+            return "listener";
+        any_tls |= tls;
+        p += l + (p[l] == ' ');
+    }
+    const char *need = !n->certfile[0] ? "certfile" : !n->keyfile[0] ? "keyfile" : NULL;
+    if (any_tls && need) {
+        snprintf(why, len, "needed by an mqtts:// listener");
+        return need;
+    }
+    if (strcmp(n->tls_min_version, "1.2") != 0 && strcmp(n->tls_min_version, "1.3") != 0) {
+        snprintf(why, len, "invalid value '%s' (expected 1.2 or 1.3)", n->tls_min_version);
+        return "tls_min_version";
+    }
+    if (n->use_identity_as_username && !n->require_certificate) {
+        snprintf(why, len, "only valid with --require-certificate true");
+        return "use_identity_as_username";
+    }
+    if (n->require_certificate && !n->cafile[0] && !n->capath[0]) {
+        snprintf(why, len, "needs --cafile or --capath to verify client certificates");
+        return "require_certificate";
+    }
+    return NULL;
+}
+
 /* One wording for every listener that cannot start, whichever module owns it: the setting first,
  * so that "--cluster-port 7946: listen tcp://...: Address in use" says what to change. */
 void config_name_setting(char *err, size_t errlen, const char *origin, const char *strip)

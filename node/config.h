@@ -81,6 +81,11 @@ const char *config_log_level_name(enum log_level level);
 int config_listener_parse(const char *url, size_t len, bool *tls, char *addr, size_t addrlen,
                           uint16_t *port, char *err, size_t errlen);
 
+/* The listener and TLS settings checked together: each listener URL, certfile and keyfile for an
+ * mqtts listener, tls_min_version 1.2|1.3, use_identity_as_username only with
+ * require_certificate, which needs cafile or capath. NULL, or the key at fault with why in why. */
+const char *config_tls_check(const struct sol_config *cfg, char *why, size_t len);
+
 void config_name_setting(char *err, size_t errlen, const char *origin, const char *strip);
 
 #endif

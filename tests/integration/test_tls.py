@@ -478,3 +478,18 @@ def test_slow_tls_subscriber_gets_everything(tls_broker):
         assert fb == 0x30 and body.endswith(payload + i.to_bytes(2, "big")), i
     pub.stop()
     s.close()
+
+
+def test_extra_plain_listener(broker_factory):
+    """--listener mqtt://ADDR:PORT adds a plain listener beside --port; both carry messages."""
+    port = free_port()
+    b = broker_factory(extra_args=["--listener", f"mqtt://{HOST}:{port}"])
+    assert wait_port(HOST, port, b.proc, time.monotonic() + 10), b.log()
+    sub = mqttclients.PahoClient(HOST, port, "extra-sub")
+    sub.subscribe("extra/#", 1)
+    pub = mqttclients.PahoClient(HOST, b.port, "extra-pub")
+    pub.publish("extra/1", b"both", 1)
+    sub.wait_messages(1)
+    assert _msgs(sub) == [("extra/1", b"both")]
+    pub.stop()
+    sub.stop()
