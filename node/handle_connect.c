@@ -37,7 +37,7 @@ static int connect_copy(struct conn *c, const struct mqtt_connect *p, const stru
         return -1;
     char ident[256];
     const char *id = c->t->ops->identity ? c->t->ops->identity(c->t, ident, sizeof(ident)) : NULL;
-    if (id) { /* the certificate's name is the username (--use-identity-as-username) */
+    if (id && id[0]) { /* the certificate's name is the username (--use-identity-as-username) */
         if (!(cc->username = strdup(id)))
             return -1;
     } else if (p->has_username && !(cc->username = strndup(p->username.data, p->username.len))) {
@@ -122,8 +122,11 @@ int handle_connect(struct conn *c, const struct mqtt_packet *pkt)
     /* A certificate that names the client authenticated it (as Mosquitto's
      * use_identity_as_username: no password is checked). */
     char ident[256];
-    bool by_cert = c->t->ops->identity && c->t->ops->identity(c->t, ident, sizeof(ident));
-    uint8_t rc = by_cert ? MQTT_CONNACK_ACCEPTED : broker_authenticate(b, p);
+    const char *cert_id =
+        c->t->ops->identity ? c->t->ops->identity(c->t, ident, sizeof(ident)) : NULL;
+    if (cert_id && !cert_id[0])
+        return MQTT_ERR_NOT_AUTHORIZED; /* a certificate without a name to use */
+    uint8_t rc = cert_id ? MQTT_CONNACK_ACCEPTED : broker_authenticate(b, p);
     if (rc != MQTT_CONNACK_ACCEPTED)
         return rc == MQTT_CONNACK_NOT_AUTHORIZED ? MQTT_ERR_NOT_AUTHORIZED
                                                  : MQTT_ERR_BAD_CREDENTIALS;

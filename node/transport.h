@@ -48,7 +48,8 @@ struct transport_ops {
     /* "ip:port" of the peer in buf (for log lines; computed on demand). Returns buf. */
     const char *(*peer)(const struct transport *t, char *buf, size_t len);
     /* Optional (NULL: none): the name the peer proved, e.g. a TLS client certificate's subject CN
-     * when its listener uses it as the username, into buf; NULL when there is none. */
+     * when its listener uses it as the username, into buf; NULL when the listener uses none, ""
+     * when it does but the peer proved no name (the client is then refused). */
     const char *(*identity)(const struct transport *t, char *buf, size_t len);
 };
 

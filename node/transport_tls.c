@@ -471,18 +471,21 @@ static const char *tls_peer(const struct transport *t, char *buf, size_t len)
     return tcp_peer_name(&((const struct tls_stream *)t)->tcp, buf, len);
 }
 
-/* The client certificate's subject CN, when the listener uses it as the username. */
+/* The client certificate's subject CN, when the listener uses it as the username ("" when the
+ * certificate has none). */
 static const char *tls_identity(const struct transport *t, char *buf, size_t len)
 {
     const struct tls_stream *s = (const struct tls_stream *)t;
     if (!s->l->tls->use_identity || !s->handshaken)
         return NULL;
     X509 *cert = SSL_get1_peer_certificate(s->ssl);
-    if (!cert)
-        return NULL;
-    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, (int)len);
+    int n =
+        cert ? X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, (int)len)
+             : -1;
     X509_free(cert);
-    return n > 0 && (size_t)n < len ? buf : NULL;
+    if (n <= 0 || (size_t)n >= len || memchr(buf, '\0', (size_t)n))
+        buf[0] = '\0'; /* wanted but missing (or not a plain name): the client is refused */
+    return buf;
 }
 
 static const struct transport_ops tls_ops = {

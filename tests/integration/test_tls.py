@@ -45,6 +45,11 @@ def pki(tmp_path_factory):
     make_cert(d, "server2", "localhost", server=True)
     make_cert(d, "client1", "client1")
     make_cert(d, "client2", "client2")
+    make_cert(d, "nocn", "x")  # then re-signed without a CN below
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "nocn.key", "-out", "nocn.csr",
+            "-subj", "/O=No Common Name", cwd=d)
+    openssl("x509", "-req", "-in", "nocn.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "nocn.crt", "-days", "30", "-extfile", "nocn.ext", cwd=d)
     return d
 
 
@@ -227,6 +232,17 @@ def test_identity_as_username_acl(tls_broker, broker_factory):
     assert "client1/x" in got and "client2/x" not in got, got
     c1.stop()
     watcher.stop()
+
+
+def test_identity_without_cn_refused(tls_broker):
+    """use-identity-as-username: a valid certificate without a CN names no one: not authorized."""
+    t = tls_broker("--require-certificate", "true", "--use-identity-as-username", "true")
+    s = tls_connect(t, cert="nocn")
+    assert mqtt_connack(s, "nocn") == 0x05
+    s.close()
+    s = tls_connect(t, cert="client1")
+    assert mqtt_connack(s, "cn") == 0
+    s.close()
 
 
 def _msgs(pc):
