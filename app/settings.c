@@ -27,7 +27,17 @@
 #define SOL_VERSION "0.0.0"
 #endif
 
-enum opt_type { OPT_STR, OPT_U16, OPT_SIZE, OPT_UINT, OPT_BOOL, OPT_LEVEL, OPT_POLICY, OPT_SHARE };
+enum opt_type {
+    OPT_STR,
+    OPT_U16,
+    OPT_SIZE,
+    OPT_UINT,
+    OPT_BOOL,
+    OPT_LEVEL,
+    OPT_POLICY,
+    OPT_SHARE,
+    OPT_LIST /* a string each occurrence appends to, space-separated (--listener) */
+};
 
 struct settings_opt {
     const char *name; /* config key form, underscores */
@@ -47,6 +57,24 @@ struct settings_opt {
 static const struct settings_opt settings_opts[] = {
     {"bind", OPT_STR, FIELD(node.bind), 0, 0, true, "ADDR", "MQTT listener address", NULL},
     {"port", OPT_U16, FIELD(node.port), 1, 65535, false, "PORT", "MQTT listener TCP port", NULL},
+    /* More listeners and TLS (settings_tls checks them together). */
+    {"listener", OPT_LIST, FIELD(node.listeners), 0, 0, true, "URL",
+     "one more listener, mqtt://ADDR:PORT or mqtts://ADDR:PORT; repeatable", "none"},
+    {"certfile", OPT_STR, FIELD(node.certfile), 0, 0, false, "FILE",
+     "PEM server certificate (chain) for mqtts listeners", NULL},
+    {"keyfile", OPT_STR, FIELD(node.keyfile), 0, 0, false, "FILE", "PEM key of --certfile", NULL},
+    {"cafile", OPT_STR, FIELD(node.cafile), 0, 0, false, "FILE",
+     "PEM CA(s) client certificates are verified against", NULL},
+    {"capath", OPT_STR, FIELD(node.capath), 0, 0, false, "DIR",
+     "directory of hashed CA certificates (c_rehash)", NULL},
+    {"require_certificate", OPT_BOOL, FIELD(node.require_certificate), 0, 0, false, "BOOL",
+     "mqtts clients must present a certificate signed by --cafile/--capath", NULL},
+    {"use_identity_as_username", OPT_BOOL, FIELD(node.use_identity_as_username), 0, 0, false,
+     "BOOL", "the client certificate's CN is the username (needs --require-certificate)", NULL},
+    {"tls_min_version", OPT_STR, FIELD(node.tls_min_version), 0, 0, true, "VERSION",
+     "1.2|1.3: oldest TLS version accepted", NULL},
+    {"ciphers", OPT_STR, FIELD(node.ciphers), 0, 0, false, "LIST",
+     "OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default", NULL},
     {"acl_file", OPT_STR, FIELD(node.acl_file), 0, 0, false, "FILE",
      "Mosquitto acl_file; empty = allow all", NULL},
     {"password_file", OPT_STR, FIELD(node.password_file), 0, 0, false, "FILE",
@@ -262,6 +290,15 @@ static int settings_set(struct sol_settings *cfg, const struct settings_opt *opt
         }
         memcpy(field, value, strlen(value) + 1);
         return 0;
+    case OPT_LIST:
+        n = strlen(field);
+        if (n + (n > 0) + strlen(value) >= opt->size || value[0] == '\0') {
+            errf(err, errlen, "%sinvalid value '%s' for %s (empty, or too many listeners)",
+                 src->prefix, value, src->name);
+            return -1;
+        }
+        snprintf(field + n, opt->size - n, "%s%s", n > 0 ? " " : "", value);
+        return 0;
     case OPT_U16:
     case OPT_SIZE:
     case OPT_UINT:
@@ -455,6 +492,7 @@ static void settings_print_default(FILE *out, const struct settings_opt *opt,
     }
     switch (opt->type) {
     case OPT_STR:
+    case OPT_LIST:
         fprintf(out, field[0] != '\0' ? "%s" : "empty", field);
         break;
     case OPT_U16:
@@ -722,6 +760,21 @@ static void settings_listeners(struct sol_settings *cfg, const struct settings_s
                         ops->http_port, "");
 }
 
+/* The listeners and TLS settings that only make sense together (config_tls_check), the error
+ * naming the setting as the user gave it. */
+static int settings_tls(const struct sol_settings *cfg, const struct settings_seen *seen, char *err,
+                        size_t errlen)
+{
+    char name[CONFIG_ORIGIN_LEN], why[256];
+    const char *key = config_tls_check(&cfg->node, why, sizeof(why));
+
+    if (key == NULL)
+        return SETTINGS_OK;
+    settings_spelling(name, sizeof(name), seen, settings_index(key));
+    errf(err, errlen, "%s: %s", name, why);
+    return SETTINGS_ERROR;
+}
+
 /* Defaults, then the config file, then the environment, then flags. */
 int settings_load(struct sol_settings *cfg, int argc, char **argv, char **envp, char *err,
                   size_t errlen)
@@ -764,6 +817,8 @@ int settings_load(struct sol_settings *cfg, int argc, char **argv, char **envp, 
              cfg->node.backlog_low, cfg->node.backlog_high);
         return SETTINGS_ERROR;
     }
+    if (settings_tls(cfg, &seen, err, errlen) != SETTINGS_OK)
+        return SETTINGS_ERROR;
     settings_listeners(cfg, &seen);
     return SETTINGS_OK;
 }

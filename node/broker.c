@@ -92,6 +92,52 @@ static void broker_on_check(uv_check_t *check)
     broker_turn_end(check->data);
 }
 
+#define BROKER_MAX_LISTENERS 16
+
+/* The listeners, in one place: --bind:--port, then each --listener URL (settings checked them). */
+static int broker_listen(struct broker *b, char *err, size_t errlen)
+{
+    const struct sol_config *cfg = &b->core.cfg;
+    struct listener_config ls[BROKER_MAX_LISTENERS] = {
+        {.kind = TRANSPORT_TCP, .bind = cfg->bind, .port = cfg->port, .origin = cfg->origin.port},
+    };
+    char addrs[BROKER_MAX_LISTENERS][64], origins[BROKER_MAX_LISTENERS][96];
+    size_t n = 1;
+    for (const char *p = cfg->listeners; *p; n++) {
+        size_t len = strcspn(p, " ");
+        bool tls;
+        uint16_t port;
+        if (n == BROKER_MAX_LISTENERS) {
+            errf(err, errlen, "--listener: at most %d listeners", BROKER_MAX_LISTENERS - 1);
+            return -1;
+        }
+        if (config_listener_parse(p, len, &tls, addrs[n], sizeof(addrs[n]), &port, err, errlen) < 0)
+            return -1;
+        snprintf(origins[n], sizeof(origins[n]), "--listener %.*s", (int)len, p);
+        ls[n] = (struct listener_config){
+            .kind = tls ? TRANSPORT_TLS : TRANSPORT_TCP,
+            .bind = addrs[n],
+            .port = port,
+            .origin = origins[n],
+            .certfile = cfg->certfile,
+            .keyfile = cfg->keyfile,
+            .cafile = cfg->cafile,
+            .capath = cfg->capath,
+            .ciphers = cfg->ciphers,
+            .require_certificate = cfg->require_certificate,
+            .use_identity_as_username = cfg->use_identity_as_username,
+            .tls_min_version = strcmp(cfg->tls_min_version, "1.3") == 0 ? 13 : 12,
+        };
+        p += len + (p[len] == ' ');
+    }
+    return conns_listen(b->conns, ls, n, err, errlen);
+}
+
+int broker_reload_tls(struct broker *b, char *err, size_t errlen)
+{
+    return conns_reload(b->conns, err, errlen);
+}
+
 /* Listen on every configured address, and start the flush, sweep and $SYS machinery. */
 int broker_start(struct broker *b, char *err, size_t errlen)
 {
@@ -99,12 +145,7 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     /* Everything the store holds is back before a client can connect. */
     if (persist_open(b, err, errlen) < 0)
         return -1;
-    /* The listeners, in one place: today the one MQTT-over-TCP address. */
-    const struct listener_config listeners[] = {
-        {TRANSPORT_TCP, cfg->bind, cfg->port, cfg->origin.port},
-    };
-    if (conns_listen(b->conns, listeners, sizeof(listeners) / sizeof(listeners[0]), err, errlen) <
-        0)
+    if (broker_listen(b, err, errlen) < 0)
         return -1;
     b->started = true;
     uv_check_init(b->core.loop, &b->flush_check);
@@ -120,6 +161,8 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     if (cfg->sys_interval)
         uv_timer_start(&b->sys_timer, broker_on_sys, 0, cfg->sys_interval * 1000ull);
     log_info(&b->core.log, "sol %s listening on %s:%u", SOL_VERSION, cfg->bind, cfg->port);
+    if (cfg->listeners[0])
+        log_info(&b->core.log, "also listening on %s", cfg->listeners);
     return 0;
 }
 

@@ -86,6 +86,9 @@ struct broker_hooks {
 struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *err, size_t errlen);
 /* Start listening on cfg->bind:cfg->port. Returns 0 or -1 with a reason in err. */
 int broker_start(struct broker *b, char *err, size_t errlen);
+/* SIGHUP: the TLS listeners load certificate, key and CA again for new connections (open ones
+ * keep theirs). 0, or -1 with a reason in err (the old ones stay in use). */
+int broker_reload_tls(struct broker *b, char *err, size_t errlen);
 void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks);
 /* Stop accepting, close every client connection (their wills are published, as [MQTT-3.1.2-8]
  * requires for any close without DISCONNECT, and reach the cluster if it is still attached), then

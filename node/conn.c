@@ -565,6 +565,11 @@ int conns_listen(struct conns *cs, const struct listener_config *cfg, size_t n, 
     return listeners_start(cs->listeners, cfg, n, err, errlen);
 }
 
+int conns_reload(struct conns *cs, char *err, size_t errlen)
+{
+    return listeners_reload(cs->listeners, err, errlen);
+}
+
 bool conns_listening(const struct conns *cs)
 {
     return !cs->shutting_down && listeners_open(cs->listeners);

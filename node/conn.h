@@ -34,6 +34,8 @@ void conns_free(struct conns *cs);
 /* Start the listeners (transport.h: listeners_start says what err holds). 0 or -1. */
 int conns_listen(struct conns *cs, const struct listener_config *cfg, size_t n, char *err,
                  size_t errlen);
+/* SIGHUP: the TLS listeners load their certificates again (transport.h: listeners_reload). */
+int conns_reload(struct conns *cs, char *err, size_t errlen);
 bool conns_listening(const struct conns *cs);
 /* Check phase, once per loop turn: write out every connection's coalesced output. */
 void conns_flush(struct conns *cs);

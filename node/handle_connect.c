@@ -35,8 +35,14 @@ static int connect_copy(struct conn *c, const struct mqtt_connect *p, const stru
     }
     if (!cc->client_id)
         return -1;
-    if (p->has_username && !(cc->username = strndup(p->username.data, p->username.len)))
+    char ident[256];
+    const char *id = c->t->ops->identity ? c->t->ops->identity(c->t, ident, sizeof(ident)) : NULL;
+    if (id && id[0]) { /* the certificate's name is the username (--use-identity-as-username) */
+        if (!(cc->username = strdup(id)))
+            return -1;
+    } else if (p->has_username && !(cc->username = strndup(p->username.data, p->username.len))) {
         return -1;
+    }
     if (p->will_flag) {
         const struct props_view *wv = &p->will_props;
         uint8_t *wp = NULL;
@@ -113,7 +119,14 @@ int handle_connect(struct conn *c, const struct mqtt_packet *pkt)
     uint16_t maxka = broker_cfg(b)->max_keepalive;
     if (!c->v5 && maxka && (p->keepalive == 0 || p->keepalive > maxka))
         return MQTT_ERR_KEEPALIVE_LONG;
-    uint8_t rc = broker_authenticate(b, p);
+    /* A certificate that names the client authenticated it (as Mosquitto's
+     * use_identity_as_username: no password is checked). */
+    char ident[256];
+    const char *cert_id =
+        c->t->ops->identity ? c->t->ops->identity(c->t, ident, sizeof(ident)) : NULL;
+    if (cert_id && !cert_id[0])
+        return MQTT_ERR_NOT_AUTHORIZED; /* a certificate without a name to use */
+    uint8_t rc = cert_id ? MQTT_CONNACK_ACCEPTED : broker_authenticate(b, p);
     if (rc != MQTT_CONNACK_ACCEPTED)
         return rc == MQTT_CONNACK_NOT_AUTHORIZED ? MQTT_ERR_NOT_AUTHORIZED
                                                  : MQTT_ERR_BAD_CREDENTIALS;

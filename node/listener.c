@@ -1,7 +1,7 @@
 /*
  * listener.c - the list of listeners: every configured address started in one place, the read
- * buffer their streams share, and closing them all at shutdown. The sockets themselves are
- * transport_tcp.c's.
+ * buffer their streams share, reloading the TLS ones' certificates, and closing them all at
+ * shutdown. The sockets themselves are transport_tcp.c's, TLS is transport_tls.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +50,8 @@ static int listener_start(struct listeners *ls, const struct listener_config *cf
     l->kind = cfg->kind;
     l->next = ls->list;
     ls->list = l;
+    if (cfg->kind == TRANSPORT_TLS && tls_listener_init(l, cfg, err, errlen) < 0)
+        return -1;
     if ((rc = tcp_listen(l, (const struct sockaddr *)&addr)) < 0) {
         const char *origin = cfg->origin ? cfg->origin : "";
         errf(err, errlen, "%s%scannot listen on %s:%u: %s", origin, origin[0] ? ": " : "",
@@ -66,6 +68,17 @@ int listeners_start(struct listeners *ls, const struct listener_config *cfg, siz
         if (listener_start(ls, &cfg[i], err, errlen) < 0)
             return -1;
     return 0;
+}
+
+/* SIGHUP: every TLS listener loads its files again; the first failure is reported, the others
+ * still reload. */
+int listeners_reload(struct listeners *ls, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (struct listener *l = ls->list; l; l = l->next)
+        if (l->tls && tls_listener_reload(l, rc < 0 ? NULL : err, rc < 0 ? 0 : errlen) < 0)
+            rc = -1;
+    return rc;
 }
 
 bool listeners_open(const struct listeners *ls)
@@ -114,6 +127,7 @@ void listeners_free(struct listeners *ls)
     while (ls->list) {
         struct listener *l = ls->list;
         ls->list = l->next;
+        tls_listener_free(l);
         free(l);
     }
     free(ls->read_buf);

@@ -47,6 +47,10 @@ struct transport_ops {
     void (*close)(struct transport *t);
     /* "ip:port" of the peer in buf (for log lines; computed on demand). Returns buf. */
     const char *(*peer)(const struct transport *t, char *buf, size_t len);
+    /* Optional (NULL: none): the name the peer proved, e.g. a TLS client certificate's subject CN
+     * when its listener uses it as the username, into buf; NULL when the listener uses none, ""
+     * when it does but the peer proved no name (the client is then refused). */
+    const char *(*identity)(const struct transport *t, char *buf, size_t len);
 };
 
 /* The part of every stream the user sees: the implementation's ops. */
@@ -107,7 +111,8 @@ const char *transport_strerror(int err);
 /* ---- Listeners ---- */
 
 enum transport_kind {
-    TRANSPORT_TCP = 0, /* plain TCP (TLS and WebSocket to come) */
+    TRANSPORT_TCP = 0, /* plain TCP */
+    TRANSPORT_TLS,     /* TLS over TCP (transport_tls.c; WebSocket to come) */
 };
 
 /* One configured address clients connect to (read during listeners_start only). */
@@ -117,6 +122,13 @@ struct listener_config {
     uint16_t port;
     const char *origin; /* the setting that chose the port, as the user gave it (config.h's
                          * origin): it starts an error for a port that cannot be bound. "" = none */
+    /* TRANSPORT_TLS only (paths read at start and again on listeners_reload): */
+    const char *certfile, *keyfile; /* PEM, required */
+    const char *cafile, *capath;    /* client certificates are verified against these ("" = none) */
+    const char *ciphers;            /* TLS 1.2 cipher list ("" = OpenSSL's default) */
+    bool require_certificate;       /* refuse a client without a valid certificate */
+    bool use_identity_as_username;  /* its subject CN is the username (ops->identity) */
+    int tls_min_version;            /* 12 or 13 */
 };
 
 /* Every listener of a broker, started in one place, sharing one read buffer. */
@@ -131,6 +143,10 @@ struct listeners *listeners_new(uv_loop_t *loop, const struct logger *log,
  * use" (the ones started stay open until listeners_close). Logs nothing. */
 int listeners_start(struct listeners *ls, const struct listener_config *cfg, size_t n, char *err,
                     size_t errlen);
+/* Load every TLS listener's certificate, key and CA again into a new context for the connections
+ * accepted from now on (open ones keep theirs). 0, or -1 with one line in err (the listeners whose
+ * files could not be read keep their old context). */
+int listeners_reload(struct listeners *ls, char *err, size_t errlen);
 /* Whether at least one listener is accepting. */
 bool listeners_open(const struct listeners *ls);
 /* Stop accepting (open streams are not touched); done(ctx) runs on the loop once every listening

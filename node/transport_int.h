@@ -14,8 +14,9 @@ struct listener {
     struct listeners *set;
     struct listener *next;
     enum transport_kind kind;
-    bool inited;    /* tcp must be closed */
-    bool accepting; /* bound and listening */
+    bool inited;              /* tcp must be closed */
+    bool accepting;           /* bound and listening */
+    struct tls_listener *tls; /* TRANSPORT_TLS: its settings and current SSL_CTX */
 };
 
 struct listeners {
@@ -35,5 +36,15 @@ struct listeners {
  * it is closed). */
 int tcp_listen(struct listener *l, const struct sockaddr *addr);
 void tcp_listener_close(struct listener *l, uv_close_cb cb);
+/* transport_tcp.c: "ip:port" of a connected socket's peer into buf. */
+const char *tcp_peer_name(const uv_tcp_t *tcp, char *buf, size_t len);
+
+/* transport_tls.c: a TLS listener's context from cfg (-1 with one line in err, e.g. naming a file
+ * that cannot be read), loading it again, freeing it, and accepting on its socket. */
+int tls_listener_init(struct listener *l, const struct listener_config *cfg, char *err,
+                      size_t errlen);
+int tls_listener_reload(struct listener *l, char *err, size_t errlen);
+void tls_listener_free(struct listener *l);
+void tls_on_connection(uv_stream_t *server, int status);
 
 #endif

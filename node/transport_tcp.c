@@ -141,11 +141,16 @@ static void tcp_close(struct transport *t)
 static const char *tcp_peer(const struct transport *t, char *buf, size_t len)
 {
     const struct tcp_stream *s = (const struct tcp_stream *)t;
+    return tcp_peer_name(&s->tcp, buf, len);
+}
+
+const char *tcp_peer_name(const uv_tcp_t *tcp, char *buf, size_t len)
+{
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     char ip[48] = "?";
     int port = 0;
-    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET) {
             uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -205,7 +210,8 @@ int tcp_listen(struct listener *l, const struct sockaddr *addr)
     l->tcp.data = l;
     l->inited = true;
     if ((rc = uv_tcp_bind(&l->tcp, addr, 0)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&l->tcp, 4096, tcp_on_connection)) < 0)
+        (rc = uv_listen((uv_stream_t *)&l->tcp, 4096,
+                        l->kind == TRANSPORT_TLS ? tls_on_connection : tcp_on_connection)) < 0)
         return rc;
     l->accepting = true;
     return 0;

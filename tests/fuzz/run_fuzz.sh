@@ -22,8 +22,13 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sol-fuzz.XXXXXX")
 mkdir -p "$work/corpus" "$work/artifacts"
-if [ -d "$here/corpus" ]; then
-    cp -R "$here/corpus/." "$work/corpus/"
+# A target's own seeds (corpus_tls for fuzz_tls) if it has them, else the MQTT packets.
+seeds=$here/corpus
+if [ -d "$here/corpus_${target#fuzz_}" ]; then
+    seeds=$here/corpus_${target#fuzz_}
+fi
+if [ -d "$seeds" ]; then
+    cp -R "$seeds/." "$work/corpus/"
 fi
 
 # UBSan only reports by default; make any undefined behaviour a finding.
