@@ -20,6 +20,7 @@
 #include "log.h"
 #include "message.h"
 #include "share.h"
+#include "store.h"
 
 struct broker;
 
@@ -102,6 +103,9 @@ const struct logger *broker_logger(const struct broker *b);
 const struct sol_config *broker_config(const struct broker *b);
 void broker_get_stats(const struct broker *b, struct broker_stats *out);
 bool broker_listening(const struct broker *b);
+/* The durable store's counters (store.h; all zero with --durability none) and how many
+ * acknowledgements wait for it now. */
+void broker_store_stats(const struct broker *b, struct store_stats *out, uint64_t *acks_held);
 
 /* ---- Inbound from the cluster (never calls the hooks) ---- */
 

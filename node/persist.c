@@ -559,9 +559,12 @@ static void persist_on_committed(void *ctx, uint64_t seq)
     broker_wake(b);
 }
 
-void persist_get_stats(struct broker *b, struct store_stats *out)
+void broker_store_stats(const struct broker *b, struct store_stats *out, uint64_t *acks_held)
 {
     memset(out, 0, sizeof(*out));
-    if (b->persist)
+    *acks_held = 0;
+    if (b->persist) {
         store_get_stats(b->persist->store, out);
+        *acks_held = b->persist->held_n;
+    }
 }

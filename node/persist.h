@@ -52,7 +52,4 @@ int persist_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t id, uin
 /* c closes: its held acknowledgements are forgotten (the client sends the PUBLISH again). */
 void persist_conn_gone(struct broker *b, struct conn *c);
 
-/* The store's counters (zero when off). */
-void persist_get_stats(struct broker *b, struct store_stats *out);
-
 #endif

@@ -62,4 +62,24 @@ void metrics_broker(struct prom *t, const struct broker *b)
              "Bytes held in client connections' packet and output buffers.", bs.conn_buffer_bytes);
     prom_u64(t, "sol_subscriptions", "gauge", "Local (filter, session) pairs.", bs.subscriptions);
     prom_u64(t, "sol_retained_messages", "gauge", "Retained messages held.", bs.retained);
+
+    struct store_stats ss;
+    uint64_t held;
+    broker_store_stats(b, &ss, &held);
+    prom_u64(t, "sol_store_bytes", "gauge", "Bytes of the durable store on disk.", ss.size);
+    prom_u64(t, "sol_store_batches_total", "counter", "Write batches written to the store.",
+             ss.batches);
+    prom_u64(t, "sol_store_records_total", "counter", "Records (puts and deletes) written.",
+             ss.records);
+    prom_u64(t, "sol_store_fsyncs_total", "counter", "Batches written with an fsync.", ss.syncs);
+    prom_u64(t, "sol_store_fsync_microseconds_total", "counter",
+             "Time spent writing and syncing batches.", ss.sync_us_total);
+    prom_u64(t, "sol_store_fsync_microseconds_max", "gauge", "Slowest batch write and sync.",
+             ss.sync_us_max);
+    prom_u64(t, "sol_store_fsync_microseconds_last", "gauge", "Latest batch write and sync.",
+             ss.sync_us_last);
+    prom_u64(t, "sol_store_write_errors_total", "counter",
+             "Failed batch writes (retried; acknowledgements wait).", ss.errors);
+    prom_u64(t, "sol_store_acks_held", "gauge",
+             "Acknowledgements waiting for their batch to be durable.", held);
 }
