@@ -21,7 +21,7 @@ struct sol_main {
     struct broker *broker;
     struct cluster *cluster;
     struct ops *ops;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     bool stopping;
 };
 
@@ -36,6 +36,7 @@ static void main_on_left(void *ctx)
     m->ops = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
 }
 
 /* Clients are gone (their wills published and forwarded while the cluster was still attached): now
@@ -55,6 +56,16 @@ static void main_on_signal(uv_signal_t *h, int signum)
     m->stopping = true;
     log_info(broker_logger(m->broker), "signal %d: shutting down", signum);
     broker_shutdown(m->broker, main_on_broker_closed, m);
+}
+
+/* SIGHUP: re-read what can change without a restart. */
+static void main_on_hup(uv_signal_t *h, int signum)
+{
+    struct sol_main *m = h->data;
+    (void)signum;
+    if (m->stopping)
+        return;
+    cluster_reload_keys(m->cluster);
 }
 
 int main(int argc, char **argv)
@@ -105,9 +116,11 @@ int main(int argc, char **argv)
                  "HTTP endpoint off (--http-port PORT serves /metrics, /readyz, /cluster)");
     uv_signal_init(m.loop, &m.sigterm);
     uv_signal_init(m.loop, &m.sigint);
-    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_init(m.loop, &m.sighup);
+    m.sigterm.data = m.sigint.data = m.sighup.data = &m;
     uv_signal_start(&m.sigterm, main_on_signal, SIGTERM);
     uv_signal_start(&m.sigint, main_on_signal, SIGINT);
+    uv_signal_start(&m.sighup, main_on_hup, SIGHUP);
     uv_run(m.loop, UV_RUN_DEFAULT);
     broker_free(m.broker);
     uv_loop_close(m.loop);
