@@ -22,8 +22,11 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sol-fuzz.XXXXXX")
 mkdir -p "$work/corpus" "$work/artifacts"
-if [ -d "$here/corpus" ]; then
-    cp -R "$here/corpus/." "$work/corpus/"
+# A target with a seed corpus of its own (corpus_seal for fuzz_seal) uses it, the others share corpus.
+seeds=$here/corpus_${target#fuzz_}
+[ -d "$seeds" ] || seeds=$here/corpus
+if [ -d "$seeds" ]; then
+    cp -R "$seeds/." "$work/corpus/"
 fi
 
 # UBSan only reports by default; make any undefined behaviour a finding.
