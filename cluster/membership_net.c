@@ -593,8 +593,8 @@ static bool unseal(struct membership *m, const struct sockaddr_storage *src, con
         snprintf(why, sizeof(why), "sealed gossip, but this node has no --cluster-key-file");
     } else {
         size_t n = 0;
-        enum seal_result r = seal_open(m->keys, m->replay, net_wall_ms(), *data, *len,
-                                       m->sealbuf, MB_MAX_DGRAM + SEAL_OVERHEAD, &n);
+        enum seal_result r = seal_open(m->keys, m->replay, net_wall_ms(), *data, *len, m->sealbuf,
+                                       MB_MAX_DGRAM + SEAL_OVERHEAD, &n);
         if (r == SEAL_OK) {
             *data = m->sealbuf;
             *len = n;

@@ -176,8 +176,8 @@ static size_t seal_replay_slot(struct seal_replay *rp, uint64_t sender)
 }
 
 /* Accept a counter once: ahead of the highest slides the window; behind it checks the bit. */
-static enum seal_result seal_replay_check(struct seal_replay *rp, uint64_t sender,
-                                          uint64_t counter, uint64_t now_ms)
+static enum seal_result seal_replay_check(struct seal_replay *rp, uint64_t sender, uint64_t counter,
+                                          uint64_t now_ms)
 {
     if (counter == 0)
         return SEAL_ERR_REPLAY;
@@ -202,8 +202,7 @@ static enum seal_result seal_replay_check(struct seal_replay *rp, uint64_t sende
 
 /* Every key is tried: during a rotation peers seal with either the old or the new first key. */
 enum seal_result seal_open(const struct seal_keyring *kr, struct seal_replay *rp, uint64_t now_ms,
-                           const uint8_t *in, size_t len, uint8_t *out, size_t cap,
-                           size_t *outlen)
+                           const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *outlen)
 {
     uint8_t tag[SEAL_TAG_LEN];
     if (len < SEAL_OVERHEAD)

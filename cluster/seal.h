@@ -50,13 +50,13 @@ struct seal_replay {
 
 enum seal_result {
     SEAL_OK = 0,
-    SEAL_ERR_SHORT,     /* shorter than a sealed datagram */
-    SEAL_ERR_VERSION,   /* unknown version byte */
-    SEAL_ERR_AUTH,      /* no key opens it (wrong key, label, or tampered) */
-    SEAL_ERR_STALE,     /* timestamp outside the window */
-    SEAL_ERR_REPLAY,    /* (sender, counter) seen, or too far behind */
-    SEAL_ERR_SPACE,     /* output buffer too small */
-    SEAL_ERR_CRYPTO,    /* OpenSSL failed (out of memory, no randomness) */
+    SEAL_ERR_SHORT,   /* shorter than a sealed datagram */
+    SEAL_ERR_VERSION, /* unknown version byte */
+    SEAL_ERR_AUTH,    /* no key opens it (wrong key, label, or tampered) */
+    SEAL_ERR_STALE,   /* timestamp outside the window */
+    SEAL_ERR_REPLAY,  /* (sender, counter) seen, or too far behind */
+    SEAL_ERR_SPACE,   /* output buffer too small */
+    SEAL_ERR_CRYPTO,  /* OpenSSL failed (out of memory, no randomness) */
 };
 
 /* Read a key file: one base64 32-byte key per line (blank lines and # comments skipped), the first
@@ -75,8 +75,7 @@ long seal_seal(struct seal_keyring *kr, uint64_t now_ms, const uint8_t *in, size
 /* Open in[0..len) into out (cap >= len - SEAL_OVERHEAD); *outlen gets the gossip bytes' length.
  * Accepted datagrams are recorded in rp. */
 enum seal_result seal_open(const struct seal_keyring *kr, struct seal_replay *rp, uint64_t now_ms,
-                           const uint8_t *in, size_t len, uint8_t *out, size_t cap,
-                           size_t *outlen);
+                           const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *outlen);
 
 /* Whether a datagram looks sealed (for a node without keys to tell sealed from garbage). */
 bool seal_looks_sealed(const uint8_t *in, size_t len);
