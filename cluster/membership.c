@@ -86,6 +86,15 @@ void membership_state_of(const struct mb_node *n, struct mb_state *out)
     out->state = n->pub.state;
 }
 
+/* A cluster of more than one node whose gossip anyone on the network can read and forge: said once. */
+static void membership_warn_clear(struct membership *m)
+{
+    if (m->keys || m->clear_warned)
+        return;
+    m->clear_warned = true;
+    log_warn(m->log, "cluster gossip is not encrypted: set --cluster-key-file");
+}
+
 /* Tell the owner about a change; old is MEMBER_DEAD for a member never seen before. */
 static void notify(struct membership *m, const struct mb_node *n, enum member_state old)
 {
@@ -230,6 +239,7 @@ static void apply_alive(struct membership *m, struct mb_node *n, const struct mb
         }
         log_info(m->log, "membership: %s joined at %s:%u (incarnation %llu)", s->name, s->host,
                  s->port, (unsigned long long)s->incarnation);
+        membership_warn_clear(m);
         membership_queue_bcast(m, s);
         notify(m, n, MEMBER_DEAD);
         return;
@@ -365,7 +375,7 @@ static int membership_keys_open(struct membership *m, char *err, size_t errlen)
 {
     if (m->cfg.cluster_key_file[0] == '\0') {
         if (m->cfg.seeds[0] != '\0')
-            log_warn(m->log, "cluster gossip is not encrypted: set --cluster-key-file");
+            membership_warn_clear(m);
         return 0;
     }
     m->keys = calloc(1, sizeof(*m->keys));

@@ -171,6 +171,7 @@ struct membership {
     struct seal_keyring *keys;
     struct seal_replay *replay;
     uint8_t *sealbuf;
+    bool clear_warned; /* "not encrypted" said: at start with seeds, else at the first peer */
 };
 
 /* membership.c */
