@@ -207,6 +207,8 @@ enum seal_result seal_open(const struct seal_keyring *kr, struct seal_replay *rp
     uint8_t tag[SEAL_TAG_LEN];
     if (len < SEAL_OVERHEAD)
         return SEAL_ERR_SHORT;
+    if (len > (1u << 30)) /* EVP lengths are ints */
+        return SEAL_ERR_SPACE;
     if (in[0] != SEAL_VERSION)
         return SEAL_ERR_VERSION;
     size_t body_len = len - 1 - SEAL_NONCE_LEN - SEAL_TAG_LEN;
