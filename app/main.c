@@ -58,16 +58,20 @@ static void main_on_signal(uv_signal_t *h, int signum)
     broker_shutdown(m->broker, main_on_broker_closed, m);
 }
 
-/* SIGHUP: TLS listeners load their certificate, key and CA again (new connections only). */
-static void main_on_sighup(uv_signal_t *h, int signum)
+/* SIGHUP: re-read what can change without a restart: TLS listeners' certificate, key and CA
+ * (new connections only) and the cluster's gossip keys. */
+static void main_on_hup(uv_signal_t *h, int signum)
 {
     struct sol_main *m = h->data;
     char err[512] = "";
     (void)signum;
+    if (m->stopping)
+        return;
     if (broker_reload_tls(m->broker, err, sizeof(err)) < 0)
         log_error(broker_logger(m->broker), "SIGHUP: TLS reload failed, keeping the old: %s", err);
     else
         log_info(broker_logger(m->broker), "SIGHUP: TLS certificates reloaded");
+    cluster_reload_keys(m->cluster);
 }
 
 int main(int argc, char **argv)
@@ -120,9 +124,9 @@ int main(int argc, char **argv)
     uv_signal_init(m.loop, &m.sigint);
     uv_signal_init(m.loop, &m.sighup);
     m.sigterm.data = m.sigint.data = m.sighup.data = &m;
-    uv_signal_start(&m.sighup, main_on_sighup, SIGHUP);
     uv_signal_start(&m.sigterm, main_on_signal, SIGTERM);
     uv_signal_start(&m.sigint, main_on_signal, SIGINT);
+    uv_signal_start(&m.sighup, main_on_hup, SIGHUP);
     uv_run(m.loop, UV_RUN_DEFAULT);
     broker_free(m.broker);
     uv_loop_close(m.loop);

@@ -14,6 +14,8 @@
  */
 #include "settings.h"
 #include "log.h"
+#include "seal.h"
+#include <openssl/crypto.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -140,6 +142,10 @@ static const struct settings_opt settings_opts[] = {
      "seed DNS re-resolve period", NULL},
     {"leave_timeout_ms", OPT_UINT, FIELD(cluster.leave_timeout_ms), 0, 60000, false, "MS",
      "SIGTERM wait to announce leave", NULL},
+    {"cluster_key_file", OPT_STR, FIELD(cluster.cluster_key_file), 0, 0, false, "FILE",
+     "gossip keys, one base64 32-byte key a line, first seals (SIGHUP re-reads)", "off"},
+    {"cluster_label", OPT_STR, FIELD(cluster.cluster_label), 0, 0, true, "LABEL",
+     "sealed gossip's additional data: the same on every node of a cluster", NULL},
 };
 
 #define SETTINGS_NOPTS (sizeof(settings_opts) / sizeof(settings_opts[0]))
@@ -775,6 +781,26 @@ static int settings_tls(const struct sol_settings *cfg, const struct settings_se
     return SETTINGS_ERROR;
 }
 
+/* A key file that cannot be used is a bad value like any other: refused at start, naming the
+ * setting as the user gave it and the line. */
+static int settings_check_keys(const struct sol_settings *cfg, const struct settings_seen *seen,
+                               char *err, size_t errlen)
+{
+    struct seal_keyring kr;
+    char why[256], name[CONFIG_ORIGIN_LEN];
+
+    if (cfg->cluster.cluster_key_file[0] == '\0')
+        return SETTINGS_OK;
+    if (seal_keyring_load(&kr, cfg->cluster.cluster_key_file, cfg->cluster.cluster_label, why,
+                          sizeof(why)) == 0) {
+        OPENSSL_cleanse(&kr, sizeof(kr));
+        return SETTINGS_OK;
+    }
+    settings_spelling(name, sizeof(name), seen, settings_index("cluster_key_file"));
+    errf(err, errlen, "invalid %s: %s", name, why);
+    return SETTINGS_ERROR;
+}
+
 /* Defaults, then the config file, then the environment, then flags. */
 int settings_load(struct sol_settings *cfg, int argc, char **argv, char **envp, char *err,
                   size_t errlen)
@@ -820,5 +846,5 @@ int settings_load(struct sol_settings *cfg, int argc, char **argv, char **envp, 
     if (settings_tls(cfg, &seen, err, errlen) != SETTINGS_OK)
         return SETTINGS_ERROR;
     settings_listeners(cfg, &seen);
-    return SETTINGS_OK;
+    return settings_check_keys(cfg, &seen, err, errlen);
 }

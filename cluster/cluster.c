@@ -501,3 +501,13 @@ void cluster_stop(struct cluster *c)
     uv_close((uv_handle_t *)&c->tick, cluster_handle_closed);
     uv_close((uv_handle_t *)&c->leave_timer, cluster_handle_closed);
 }
+
+/* The log line is the operator's answer to the SIGHUP: the old keys stay on error. */
+void cluster_reload_keys(struct cluster *c)
+{
+    char err[512];
+    if (!c || !c->ms)
+        return;
+    if (membership_reload_keys(c->ms, err, sizeof(err)) != 0)
+        log_warn(c->log, "cluster: gossip keys not re-read, keeping the old ones: %s", err);
+}

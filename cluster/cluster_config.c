@@ -24,4 +24,5 @@ void cluster_config_defaults(struct cluster_config *cfg)
     cfg->suspicion_mult = 4;
     cfg->dns_interval_ms = 2000;
     cfg->leave_timeout_ms = 1000;
+    snprintf(cfg->cluster_label, sizeof(cfg->cluster_label), "sol");
 }

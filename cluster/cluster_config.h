@@ -29,6 +29,10 @@ struct cluster_config {
     unsigned suspicion_mult;     /* suspicion timeout multiplier (Lifeguard), default 4 */
     unsigned dns_interval_ms;    /* re-resolve seeds, default 2000 */
     unsigned leave_timeout_ms;   /* how long SIGTERM waits to announce leave, default 1000 */
+    /* Sealed gossip (seal.h): the key file (empty = gossip in the clear) and the label every
+     * node of one cluster shares, default "sol". settings_load checks the file once. */
+    char cluster_key_file[512];
+    char cluster_label[64];
 
     /* Not a setting: filled by settings_load with the cluster port as the user gave it (or the
      * setting that turned clustering on), for the error that names it when the port is busy.

@@ -164,6 +164,10 @@ static void status_metrics(void *ctx, struct prom *t)
              "Cluster messages from nodes not in membership.", c->strangers);
     prom_u64(t, "sol_gossip_decode_errors_total", "counter", "Gossip datagrams dropped as bad.",
              ms.decode_errors);
+    prom_u64(t, "sol_cluster_gossip_rejected_total", "counter",
+             "Gossip datagrams refused by sealing: unsealed with a key, sealed without one, "
+             "no key opens it, stale or replayed.",
+             ms.gossip_rejected);
     prom_u64(t, "sol_cluster_inbox_dropped_total", "counter",
              "Cluster frames dropped on receipt: always 0, receiving pushes back instead.",
              in_dropped);

@@ -21,6 +21,7 @@
 #include "hash.h"
 
 #include <math.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,6 +84,15 @@ void membership_state_of(const struct mb_node *n, struct mb_state *out)
     out->port = n->pub.port;
     out->incarnation = n->pub.incarnation;
     out->state = n->pub.state;
+}
+
+/* A cluster of more than one node whose gossip anyone on the network can read and forge: said once. */
+static void membership_warn_clear(struct membership *m)
+{
+    if (m->keys || m->clear_warned)
+        return;
+    m->clear_warned = true;
+    log_warn(m->log, "cluster gossip is not encrypted: set --cluster-key-file");
 }
 
 /* Tell the owner about a change; old is MEMBER_DEAD for a member never seen before. */
@@ -229,6 +239,7 @@ static void apply_alive(struct membership *m, struct mb_node *n, const struct mb
         }
         log_info(m->log, "membership: %s joined at %s:%u (incarnation %llu)", s->name, s->host,
                  s->port, (unsigned long long)s->incarnation);
+        membership_warn_clear(m);
         membership_queue_bcast(m, s);
         notify(m, n, MEMBER_DEAD);
         return;
@@ -343,6 +354,11 @@ void membership_maybe_free(struct membership *m)
     free(m->seeds);
     free(m->rxbuf);
     free(m->txbuf);
+    free(m->sealbuf);
+    if (m->keys)
+        OPENSSL_cleanse(m->keys, sizeof(*m->keys));
+    free(m->keys);
+    free(m->replay);
     free(m);
 }
 
@@ -351,6 +367,49 @@ void membership_handle_closed(uv_handle_t *h)
     struct membership *m = h->data;
     m->open_handles--;
     membership_maybe_free(m);
+}
+
+/* The keyring, its replay window and the sealing buffer, when a key file is set; a cluster that
+ * joins others without one is told, once, that anyone on the network can read and forge gossip. */
+static int membership_keys_open(struct membership *m, char *err, size_t errlen)
+{
+    if (m->cfg.cluster_key_file[0] == '\0') {
+        if (m->cfg.seeds[0] != '\0')
+            membership_warn_clear(m);
+        return 0;
+    }
+    m->keys = calloc(1, sizeof(*m->keys));
+    m->replay = calloc(1, sizeof(*m->replay));
+    m->sealbuf = malloc(MB_MAX_DGRAM + SEAL_OVERHEAD);
+    if (!m->keys || !m->replay || !m->sealbuf) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char why[256];
+    if (seal_keyring_load(m->keys, m->cfg.cluster_key_file, m->cfg.cluster_label, why,
+                          sizeof(why)) != 0) {
+        snprintf(err, errlen, "invalid --cluster-key-file: %s", why);
+        return -1;
+    }
+    log_info(m->log, "membership: gossip sealed with %zu key(s) from %s", m->keys->n_keys,
+             m->cfg.cluster_key_file);
+    return 0;
+}
+
+/* Sender id and counter stay: peers' replay windows keep accepting this node's datagrams. */
+int membership_reload_keys(struct membership *m, char *err, size_t errlen)
+{
+    struct seal_keyring kr;
+    if (!m || !m->keys)
+        return 0;
+    if (seal_keyring_load(&kr, m->cfg.cluster_key_file, m->cfg.cluster_label, err, errlen) != 0)
+        return -1;
+    memcpy(m->keys->keys, kr.keys, sizeof(kr.keys));
+    m->keys->n_keys = kr.n_keys;
+    OPENSSL_cleanse(&kr, sizeof(kr));
+    log_info(m->log, "membership: gossip keys re-read, %zu key(s) from %s", m->keys->n_keys,
+             m->cfg.cluster_key_file);
+    return 0;
 }
 
 struct membership *membership_start(uv_loop_t *loop, const struct cluster_config *cfg,
@@ -411,6 +470,8 @@ struct membership *membership_start(uv_loop_t *loop, const struct cluster_config
         goto fail;
     }
     if (membership_seeds_parse(m, m->cfg.seeds, err, errlen) != 0)
+        goto fail;
+    if (membership_keys_open(m, err, errlen) != 0)
         goto fail;
     if (membership_net_open(m, err, errlen) != 0)
         goto fail; /* if the UDP handle was initialised, open_handles is 1: see fail */

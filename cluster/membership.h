@@ -43,6 +43,9 @@ struct membership_stats {
     uint64_t gossip_sent; /* datagrams */
     uint64_t gossip_received;
     uint64_t decode_errors; /* garbage, truncated or unknown datagrams dropped */
+    /* Sealed gossip refused: unsealed with a key, sealed without one, no key opens it, stale or
+     * replayed. */
+    uint64_t gossip_rejected;
     uint64_t probes;
     uint64_t indirect_probes;
 };
@@ -72,6 +75,10 @@ size_t membership_count(const struct membership *m, enum member_state state);
 void membership_get_stats(const struct membership *m, struct membership_stats *out);
 
 const char *member_state_name(enum member_state s);
+
+/* Re-read cfg->cluster_key_file (SIGHUP): the new first key seals from now on, all open. On error
+ * the keys in use stay and err says why; without a key file configured, nothing happens. */
+int membership_reload_keys(struct membership *m, char *err, size_t errlen);
 
 /* Process one datagram as if it had arrived on the gossip socket from src (the receive path itself; an
  * entry point for fuzzing and tests). Bad input is counted in decode_errors, never fatal. */

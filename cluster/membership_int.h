@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "membership.h"
+#include "seal.h"
 
 #define MB_NAME_MAX 64
 #define MB_HOST_MAX 64
@@ -165,6 +166,12 @@ struct membership {
     struct membership_stats stats;
     uint8_t *rxbuf;
     uint8_t *txbuf;
+    /* Sealed gossip (seal.h): NULL keys = in the clear. sealbuf holds a datagram being sealed or
+     * opened (MB_MAX_DGRAM + SEAL_OVERHEAD). */
+    struct seal_keyring *keys;
+    struct seal_replay *replay;
+    uint8_t *sealbuf;
+    bool clear_warned; /* "not encrypted" said: at start with seeds, else at the first peer */
 };
 
 /* membership.c */

@@ -3,13 +3,15 @@
  * broadcasts, receiving, validating and dispatching them. Anything that does not decode or validate
  * (garbage, a truncated or foreign protobuf, an oversized datagram, a datagram claiming to come
  * from ourselves) is dropped, counted in decode_errors and logged at most once per source address
- * per minute.
+ * per minute. With a keyring every datagram is sealed on the way out and opened on the way in
+ * (seal.h); what does not open is dropped, counted in gossip_rejected and logged the same way.
  */
 #include "membership_int.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gossip.pb-c.h"
 
@@ -72,6 +74,14 @@ bool membership_is_self_addr(const struct membership *m, const struct sockaddr_s
 
 /* ---- sending ---- */
 
+/* Seal timestamps are wall-clock: the receiver compares them with its own clock. */
+static uint64_t net_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 struct send_req {
     uv_udp_send_t req;
     struct membership *m;
@@ -101,14 +111,25 @@ static void send_env(struct membership *m, const struct sockaddr_storage *to, Go
         return;
     }
     protobuf_c_message_pack(&env->base, m->txbuf);
-    uv_buf_t b = uv_buf_init((char *)m->txbuf, (unsigned)len);
+    uint8_t *out = m->txbuf;
+    if (m->keys) {
+        long n = seal_seal(m->keys, net_wall_ms(), m->txbuf, len, m->sealbuf,
+                           MB_MAX_DGRAM + SEAL_OVERHEAD);
+        if (n < 0) {
+            log_warn(m->log, "membership: datagram not sent: sealing failed");
+            return;
+        }
+        out = m->sealbuf;
+        len = (size_t)n;
+    }
+    uv_buf_t b = uv_buf_init((char *)out, (unsigned)len);
     int rc = uv_udp_try_send(&m->udp, &b, 1, (const struct sockaddr *)to);
     if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
         struct send_req *sr = malloc(sizeof(*sr) + len);
         if (!sr)
             return;
         sr->m = m;
-        memcpy(sr->data, m->txbuf, len);
+        memcpy(sr->data, out, len);
         b = uv_buf_init((char *)sr->data, (unsigned)len);
         rc = uv_udp_send(&sr->req, &m->udp, &b, 1, (const struct sockaddr *)to, send_done);
         if (rc != 0) {
@@ -336,10 +357,9 @@ out:
 
 /* ---- receiving ---- */
 
-/* Count a bad datagram; warn at most once per source per minute. */
-static void bad_input(struct membership *m, const struct sockaddr_storage *src, const char *why)
+/* Warn about a dropped datagram at most once per source per minute. */
+static void drop_warn(struct membership *m, const struct sockaddr_storage *src, const char *why)
 {
-    m->stats.decode_errors++;
     uint64_t now = uv_now(m->loop);
     struct mb_warn *slot = NULL;
     for (int i = 0; i < MB_WARN_SLOTS; i++) {
@@ -554,6 +574,39 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)m->rxbuf, 65536);
 }
 
+/* Count a bad datagram and warn (rate-limited). */
+static void bad_input(struct membership *m, const struct sockaddr_storage *src, const char *why)
+{
+    m->stats.decode_errors++;
+    drop_warn(m, src, why);
+}
+
+/* Sealed gossip's gate: with keys, open the datagram into sealbuf (*data and *len then point at the
+ * gossip bytes); without, refuse one that is sealed. False: dropped and counted. */
+static bool unseal(struct membership *m, const struct sockaddr_storage *src, const void **data,
+                   size_t *len)
+{
+    char why[128];
+    if (!m->keys) {
+        if (!seal_looks_sealed(*data, *len))
+            return true;
+        snprintf(why, sizeof(why), "sealed gossip, but this node has no --cluster-key-file");
+    } else {
+        size_t n = 0;
+        enum seal_result r = seal_open(m->keys, m->replay, net_wall_ms(), *data, *len, m->sealbuf,
+                                       MB_MAX_DGRAM + SEAL_OVERHEAD, &n);
+        if (r == SEAL_OK) {
+            *data = m->sealbuf;
+            *len = n;
+            return true;
+        }
+        snprintf(why, sizeof(why), "sealed gossip refused: %s", seal_result_name(r));
+    }
+    m->stats.gossip_rejected++;
+    drop_warn(m, src, why);
+    return false;
+}
+
 /* Process one datagram from src (the socket's receive path; also an entry point for fuzzing). */
 void membership_receive(struct membership *m, const void *data, size_t len,
                         const struct sockaddr *addr)
@@ -565,10 +618,12 @@ void membership_receive(struct membership *m, const void *data, size_t len,
     memcpy(&src, addr,
            addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     m->stats.gossip_received++;
-    if (len > MB_MAX_DGRAM) {
+    if (len > MB_MAX_DGRAM + (m->keys ? SEAL_OVERHEAD : 0)) {
         bad_input(m, &src, "oversized");
         return;
     }
+    if (!unseal(m, &src, &data, &len))
+        return;
     Gossip__Envelope *env = gossip__envelope__unpack(NULL, len, (const uint8_t *)data);
     if (!env) {
         bad_input(m, &src, "not a gossip message");
@@ -598,7 +653,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         return;
     }
     if (flags & UV_UDP_PARTIAL) {
-        membership_receive(m, buf->base, MB_MAX_DGRAM + 1, addr); /* counted as oversized */
+        membership_receive(m, buf->base, 65536, addr); /* counted as oversized */
         return;
     }
     membership_receive(m, buf->base, (size_t)nread, addr);

@@ -42,12 +42,14 @@ asan_build() {
         cmake --build "$ASAN_BUILD" -j"$JOBS" >/dev/null
 }
 
-# The packet decoder for FUZZ_SECONDS (60 by default), then the gossip receive path for half as long.
+# The packet decoder for FUZZ_SECONDS (60 by default), then the gossip receive path for half as long,
+# then opening sealed gossip for a quarter.
 fuzz_run() {
     cmake -S . -B "$FUZZ_BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOL_FUZZ=ON >/dev/null &&
-        cmake --build "$FUZZ_BUILD" -j"$JOBS" --target fuzz_codec fuzz_gossip >/dev/null &&
+        cmake --build "$FUZZ_BUILD" -j"$JOBS" --target fuzz_codec fuzz_gossip fuzz_seal >/dev/null &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" "$FUZZ_SECONDS" fuzz_codec &&
-        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 2)) fuzz_gossip
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 2)) fuzz_gossip &&
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_seal
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

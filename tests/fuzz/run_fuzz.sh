@@ -22,11 +22,9 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sol-fuzz.XXXXXX")
 mkdir -p "$work/corpus" "$work/artifacts"
-# A target's own seeds (corpus_tls for fuzz_tls) if it has them, else the MQTT packets.
-seeds=$here/corpus
-if [ -d "$here/corpus_${target#fuzz_}" ]; then
-    seeds=$here/corpus_${target#fuzz_}
-fi
+# A target with a seed corpus of its own (corpus_seal for fuzz_seal) uses it, the others share corpus.
+seeds=$here/corpus_${target#fuzz_}
+[ -d "$seeds" ] || seeds=$here/corpus
 if [ -d "$seeds" ]; then
     cp -R "$seeds/." "$work/corpus/"
 fi

@@ -196,7 +196,7 @@ def test_listener_closed_after_sigterm(broker_factory):
 
 BAD_VALUES = {"port": "notaport", "allow-anonymous": "maybe", "max-packet-size": "huge",
               "max-connections": "x", "max-inflight": "abc", "max-queued": "-5",
-              "log-level": "loud", "sys-interval": "soon"}
+              "log-level": "loud", "sys-interval": "soon", "cluster-key-file": "/nonexistent/keys"}
 
 
 @pytest.mark.sol_only
@@ -217,6 +217,21 @@ def test_every_setting_from_env_and_config(tmp_path, setting, source):
     r = run_sol(args, env=env)
     assert r.returncode == 2, (setting, source, r.returncode, r.stderr)
     assert setting_named(r.stderr, setting), r.stderr
+
+
+@pytest.mark.sol_only
+@pytest.mark.parametrize("content,line", [("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\nbad!\n", 2),
+                                          ("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ==\n", 1),
+                                          ("# no key\n", 1)])
+def test_bad_cluster_key_file(tmp_path, content, line):
+    """A key file with a line that is not base64 of 32 bytes (or no key): exit 2, one message naming
+    the setting and the line."""
+    keys = tmp_path / "keys"
+    keys.write_text(content)
+    r = run_sol(["--bind", HOST, "--port", str(free_port()), "--cluster-key-file", str(keys)])
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--cluster-key-file" in r.stderr and "line %d" % line in r.stderr, r.stderr
 
 
 @pytest.mark.sol_only
