@@ -9,6 +9,7 @@
 #
 # Ports can be moved with SOL_LOCAL_MQTT_PORT, SOL_LOCAL_CLUSTER_PORT, SOL_LOCAL_HTTP_PORT, the address
 # prefix with SOL_LOCAL_NET (default 127.0.0), and extra flags for every node appended after BIN.
+# Each node keeps its store in ${SOL_DATA_ROOT:-./data}/nodeN.
 # 127.0.0.2 and .3 answer without setup on Linux; elsewhere, alias them to the loopback interface first.
 set -u
 

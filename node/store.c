@@ -194,6 +194,22 @@ static rocksdb_t *store_open_db(struct store *s, char *err, size_t errlen)
     return db;
 }
 
+/* mkdir -p: a data directory whose parents do not exist yet is created with them. */
+static int store_mkdirs(const char *dir)
+{
+    char path[sizeof(((struct store *)0)->dir)];
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 struct store *store_open(uv_loop_t *loop, const char *dir, enum store_durability mode,
                          const struct logger *log, void (*committed)(void *ctx, uint64_t seq),
                          void *ctx, char *err, size_t errlen)
@@ -210,7 +226,7 @@ struct store *store_open(uv_loop_t *loop, const char *dir, enum store_durability
     s->ctx = ctx;
     s->open_seq = 1;
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+    if (store_mkdirs(s->dir) != 0) {
         snprintf(err, errlen, "store %s: cannot create: %s", dir, strerror(errno));
         free(s);
         return NULL;

@@ -22,7 +22,7 @@ def local_cluster(tmp_path):
         ports = {k: port_free_on(ADDRS) for k in ("mqtt", "cluster", "http")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
     env.update(SOL_LOCAL_MQTT_PORT=str(ports["mqtt"]), SOL_LOCAL_CLUSTER_PORT=str(ports["cluster"]),
-               SOL_LOCAL_HTTP_PORT=str(ports["http"]))
+               SOL_LOCAL_HTTP_PORT=str(ports["http"]), SOL_DATA_ROOT=str(tmp_path / "data"))
     log = open(tmp_path / "local-cluster.log", "w+")
     # Its own process group, as in a terminal, so that "Ctrl-C" can go to the whole group.
     proc = subprocess.Popen([os.path.join(REPO, "deploy", "local-cluster.sh"), sol_bin()], env=env,
