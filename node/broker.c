@@ -232,6 +232,9 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     memset(&b->hooks, 0, sizeof(b->hooks)); /* the cluster may be gone already: tell it nothing */
+    /* First (a start that failed has it open): freeing the sessions must not delete their
+     * records. */
+    persist_close(b);
     sessions_free(b, b->sessions);
     b->sessions = NULL;
     strmap_foreach(&b->routes, broker_free_route, NULL);
