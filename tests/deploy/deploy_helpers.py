@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -151,6 +152,8 @@ class Node:
     def start(self):
         self.log = open(self.log_path, "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
+        if "--data-dir" not in self.args:  # each process its own store, never a shared ./data
+            env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-deploy-")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         return self
 

@@ -297,14 +297,20 @@ def test_restarted_node_has_retained_messages_once_ready(cluster):
 
 def test_image_runs_under_the_statefulsets_security_context(cluster):
     """deploy/k8s/statefulset.yaml runs the image with a read-only root filesystem, no capabilities, no
-    privilege escalation, uid 10001 and an emptyDir at /tmp: the node must serve like that."""
+    privilege escalation, uid 10001 and an emptyDir at /tmp; its volume at /var/lib/sol is writable for
+    the pod (fsGroup): the node must serve like that."""
     name, http = f"sol-ro-{os.getpid()}", free_port(HOST)
     run(["docker", "run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL",
          "--security-opt", "no-new-privileges", "--user", "10001:10001", "--tmpfs", "/tmp",
-         "--mount", "type=tmpfs,destination=/var/lib/sol", "-p", f"{HOST}:{http}:8080",
+         "--tmpfs", "/var/lib/sol:uid=10001,gid=10001,mode=0750", "-p", f"{HOST}:{http}:8080",
          "-e", "SOL_NODE_NAME=ro", cluster.env["SOL_IMAGE"]])
     try:
-        wait_for(lambda: http_get(HOST, http, "/readyz")[0] == 200, 15, 0.05, "/readyz of the read-only node")
+        try:
+            wait_for(lambda: http_get(HOST, http, "/readyz")[0] == 200, 15, 0.05,
+                     "/readyz of the read-only node")
+        except AssertionError as e:
+            logs = run(["docker", "logs", name], check=False)
+            raise AssertionError("%s\n%s%s" % (e, logs.stdout, logs.stderr))
         run(["docker", "exec", name, "sleep", "0"])  # the preStop hook's command exists in the image
         run(["docker", "stop", "-t", "10", name])
         assert run(["docker", "inspect", "-f", "{{.State.ExitCode}}", name]).stdout.strip() == "0"

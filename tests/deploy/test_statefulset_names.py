@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -110,6 +111,8 @@ def test_statefulset_names_as_seeds(netns, tmp_path, seeds):
         for pod in PODS:
             env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
             env.update(pod_environment(pod))
+            # every pod has its own volume at /var/lib/sol: here, its own directory
+            env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-%s-" % pod)
             # Each pod has its own network namespace, where 0.0.0.0 means its pod IP; these three share
             # one namespace, so each binds its pod IP instead.
             env["SOL_BIND"] = ADDR[pod]
@@ -179,6 +182,8 @@ def test_pods_started_alone_find_each_other_when_dns_catches_up(netns, tmp_path)
             write_hosts(netns, {ADDR[pod]})
             env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
             env.update(pod_environment(pod))
+            # every pod has its own volume at /var/lib/sol: here, its own directory
+            env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-%s-" % pod)
             env["SOL_BIND"] = ADDR[pod]
             log = open(tmp_path / f"{pod}.log", "wb")
             procs[pod] = (subprocess.Popen(["ip", "netns", "exec", netns, sol_bin()], env=env, stdout=log,
