@@ -143,6 +143,15 @@ static void cluster_dispatch(struct cluster *c, struct peer *p, const Cl__Envelo
     case CL__ENVELOPE__BODY_TAKEOVER_REPLY:
         takeover_on_reply(c, p, e->takeover_reply);
         break;
+    case CL__ENVELOPE__BODY_REPLICA_PUT:
+        replica_on_put(c, p, e->replica_put);
+        break;
+    case CL__ENVELOPE__BODY_REPLICA_DROP:
+        replica_on_drop(c, p, e->replica_drop);
+        break;
+    case CL__ENVELOPE__BODY_REPLICA_ACK:
+        replica_on_ack(c, p, e->replica_ack);
+        break;
     default:
         cluster_bad_input(c, p->name, "an envelope of unknown kind");
         break;
@@ -244,6 +253,7 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
         peer_close(p);
         routes_drop(p);
         p->retained_synced = false;
+        replica_member_gone(c, p); /* first: a takeover resumed next finds the promoted session */
         takeover_peer_gone(c, p);
         return;
     }
@@ -260,6 +270,7 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
         routes_drop(p);
         p->retained_synced = false;
         cluster_request_sync(c, p, true, true);
+        replica_member_up(c, p);
         net_kick(c); /* membership may call from a timer: do not wait for the next I/O */
     }
 }
@@ -338,6 +349,7 @@ static void cluster_tick_cb(uv_timer_t *t)
     struct cluster *c = t->data;
     uint64_t now = uv_now(c->loop);
     takeover_tick(c, now);
+    replica_tick(c, now);
     if (!c->ready)
         cluster_ready(c); /* starts the readiness bound at the join, and logs when it is reached */
     if (c->ms && now - c->last_heartbeat >= CLUSTER_HEARTBEAT_MS) {
@@ -364,6 +376,7 @@ static void cluster_handle_closed(uv_handle_t *h)
     }
     topic_tree_free(c->local);
     retained_free(c);
+    replica_free(c);
     pthread_mutex_destroy(&c->in_mu);
     free(c);
 }
@@ -402,7 +415,9 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
     uv_timer_init(loop, &c->leave_timer);
     c->tick.data = c->leave_timer.data = c;
     c->handles = 2;
-    if (!c->local || retained_init(c) != 0) {
+    const char *drop = getenv("SOL_TEST_DROP_HANDOFF");
+    c->drop_handoff = drop && strcmp(drop, "1") == 0;
+    if (!c->local || retained_init(c) != 0 || replica_init(c) != 0) {
         snprintf(err, errlen, "cluster: out of memory");
         goto fail;
     }
@@ -425,6 +440,8 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
             .on_connect = takeover_hook,
             .add_stats = cluster_add_stats,
             .server_reference = cluster_server_reference,
+            .on_session_state = replica_hook_state,
+            .on_turn_end = replica_hook_turn_end,
         };
         broker_set_hooks(b, &hooks);
         uv_timer_start(&c->tick, cluster_tick_cb, CLUSTER_TICK_MS, CLUSTER_TICK_MS);

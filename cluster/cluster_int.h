@@ -70,6 +70,9 @@
 #define CLUSTER_TICK_MS 50
 #define CLUSTER_HEARTBEAT_MS 1000
 #define CLUSTER_TAKEOVER_TIMEOUT_MS 500
+/* A takeover told to wait by a replica holder (its owner suspected) waits this long at most for
+ * the owner's answer or its death. Failure detection takes 1-2 s (cluster-membership.md). */
+#define CLUSTER_REPLICA_WAIT_MS 10000
 /* After the join: ready even if a peer never completed its sync */
 #define CLUSTER_READY_TIMEOUT_MS 5000
 #define CLUSTER_RESYNC_THROTTLE_MS 500
@@ -263,6 +266,11 @@ struct peer {
     uint64_t rx_msgs, rx_bytes;     /* PUBLISH envelopes received from it */
     uint64_t rx_envelopes;
     uint64_t last_log_ms;
+
+    /* Session replication (cluster_replica.c, loop): turns sent to it and acknowledged, the first
+     * not acknowledged; turns of its replicas received here and acknowledged back. */
+    uint64_t rep_sent, rep_acked, rep_first;
+    uint64_t rep_rx, rep_rx_acked;
 };
 
 /* A frame received on a link, waiting for the loop. */
@@ -373,6 +381,8 @@ struct cluster {
     struct retained *retained; /* stamps of retained values and clears, digests, the floor */
 
     struct takeover *takeovers; /* CONNECTs waiting for peers (cluster_takeover.c) */
+    struct replicas *rep;       /* session replicas, ours and held (cluster_replica.c) */
+    bool drop_handoff;          /* test-only fault (SOL_TEST_DROP_HANDOFF): hand-offs are lost */
 
     uint64_t decode_errors;
     uint64_t strangers;
@@ -514,9 +524,41 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
 void takeover_tick(struct cluster *c, uint64_t now);
 void takeover_peer_gone(struct cluster *c, struct peer *p);
 void takeover_free_all(struct cluster *c);
-/* Leaving: send every persistent session to a live peer (by a hash of its client id) and delete it
+/* Leaving: send every persistent session to its replica holder (replica_pick) and delete it
  * here. Returns how many were sent. */
 size_t takeover_handoff_all(struct cluster *c);
+/* Close client_id here and send its session to p as the answer to takeover token. */
+void takeover_export(struct cluster *c, struct peer *p, const char *client_id, uint64_t token);
+
+/* ---- cluster_replica.c: session replicas ---- */
+int replica_init(struct cluster *c);
+void replica_free(struct cluster *c);
+/* The live peer (alive or suspect) that holds client_id's replica, or NULL. */
+struct peer *replica_pick(struct cluster *c, const char *client_id);
+/* broker_hooks.on_session_state / on_turn_end. */
+void replica_hook_state(void *ctx, const char *id, const uint8_t *state, size_t len, uint64_t seq);
+void replica_hook_turn_end(void *ctx, uint64_t seq);
+void replica_on_put(struct cluster *c, struct peer *p, const Cl__ReplicaPut *r);
+void replica_on_drop(struct cluster *c, struct peer *p, const Cl__ReplicaDrop *d);
+void replica_on_ack(struct cluster *c, struct peer *p, const Cl__ReplicaAck *a);
+/* End of a loop turn: acknowledge the replicas received. */
+void replica_send_acks(struct cluster *c);
+/* A takeover request for an id whose replica is held here: true when answered "wait" (the owner
+ * is alive or suspect); false to go on as usual (the replica promoted or dropped first). */
+bool replica_on_takeover_request(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *r);
+/* A client connects here whose replica is held here: true when its owner is alive or suspect (the
+ * takeover waits for its answer or its death, when the replica is promoted here); a clean start
+ * drops the replica. */
+bool replica_held_wait(struct cluster *c, const char *client_id, bool clean);
+/* p sent client id's session itself (a takeover answer or hand-off): its replica here goes. */
+void replica_on_handoff(struct cluster *c, struct peer *p, const char *id);
+/* p became alive: replicas move to their new holders. */
+void replica_member_up(struct cluster *c, struct peer *p);
+/* p died or left: its replicas held here become sessions here; ours that it held go elsewhere. */
+void replica_member_gone(struct cluster *c, struct peer *p);
+void replica_tick(struct cluster *c, uint64_t now);
+#define REPLICA_METRICS 5
+void replica_metrics(const struct cluster *c, struct cluster_metric out[REPLICA_METRICS]);
 
 /* ---- cluster_status.c ---- */
 /* Attach /cluster, the cluster's metrics and its readiness condition to c->ops (if any). Returns 0,

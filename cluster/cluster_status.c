@@ -96,6 +96,10 @@ static void status_metrics(void *ctx, struct prom *t)
     retained_metrics(c, rm);
     for (size_t i = 0; i < RETAINED_METRICS; i++)
         prom_u64(t, rm[i].name, rm[i].type, rm[i].help, rm[i].value);
+    struct cluster_metric pm[REPLICA_METRICS];
+    replica_metrics(c, pm);
+    for (size_t i = 0; i < REPLICA_METRICS; i++)
+        prom_u64(t, pm[i].name, pm[i].type, pm[i].help, pm[i].value);
 
     prom_head(t, "sol_cluster_members", "gauge", "Known members by state (self included).");
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,

@@ -11,8 +11,9 @@
  * CLUSTER_TAKEOVER_TIMEOUT_MS, or when the peers it waits for die.
  *
  * Leaving (SIGTERM): before the leave is announced, each persistent session is sent, the same way,
- * to one live peer chosen by a hash of its client id (a TakeoverReply with token 0, which resumes
- * no CONNECT there). That peer keeps it as an offline session and announces its routes; when the
+ * to the live peer that holds its replica (cluster_replica.c; a TakeoverReply with token 0, which
+ * resumes no CONNECT there); if that frame is lost, the replica there becomes the session once we
+ * are marked left. That peer keeps it as an offline session and announces its routes; when the
  * client comes back on any node, the usual takeover moves it again from there.
  */
 #include <stdlib.h>
@@ -20,7 +21,6 @@
 
 #include "buf.h"
 #include "cluster_int.h"
-#include "hash.h"
 
 /* A CONNECT held here until every peer asked has answered (or the deadline). */
 struct takeover {
@@ -75,6 +75,8 @@ bool takeover_hook(void *ctx, const char *client_id, bool clean_session, uint64_
         goto fail;
     t->token = token;
     t->deadline = uv_now(c->loop) + CLUSTER_TAKEOVER_TIMEOUT_MS;
+    if (replica_held_wait(c, client_id, clean_session))
+        t->deadline = uv_now(c->loop) + CLUSTER_REPLICA_WAIT_MS; /* its owner's answer or death */
     t->next = c->takeovers;
     c->takeovers = t;
     return true;
@@ -244,6 +246,14 @@ static void session_export(struct cluster *c, struct peer *p, const Cl__Takeover
     free(so.rx_ids);
 }
 
+void takeover_export(struct cluster *c, struct peer *p, const char *client_id, uint64_t token)
+{
+    Cl__TakeoverRequest req = CL__TAKEOVER_REQUEST__INIT;
+    req.client_id = (char *)client_id;
+    req.token = token;
+    session_export(c, p, &req);
+}
+
 /* A peer's client is connecting there: close ours and send the session over (unless it starts
  * clean). */
 void takeover_on_request(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *r)
@@ -252,6 +262,8 @@ void takeover_on_request(struct cluster *c, struct peer *p, const Cl__TakeoverRe
         cluster_bad_input(c, p->name, "a takeover request without a client id");
         return;
     }
+    if (replica_on_takeover_request(c, p, r))
+        return; /* answered "wait": the replica's owner is not known to be gone yet */
     session_export(c, p, r);
 }
 
@@ -282,44 +294,37 @@ static void id_list_add(const char *client_id, void *ctx)
 
 size_t takeover_handoff_all(struct cluster *c)
 {
-    struct peer **alive = NULL;
     struct id_list l = {0};
-    size_t npeers = 0, moved = 0;
-    for (struct peer *p = c->peers; p; p = p->next)
-        npeers += p->open && p->state == MEMBER_ALIVE;
+    size_t moved = 0;
     broker_sessions_foreach(c->b, id_list_add, &l);
-    if (l.n == 0)
-        goto done;
-    if (npeers == 0) {
-        log_warn(c->log, "cluster: no live peer to take %zu persistent session(s): they are lost",
-                 l.n);
-        goto done;
-    }
-    if (!(alive = calloc(npeers, sizeof(*alive)))) {
-        log_error(c->log, "cluster: out of memory handing sessions over");
-        goto done;
-    }
-    npeers = 0;
-    for (struct peer *p = c->peers; p; p = p->next)
-        if (p->open && p->state == MEMBER_ALIVE)
-            alive[npeers++] = p;
     for (size_t i = 0; i < l.n; i++) {
-        Cl__TakeoverRequest req = CL__TAKEOVER_REQUEST__INIT;
-        req.client_id = l.ids[i];
-        req.token = 0; /* unsolicited: the peer imports it and resumes no CONNECT */
-        req.clean_session = false;
-        session_export(c, alive[hash_fnv1a_str(l.ids[i]) % npeers], &req);
+        /* To the node holding its replica: if this frame is lost, the replica takes over there
+         * when we are marked left. */
+        struct peer *to = replica_pick(c, l.ids[i]);
+        if (!to) {
+            log_warn(c->log,
+                     "cluster: no live peer to take persistent session %s: it stays in "
+                     "this node's store",
+                     l.ids[i]);
+            continue;
+        }
+        if (c->drop_handoff) {
+            const struct session_visitor none = {0};
+            broker_session_takeover(c->b, l.ids[i], &none);
+            log_warn(c->log, "cluster: test fault: hand-off of session %s to %s dropped", l.ids[i],
+                     to->name);
+        } else {
+            takeover_export(c, to, l.ids[i], 0); /* token 0: it resumes no CONNECT there */
+        }
         moved++;
     }
-    log_info(c->log, "cluster: leaving: %zu persistent session(s) handed to %zu peer(s)", moved,
-             npeers);
-done:
+    if (moved)
+        log_info(c->log, "cluster: leaving: %zu persistent session(s) handed over", moved);
     if (l.failed)
         log_error(c->log, "cluster: out of memory listing sessions: some are not handed over");
     for (size_t i = 0; i < l.n; i++)
         free(l.ids[i]);
     free(l.ids);
-    free(alive);
     return moved;
 }
 
@@ -399,7 +404,13 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
         broker_session_restore_next_id(c->b, r->client_id, (uint16_t)r->next_id);
     if (r->last && r->had_session && r->session_expiry)
         broker_session_restore_expiry(c->b, r->client_id, r->session_expiry);
+    replica_on_handoff(c, p, r->client_id);
     struct takeover *t = takeover_find(c, r->token);
+    if (r->replica_wait && t && strcmp(t->client_id, r->client_id) == 0) {
+        uint64_t until = uv_now(c->loop) + CLUSTER_REPLICA_WAIT_MS;
+        if (until > t->deadline)
+            t->deadline = until; /* p holds its replica: wait for the owner's answer or death */
+    }
     if (r->last && t && strcmp(t->client_id, r->client_id) == 0)
         takeover_unwait(c, t, p);
 }

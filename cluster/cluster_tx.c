@@ -473,6 +473,7 @@ void net_kick(struct cluster *c)
 /* libuv check phase: the end of a loop turn, after its I/O callbacks. */
 static void net_check_cb(uv_check_t *h)
 {
+    replica_send_acks(h->data);
     net_kick(h->data);
 }
 

@@ -82,6 +82,15 @@ struct broker_hooks {
      * MQTT listener, into buf of len bytes), for MQTT 5's DISCONNECT 0x9C with a Server Reference.
      * Returns false when there is none (the clients get 0x8B, server shutting down). */
     bool (*server_reference)(void *ctx, char *buf, size_t len);
+    /* Session replication (persist.h; only while the store is on). At the end of a loop turn each
+     * persistent session that changed is reported with its whole snapshot (state, len bytes: the
+     * store's record value, lent for the call; NULL when the session is gone), tagged with the
+     * turn's replication sequence number seq; then on_turn_end(seq) closes the turn. The cluster
+     * reports through broker_replicated() up to which seq every turn is held by its replicas:
+     * acknowledgements that wait for durability wait for that too (--durability sync). */
+    void (*on_session_state)(void *ctx, const char *client_id, const uint8_t *state, size_t len,
+                             uint64_t seq);
+    void (*on_turn_end)(void *ctx, uint64_t seq);
 };
 
 struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *err, size_t errlen);
@@ -182,6 +191,20 @@ bool broker_share_route(struct broker *b, const char *route, size_t len, void *p
 void broker_share_peer_gone(struct broker *b, void *peer);
 void broker_deliver_shared(struct broker *b, struct message *msg, const char *key, size_t len,
                            bool may_forward);
+
+/* Every replication turn up to seq is held by the replicas it went to (see on_session_state). */
+void broker_replicated(struct broker *b, uint64_t seq);
+/* The next replication turn's sequence number (what a turn-end report will carry next). */
+uint64_t broker_replication_seq(const struct broker *b);
+/* Report client_id's session again at the end of this turn (its replica moves, or is re-sent).
+ * No-op for an unknown or clean session. */
+void broker_session_touch(struct broker *b, const char *client_id);
+/* Restore a whole session snapshot (state as on_session_state reported it) for client_id, as a
+ * moved session is restored; on_sub(ctx, filter) is told each subscription added. 0, -1 when the
+ * snapshot is malformed (what was read of it stays) or out of memory. */
+int broker_session_restore_state(struct broker *b, const char *client_id, const uint8_t *state,
+                                 size_t len, void (*on_sub)(void *ctx, const char *filter),
+                                 void *ctx);
 
 int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
                                uint8_t opts, uint32_t subid);

@@ -19,6 +19,7 @@ struct persist_held {
     struct conn *conn;
     persist_ack_fn send;
     uint64_t seq; /* sent once this batch is durable */
+    uint64_t rep; /* and once this replication turn is held by the replicas */
     uint16_t id;
     uint8_t type, reason;
 };
@@ -31,7 +32,9 @@ struct persist {
     struct persist_held *held; /* FIFO in seq order: [head, n) */
     size_t held_head, held_n, held_cap;
     bool restoring;
-    uint8_t *buf; /* scratch for one record */
+    uint64_t committed;          /* the store's batches up to this one are durable */
+    uint64_t rep_open, rep_done; /* this turn's replication seq; all turns up to done are held */
+    uint8_t *buf;                /* scratch for one record */
     size_t len, cap;
     bool oom; /* the record being built ran out of memory */
 };
@@ -254,10 +257,13 @@ static void persist_write_session(struct broker *b, struct persist *p, struct se
     }
     store_put(p->store, p->buf, klen, p->buf + klen, p->len - klen);
     session_stored_set(s, true);
+    if (b->hooks.on_session_state)
+        b->hooks.on_session_state(b->hooks.ctx, id, p->buf + klen, p->len - klen, p->rep_open);
 }
 
 /* One session record back into the broker, through the takeover restore (broker.h). */
-static int persist_restore_session(struct broker *b, const char *id, struct prd *r)
+static int persist_restore_session(struct broker *b, const char *id, struct prd *r,
+                                   void (*on_sub)(void *ctx, const char *filter), void *ctx)
 {
     if (prd_uint(r, 1) != PERSIST_VERSION)
         return -1;
@@ -270,8 +276,11 @@ static int persist_restore_session(struct broker *b, const char *id, struct prd 
             uint8_t opts = (uint8_t)prd_uint(r, 1);
             uint32_t subid = (uint32_t)prd_uint(r, 4);
             char *filter = f ? strndup((const char *)f, n) : NULL;
-            if (filter && !r->bad)
+            if (filter && !r->bad) {
                 rc = broker_session_restore_sub(b, id, filter, opts, subid);
+                if (rc == 0 && on_sub)
+                    on_sub(ctx, filter);
+            }
             free(filter);
         } else if (tag == 'E') {
             uint32_t sec = (uint32_t)prd_uint(r, 4);
@@ -328,7 +337,7 @@ static int persist_restore_one(void *ctx, const uint8_t *k, size_t kl, const uin
         return -1;
     int rc = -1;
     if (k[0] == 's') {
-        rc = persist_restore_session(b, name, &r);
+        rc = persist_restore_session(b, name, &r, NULL, NULL);
         struct session *s = session_get(b, name, strlen(name));
         if (s)
             session_stored_set(s, true); /* so that ending it deletes the record */
@@ -372,6 +381,7 @@ int persist_open(struct broker *b, char *err, size_t errlen)
         return -1;
     }
     p->mode = mode;
+    p->rep_open = 1;
     b->persist = p;
     uint64_t t0 = uv_hrtime();
     p->store = store_open(b->core.loop, cfg->data_dir, mode, &b->core.log, persist_on_committed, b,
@@ -462,6 +472,8 @@ void persist_session_gone(struct broker *b, struct session *s)
     size_t klen = persist_key(p, 's', id, strlen(id));
     if (!p->oom)
         store_del(p->store, p->buf, klen);
+    if (b->hooks.on_session_state)
+        b->hooks.on_session_state(b->hooks.ctx, id, NULL, 0, p->rep_open);
 }
 
 void persist_retained(struct broker *b, const char *topic, size_t len, struct message *msg)
@@ -494,6 +506,11 @@ void persist_turn_end(struct broker *b)
     }
     p->ndirty = 0;
     store_commit(p->store);
+    uint64_t seq = p->rep_open++;
+    if (b->hooks.on_turn_end)
+        b->hooks.on_turn_end(b->hooks.ctx, seq); /* may report it held at once */
+    else
+        broker_replicated(b, seq);
 }
 
 /* ---- Held acknowledgements ---- */
@@ -503,7 +520,8 @@ int persist_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t id, uin
 {
     struct persist *p = b->persist;
     bool wait =
-        p && p->mode == STORE_SYNC && (p->ndirty || store_pending(p->store) || c->acks_waiting);
+        p && p->mode == STORE_SYNC &&
+        (p->ndirty || store_pending(p->store) || c->acks_waiting || p->rep_done + 1 < p->rep_open);
     if (!wait)
         return send(c, type, id, reason);
     if (p->held_head + p->held_n == p->held_cap) {
@@ -521,7 +539,7 @@ int persist_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t id, uin
         }
     }
     p->held[p->held_head + p->held_n++] =
-        (struct persist_held){c, send, store_open_seq(p->store), id, type, reason};
+        (struct persist_held){c, send, store_open_seq(p->store), p->rep_open, id, type, reason};
     c->acks_waiting++;
     return 0;
 }
@@ -539,12 +557,12 @@ void persist_conn_gone(struct broker *b, struct conn *c)
     c->acks_waiting = 0;
 }
 
-/* The store made batches up to seq durable: send what they held, in order. */
-static void persist_on_committed(void *ctx, uint64_t seq)
+/* Send the held acknowledgements whose batch is durable and whose turn is replicated, in order. */
+static void persist_release(struct broker *b)
 {
-    struct broker *b = ctx;
     struct persist *p = b->persist;
-    while (p->held_n && p->held[p->held_head].seq <= seq) {
+    while (p->held_n && p->held[p->held_head].seq <= p->committed &&
+           p->held[p->held_head].rep <= p->rep_done) {
         struct persist_held h = p->held[p->held_head];
         p->held_head++;
         p->held_n--;
@@ -557,6 +575,45 @@ static void persist_on_committed(void *ctx, uint64_t seq)
     if (!p->held_n)
         p->held_head = 0;
     broker_wake(b);
+}
+
+/* The store made batches up to seq durable. */
+static void persist_on_committed(void *ctx, uint64_t seq)
+{
+    struct broker *b = ctx;
+    if (seq > b->persist->committed)
+        b->persist->committed = seq;
+    persist_release(b);
+}
+
+void broker_replicated(struct broker *b, uint64_t seq)
+{
+    struct persist *p = b->persist;
+    if (!p || seq <= p->rep_done)
+        return;
+    p->rep_done = seq;
+    if (p->held_n)
+        persist_release(b);
+}
+
+uint64_t broker_replication_seq(const struct broker *b)
+{
+    return b->persist ? b->persist->rep_open : 0;
+}
+
+void broker_session_touch(struct broker *b, const char *client_id)
+{
+    struct session *s = session_get(b, client_id, strlen(client_id));
+    if (s)
+        persist_session_changed(b, s);
+}
+
+int broker_session_restore_state(struct broker *b, const char *client_id, const uint8_t *state,
+                                 size_t len, void (*on_sub)(void *ctx, const char *filter),
+                                 void *ctx)
+{
+    struct prd r = {state, state + len, false};
+    return persist_restore_session(b, client_id, &r, on_sub, ctx);
 }
 
 void broker_store_stats(const struct broker *b, struct store_stats *out, uint64_t *acks_held)
