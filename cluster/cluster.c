@@ -206,6 +206,8 @@ static size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_
         }
         if (kind == 1) {
             p->rx_envelopes++;
+            if (peerlog_seen(p, we.pub.seq))
+                continue; /* sent again after a partition: we had it */
             if (we.body_field == CL__ENVELOPE__BODY_PUBLISH)
                 publish_on_remote(c, p, &we.pub, true);
             else if (peer_live(p))
@@ -251,7 +253,13 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
 
     if (m->state == MEMBER_DEAD || m->state == MEMBER_LEFT) {
         peer_close(p);
-        routes_drop(p);
+        if (m->state == MEMBER_DEAD && !p->holding) {
+            /* It may be cut off, not gone: keep its routes and log what they match (cluster_log.c). */
+            routes_hold(p);
+        } else if (m->state == MEMBER_LEFT) {
+            routes_drop(p);
+            peerlog_free(p, true); /* it handed its sessions over: nothing there wants these */
+        }
         p->retained_synced = false;
         replica_member_gone(c, p); /* first: a takeover resumed next finds the promoted session */
         takeover_peer_gone(c, p);
@@ -266,7 +274,11 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
     }
     if (fresh) {
         /* A join, a restart or a heal: whatever we held may be stale; take its whole state again.
-         */
+         * What it missed goes first (it skips what it had). */
+        size_t again = peerlog_replay(p);
+        if (again)
+            log_info(c->log, "cluster: %zu message(s) kept for %s while it was away sent again",
+                     again, p->name);
         routes_drop(p);
         p->retained_synced = false;
         cluster_request_sync(c, p, true, true);
@@ -282,6 +294,7 @@ void cluster_dropped(struct cluster *c, uint64_t *peer_gone, uint64_t *queue_ful
         pthread_mutex_lock(&p->mu);
         *peer_gone += p->gone_pubs;
         pthread_mutex_unlock(&p->mu);
+        *peer_gone += p->log_dropped;
         *queue_full += p->pub_dropped_full;
     }
 }
@@ -350,6 +363,14 @@ static void cluster_tick_cb(uv_timer_t *t)
     uint64_t now = uv_now(c->loop);
     takeover_tick(c, now);
     replica_tick(c, now);
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (p->holding && now - p->hold_since >= CLUSTER_TOMB_DEAD_GRACE_MS) {
+            log_warn(c->log, "cluster: %s dead for %u s: %zu message(s) kept for it dropped",
+                     p->name, CLUSTER_TOMB_DEAD_GRACE_MS / 1000, p->log_count);
+            routes_drop(p);
+            peerlog_free(p, true);
+        }
+    }
     if (!c->ready)
         cluster_ready(c); /* starts the readiness bound at the join, and logs when it is reached */
     if (c->ms && now - c->last_heartbeat >= CLUSTER_HEARTBEAT_MS) {
@@ -372,6 +393,7 @@ static void cluster_handle_closed(uv_handle_t *h)
         for (size_t i = 0; i < p->nstaging_shares; i++)
             free(p->staging_shares[i]);
         free(p->staging_shares);
+        peerlog_free(p, false);
         free(p);
     }
     topic_tree_free(c->local);
@@ -411,6 +433,9 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
     if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         rnd = (uint16_t)uv_hrtime();
     c->route_gen = (cluster_wall_ms() << 16) | rnd;
+    /* Publish numbers rise across restarts too: a peer skips a number at or under the highest it
+     * had from us as a duplicate (cluster_log.c). */
+    c->seq = cluster_wall_ms() << 20;
     uv_timer_init(loop, &c->tick);
     uv_timer_init(loop, &c->leave_timer);
     c->tick.data = c->leave_timer.data = c;

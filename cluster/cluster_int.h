@@ -271,6 +271,17 @@ struct peer {
      * not acknowledged; turns of its replicas received here and acknowledged back. */
     uint64_t rep_sent, rep_acked, rep_first;
     uint64_t rep_rx, rep_rx_acked;
+
+    /* Store and forward (cluster_log.c, loop): QoS 1/2 PUBLISH envelopes forwarded to it and not
+     * confirmed yet; holding: it is dead and its routes are kept (since hold_since) to log more. */
+    uint8_t *log;
+    size_t log_head, log_len, log_cap, log_count;
+    uint64_t log_dropped;
+    bool holding;
+    uint64_t hold_since;
+    /* Publish sequence numbers received from it: the highest (duplicates below it are skipped),
+     * and the one confirmed back. */
+    uint64_t pub_rx_hi, pub_rx_acked, pub_dups;
 };
 
 /* A frame received on a link, waiting for the loop. */
@@ -470,8 +481,11 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s);
 void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v);
 void routes_send_full(struct cluster *c, struct peer *p);
 void routes_heartbeat(struct cluster *c);
-/* Forget p's routes (dead, left, restarted). */
+/* Forget p's routes (left, restarted, healed: a full sync follows). */
 void routes_drop(struct peer *p);
+/* p is dead: keep its routes for logging what they match (cluster_log.c), until it comes back or
+ * CLUSTER_TOMB_DEAD_GRACE_MS passed; shared groups no longer pick it. */
+void routes_hold(struct peer *p);
 /* Ask p for whatever we miss of its state (throttled unless force); ask_back: p should ask us too.
  */
 void cluster_request_sync(struct cluster *c, struct peer *p, bool force, bool ask_back);
@@ -529,6 +543,20 @@ void takeover_free_all(struct cluster *c);
 size_t takeover_handoff_all(struct cluster *c);
 /* Close client_id here and send its session to p as the answer to takeover token. */
 void takeover_export(struct cluster *c, struct peer *p, const char *client_id, uint64_t token);
+
+/* ---- cluster_log.c: store and forward of QoS 1/2 PUBLISHes until the peer confirms them ---- */
+/* Room for one envelope of len bytes numbered seq at the end of p's log (the oldest dropped,
+ * counted, past CLUSTER_PEER_QUEUE_MAX), or NULL when out of memory (counted). */
+uint8_t *peerlog_reserve(struct peer *p, uint64_t seq, size_t len);
+void peerlog_add(struct peer *p, uint64_t seq, const uint8_t *env, size_t len);
+/* p received everything numbered up to seq: forget it. */
+void peerlog_confirm(struct peer *p, uint64_t seq);
+/* Stage everything in p's log again, oldest first (it stays until confirmed); how many. */
+size_t peerlog_replay(struct peer *p);
+/* Forget p's log (count: as dropped). */
+void peerlog_free(struct peer *p, bool count);
+/* A Publish numbered seq arrived from p: true if it was received before (skip it). */
+bool peerlog_seen(struct peer *p, uint64_t seq);
 
 /* ---- cluster_replica.c: session replicas ---- */
 int replica_init(struct cluster *c);

@@ -76,6 +76,18 @@ static bool publish_picked(const struct share_pick *picks, size_t n, const struc
     return false;
 }
 
+/* A QoS 1/2 PUBLISH for a dead peer's held routes: into its log only, sent if it comes back. */
+static void publish_hold(struct cluster *c, struct peer *p, const struct message *msg,
+                         const struct wire_stamp *st, uint64_t seq)
+{
+    struct wire_plan pl;
+    size_t n = wire_publish_plan(&pl, c->self, c->self_len, CL__ENVELOPE__BODY_PUBLISH, msg, st,
+                                 seq, uv_now(c->loop));
+    uint8_t *out = peerlog_reserve(p, seq, n);
+    if (out)
+        wire_write_planned(out, &pl, msg, seq);
+}
+
 size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *picks, size_t npicks,
                     bool shares_only)
 {
@@ -95,8 +107,12 @@ size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *pic
     struct wire_plan plan[2];
     size_t len[2] = {0, 0};
     for (struct peer *p = c->peers; p; p = p->next) {
-        if (!p->open)
+        if (!p->open) {
+            if (p->holding && msg->qos && !shares_only &&
+                topic_tree_has_match(p->routes, msg->topic, msg->topic_len))
+                publish_hold(c, p, msg, stp, seq);
             continue;
+        }
         bool picked = npicks && publish_picked(picks, npicks, p);
         bool routes = !shares_only && topic_tree_has_match(p->routes, msg->topic, msg->topic_len);
         int k = routes || picked ? 0 : msg->retain && !shares_only ? 1 : -1;
@@ -115,6 +131,8 @@ size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *pic
                 continue;
             }
             wire_write_planned(out, &own, msg, seq);
+            if (msg->qos)
+                peerlog_add(p, seq, out, n);
             p->fwd_msgs++;
             p->fwd_bytes += n;
             peer_after_forward(p);
@@ -135,6 +153,8 @@ size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *pic
         else
             wire_write_planned(out, &plan[k], msg, seq);
         enc[k] = out; /* stays valid: this peer's stage is not touched again in this call */
+        if (k == 0 && msg->qos)
+            peerlog_add(p, seq, out, len[k]);
         if (k == 0) {
             p->fwd_msgs++;
             p->fwd_bytes += len[k];

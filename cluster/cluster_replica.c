@@ -45,9 +45,16 @@ struct replica_wait {
     uint64_t deadline;
 };
 
+/* A session promoted here from a replica, and whose it was. */
+struct replica_promoted {
+    char *id;
+    char owner[64];
+};
+
 struct replicas {
-    struct strmap held; /* client id -> struct replica_held */
-    struct strmap mine; /* client id -> struct replica_mine */
+    struct strmap held;     /* client id -> struct replica_held */
+    struct strmap promoted; /* client id -> struct replica_promoted */
+    struct strmap mine;     /* client id -> struct replica_mine */
     struct replica_wait *waits;
     uint64_t flushed;  /* the last turn the broker closed */
     uint64_t reported; /* told to the broker: every turn up to it is held */
@@ -55,7 +62,7 @@ struct replicas {
      * sessions elsewhere (freeze_until) is held, report no more than we had (frozen_wm). */
     bool frozen;
     uint64_t frozen_wm, freeze_until;
-    uint64_t promoted, puts_rx, puts_tx;
+    uint64_t promoted_n, dropped_on_return, puts_rx, puts_tx;
 };
 
 int replica_init(struct cluster *c)
@@ -65,6 +72,7 @@ int replica_init(struct cluster *c)
         return -1;
     strmap_init(&c->rep->held);
     strmap_init(&c->rep->mine);
+    strmap_init(&c->rep->promoted);
     return 0;
 }
 
@@ -96,8 +104,16 @@ void replica_free(struct cluster *c)
             free(m);
         }
     }
+    for (size_t i = 0; i < r->promoted.cap; i++) {
+        if (r->promoted.slots[i].key) {
+            struct replica_promoted *pr = r->promoted.slots[i].value;
+            free(pr->id);
+            free(pr);
+        }
+    }
     strmap_destroy(&r->held);
     strmap_destroy(&r->mine);
+    strmap_destroy(&r->promoted);
     while (r->waits) {
         struct replica_wait *w = r->waits;
         r->waits = w->next;
@@ -247,6 +263,8 @@ void replica_hook_turn_end(void *ctx, uint64_t seq)
 
 void replica_on_ack(struct cluster *c, struct peer *p, const Cl__ReplicaAck *a)
 {
+    if (a->publish_seq)
+        peerlog_confirm(p, a->publish_seq);
     if (a->seq <= p->rep_acked)
         return;
     p->rep_acked = a->seq > p->rep_sent ? p->rep_sent : a->seq;
@@ -259,16 +277,19 @@ void replica_on_ack(struct cluster *c, struct peer *p, const Cl__ReplicaAck *a)
 void replica_send_acks(struct cluster *c)
 {
     for (struct peer *p = c->peers; p; p = p->next) {
-        if (p->rep_rx <= p->rep_rx_acked || !p->open)
+        if ((p->rep_rx <= p->rep_rx_acked && p->pub_rx_hi <= p->pub_rx_acked) || !p->open)
             continue;
         Cl__ReplicaAck a = CL__REPLICA_ACK__INIT;
         Cl__Envelope env = CL__ENVELOPE__INIT;
         a.seq = p->rep_rx;
+        a.publish_seq = p->pub_rx_hi;
         env.body_case = CL__ENVELOPE__BODY_REPLICA_ACK;
         env.replica_ack = &a;
         struct wbuf *w = cluster_pack(c, &env);
-        if (w && peer_send(p, w))
+        if (w && peer_send(p, w)) {
             p->rep_rx_acked = p->rep_rx;
+            p->pub_rx_acked = p->pub_rx_hi;
+        }
         if (w)
             wbuf_unref(w);
     }
@@ -406,7 +427,16 @@ static void replica_promote(struct cluster *c, struct replica_held *h)
     else
         log_info(c->log, "cluster: %s is gone: its session %s resumes here from its replica",
                  h->owner, id);
-    c->rep->promoted++;
+    c->rep->promoted_n++;
+    struct replica_promoted *pr = strmap_get(&c->rep->promoted, id, strlen(id));
+    if (!pr && (pr = calloc(1, sizeof(*pr))) && (pr->id = strdup(id)) &&
+        strmap_put(&c->rep->promoted, pr->id, strlen(pr->id), pr) != 0) {
+        free(pr->id);
+        free(pr);
+        pr = NULL;
+    }
+    if (pr)
+        snprintf(pr->owner, sizeof(pr->owner), "%s", h->owner);
     replica_waits_resolve(c, id, true);
     free(id);
     replica_held_free(h);
@@ -497,9 +527,42 @@ static void replica_touch_all(struct cluster *c)
     replica_ids_free(&l);
 }
 
+/* p is back (a partition healed): the sessions promoted here from its replicas while it was away
+ * go, unless a client is connected to one. p still has the session, and every QoS 1/2 message
+ * that came here for it also went into p's store-and-forward log on its publisher's node
+ * (cluster_log.c), so p gets them all; keeping both would deliver them twice. */
+static void replica_owner_back(struct cluster *c, struct peer *p)
+{
+    struct replicas *r = c->rep;
+    struct replica_ids l = {0};
+    for (size_t i = 0; i < r->promoted.cap; i++) {
+        struct replica_promoted *pr = r->promoted.slots[i].key ? r->promoted.slots[i].value : NULL;
+        if (pr && strcmp(pr->owner, p->name) == 0)
+            replica_ids_add(&l, pr->id);
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        struct replica_promoted *pr = strmap_del(&r->promoted, l.ids[i], strlen(l.ids[i]));
+        if (pr) {
+            free(pr->id);
+            free(pr);
+        }
+        if (broker_session_online(c->b, l.ids[i]))
+            continue;
+        const struct session_visitor none = {0};
+        if (broker_session_takeover(c->b, l.ids[i], &none)) {
+            r->dropped_on_return++;
+            log_info(c->log,
+                     "cluster: %s is back: session %s, promoted here while it was away, "
+                     "goes back to it",
+                     p->name, l.ids[i]);
+        }
+    }
+    replica_ids_free(&l);
+}
+
 void replica_member_up(struct cluster *c, struct peer *p)
 {
-    (void)p;
+    replica_owner_back(c, p);
     replica_touch_all(c); /* rendezvous winners may have changed: replicas move */
 }
 
@@ -585,7 +648,7 @@ void replica_metrics(const struct cluster *c, struct cluster_metric out[REPLICA_
                                      r ? r->mine.count : 0};
     out[2] = (struct cluster_metric){"sol_cluster_replicas_promoted_total", "counter",
                                      "replicas that became sessions here when their owner died",
-                                     r ? r->promoted : 0};
+                                     r ? r->promoted_n : 0};
     out[3] = (struct cluster_metric){"sol_cluster_replica_updates_sent_total", "counter",
                                      "session snapshots sent to replicas", r ? r->puts_tx : 0};
     out[4] = (struct cluster_metric){"sol_cluster_replica_updates_received_total", "counter",

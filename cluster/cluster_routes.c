@@ -84,8 +84,21 @@ static void routes_staging_shares_free(struct peer *p)
     p->nstaging_shares = p->staging_shares_cap = 0;
 }
 
+void routes_hold(struct peer *p)
+{
+    broker_share_peer_gone(p->c->b, p);
+    routes_staging_shares_free(p);
+    topic_tree_free(p->staging);
+    p->staging = NULL;
+    p->synced = false;
+    p->gen = p->version = 0;
+    p->holding = true;
+    p->hold_since = uv_now(p->c->loop);
+}
+
 void routes_drop(struct peer *p)
 {
+    p->holding = false;
     broker_share_peer_gone(p->c->b, p);
     routes_staging_shares_free(p);
     struct topic_tree *fresh = topic_tree_new();

@@ -108,10 +108,16 @@ static void status_metrics(void *ctx, struct prom *t)
         size_t n = c->ms ? membership_count(c->ms, states[i]) : states[i] == MEMBER_ALIVE;
         prom_printf(t, "sol_cluster_members{state=\"%s\"} %zu\n", member_state_name(states[i]), n);
     }
-    size_t routes = 0, paused_links = 0;
-    uint64_t tx_dropped = 0;
+    size_t routes = 0, held = 0, paused_links = 0;
+    uint64_t tx_dropped = 0, kept = 0, kept_bytes = 0, dups = 0;
     for (struct peer *p = c->peers; p; p = p->next) {
-        routes += topic_tree_filter_count(p->routes);
+        if (p->holding)
+            held += topic_tree_filter_count(p->routes);
+        else
+            routes += topic_tree_filter_count(p->routes);
+        kept += p->log_count;
+        kept_bytes += p->log_len - p->log_head;
+        dups += p->pub_dups;
         pthread_mutex_lock(&p->mu);
         tx_dropped += p->tx_dropped;
         pthread_mutex_unlock(&p->mu);
@@ -121,6 +127,13 @@ static void status_metrics(void *ctx, struct prom *t)
         paused_links += l->paused;
     pthread_mutex_unlock(&c->in_mu);
     prom_u64(t, "sol_routes", "gauge", "Remote filters known (sum over peers).", routes);
+    prom_u64(t, "sol_cluster_routes_held", "gauge",
+             "Filters of dead peers kept to store messages for them until they return.", held);
+    prom_u64(t, "sol_cluster_kept_messages", "gauge",
+             "QoS 1/2 messages forwarded or held for peers and not confirmed by them yet.", kept);
+    prom_u64(t, "sol_cluster_kept_bytes", "gauge", "Bytes of those messages.", kept_bytes);
+    prom_u64(t, "sol_cluster_duplicates_skipped_total", "counter",
+             "Messages a peer sent again after a partition that were had already.", dups);
     prom_u64(t, "sol_local_routes", "gauge", "Filters with local subscribers.",
              topic_tree_filter_count(c->local));
     metric_per_peer(t, c, "sol_cluster_messages_forwarded_total", "PUBLISHes forwarded to a peer.",

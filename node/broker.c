@@ -683,6 +683,12 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
     return true;
 }
 
+bool broker_session_online(const struct broker *b, const char *client_id)
+{
+    struct session *s = session_get((struct broker *)b, client_id, strlen(client_id));
+    return s && session_conn(s);
+}
+
 /* The persistent sessions, for a node that leaves and hands them to its peers. */
 struct sessions_visit {
     void (*fn)(const char *client_id, void *ctx);

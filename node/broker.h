@@ -175,6 +175,8 @@ struct session_visitor {
  * here. Returns true if a session existed. */
 bool broker_session_takeover(struct broker *b, const char *client_id,
                              const struct session_visitor *v);
+/* Whether client_id has a session here with its client connected. */
+bool broker_session_online(const struct broker *b, const char *client_id);
 /* Visit the client id of every persistent session (clean session 0), online or not (a node that
  * leaves hands them to its peers). fn must not create or delete sessions: collect the ids first. */
 void broker_sessions_foreach(const struct broker *b, void (*fn)(const char *client_id, void *ctx),

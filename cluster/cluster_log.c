@@ -1,0 +1,127 @@
+/*
+ * cluster_log.c - store and forward across a partition or a dead link: every QoS 1/2 PUBLISH
+ * forwarded to a peer is kept until that peer confirms it received it.
+ *
+ * A peer confirms the highest Publish sequence number it received from us (ReplicaAck.publish_seq,
+ * at most once per loop turn); what is at or below it leaves the log. When the peer is declared
+ * dead its routes are held (not dropped) for CLUSTER_TOMB_DEAD_GRACE_MS and QoS 1/2 messages
+ * matching them go on into its log; when it comes back (a partition heals), the log is sent
+ * again before anything else, and the peer skips what it already had by sequence number (one
+ * ordered stream per peer, sequence numbers rising across restarts), so nothing arrives twice. The
+ * log is bounded by CLUSTER_PEER_QUEUE_MAX bytes: past it the oldest entries are dropped, counted.
+ *
+ * Layout: entries [seq u64][len u32][envelope len bytes] from log_head to log_len.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cluster_int.h"
+
+#define PEERLOG_ENTRY_HEAD 12
+
+static uint64_t peerlog_seq_at(const uint8_t *at)
+{
+    uint64_t v;
+    memcpy(&v, at, sizeof(v));
+    return v;
+}
+
+static uint32_t peerlog_len_at(const uint8_t *at)
+{
+    uint32_t v;
+    memcpy(&v, at + 8, sizeof(v));
+    return v;
+}
+
+/* Drop the oldest entry (the log is full); counted. */
+static void peerlog_drop_oldest(struct peer *p)
+{
+    uint32_t n = peerlog_len_at(p->log + p->log_head);
+    p->log_head += PEERLOG_ENTRY_HEAD + n;
+    p->log_count--;
+    p->log_dropped++;
+    if (p->log_head == p->log_len)
+        p->log_head = p->log_len = 0;
+}
+
+uint8_t *peerlog_reserve(struct peer *p, uint64_t seq, size_t len)
+{
+    size_t need = PEERLOG_ENTRY_HEAD + len;
+    if (len > UINT32_MAX || need > CLUSTER_PEER_QUEUE_MAX) {
+        p->log_dropped++;
+        return NULL;
+    }
+    while (p->log_len - p->log_head + need > CLUSTER_PEER_QUEUE_MAX)
+        peerlog_drop_oldest(p);
+    if (p->log_head && p->log_len + need > p->log_cap && p->log_head >= p->log_len / 2) {
+        memmove(p->log, p->log + p->log_head, p->log_len - p->log_head); /* slide to the front */
+        p->log_len -= p->log_head;
+        p->log_head = 0;
+    }
+    size_t cap = buf_grow((void **)&p->log, p->log_cap, p->log_len + need, 1, SIZE_MAX);
+    if (!cap) {
+        p->log_dropped++;
+        return NULL;
+    }
+    p->log_cap = cap;
+    uint8_t *at = p->log + p->log_len;
+    uint32_t l32 = (uint32_t)len;
+    memcpy(at, &seq, sizeof(seq));
+    memcpy(at + 8, &l32, sizeof(l32));
+    p->log_len += need;
+    p->log_count++;
+    return at + PEERLOG_ENTRY_HEAD;
+}
+
+void peerlog_add(struct peer *p, uint64_t seq, const uint8_t *env, size_t len)
+{
+    uint8_t *at = peerlog_reserve(p, seq, len);
+    if (at)
+        memcpy(at, env, len);
+}
+
+void peerlog_confirm(struct peer *p, uint64_t seq)
+{
+    while (p->log_head < p->log_len && peerlog_seq_at(p->log + p->log_head) <= seq) {
+        p->log_head += PEERLOG_ENTRY_HEAD + peerlog_len_at(p->log + p->log_head);
+        p->log_count--;
+    }
+    if (p->log_head == p->log_len)
+        p->log_head = p->log_len = 0;
+}
+
+size_t peerlog_replay(struct peer *p)
+{
+    size_t n = 0;
+    for (size_t at = p->log_head; at < p->log_len;) {
+        uint32_t len = peerlog_len_at(p->log + at);
+        if (peer_send_bytes(p, p->log + at + PEERLOG_ENTRY_HEAD, len))
+            n++;
+        at += PEERLOG_ENTRY_HEAD + len;
+    }
+    return n;
+}
+
+void peerlog_free(struct peer *p, bool count)
+{
+    if (count)
+        p->log_dropped += p->log_count;
+    free(p->log);
+    p->log = NULL;
+    p->log_head = p->log_len = p->log_cap = 0;
+    p->log_count = 0;
+}
+
+bool peerlog_seen(struct peer *p, uint64_t seq)
+{
+    if (seq == 0)
+        return false; /* not numbered */
+    if (seq <= p->pub_rx_hi) {
+        p->pub_dups++;
+        return true;
+    }
+    p->pub_rx_hi = seq;
+    p->c->kick = true; /* confirm it at the end of the turn */
+    return false;
+}
