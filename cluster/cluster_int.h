@@ -580,6 +580,9 @@ bool replica_on_takeover_request(struct cluster *c, struct peer *p, const Cl__Ta
  * takeover waits for its answer or its death, when the replica is promoted here); a clean start
  * drops the replica. */
 bool replica_held_wait(struct cluster *c, const char *client_id, bool clean);
+/* client_id's session, promoted here from a replica, is used by its client or moved: it is not
+ * dropped when the replica's owner comes back. */
+void replica_promoted_forget(struct cluster *c, const char *client_id);
 /* p sent client id's session itself (a takeover answer or hand-off): its replica here goes. */
 void replica_on_handoff(struct cluster *c, struct peer *p, const char *id);
 /* p became alive: replicas move to their new holders. */

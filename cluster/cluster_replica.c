@@ -473,6 +473,15 @@ bool replica_on_takeover_request(struct cluster *c, struct peer *p, const Cl__Ta
     return true;
 }
 
+void replica_promoted_forget(struct cluster *c, const char *client_id)
+{
+    struct replica_promoted *pr = strmap_del(&c->rep->promoted, client_id, strlen(client_id));
+    if (pr) {
+        free(pr->id);
+        free(pr);
+    }
+}
+
 bool replica_held_wait(struct cluster *c, const char *client_id, bool clean)
 {
     struct replica_held *h = strmap_get(&c->rep->held, client_id, strlen(client_id));

@@ -50,6 +50,7 @@ bool takeover_hook(void *ctx, const char *client_id, bool clean_session, uint64_
 {
     struct cluster *c = ctx;
     size_t n = 0;
+    replica_promoted_forget(c, client_id); /* its client is back: the session is the real one */
     for (struct peer *p = c->peers; p; p = p->next)
         n += p->open;
     if (n == 0)
@@ -228,6 +229,7 @@ static void session_export(struct cluster *c, struct peer *p, const Cl__Takeover
     so.ck = (struct chunker){c, p, session_fill, session_release, &so, 0, false};
     const struct session_visitor v = {&so,           session_sub,     session_msg,
                                       session_rx_id, session_next_id, session_expiry};
+    replica_promoted_forget(c, req->client_id);
     bool existed = broker_session_takeover(c->b, req->client_id, &v);
     so.had_session = so.had_session || existed;
     if (existed)
