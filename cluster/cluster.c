@@ -152,6 +152,9 @@ static void cluster_dispatch(struct cluster *c, struct peer *p, const Cl__Envelo
     case CL__ENVELOPE__BODY_REPLICA_ACK:
         replica_on_ack(c, p, e->replica_ack);
         break;
+    case CL__ENVELOPE__BODY_STUB_PUBLISH:
+        move_on_stub(c, p, e->stub_publish);
+        break;
     default:
         cluster_bad_input(c, p->name, "an envelope of unknown kind");
         break;
@@ -208,6 +211,8 @@ static size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_
             p->rx_envelopes++;
             if (peerlog_seen(p, we.pub.seq))
                 continue; /* sent again after a partition: we had it */
+            if (c->nmove_ins && we.body_field == CL__ENVELOPE__BODY_PUBLISH)
+                move_record(p, we.pub.seq);
             if (we.body_field == CL__ENVELOPE__BODY_PUBLISH)
                 publish_on_remote(c, p, &we.pub, true);
             else if (peer_live(p))
@@ -363,6 +368,7 @@ static void cluster_tick_cb(uv_timer_t *t)
     uint64_t now = uv_now(c->loop);
     takeover_tick(c, now);
     replica_tick(c, now);
+    move_tick(c, now);
     for (struct peer *p = c->peers; p; p = p->next) {
         if (p->holding && now - p->hold_since >= CLUSTER_TOMB_DEAD_GRACE_MS) {
             log_warn(c->log, "cluster: %s dead for %u s: %zu message(s) kept for it dropped",
@@ -394,11 +400,13 @@ static void cluster_handle_closed(uv_handle_t *h)
             free(p->staging_shares[i]);
         free(p->staging_shares);
         peerlog_free(p, false);
+        free(p->win_seqs);
         free(p);
     }
     topic_tree_free(c->local);
     retained_free(c);
     replica_free(c);
+    move_free(c);
     pthread_mutex_destroy(&c->in_mu);
     free(c);
 }
@@ -442,7 +450,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
     c->handles = 2;
     const char *drop = getenv("SOL_TEST_DROP_HANDOFF");
     c->drop_handoff = drop && strcmp(drop, "1") == 0;
-    if (!c->local || retained_init(c) != 0 || replica_init(c) != 0) {
+    if (!c->local || retained_init(c) != 0 || replica_init(c) != 0 || move_init(c) != 0) {
         snprintf(err, errlen, "cluster: out of memory");
         goto fail;
     }

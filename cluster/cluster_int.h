@@ -75,6 +75,10 @@
 /* A takeover told to wait by a replica holder (its owner suspected) waits this long at most for
  * the owner's answer or its death. Failure detection takes 1-2 s (cluster-membership.md). */
 #define CLUSTER_REPLICA_WAIT_MS 10000
+/* A session that moved away keeps a stub here this long (cluster_move.c): longer than any route
+ * delta takes to reach every peer. The new node records what it receives for twice as long. */
+#define CLUSTER_MOVE_STUB_MS 5000
+#define CLUSTER_MOVE_RECORD_MAX (1u << 22) /* numbers recorded per peer while a move is young */
 /* After the join: ready even if a peer never completed its sync */
 #define CLUSTER_READY_TIMEOUT_MS 5000
 #define CLUSTER_RESYNC_THROTTLE_MS 500
@@ -284,6 +288,11 @@ struct peer {
     /* Publish sequence numbers received from it: the highest (duplicates below it are skipped),
      * and the one confirmed back. */
     uint64_t pub_rx_hi, pub_rx_acked, pub_dups;
+    /* Session moves (cluster_move.c): the Publish numbers received from it while a moved-in
+     * session is young (rising), and the highest number its heartbeat said it had used. */
+    uint64_t *win_seqs;
+    size_t win_n, win_cap;
+    uint64_t seq_horizon;
 };
 
 /* A frame received on a link, waiting for the loop. */
@@ -395,7 +404,9 @@ struct cluster {
 
     struct takeover *takeovers; /* CONNECTs waiting for peers (cluster_takeover.c) */
     struct replicas *rep;       /* session replicas, ours and held (cluster_replica.c) */
-    bool drop_handoff;          /* test-only fault (SOL_TEST_DROP_HANDOFF): hand-offs are lost */
+    struct moves *moves;        /* stubs of sessions moved away, young moved-in ones */
+    size_t nmove_stubs, nmove_ins;
+    bool drop_handoff; /* test-only fault (SOL_TEST_DROP_HANDOFF): hand-offs are lost */
 
     uint64_t decode_errors;
     uint64_t strangers;
@@ -478,6 +489,9 @@ void routes_hook_add(void *ctx, const char *filter, size_t len);
 void routes_hook_del(void *ctx, const char *filter, size_t len);
 /* Record a local filter gained outside the broker's hooks (imported session); idempotent. */
 void routes_local_add(struct cluster *c, const char *filter, size_t len);
+/* A hold on filter's route ended (cluster_move.c): its removal is sent unless a local subscriber
+ * has it. */
+void routes_local_settle(struct cluster *c, const char *filter, size_t len);
 void routes_on_delta(struct cluster *c, struct peer *p, const Cl__RouteDelta *d);
 void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s);
 void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion *v);
@@ -559,6 +573,31 @@ size_t peerlog_replay(struct peer *p);
 void peerlog_free(struct peer *p, bool count);
 /* A Publish numbered seq arrived from p: true if it was received before (skip it). */
 bool peerlog_seen(struct peer *p, uint64_t seq);
+
+/* ---- cluster_move.c: the session-move window ---- */
+int move_init(struct cluster *c);
+void move_free(struct cluster *c);
+/* A session is being moved to `to`: a stub (NULL when out of memory) that move_stub_filter gives
+ * each of its filters (their routes are held from then on), and move_stub_end keeps for
+ * CLUSTER_MOVE_STUB_MS if the session moved (else it is undone). */
+struct move_stub *move_stub_begin(struct cluster *c, struct peer *to, const char *id);
+void move_stub_filter(struct cluster *c, struct move_stub *s, const char *filter);
+void move_stub_end(struct cluster *c, struct move_stub *s, bool moved);
+/* Is filter's route held by a stub (its removal waits for the stub's end)? */
+bool move_route_held(struct cluster *c, const char *filter, size_t len);
+/* A stub let go of filter: the route goes unless something else holds it. */
+void move_route_release(struct cluster *c, const char *filter);
+/* A PUBLISH reached this node (origin's number seq): pass it to moved sessions it matches. */
+void move_stub_forward(struct cluster *c, const struct message *msg, const char *origin,
+                       uint64_t seq);
+/* A session moved in here (its subscriptions are restored): record numbers for a while. */
+void move_in_begin(struct cluster *c, const char *id);
+/* A Publish numbered seq came from p while a moved-in session is young. */
+void move_record(struct peer *p, uint64_t seq);
+void move_on_stub(struct cluster *c, struct peer *p, const Cl__StubPublish *sp);
+void move_tick(struct cluster *c, uint64_t now);
+#define MOVE_METRICS 3
+void move_metrics(const struct cluster *c, struct cluster_metric out[MOVE_METRICS]);
 
 /* ---- cluster_replica.c: session replicas ---- */
 int replica_init(struct cluster *c);

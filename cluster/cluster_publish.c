@@ -103,6 +103,8 @@ size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *pic
      * message goes as a PUBLISH to peers with a matching route and as a Retain to the others. A
      * peer picked for shared groups gets its own encoding, with the groups' keys. */
     uint64_t seq = ++c->seq;
+    if (c->nmove_stubs && !shares_only) /* a session that just moved away still wants it */
+        move_stub_forward(c, msg, c->self, seq);
     const uint8_t *enc[2] = {NULL, NULL}; /* [0] PUBLISH, [1] Retain */
     struct wire_plan plan[2];
     size_t len[2] = {0, 0};
@@ -182,6 +184,8 @@ void publish_on_remote(struct cluster *c, struct peer *p, const struct wire_publ
         broker_flow_enter(c->b, c->rx_current ? &c->rx_current->src : NULL);
         if (!wp->shares_only)
             broker_deliver_remote(c->b, m);
+        if (c->nmove_stubs && !wp->shares_only)
+            move_stub_forward(c, m, p->name, wp->seq);
         for (size_t i = 0; i < wp->nshares; i++) /* the sender chose this node for them */
             broker_deliver_shared(c->b, m, (const char *)wp->shares[i], wp->shares_len[i],
                                   !wp->share_last_hop);

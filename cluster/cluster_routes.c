@@ -70,8 +70,17 @@ void routes_hook_add(void *ctx, const char *filter, size_t len)
 void routes_hook_del(void *ctx, const char *filter, size_t len)
 {
     struct cluster *c = ctx;
-    if (topic_tree_unsubscribe(c->local, filter, len, c) == 0)
+    if (topic_tree_unsubscribe(c->local, filter, len, c) == 0 && !move_route_held(c, filter, len))
         routes_send_delta(c, filter, len, false);
+}
+
+void routes_local_settle(struct cluster *c, const char *filter, size_t len)
+{
+    /* Present is the one question the tree answers by adding: undo the add if it was new. */
+    if (topic_tree_subscribe(c->local, filter, len, c, 0) == 1) {
+        topic_tree_unsubscribe(c->local, filter, len, c);
+        routes_send_delta(c, filter, len, false);
+    }
 }
 
 /* The shared-group keys of a sync in progress (told to the broker when it completes). */
@@ -203,6 +212,8 @@ void routes_on_version(struct cluster *c, struct peer *p, const Cl__RouteVersion
 {
     snprintf(p->client_addr, sizeof(p->client_addr), "%s",
              v->client_address ? v->client_address : "");
+    if (v->publish_seq > p->seq_horizon)
+        p->seq_horizon = v->publish_seq;
     bool differ = retained_on_version(c, p, v);
     if (route_version_stale(p->synced, p->gen, p->version, v->generation, v->version) ||
         !p->retained_synced) {
@@ -286,6 +297,7 @@ void routes_heartbeat(struct cluster *c)
     v.generation = c->route_gen;
     v.version = c->route_version;
     v.client_address = (char *)c->cfg->advertise_address;
+    v.publish_seq = c->seq;
     env.body_case = CL__ENVELOPE__BODY_ROUTE_VERSION;
     env.route_version = &v;
     routes_broadcast(c, &env);

@@ -100,6 +100,10 @@ static void status_metrics(void *ctx, struct prom *t)
     replica_metrics(c, pm);
     for (size_t i = 0; i < REPLICA_METRICS; i++)
         prom_u64(t, pm[i].name, pm[i].type, pm[i].help, pm[i].value);
+    struct cluster_metric mm[MOVE_METRICS];
+    move_metrics(c, mm);
+    for (size_t i = 0; i < MOVE_METRICS; i++)
+        prom_u64(t, mm[i].name, mm[i].type, mm[i].help, mm[i].value);
 
     prom_head(t, "sol_cluster_members", "gauge", "Known members by state (self included).");
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,

@@ -107,7 +107,8 @@ struct session_out {
     uint32_t *rx_ids;
     size_t nrx, rxcap;
     uint16_t next_id;
-    uint32_t expiry; /* Session Expiry Interval, as the wire has it */
+    uint32_t expiry;        /* Session Expiry Interval, as the wire has it */
+    struct move_stub *stub; /* a real move: the stub left here (cluster_move.c) */
 };
 
 static void session_fill(void *ctx, Cl__Envelope *env, bool last)
@@ -160,6 +161,7 @@ static void session_sub(void *ctx, const char *filter, uint8_t opts, uint32_t su
 {
     struct session_out *so = ctx;
     so->had_session = true;
+    move_stub_filter(so->ck.c, so->stub, filter);
     void **const arrs[] = {(void **)&so->subs, (void **)&so->sub_ptrs};
     const size_t elem[] = {sizeof(*so->subs), sizeof(*so->sub_ptrs)};
     if (!session_wanted(so) || !chunk_reserve(&so->ck, &so->subcap, so->nsubs, arrs, elem, 2))
@@ -230,7 +232,10 @@ static void session_export(struct cluster *c, struct peer *p, const Cl__Takeover
     const struct session_visitor v = {&so,           session_sub,     session_msg,
                                       session_rx_id, session_next_id, session_expiry};
     replica_promoted_forget(c, req->client_id);
+    if (req->token && !req->clean_session && !c->leaving)
+        so.stub = move_stub_begin(c, p, req->client_id);
     bool existed = broker_session_takeover(c->b, req->client_id, &v);
+    move_stub_end(c, so.stub, existed);
     so.had_session = so.had_session || existed;
     if (existed)
         log_info(c->log, "cluster: client %s moved to %s", req->client_id, p->name);
@@ -359,6 +364,8 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
         cluster_bad_input(c, p->name, "a takeover reply without a client id");
         return;
     }
+    struct takeover *t = takeover_find(c, r->token);
+    bool mine = t && strcmp(t->client_id, r->client_id) == 0;
     for (size_t i = 0; i < r->n_subs; i++) {
         const char *f = r->subs[i]->filter;
         size_t len = f ? strlen(f) : 0;
@@ -371,6 +378,8 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
                                        r->subs[i]->subid) == 0)
             routes_local_add(c, f, len);
     }
+    if (mine && r->n_subs)
+        move_in_begin(c, r->client_id); /* its old node may pass on what still reaches it */
     for (size_t i = 0; i < r->n_msgs; i++) {
         const Cl__SessionMsg *sm = r->msgs[i];
         struct wire_publish wp;
@@ -407,13 +416,12 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
     if (r->last && r->had_session && r->session_expiry)
         broker_session_restore_expiry(c->b, r->client_id, r->session_expiry);
     replica_on_handoff(c, p, r->client_id);
-    struct takeover *t = takeover_find(c, r->token);
-    if (r->replica_wait && t && strcmp(t->client_id, r->client_id) == 0) {
+    if (r->replica_wait && mine) {
         uint64_t until = uv_now(c->loop) + CLUSTER_REPLICA_WAIT_MS;
         if (until > t->deadline)
             t->deadline = until; /* p holds its replica: wait for the owner's answer or death */
     }
-    if (r->last && t && strcmp(t->client_id, r->client_id) == 0)
+    if (r->last && mine)
         takeover_unwait(c, t, p);
 }
 

@@ -683,6 +683,26 @@ bool broker_session_takeover(struct broker *b, const char *client_id,
     return true;
 }
 
+bool broker_deliver_session(struct broker *b, const char *client_id, struct message *msg)
+{
+    struct session *s = session_get(b, client_id, strlen(client_id));
+    if (!s)
+        return false;
+    broker_match_local(b, msg->topic, msg->topic_len, NULL);
+    for (size_t i = 0; i < b->match.n; i++) {
+        if (b->match.v[i].s != s)
+            continue;
+        if (b->acl && !broker_acl_allows(b, s, msg->topic, msg->topic_len, ACL_READ))
+            break;
+        uint8_t granted = b->match.v[i].qos;
+        session_deliver(b, s, msg, msg->qos < granted ? msg->qos : granted, false);
+        broker_routing_done(b);
+        return true;
+    }
+    broker_routing_done(b);
+    return false;
+}
+
 bool broker_session_online(const struct broker *b, const char *client_id)
 {
     struct session *s = session_get((struct broker *)b, client_id, strlen(client_id));

@@ -175,6 +175,9 @@ struct session_visitor {
  * here. Returns true if a session existed. */
 bool broker_session_takeover(struct broker *b, const char *client_id,
                              const struct session_visitor *v);
+/* Deliver msg to client_id's session alone, if one of its subscriptions matches (as
+ * broker_deliver_remote would, for that session). True if delivered. */
+bool broker_deliver_session(struct broker *b, const char *client_id, struct message *msg);
 /* Whether client_id has a session here with its client connected. */
 bool broker_session_online(const struct broker *b, const char *client_id);
 /* Visit the client id of every persistent session (clean session 0), online or not (a node that
