@@ -5,6 +5,7 @@
  *                   (publisher, subscriber) accounting of lost, duplicated and out-of-order messages;
  *   bench_io.c      non-blocking sockets on one epoll loop: whole-buffer reads decoded packet by
  *                   packet, writes coalesced per connection and flushed once per loop turn;
+ *                   optionally TLS (OpenSSL on the same non-blocking sockets, --tls);
  *   bench_opts.c    the command line;
  *   solbench.c      the MQTT client flows (QoS 0/1/2 both ways, 3.1.1 or 5), the run phases, main();
  *   bench_props.c   MQTT 5 User Properties: the block every PUBLISH carries and its check;
@@ -111,6 +112,7 @@ enum conn_role { ROLE_PUB = 0, ROLE_SUB = 1, ROLE_IDLE = 2 };
 enum conn_state {
     CS_NEW = 0,      /* not started yet */
     CS_TCP,          /* non-blocking connect in progress */
+    CS_TLS,          /* --tls: TLS handshake in progress */
     CS_CONNECT_SENT, /* CONNECT written, waiting for CONNACK */
     CS_SUBSCRIBING,  /* SUBSCRIBE written, waiting for SUBACK */
     CS_READY,        /* usable */
@@ -130,6 +132,7 @@ struct conn {
     uint32_t out_off, out_len, out_cap;
     uint8_t *carry; /* partial packet left over from the last read */
     uint32_t carry_len, carry_cap;
+    struct ssl_st *ssl; /* --tls: OpenSSL's SSL of this connection, else NULL */
 };
 
 struct bench; /* defined below */
@@ -146,6 +149,10 @@ struct bench_io {
     size_t ndirty, dirty_cap;
     uint64_t reads, writes; /* syscall counts, for the report */
     uint64_t bytes_in, bytes_out;
+    struct ssl_ctx_st *tls; /* --tls: the client context, else NULL */
+    char tls_name[64];      /* --tls-name: SNI and the name the certificate must carry */
+    char tls_desc[64];      /* protocol/cipher of the first handshake, for the report */
+    char tls_err[128];      /* why the last handshake or TLS read/write failed */
 };
 
 int io_init(struct bench_io *io, size_t max_conns, size_t scratch_cap);
@@ -178,6 +185,14 @@ int io_write_ready(struct bench_io *io, struct conn *c);
 /* Read what is available on c and call fn for each whole packet. Returns 0, -1 on a decode error or
  * a callback failure, or -errno (ECONNRESET for an orderly close by the peer). */
 int io_read(struct bench_io *io, struct bench *b, struct conn *c, io_packet_fn fn);
+
+/* --tls: a client context; with cafile the broker's certificate must chain to it (and carry name,
+ * if not NULL), without it nothing is verified. Returns 0, or -1 with err filled. */
+int io_tls_init(struct bench_io *io, const char *cafile, const char *name, char *err,
+                size_t errlen);
+/* After the TCP connect: start (or continue, on later events) the TLS handshake of c.
+ * Returns 1 done, 0 in progress (c->state CS_TLS), -EPROTO failed (io->tls_err says why). */
+int io_tls_handshake(struct bench_io *io, struct conn *c);
 
 /* Close the socket and drop buffers; state is left for the caller to set. */
 void io_close(struct bench_io *io, struct conn *c);
@@ -215,9 +230,14 @@ struct bench_opts {
     char prefix[64];
     bool check; /* exit 3 if anything was lost or duplicated */
     bool quiet;
-    bool self_test;      /* run bench_stats_selftest() and exit */
-    bool mqtt5;          /* MQTT 5 instead of 3.1.1 */
-    uint32_t user_props; /* User Properties per PUBLISH (MQTT 5) */
+    bool self_test;         /* run bench_stats_selftest() and exit */
+    bool mqtt5;             /* MQTT 5 instead of 3.1.1 */
+    uint32_t user_props;    /* User Properties per PUBLISH (MQTT 5) */
+    bool sub_persistent;    /* --clean 0: subscribers keep a persistent session (v5: expiry 1 h) */
+    char client_prefix[32]; /* client ids are PREFIX-p0, -s0, -i0; default sb-RUNID */
+    bool tls;               /* --tls: every connection over TLS */
+    char cafile[256];       /* --cafile: verify the broker's certificate against it */
+    char tls_name[64];      /* --tls-name: SNI and the name checked in the certificate */
 };
 
 /* Parse argv into o (defaults first). Returns 0, 1 after --help, or -1 after printing an error. */

@@ -107,6 +107,11 @@ enum {
     OPT_SELF_TEST,
     OPT_MQTT5,
     OPT_USER_PROPS,
+    OPT_CLEAN,
+    OPT_CLIENT_PREFIX,
+    OPT_TLS,
+    OPT_CAFILE,
+    OPT_TLS_NAME,
     OPT_HELP,
 };
 
@@ -144,6 +149,11 @@ static const struct option long_opts[] = {
     {"self-test", no_argument, NULL, OPT_SELF_TEST},
     {"mqtt5", no_argument, NULL, OPT_MQTT5},
     {"user-props", required_argument, NULL, OPT_USER_PROPS},
+    {"clean", required_argument, NULL, OPT_CLEAN},
+    {"client-prefix", required_argument, NULL, OPT_CLIENT_PREFIX},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"cafile", required_argument, NULL, OPT_CAFILE},
+    {"tls-name", required_argument, NULL, OPT_TLS_NAME},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -325,6 +335,22 @@ static int opts_apply(struct bench_opts *o, int opt, const char *arg)
             return -1;
         o->user_props = (uint32_t)u;
         return 0;
+    case OPT_CLEAN:
+        if (parse_u64(arg, 0, 1, &u) < 0)
+            return -1;
+        o->sub_persistent = u == 0;
+        return 0;
+    case OPT_CLIENT_PREFIX:
+        if (strpbrk(arg, "+#/"))
+            return -1;
+        return copy_str(o->client_prefix, sizeof(o->client_prefix), arg);
+    case OPT_TLS:
+        o->tls = true;
+        return 0;
+    case OPT_CAFILE:
+        return copy_str(o->cafile, sizeof(o->cafile), arg);
+    case OPT_TLS_NAME:
+        return copy_str(o->tls_name, sizeof(o->tls_name), arg);
     }
     return -1;
 }
@@ -363,6 +389,10 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
         o->sub_port = o->port;
     if (o->self_test)
         return 0;
+    if ((o->cafile[0] || o->tls_name[0]) && !o->tls) {
+        fprintf(stderr, "solbench: --cafile and --tls-name need --tls\n");
+        return -1;
+    }
     if (o->user_props > 0 && !o->mqtt5) {
         fprintf(stderr, "solbench: --user-props needs --mqtt5 (3.1.1 has no properties)\n");
         return -1;

@@ -100,7 +100,7 @@ int bench_report(struct bench *b)
            "recv_rate=%.0f lost=%llu dup=%llu ooo=%llu foreign=%llu bad_acks=%llu p50_us=%.1f "
            "p99_us=%.1f max_us=%.1f idle_ok=%llu idle_failed=%llu cpu_user_s=%.3f "
            "cpu_sys_s=%.3f cpu_pct=%.1f mqtt=%s user_props=%u prop_bad=%llu ack_fail=%llu "
-           "recv_max=%u errors=%d\n",
+           "recv_max=%u clean=%d tls=%s errors=%d\n",
            o->run_id, o->npub, o->nsub, o->nidle, o->qos, o->sub_qos, o->size, o->rate,
            o->open_loop ? 1 : 0, (unsigned long long)o->max_lag, o->window, run_s,
            (unsigned long long)sent, (unsigned long long)expected, (unsigned long long)b->unique,
@@ -109,7 +109,8 @@ int bench_report(struct bench *b)
            (unsigned long long)b->bad_acks, p50, p99, pmax, (unsigned long long)b->ready_idle,
            (unsigned long long)b->failed_idle, user, sys, cpu_pct, o->mqtt5 ? "5" : "3.1.1",
            o->user_props, (unsigned long long)b->prop_bad, (unsigned long long)b->ack_fail,
-           b->recv_max, b->err[0] ? 1 : 0);
+           b->recv_max, o->sub_persistent ? 0 : 1,
+           o->tls ? (b->io.tls_desc[0] ? b->io.tls_desc : "1") : "0", b->err[0] ? 1 : 0);
     fflush(stdout);
     if (b->err[0]) {
         fprintf(stderr, "solbench: %s\n", b->err);

@@ -9,7 +9,7 @@
 # subscribers; QoS 1 publishers are bounded only by their own window). A result that lost messages
 # is shown as "LOST n" and gets no ratio: zero loss is a condition of a result.
 #
-# Usage: bench/compare.sh [--quick] [--scenarios a,a5,a5p,b,b5,c,d,e,f,g,h,i] [--reps N] [--duration SEC]
+# Usage: bench/compare.sh [--quick] [--scenarios a,a5,a5p,at,b,b5,bt,c,d,e,f,g,h,i,p] [--reps N] [--duration SEC]
 #                         [--brokers sol,mosquitto,rumqttd] [--closed-loop] [--out DIR]
 #                         [--no-strace] [--report DIR]
 #   (a) 1->1 QoS 0 64 B        (b) 1->1 QoS 1 64 B window 100   (c) 10->1 fan-in QoS 0 wildcard
@@ -19,6 +19,12 @@
 #   MQTT 5 (solbench --mqtt5), each run right after its 3.1.1 scenario: (a5) = (a), (b5) = (b),
 #   (a5p) = (a) with two 16-byte User Properties on every message (--user-props 2, checked by the
 #   subscriber); the report adds each broker's v5 cost, (a5)/(a), (b5)/(b) and (a5p)/(a).
+#   TLS (solbench --tls, each run right after its plain scenario): (at) = (a), (bt) = (b) over
+#       TLS with one certificate made here for every broker (Sol --listener mqtts://, Mosquitto
+#       certfile/keyfile); rumqttd is not run for them (its TLS listener is not set up here).
+#   (p) durability: (b) with a persistent subscriber (clean session 0), against Sol
+#       --durability sync / async / none and Mosquitto with persistence (its default autosave) and
+#       without; its own table (asked for by name: not in the default list).
 # plus syscalls per message at load (strace -c on the broker during an extra run of (a)).
 # --quick: one repetition, 3 s per timed run, (h) and (i) with a tenth of the messages.
 # --closed-loop: also (a)-(d) closed loop (solbench --max-lag 10000), as a second table.
@@ -37,7 +43,7 @@ BENCH=${SOLBENCH:-$BUILD/solbench}
 MOSQ=${MOSQUITTO:-/usr/sbin/mosquitto}
 RUMQTTD=${RUMQTTD:-}
 RUMQTTD_VERSION=${RUMQTTD_VERSION:-0.20.0}
-SCENARIOS=a,a5,a5p,b,b5,c,d,e,f,g,h,i
+SCENARIOS=a,a5,a5p,at,b,b5,bt,c,d,e,f,g,h,i
 REPS=3
 DURATION=10
 QUICK=0
@@ -131,6 +137,22 @@ RAW="$OUT/raw.txt"
 [ "$REPORT_ONLY" = 1 ] || : >"$RAW"
 WORK=$(mktemp -d /tmp/solcompare.XXXXXX)
 
+# (at), (bt): one CA and one server certificate (CN localhost, SAN localhost and 127.0.0.1, RSA
+# 2048) for every broker.
+make_certs() {
+    local d="$WORK/tls"
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 \
+        -subj /CN=solbench-ca >/dev/null 2>&1 &&
+        openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" \
+            -subj /CN=localhost >/dev/null 2>&1 &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/ext" &&
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+            -out "$d/server.crt" -days 2 -extfile "$d/ext" >/dev/null 2>&1 &&
+        # Mosquitto started as root reads them as the user "mosquitto" (a throwaway key).
+        chmod 711 "$WORK" && chmod 755 "$d" && chmod 644 "$d"/*
+}
+
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -175,14 +197,29 @@ BROKER_PID=""
 # Mosquitto: a listener and no persistence; allow_anonymous because Mosquitto 2.0 refuses anonymous
 # clients on a configured listener otherwise. Nothing else: max_inflight_messages 20,
 # max_queued_messages 1000 etc. are its defaults.
+# MOSQ_PERSIST=1 ((p) only): "persistence true" and a persistence_location instead, with its default
+# autosave_interval 1800 (an in-memory database written to disk every 30 minutes and at exit).
+MOSQ_PERSIST=0
 start_mosquitto() { # port
-    local conf="$WORK/mosquitto-$1.conf"
-    cat >"$conf" <<MOSQ
+    local conf="$WORK/mosquitto-$1.conf" name=mosquitto
+    if [ "$MOSQ_PERSIST" = 1 ]; then
+        name=mosquitto-persistence
+        mkdir -p "$WORK/mosq-data-$1"
+        chmod 711 "$WORK" && chmod 777 "$WORK/mosq-data-$1" # written as the user "mosquitto"
+        printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n' \
+            "$1" "$WORK/mosq-data-$1" >"$conf"
+    else
+        cat >"$conf" <<MOSQ
 listener $1 127.0.0.1
 allow_anonymous true
 persistence false
 MOSQ
-    { echo "$MOSQ -c mosquitto.conf"; echo "--- mosquitto.conf"; sed "s/ $1 / PORT /" "$conf"; } | settings_once mosquitto
+    fi
+    if [ "$TLSRUN" = 1 ]; then
+        name=mosquitto-tls
+        printf 'certfile %s\nkeyfile %s\n' "$WORK/tls/server.crt" "$WORK/tls/server.key" >>"$conf"
+    fi
+    { echo "$MOSQ -c mosquitto.conf"; echo "--- mosquitto.conf"; sed "s/ $1 / PORT /; s#$WORK/mosq-data-$1#DIR#; s#$WORK/tls/##" "$conf"; } | settings_once "$name"
     "$MOSQ" -c "$conf" >"$WORK/mosquitto-$1.log" 2>&1 &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
@@ -202,12 +239,20 @@ sol_no_extra_listeners() {
 SOL_EXTRA=""
 [ "$REPORT_ONLY" = 1 ] || ! has "$BROKERS" sol || SOL_EXTRA=$(sol_no_extra_listeners)
 
+SOL_DUR="" # (p): --durability for the Sol being started (empty: its default)
+TLSRUN=0   # (at), (bt): the broker being started listens with TLS on its port
 start_sol() { # port
+    local dur=${SOL_DUR:+ --durability $SOL_DUR} port=$1 tls="" name=sol${SOL_DUR:+-$SOL_DUR}
+    if [ "$TLSRUN" = 1 ]; then # its plain listener elsewhere, the TLS one on the port
+        port=$(free_port)
+        tls=" --listener mqtts://127.0.0.1:$1 --certfile $WORK/tls/server.crt --keyfile $WORK/tls/server.key"
+        name=sol-tls
+    fi
     # shellcheck disable=SC2086
-    "$SOL" --bind 127.0.0.1 --port "$1" --data-dir "$WORK/sol-data-$1" $SOL_EXTRA >"$WORK/sol-$1.log" 2>&1 &
+    "$SOL" --bind 127.0.0.1 --port "$port" --data-dir "$WORK/sol-data-$1" $SOL_EXTRA$dur$tls >"$WORK/sol-$1.log" 2>&1 &
     BROKER_PID=$!
     PIDS+=("$BROKER_PID")
-    echo "$SOL --bind 127.0.0.1 --port PORT$SOL_EXTRA" | settings_once sol
+    echo "$SOL --bind 127.0.0.1 --port PORT --data-dir DIR$SOL_EXTRA$dur$(echo "$tls" | sed "s#$WORK/tls/##g; s#127.0.0.1:$1#127.0.0.1:TLSPORT#")   (DIR on $(df -T "$WORK" | awk 'NR == 2 {print $2}'))" | settings_once "$name"
     wait_port 127.0.0.1 "$1"
 }
 
@@ -280,6 +325,9 @@ scenario_args() {
     a5p) echo "$(scenario_args a) --mqtt5 --user-props 2" ;;
     b) echo "$mode $len --pubs 1 --subs 1 --qos 1 --size 64 --window 100" ;;
     b5) echo "$(scenario_args b) --mqtt5" ;;
+    p) echo "$(scenario_args b) --clean 0 --client-prefix durable" ;;
+    at) echo "$(scenario_args a) --tls --cafile $WORK/tls/ca.crt --tls-name localhost" ;;
+    bt) echo "$(scenario_args b) --tls --cafile $WORK/tls/ca.crt --tls-name localhost" ;;
     c) echo "$mode $len --pubs 10 --subs 1 --qos 0 --size 64 --sub wildcard" ;;
     d) echo "$mode $len --pubs 1 --subs 50 --qos 0 --size 64" ;;
     e) echo "$mode $len --pubs 1 --subs 1 --qos 0 --size 64 --rate 10000" ;;
@@ -323,17 +371,21 @@ broker_check() { # scenario broker rep pid
 }
 
 is_mqtt5() { case "$1" in a5|a5p|b5) return 0 ;; *) return 1 ;; esac; }
+is_tls() { case "$1" in at|bt) return 0 ;; *) return 1 ;; esac; }
 
 run_throughput() { # scenario broker rep
     local port
     port=$(free_port)
     MQTT5=0
+    TLSRUN=0
     is_mqtt5 "$1" && MQTT5=1
-    "start_$2" "$port" || { log "  $2 did not start"; echo "$1 $2 $3 errors=1" >>"$RAW"; return; }
+    is_tls "$1" && TLSRUN=1
+    "start_$2" "$port" || { log "  $2 did not start"; echo "$1 $2 $3 errors=1" >>"$RAW"; TLSRUN=0; return; }
     # shellcheck disable=SC2046
     run_bench "$1" "$2" "$3" "$BROKER_PID" --port "$port" $(scenario_args "$1")
     broker_check "$1" "$2" "$3" "$BROKER_PID"
     stop_pid "$BROKER_PID"
+    TLSRUN=0
 }
 
 # Idle connections: RSS of a fresh broker before and while holding K connections.
@@ -390,6 +442,26 @@ run_cluster() { # rep
     for p in "${CLUSTER_PIDS[@]}"; do stop_pid "$p"; done
 }
 
+# (p): one broker variant (sol-sync, sol-async, sol-none, mosquitto-persistence, mosquitto) on a
+# fresh port and data directory, scenario (p); recorded as "p VARIANT rep ...".
+DUR_VARIANTS=()
+for v in sol-sync sol-async sol-none; do has "$BROKERS" sol && DUR_VARIANTS+=("$v"); done
+has "$BROKERS" mosquitto && DUR_VARIANTS+=(mosquitto-persistence mosquitto)
+run_durable() { # variant rep
+    local port br=${1%%-*}
+    port=$(free_port)
+    SOL_DUR=""
+    MOSQ_PERSIST=0
+    case "$1" in sol-*) SOL_DUR=${1#sol-} ;; mosquitto-persistence) MOSQ_PERSIST=1 ;; esac
+    "start_$br" "$port" || { log "  $1 did not start"; echo "p $1 $2 errors=1" >>"$RAW"; SOL_DUR=""; MOSQ_PERSIST=0; return; }
+    # shellcheck disable=SC2046
+    run_bench p "$1" "$2" "$BROKER_PID" --port "$port" $(scenario_args p)
+    broker_check p "$1" "$2" "$BROKER_PID"
+    stop_pid "$BROKER_PID"
+    SOL_DUR=""
+    MOSQ_PERSIST=0
+}
+
 # Syscalls per message: strace -c on the broker during an extra, unmeasured run of (a).
 run_strace() { # broker
     local port
@@ -420,7 +492,11 @@ IFS=, read -r -a BLIST <<<"$BROKERS"
 [ "$REPORT_ONLY" = 1 ] && REPS=0
 [ "$REPORT_ONLY" = 1 ] || log "results in $OUT; brokers $BROKERS; scenarios $SCENARIOS$([ "$CLOSED" = 1 ] && echo " + closed loop a-d"); $REPS repetition(s); ${DURATION}s per timed run; (h) $H_TOTAL, (i) $I_TOTAL messages"
 # Each MQTT 5 scenario right after its 3.1.1 one, so the pair sees the same machine.
-THROUGHPUT="a a5 a5p b b5 c d e h i"
+THROUGHPUT="a a5 a5p at b b5 bt c d e h i"
+if [ "$REPORT_ONLY" = 0 ] && { has "$SCENARIOS" at || has "$SCENARIOS" bt; }; then
+    make_certs || { echo "compare.sh: could not make the TLS certificates (openssl)" >&2; exit 1; }
+    has "$BROKERS" rumqttd && NOTES+=("rumqttd is not run in (at) and (bt): compare.sh does not set up its TLS listener")
+fi
 [ "$CLOSED" = 1 ] && THROUGHPUT="$THROUGHPUT a_closed b_closed c_closed d_closed"
 for rep in $(seq 1 "$REPS"); do
     # Rotate which broker goes first, so drift in machine load hits them all alike.
@@ -429,13 +505,21 @@ for rep in $(seq 1 "$REPS"); do
     for ((k = 0; k < n; k++)); do order+=("${BLIST[$(((k + rep - 1) % n))]}"); done
     for sc in $THROUGHPUT; do
         has "$SCENARIOS" "${sc%_closed}" || continue
-        for br in "${order[@]}"; do run_throughput "$sc" "$br" "$rep"; done
+        for br in "${order[@]}"; do
+            is_tls "$sc" && [ "$br" = rumqttd ] && continue
+            run_throughput "$sc" "$br" "$rep"
+        done
     done
     if has "$SCENARIOS" f; then
         for br in "${order[@]}"; do run_idle f5k "$IDLE_SMALL" "$br" "$rep"; done
         for br in "${order[@]}"; do run_idle f100k "$IDLE_LARGE" "$br" "$rep"; done
     fi
     if has "$SCENARIOS" g && has "$BROKERS" sol; then run_cluster "$rep"; fi
+    if has "$SCENARIOS" p; then
+        # Rotate the five broker variants too.
+        nv=${#DUR_VARIANTS[@]}
+        for ((k = 0; k < nv; k++)); do run_durable "${DUR_VARIANTS[$(((k + rep - 1) % nv))]}" "$rep"; done
+    fi
 done
 if [ "$REPORT_ONLY" = 0 ] && [ "$STRACE" = 1 ] && has "$SCENARIOS" a && command -v strace >/dev/null; then
     for br in "${BLIST[@]}"; do run_strace "$br"; done
@@ -542,14 +626,18 @@ total_of() { # scenario default
 
 TABLE="$OUT/results.md"
 {
-    echo "Open loop (publishers never wait for subscribers), every broker at its default settings:"
-    echo
-    header
+    if echo ",$SCENARIOS," | grep -qE ',(a|a5|a5p|b|b5|c|d|e|f|g|h|i),'; then
+        echo "Open loop (publishers never wait for subscribers), every broker at its default settings:"
+        echo
+        header
+    fi
     has "$SCENARIOS" a && row a "(a) 1->1 QoS 0, 64 B" recv_rate "msgs/s received" ">= 2.5x M"
     has "$SCENARIOS" a5 && row a5 "(a5) = (a), MQTT 5" recv_rate "msgs/s received" "-"
     has "$SCENARIOS" a5p && row a5p "(a5p) = (a), MQTT 5, 2 user properties" recv_rate "msgs/s received" "-"
+    has "$SCENARIOS" at && row at "(at) = (a) over TLS" recv_rate "msgs/s received" "-"
     has "$SCENARIOS" b && row b "(b) 1->1 QoS 1, 64 B, window 100" recv_rate "msgs/s received" ">= 1.5x M"
     has "$SCENARIOS" b5 && row b5 "(b5) = (b), MQTT 5" recv_rate "msgs/s received" "-"
+    has "$SCENARIOS" bt && row bt "(bt) = (b) over TLS" recv_rate "msgs/s received" "-"
     has "$SCENARIOS" c && row c "(c) 10->1 fan-in QoS 0, wildcard" recv_rate "msgs/s received" ">= 2.5x M"
     has "$SCENARIOS" d && row d "(d) 1->50 fan-out QoS 0" recv_rate "msgs/s delivered" ">= 2.5x M"
     if has "$SCENARIOS" e; then
@@ -627,6 +715,40 @@ TABLE="$OUT/results.md"
         done
         [ "$percpu" = 1 ] && echo "Per broker CPU second: messages received / broker CPU seconds of each run (median), the ratio that does not move with what else runs on the machine."
         echo "(a5p): every subscriber checked both User Properties (values: the message's sequence number) on every message; a run with a mismatch (prop_bad > 0) FAILED."
+    fi
+    if grep -qE '^(at|bt) ' "$RAW"; then
+        echo
+        echo "TLS against plain TCP, each broker against itself (msgs/s received, TLS / plain):"
+        echo
+        echo "| Ratio | Sol | Mosquitto |"
+        echo "|---|---:|---:|"
+        for pr in "at a" "bt b"; do
+            set -- $pr
+            grep -q "^$1 " "$RAW" || continue
+            echo "| ($1)/($2) | $(ratio "$(value "$1" sol recv_rate)" "$(value "$2" sol recv_rate)") | $(ratio "$(value "$1" mosquitto recv_rate)" "$(value "$2" mosquitto recv_rate)") |"
+            echo "| ($1)/($2) per broker CPU second | $(ratio "$(value "$1" sol recv_per_cpu_s)" "$(value "$2" sol recv_per_cpu_s)") | $(ratio "$(value "$1" mosquitto recv_per_cpu_s)" "$(value "$2" mosquitto recv_per_cpu_s)") |"
+        done
+        echo
+        echo "TLS: $(grep -m1 -oE '^at .* tls=[^ ]+|^bt .* tls=[^ ]+' "$RAW" | grep -oE 'tls=[^ ]+' | cut -d= -f2), one RSA 2048 server certificate for every broker, verified by solbench (--cafile, --tls-name localhost)."
+    fi
+    if grep -q '^p ' "$RAW"; then
+        echo
+        echo "(p) durability: 1->1 QoS 1, 64 B, window 100, open loop, the subscriber a persistent session (clean session 0); Sol's PUBACK waits for the fsync in sync mode:"
+        echo
+        echo "| Broker | msgs/s received | / Mosquitto without persistence | / Mosquitto with persistence | broker CPU% (solbench) |"
+        echo "|---|---:|---:|---:|---|"
+        mn=$(value p mosquitto recv_rate)
+        mp=$(value p mosquitto-persistence recv_rate)
+        for v in sol-sync sol-async sol-none mosquitto-persistence mosquitto; do
+            [ "$(all_runs p "$v")" -gt 0 ] || continue
+            x=$(value p "$v" recv_rate)
+            case $v in
+            sol-*) lab="Sol --durability ${v#sol-}" ;;
+            mosquitto-persistence) lab="Mosquitto, persistence true (autosave 1800 s)" ;;
+            *) lab="Mosquitto, persistence false" ;;
+            esac
+            echo "| $lab | $(cell p "$v" recv_rate) | $(ratio "$x" "$mn") | $(ratio "$x" "$mp") | $(fmt "$(median p "$v" broker_cpu_pct)") ($(fmt "$(median p "$v" cpu_pct)")) |"
+        done
     fi
     if grep -q '^[a-d]_closed ' "$RAW"; then
         echo

@@ -72,7 +72,9 @@ static void conn_failed(struct bench *b, struct conn *c, int err)
             b->ready_idle--;
         return;
     }
-    const char *why = err == -EPROTO ? "protocol error or refused" : strerror(err < 0 ? -err : err);
+    const char *why = b->io.tls_err[0] ? b->io.tls_err
+                      : err == -EPROTO ? "protocol error or refused"
+                                       : strerror(err < 0 ? -err : err);
     bench_fail(b, "%s %u failed: %s", role_name(c), c->index, why);
 }
 
@@ -89,22 +91,34 @@ static int send_ack(struct bench *b, struct conn *c, enum mqtt_type type, uint16
     return 0;
 }
 
+/* CONNECT: a clean session, but for subscribers with --clean 0 (MQTT 5: Clean Start 0 and a
+ * Session Expiry of an hour, since 0 would end the session at disconnect). */
 static int send_connect(struct bench *b, struct conn *c)
 {
-    char id[48];
+    char id[64];
     char kind = "psi"[c->role]; /* publisher, subscriber, idle */
-    int n = snprintf(id, sizeof(id), "sb-%08x-%c%u", b->o.run_id, kind, c->index);
+    int n = b->o.client_prefix[0]
+                ? snprintf(id, sizeof(id), "%s-%c%u", b->o.client_prefix, kind, c->index)
+                : snprintf(id, sizeof(id), "sb-%08x-%c%u", b->o.run_id, kind, c->index);
+    bool persistent = c->role == ROLE_SUB && b->o.sub_persistent;
     struct mqtt_connect cn = {.level = b->o.mqtt5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311,
-                              .clean_session = true,
+                              .clean_session = !persistent,
                               .keepalive = b->o.keepalive,
                               .client_id = {id, (uint16_t)n}};
-    /* MQTT 5 without CONNECT properties: every limit at the spec's default, as a plain client. */
-    size_t size = b->o.mqtt5 ? codec_connect5_size(&cn, NULL, NULL) : codec_connect_size(&cn);
+    /* MQTT 5: every limit at the spec's default, as a plain client; only the session's expiry. */
+    struct props_build pb = {0};
+    const struct props_build *props = NULL;
+    if (persistent) {
+        pb.v.has |= 1ull << PROP_SESSION_EXPIRY;
+        pb.v.session_expiry = 3600;
+        props = &pb;
+    }
+    size_t size = b->o.mqtt5 ? codec_connect5_size(&cn, props, NULL) : codec_connect_size(&cn);
     uint8_t *p = io_reserve(&b->io, c, size);
     if (!p)
         return -1;
     io_commit(&b->io, c,
-              b->o.mqtt5 ? codec_encode_connect5(p, &cn, NULL, NULL)
+              b->o.mqtt5 ? codec_encode_connect5(p, &cn, props, NULL)
                          : codec_encode_connect(p, &cn));
     c->state = CS_CONNECT_SENT;
     return 0;
@@ -387,10 +401,17 @@ static void start_connects(struct bench *b)
     }
 }
 
-/* The TCP handshake finished (or failed): send CONNECT. */
+/* The TCP handshake finished (or failed): with --tls start the TLS handshake, else (or once it
+ * is done) send CONNECT. Later events of a handshake in progress come here too. */
 static void on_tcp_done(struct bench *b, struct conn *c)
 {
-    int rc = io_connect_result(&b->io, c);
+    int rc = c->state == CS_TLS ? 0 : io_connect_result(&b->io, c);
+    if (rc == 0 && b->io.tls) {
+        rc = io_tls_handshake(&b->io, c);
+        if (rc == 0)
+            return;
+        rc = rc < 0 ? rc : 0;
+    }
     if (rc == 0)
         rc = send_connect(b, c) < 0 ? -ENOMEM : 0;
     if (rc < 0)
@@ -625,8 +646,8 @@ static void on_event(struct bench *b, struct conn *c, uint32_t ev)
 {
     if (c->fd < 0)
         return;
-    if (c->state == CS_TCP) {
-        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+    if (c->state == CS_TCP || c->state == CS_TLS) {
+        if (c->state == CS_TLS || (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             on_tcp_done(b, c);
         return;
     }
@@ -763,6 +784,10 @@ static int bench_setup(struct bench *b)
     if (io_init(&b->io, b->nconns, 1u << 20) < 0)
         return -1;
     b->io.level = o->mqtt5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311;
+    if (o->tls && io_tls_init(&b->io, o->cafile, o->tls_name, b->err, sizeof(b->err)) < 0) {
+        fprintf(stderr, "solbench: %s\n", b->err);
+        return -1;
+    }
     return 0;
 }
 

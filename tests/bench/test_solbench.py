@@ -337,9 +337,93 @@ def test_mqtt5_against_mosquitto_keeps_its_receive_maximum(mosquitto):
     assert fields["recv"] == "5000" and fields["prop_bad"] == "0" and fields["ack_fail"] == "0", out
 
 
-def test_user_props_need_mqtt5():
+@pytest.mark.parametrize("args,needs", [(["--user-props", "2"], "--mqtt5"),
+                                        (["--cafile", "/nonexistent"], "--tls")])
+def test_option_needs_another(args, needs):
+    """--user-props needs --mqtt5; --cafile (and --tls-name) need --tls: usage errors naming it."""
     if not os.access(SOLBENCH, os.X_OK):
         pytest.skip(f"{SOLBENCH} not built")
-    proc = subprocess.run([SOLBENCH, "--user-props", "2"], capture_output=True, text=True,
-                          timeout=10)
-    assert proc.returncode == 2 and "--mqtt5" in proc.stderr, proc.stderr
+    proc = subprocess.run([SOLBENCH, *args], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 2 and needs in proc.stderr, proc.stderr
+
+
+def connack_session_present(port, client_id):
+    """CONNECT (3.1.1, clean session 0) as client_id; return CONNACK's session-present flag."""
+    cid = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x00\x00\x3c" + struct.pack("!H", len(cid)) + cid
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        s.sendall(bytes([0x10, len(body)]) + body)
+        ack = b""
+        while len(ack) < 4:
+            chunk = s.recv(4 - len(ack))
+            assert chunk, "closed before CONNACK"
+            ack += chunk
+        s.sendall(b"\xe0\x00")
+    assert ack[0] == 0x20 and ack[3] == 0, ack
+    return ack[2] & 1
+
+
+def test_persistent_subscriber_keeps_its_session(sol):
+    """--clean 0 with --client-prefix: the subscriber's session outlives the run (session present
+    when its client id comes back), the publisher's does not, and nothing is lost."""
+    rc, fields, out = solbench("--port", sol, "--open-loop", "--qos", 1, "--count", 3000,
+                               "--clean", 0, "--client-prefix", "smoke", "--check")
+    assert rc == 0, out
+    check_result(fields, out)
+    assert fields["clean"] == "0" and fields["recv"] == "3000", out
+    assert connack_session_present(sol, "smoke-s0") == 1
+    assert connack_session_present(sol, "smoke-p0") == 0
+    rc, fields, out = solbench("--port", sol, "--mqtt5", "--qos", 1, "--count", 1000, "--clean", 0,
+                               "--client-prefix", "smoke5", "--check")
+    assert rc == 0 and fields["clean"] == "0" and fields["recv"] == "1000", out
+
+
+def make_certs(d):
+    """A CA and a server certificate for localhost / 127.0.0.1, made with openssl in d."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=smoke-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "ext")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out",
+        "other.crt", "-days", "2", "-subj", "/CN=other-ca")
+    return d
+
+
+def test_tls_against_sol_mqtts():
+    """--tls against Sol's mqtts listener: QoS 0 and QoS 1 with a persistent subscriber over TLS
+    lose nothing; a CA that did not sign the broker's certificate, a wrong --tls-name and a plain
+    port each fail the run with the reason."""
+    if not os.access(SOL_BIN, os.X_OK) or not os.access(SOLBENCH, os.X_OK):
+        pytest.skip("sol or solbench not built")
+    d = make_certs(tempfile.mkdtemp(prefix="solbench-tls-"))
+    plain, tls = free_port(), free_port()
+    proc = subprocess.Popen(sol_args(plain) + ["--listener", f"mqtts://{HOST}:{tls}", "--certfile",
+                                               os.path.join(d, "server.crt"), "--keyfile",
+                                               os.path.join(d, "server.key")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(tls, proc)
+        ca = os.path.join(d, "ca.crt")
+        for extra in (["--qos", 0, "--duration", 1], ["--qos", 1, "--count", 3000, "--clean", 0]):
+            rc, fields, out = solbench("--port", tls, "--tls", "--cafile", ca, "--tls-name",
+                                       "localhost", "--open-loop", *extra, "--check")
+            assert rc == 0, out
+            check_result(fields, out)
+            assert fields["tls"].startswith("TLSv1."), out
+        rc, fields, out = solbench("--port", tls, "--tls", "--cafile", os.path.join(d, "other.crt"),
+                                   "--count", 10, "--connect-timeout", 5)
+        assert rc == 1 and "TLS handshake" in out and "certificate" in out, out
+        rc, fields, out = solbench("--port", tls, "--tls", "--cafile", ca, "--tls-name",
+                                   "wrong.example", "--count", 10, "--connect-timeout", 5)
+        assert rc == 1 and "hostname mismatch" in out, out
+        rc, fields, out = solbench("--port", plain, "--tls", "--count", 10, "--connect-timeout", 5)
+        assert rc == 1 and "TLS" in out, out
+    finally:
+        stop(proc)
+
