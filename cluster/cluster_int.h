@@ -219,7 +219,7 @@ struct peer {
     /* nng threads: a link dialed to it passed mutual TLS (latched); see cluster_peer_trusted. */
     atomic_bool verified;
     bool listed; /* loop: verified seen by cluster_tls_tick (told in $SYS and the log) */
-    bool kick; /* loop: something queued since the last net_kick */
+    bool kick;   /* loop: something queued since the last net_kick */
 
     /* Its routes (loop). */
     struct topic_tree *routes;
