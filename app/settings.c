@@ -808,7 +808,8 @@ static int settings_check_keys(const struct sol_settings *cfg, const struct sett
 }
 
 /* Node link TLS takes all three files or none: a cluster half configured would refuse every link
- * (or silently run in the clear). The first one set names the error. */
+ * (or silently run in the clear). The first one set names the error; a file that cannot be opened
+ * is named too (a PEM that does not parse is refused by cluster_start). */
 static int settings_check_cluster_tls(const struct sol_settings *cfg,
                                       const struct settings_seen *seen, char *err, size_t errlen)
 {
@@ -816,15 +817,27 @@ static int settings_check_cluster_tls(const struct sol_settings *cfg,
     const char *vals[] = {cfg->cluster.cluster_certfile, cfg->cluster.cluster_keyfile,
                           cfg->cluster.cluster_cafile};
     char name[CONFIG_ORIGIN_LEN], miss[CONFIG_ORIGIN_LEN];
-    size_t set = 0, first = 0, missing = 0;
+    size_t set = 0, first = 0, missing = 3;
 
     for (size_t i = 0; i < 3; i++) {
         if (vals[i][0] != '\0' && set++ == 0)
             first = i;
-        if (vals[i][0] == '\0')
+        if (vals[i][0] == '\0' && missing == 3)
             missing = i;
     }
-    if (set == 0 || set == 3)
+    if (set == 0)
+        return SETTINGS_OK;
+    for (size_t i = 0; set == 3 && i < 3; i++) {
+        FILE *f = fopen(vals[i], "rb");
+        if (f) {
+            fclose(f);
+            continue;
+        }
+        settings_spelling(name, sizeof(name), seen, settings_index(keys[i]));
+        errf(err, errlen, "invalid %s: cannot open %s", name, vals[i]);
+        return SETTINGS_ERROR;
+    }
+    if (set == 3)
         return SETTINGS_OK;
     settings_spelling(name, sizeof(name), seen, settings_index(keys[first]));
     settings_spelling(miss, sizeof(miss), seen, settings_index(keys[missing]));

@@ -58,10 +58,10 @@ static nng_tls_config *tls_config_new(const struct cluster_tls *t, nng_tls_mode 
     const char *what = "allocate";
     if ((rv = nng_tls_config_alloc(&cfg, mode)) != 0)
         goto fail;
-    what = "CA (--cluster-cafile)";
+    what = "CA (cluster_cafile)";
     if ((rv = nng_tls_config_ca_chain(cfg, t->ca, NULL)) != 0)
         goto fail;
-    what = "certificate and key (--cluster-certfile, --cluster-keyfile)";
+    what = "certificate and key (cluster_certfile, cluster_keyfile)";
     if ((rv = nng_tls_config_own_cert(cfg, t->cert, t->key, NULL)) != 0)
         goto fail;
     what = "authentication mode";
