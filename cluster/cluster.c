@@ -195,7 +195,7 @@ static size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_
             cluster_bad_input(c, from, "a message from a node not in membership");
             continue;
         }
-        if (!cluster_peer_trusted(c, p)) { /* no link to it authenticated: not admitted */
+        if (!cluster_peer_trusted(c, p) || !cluster_tls_sender_at(c, p, from)) {
             c->strangers++;
             cluster_bad_input(c, from, "a message from a node not authenticated by TLS");
             continue;

@@ -435,6 +435,10 @@ int cluster_tls_dialer(struct peer *p, nng_dialer d);
  * dropped until then, and it is not listed. */
 bool cluster_peer_trusted(const struct cluster *c, const struct peer *p);
 bool cluster_member_listed(struct cluster *c, const struct member *m);
+/* With TLS: does a link from address from (its remote IP) carry p's frames? Only if p is at that
+ * address: the listener cannot read the client certificate's name (nng 1.5.2), so a certificate
+ * holder elsewhere cannot speak for p. Always true without TLS. */
+bool cluster_tls_sender_at(const struct cluster *c, const struct peer *p, const char *from);
 /* membership_count over the listed members only. */
 size_t cluster_members_listed(struct cluster *c, enum member_state state);
 /* Loop tick: peers whose link authenticated since the last tick are listed ($SYS, the log). */

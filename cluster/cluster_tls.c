@@ -8,7 +8,8 @@
  * (CN or DNS subjectAltName), so a certificate for another name fails the handshake. A peer is
  * trusted (listed as a member, its frames handled) only once a link dialed to it authenticated.
  * nng 1.5.2 does not hand the client certificate's name to the listener (no NNG_OPT_TLS_PEER_CN):
- * the listener checks the CA alone, and the name is bound by our own dial (docs/cluster.md).
+ * the listener checks the CA alone; the name is bound by our own dial, and frames naming a peer are
+ * taken only from a link coming from that peer's address (docs/cluster.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,11 @@ int cluster_tls_dialer(struct peer *p, nng_dialer d)
 bool cluster_peer_trusted(const struct cluster *c, const struct peer *p)
 {
     return !c->tls_on || atomic_load(&p->verified);
+}
+
+bool cluster_tls_sender_at(const struct cluster *c, const struct peer *p, const char *from)
+{
+    return !c->tls_on || strcmp(p->host, from) == 0;
 }
 
 bool cluster_member_listed(struct cluster *c, const struct member *m)

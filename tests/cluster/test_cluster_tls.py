@@ -4,12 +4,15 @@ nothing; a plain TCP connection sending garbage to the cluster port is dropped a
 import datetime
 import os
 import socket
+import ssl
+import struct
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from conftest import CLIENT_ADDR
 from routing_helpers import Client, close_all
 
 BAD = "sol_cluster_decode_errors_total"
@@ -167,3 +170,63 @@ def test_plain_tcp_garbage_dropped(cluster):
                        "the garbage connections to be counted")
     assert all(n.running for n in nodes)
     _route(cluster, nodes[1], nodes[0], "tls/garbage")
+
+
+def test_frames_naming_another_node_dropped(cluster):
+    """A holder of a valid certificate connecting from elsewhere cannot speak for a member: a TLS
+    client with a certificate from the cluster's CA sends a PUBLISH whose envelope names n1 to n2's
+    cluster port; it is dropped and counted, and n2's subscriber receives nothing."""
+    ca = _CA(cluster.tmpdir, "ca")
+    nodes = _tls_nodes(cluster, ca)
+    target = nodes[1]
+    args = ca.node_args("forger", "n9")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_cert_chain(args[1], args[3])
+    ctx.load_verify_locations(args[5])
+    sub = Client(target, "sub-forged").connect()
+    try:
+        sub.subscribe("tls/forged", qos=0)
+        before = target.metric("sol_cluster_stranger_messages_total") or 0
+        raw = socket.create_connection((target.addr, target.cluster_port), timeout=3,
+                                       source_address=(CLIENT_ADDR, 0))
+        with ctx.wrap_socket(raw, server_hostname=target.name) as s:
+            s.sendall(b"\x00SP\x00\x00\x50\x00\x00")
+            hello = b""
+            while len(hello) < 8:
+                chunk = s.recv(8 - len(hello))
+                assert chunk, "closed during the SP hello"
+                hello += chunk
+            body = _frame(_envelope(b"n1", 14, _publish(b"tls/forged", b"forged")))
+            s.sendall(struct.pack(">Q", len(body)) + body)
+            cluster.wait_until(
+                lambda: (target.metric("sol_cluster_stranger_messages_total") or 0) > before, 5,
+                "the forged frame to be dropped")
+        assert sub.received == [], sub.received
+    finally:
+        close_all([sub])
+    _route(cluster, nodes[0], nodes[1], "tls/real")
+
+
+def _varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _field(num, data):
+    return _varint(num << 3 | 2) + _varint(len(data)) + data
+
+
+def _publish(topic, payload):
+    return _field(1, topic) + _field(2, payload) + _varint(3 << 3) + _varint(0)
+
+
+def _envelope(sender, body_field, body):
+    return _field(1, sender) + _field(body_field, body)
+
+
+def _frame(*envelopes):
+    return b"".join(_field(1, e) for e in envelopes)
