@@ -152,8 +152,10 @@ def test_certificate_for_another_name_never_admitted(cluster):
 
 
 def test_plain_tcp_garbage_dropped(cluster):
-    """Garbage over plain TCP to a TLS cluster port is dropped and counted; the cluster goes on."""
-    nodes = _tls_nodes(cluster, _CA(cluster.tmpdir, "ca"))
+    """Garbage over plain TCP, and a TLS client without a certificate, to a TLS cluster port are
+    dropped and counted; the cluster goes on."""
+    ca = _CA(cluster.tmpdir, "ca")
+    nodes = _tls_nodes(cluster, ca)
     target = nodes[0]
     before = target.metric(BAD) or 0
     for payload in (b"\x00SP\x00\x00\x50\x00\x00" + os.urandom(64), os.urandom(512),
@@ -166,8 +168,18 @@ def test_plain_tcp_garbage_dropped(cluster):
                     pass  # the server closes it (a TLS alert at most)
             except (ConnectionResetError, socket.timeout):
                 pass
-    cluster.wait_until(lambda: (target.metric(BAD) or 0) >= before + 3, 5,
-                       "the garbage connections to be counted")
+    # A TLS client that trusts the CA but has no certificate of its own: refused, counted.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca.ca_path)
+    raw = socket.create_connection((target.addr, target.cluster_port), timeout=3)
+    try:
+        with ctx.wrap_socket(raw, server_hostname=target.name) as s:
+            s.sendall(b"\x00SP\x00\x00\x50\x00\x00")
+            assert s.recv(8) == b"", "a client without a certificate got an SP hello"
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        pass  # refused during or right after the handshake
+    cluster.wait_until(lambda: (target.metric(BAD) or 0) >= before + 4, 5,
+                       "the garbage connections and the certificate-less client to be counted")
     assert all(n.running for n in nodes)
     _route(cluster, nodes[1], nodes[0], "tls/garbage")
 
