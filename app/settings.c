@@ -146,6 +146,12 @@ static const struct settings_opt settings_opts[] = {
      "gossip keys, one base64 32-byte key a line, first seals (SIGHUP re-reads)", "off"},
     {"cluster_label", OPT_STR, FIELD(cluster.cluster_label), 0, 0, true, "LABEL",
      "sealed gossip's additional data: the same on every node of a cluster", NULL},
+    {"cluster_certfile", OPT_STR, FIELD(cluster.cluster_certfile), 0, 0, false, "FILE",
+     "node link TLS: this node's certificate (PEM, naming the node name)", "off"},
+    {"cluster_keyfile", OPT_STR, FIELD(cluster.cluster_keyfile), 0, 0, false, "FILE",
+     "node link TLS: its private key (PEM)", "off"},
+    {"cluster_cafile", OPT_STR, FIELD(cluster.cluster_cafile), 0, 0, false, "FILE",
+     "node link TLS: the CA that signs every node's certificate (PEM)", "off"},
 };
 
 #define SETTINGS_NOPTS (sizeof(settings_opts) / sizeof(settings_opts[0]))
@@ -801,6 +807,46 @@ static int settings_check_keys(const struct sol_settings *cfg, const struct sett
     return SETTINGS_ERROR;
 }
 
+/* Node link TLS takes all three files or none: a cluster half configured would refuse every link
+ * (or silently run in the clear). The first one set names the error; a file that cannot be opened
+ * is named too (a PEM that does not parse is refused by cluster_start). */
+static int settings_check_cluster_tls(const struct sol_settings *cfg,
+                                      const struct settings_seen *seen, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"cluster_certfile", "cluster_keyfile", "cluster_cafile"};
+    const char *vals[] = {cfg->cluster.cluster_certfile, cfg->cluster.cluster_keyfile,
+                          cfg->cluster.cluster_cafile};
+    char name[CONFIG_ORIGIN_LEN], miss[CONFIG_ORIGIN_LEN];
+    size_t set = 0, first = 0, missing = 3;
+
+    for (size_t i = 0; i < 3; i++) {
+        if (vals[i][0] != '\0' && set++ == 0)
+            first = i;
+        if (vals[i][0] == '\0' && missing == 3)
+            missing = i;
+    }
+    if (set == 0)
+        return SETTINGS_OK;
+    for (size_t i = 0; set == 3 && i < 3; i++) {
+        FILE *f = fopen(vals[i], "rb");
+        if (f) {
+            fclose(f);
+            continue;
+        }
+        settings_spelling(name, sizeof(name), seen, settings_index(keys[i]));
+        errf(err, errlen, "invalid %s: cannot open %s", name, vals[i]);
+        return SETTINGS_ERROR;
+    }
+    if (set == 3)
+        return SETTINGS_OK;
+    settings_spelling(name, sizeof(name), seen, settings_index(keys[first]));
+    settings_spelling(miss, sizeof(miss), seen, settings_index(keys[missing]));
+    errf(err, errlen,
+         "%s needs cluster_certfile, cluster_keyfile and cluster_cafile together: %s is not set",
+         name, miss);
+    return SETTINGS_ERROR;
+}
+
 /* Defaults, then the config file, then the environment, then flags. */
 int settings_load(struct sol_settings *cfg, int argc, char **argv, char **envp, char *err,
                   size_t errlen)
@@ -846,5 +892,7 @@ int settings_load(struct sol_settings *cfg, int argc, char **argv, char **envp, 
     if (settings_tls(cfg, &seen, err, errlen) != SETTINGS_OK)
         return SETTINGS_ERROR;
     settings_listeners(cfg, &seen);
+    if (settings_check_cluster_tls(cfg, &seen, err, errlen) != SETTINGS_OK)
+        return SETTINGS_ERROR;
     return settings_check_keys(cfg, &seen, err, errlen);
 }

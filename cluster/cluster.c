@@ -207,6 +207,11 @@ static size_t cluster_handle_frame(struct cluster *c, const uint8_t *data, size_
             cluster_bad_input(c, from, "a message from a node not in membership");
             continue;
         }
+        if (!cluster_peer_trusted(c, p) || !cluster_tls_sender_at(c, p, from)) {
+            c->strangers++;
+            cluster_bad_input(c, from, "a message from a node not authenticated by TLS");
+            continue;
+        }
         if (kind == 1) {
             p->rx_envelopes++;
             if (peerlog_seen(p, we.pub.seq))
@@ -407,6 +412,7 @@ static void cluster_handle_closed(uv_handle_t *h)
     retained_free(c);
     replica_free(c);
     move_free(c);
+    cluster_tls_free(&c->tls);
     pthread_mutex_destroy(&c->in_mu);
     free(c);
 }
@@ -456,6 +462,11 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
     }
 
     if (cfg->cluster_port != 0) {
+        if (cluster_tls_init(c, err, errlen) != 0)
+            goto fail;
+        if (!c->tls_on && cfg->seeds[0])
+            log_warn(c->log, "cluster node links are not encrypted or authenticated: set "
+                             "--cluster-certfile, --cluster-keyfile and --cluster-cafile");
         if (net_listen(c, cluster_handle_frame, err, errlen) != 0) {
             config_name_setting(err, errlen, cfg->origin.cluster_port, "cluster: ");
             goto fail;
@@ -560,4 +571,5 @@ void cluster_reload_keys(struct cluster *c)
         return;
     if (membership_reload_keys(c->ms, err, sizeof(err)) != 0)
         log_warn(c->log, "cluster: gossip keys not re-read, keeping the old ones: %s", err);
+    cluster_tls_reload(c);
 }

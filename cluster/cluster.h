@@ -39,7 +39,8 @@ void cluster_dropped(struct cluster *c, uint64_t *peer_gone, uint64_t *queue_ful
  * nng have let go of it. */
 void cluster_stop(struct cluster *c);
 
-/* SIGHUP: re-read the gossip key file (membership_reload_keys). Logs the outcome; a bad file keeps
+/* SIGHUP: re-read the gossip key file (membership_reload_keys) and the node link certificate, key
+ * and CA (for links dialed from then on; docs/cluster.md). Logs the outcome; a bad file keeps
  * the keys in use. A NULL cluster or one without a key file does nothing. */
 void cluster_reload_keys(struct cluster *c);
 

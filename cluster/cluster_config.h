@@ -33,6 +33,12 @@ struct cluster_config {
      * node of one cluster shares, default "sol". settings_load checks the file once. */
     char cluster_key_file[512];
     char cluster_label[64];
+    /* Node link TLS (cluster_net.c): this node's certificate and key, and the CA every node's
+     * certificate is signed by. All three or none (settings_load checks); none = links in the
+     * clear. A certificate names its node name (CN or a DNS subjectAltName). */
+    char cluster_certfile[512];
+    char cluster_keyfile[512];
+    char cluster_cafile[512];
 
     /* Not a setting: filled by settings_load with the cluster port as the user gave it (or the
      * setting that turned clustering on), for the error that names it when the port is busy.

@@ -9,6 +9,7 @@
  *   cluster_tx.c        its send side: one push0 dialer and queue per peer, batching,
  *                       back-pressure watermarks
  *   cluster_net.c       what both sides share: wbuf, shutdown
+ *   cluster_tls.c       mutual TLS on node links, and which peers are trusted (listed, heard)
  *   cluster_routes.c    route replication
  *   cluster_publish.c   forwarding
  *   cluster_retained.c  retained replication: stamps, tombstones and their floor (its state is its
@@ -29,6 +30,7 @@
 #define SOL_CLUSTER_INT_H
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -223,7 +225,10 @@ struct peer {
     char client_addr[256]; /* its MQTT listener as it advertises it (RouteVersion); "" = unknown */
     enum member_state state;
     bool open; /* socket dialed: member alive or suspect */
-    bool kick; /* loop: something queued since the last net_kick */
+    /* nng threads: a link dialed to it passed mutual TLS (latched); see cluster_peer_trusted. */
+    atomic_bool verified;
+    bool listed; /* loop: verified seen by cluster_tls_tick (told in $SYS and the log) */
+    bool kick;   /* loop: something queued since the last net_kick */
 
     /* Its routes (loop). */
     struct topic_tree *routes;
@@ -328,6 +333,7 @@ struct rx_link {
     bool in_ready; /* on c->rx_ready */
     bool parked;   /* no read posted (paused, full, out of memory): the one who clears it reads */
     bool closed;   /* the stream ended: nothing more will come */
+    bool bad;      /* it ended on bad input (before the hello, bad framing): counted once */
     bool paused;   /* written by the loop only: the flow source is paused */
 
     /* Loop only. */
@@ -339,6 +345,12 @@ struct rx_link {
  * envelope during which *stop turned true (the link was paused); returns the bytes handled. */
 typedef size_t (*cluster_frame_fn)(struct cluster *c, const uint8_t *data, size_t len,
                                    const char *from, const bool *stop);
+
+/* Node link TLS: the files as loaded (PEM text), and the listener's config made from them. */
+struct cluster_tls {
+    char *cert, *key, *ca;
+    nng_tls_config *server;
+};
 
 struct log_slot {
     char key[64];
@@ -408,6 +420,9 @@ struct cluster {
     size_t nmove_stubs, nmove_ins;
     bool drop_handoff; /* test-only fault (SOL_TEST_DROP_HANDOFF): hand-offs are lost */
 
+    bool tls_on; /* node links over mutual TLS (set at start) */
+    struct cluster_tls tls;
+
     uint64_t decode_errors;
     uint64_t strangers;
     struct log_slot logged[16];
@@ -438,6 +453,32 @@ int net_listen(struct cluster *c, cluster_frame_fn on_frame, char *err, size_t e
 void rx_link_unpark(struct rx_link *l);
 /* Loop, or shutdown once its callbacks are stopped: unlink l from c->links and free it. */
 void rx_link_free(struct rx_link *l);
+
+/* ---- cluster_tls.c ---- */
+/* At start: load the certificate, key and CA if configured; -1 with a reason in err. */
+int cluster_tls_init(struct cluster *c, char *err, size_t errlen);
+void cluster_tls_free(struct cluster_tls *t);
+/* "tls+tcp" or "tcp": the scheme of the cluster port's URLs. */
+const char *cluster_tls_scheme(const struct cluster *c);
+/* Give the cluster port's listener its TLS config (no-op without TLS). */
+int cluster_tls_listener(struct cluster *c, nng_stream_listener *l, char *err, size_t errlen);
+/* Give a dialer to p its TLS config (the server must name p->name) and watch its pipes to mark p
+ * verified; an nng error code. */
+int cluster_tls_dialer(struct peer *p, nng_dialer d);
+/* Without TLS every member; with it, only a peer a dialed link authenticated. Its frames are
+ * dropped until then, and it is not listed. */
+bool cluster_peer_trusted(const struct cluster *c, const struct peer *p);
+bool cluster_member_listed(struct cluster *c, const struct member *m);
+/* With TLS: does a link from address from (its remote IP) carry p's frames? Only if p is at that
+ * address: the listener cannot read the client certificate's name (nng 1.5.2), so a certificate
+ * holder elsewhere cannot speak for p. Always true without TLS. */
+bool cluster_tls_sender_at(const struct cluster *c, const struct peer *p, const char *from);
+/* membership_count over the listed members only. */
+size_t cluster_members_listed(struct cluster *c, enum member_state state);
+/* Loop tick: peers whose link authenticated since the last tick are listed ($SYS, the log). */
+void cluster_tls_tick(struct cluster *c);
+/* SIGHUP: re-read the files for links dialed from now on (and the listener if nng lets it). */
+void cluster_tls_reload(struct cluster *c);
 
 /* ---- cluster_tx.c ---- */
 int peer_open(struct peer *p);

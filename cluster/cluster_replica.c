@@ -131,7 +131,8 @@ struct peer *replica_pick(struct cluster *c, const char *id)
     uint64_t best_h = 0;
     size_t idl = strlen(id);
     for (struct peer *p = c->peers; p; p = p->next) {
-        if (!p->open || (p->state != MEMBER_ALIVE && p->state != MEMBER_SUSPECT))
+        if (!p->open || (p->state != MEMBER_ALIVE && p->state != MEMBER_SUSPECT) ||
+            !cluster_peer_trusted(c, p))
             continue;
         uint64_t h = hash_fnv1a(p->name, strlen(p->name));
         for (size_t i = 0; i < idl; i++) { /* FNV-1a continued over the id */

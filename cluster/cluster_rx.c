@@ -79,14 +79,16 @@ static bool link_ready_locked(struct cluster *c, struct rx_link *l)
 }
 
 /* nng side: the stream ended (closed by the peer, an error, bad framing). The loop frees the link
- * once it has handled what was received before. */
-static void link_end(struct rx_link *l)
+ * once it has handled what was received before; bad (a failed TLS handshake or SP hello, bad
+ * framing) is counted there as bad input. */
+static void link_end(struct rx_link *l, bool bad)
 {
     struct cluster *c = l->c;
     free(l->cur);
     l->cur = NULL;
     pthread_mutex_lock(&c->in_mu);
     l->closed = true;
+    l->bad = bad;
     link_ready_locked(c, l);
     pthread_mutex_unlock(&c->in_mu);
     uv_async_send(&c->async);
@@ -100,7 +102,7 @@ static void link_read_body(struct rx_link *l)
     uint64_t len = be64_get(l->head);
     size_t maxsz = c->max_frame;
     if (len > maxsz) { /* as nng's own receive limit: the connection is dropped */
-        link_end(l);
+        link_end(l, true);
         return;
     }
     l->cur = malloc(sizeof(*l->cur) + (size_t)len);
@@ -155,7 +157,9 @@ static void link_cb(void *arg)
 {
     struct rx_link *l = arg;
     if (nng_aio_result(l->aio) != 0 || atomic_load(&l->c->rx_stop)) {
-        link_end(l);
+        /* Before the hello: a TLS handshake refused (no or an untrusted certificate), garbage. */
+        bool early = l->phase == LINK_HELLO_TX || l->phase == LINK_HELLO_RX;
+        link_end(l, early && !atomic_load(&l->c->rx_stop));
         return;
     }
     l->got += nng_aio_count(l->aio);
@@ -173,7 +177,7 @@ static void link_cb(void *arg)
         if (l->hello[0] != 0 || l->hello[1] != 'S' || l->hello[2] != 'P' || l->hello[3] != 0 ||
             l->hello[6] != 0 || l->hello[7] != 0 ||
             ((unsigned)l->hello[4] << 8 | l->hello[5]) != SP_PUSH0) {
-            link_end(l);
+            link_end(l, true);
             return;
         }
         l->phase = LINK_HEAD;
@@ -300,7 +304,10 @@ static void link_run(struct rx_link *l, size_t *budget)
     }
     pthread_mutex_lock(&c->in_mu);
     bool gone = l->closed && !l->first && !l->in_ready;
+    bool bad = gone && l->bad;
     pthread_mutex_unlock(&c->in_mu);
+    if (bad && !c->stopping)
+        cluster_bad_input(c, l->from, "a connection that failed the TLS handshake or SP hello");
     if (gone)
         rx_link_free(l);
     else
@@ -383,7 +390,8 @@ int net_listen(struct cluster *c, cluster_frame_fn on_frame, char *err, size_t e
     c->on_frame = on_frame;
     char url[128];
     int rv;
-    snprintf(url, sizeof(url), "tcp://%s:%u", c->cfg->cluster_bind, c->cfg->cluster_port);
+    snprintf(url, sizeof(url), "%s://%s:%u", cluster_tls_scheme(c), c->cfg->cluster_bind,
+             c->cfg->cluster_port);
     if (uv_async_init(c->loop, &c->async, net_async_cb) != 0) {
         snprintf(err, errlen, "cluster: uv_async_init failed");
         return -1;
@@ -395,6 +403,8 @@ int net_listen(struct cluster *c, cluster_frame_fn on_frame, char *err, size_t e
         snprintf(err, errlen, "cluster: listener %s: %s", url, nng_strerror(rv));
         return -1;
     }
+    if (cluster_tls_listener(c, c->rx, err, errlen) != 0)
+        return -1;
     if ((rv = nng_stream_listener_listen(c->rx)) != 0) {
         snprintf(err, errlen, "cluster: listen %s: %s", url, nng_strerror(rv));
         return -1;

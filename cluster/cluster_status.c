@@ -21,6 +21,8 @@ static void status_add_member(const struct member *mb, void *ctx)
 {
     struct status_members *sm = ctx;
     char addr[96];
+    if (!cluster_member_listed(sm->c, mb))
+        return; /* not authenticated (yet): never shown */
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return;
@@ -109,7 +111,7 @@ static void status_metrics(void *ctx, struct prom *t)
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,
                                                MEMBER_LEFT};
     for (size_t i = 0; i < 4; i++) {
-        size_t n = c->ms ? membership_count(c->ms, states[i]) : states[i] == MEMBER_ALIVE;
+        size_t n = cluster_members_listed(c, states[i]);
         prom_printf(t, "sol_cluster_members{state=\"%s\"} %zu\n", member_state_name(states[i]), n);
     }
     size_t routes = 0, held = 0, paused_links = 0;
@@ -203,7 +205,7 @@ static bool status_name_is_level(const char *name)
 void status_sys_member(struct cluster *c, const struct member *m)
 {
     char topic[160], val[96];
-    if (m && status_name_is_level(m->name)) {
+    if (m && status_name_is_level(m->name) && cluster_member_listed(c, m)) {
         snprintf(topic, sizeof(topic), "$SYS/broker/cluster/node/%s/state", m->name);
         broker_sys_set(c->b, topic, member_state_name(m->state));
         snprintf(topic, sizeof(topic), "$SYS/broker/cluster/node/%s/address", m->name);
@@ -217,7 +219,7 @@ void status_sys_member(struct cluster *c, const struct member *m)
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,
                                                MEMBER_LEFT};
     for (size_t i = 0; i < 4; i++) {
-        size_t n = c->ms ? membership_count(c->ms, states[i]) : states[i] == MEMBER_ALIVE;
+        size_t n = cluster_members_listed(c, states[i]);
         snprintf(topic, sizeof(topic), "$SYS/broker/cluster/members/%s",
                  member_state_name(states[i]));
         snprintf(val, sizeof(val), "%zu", n);

@@ -181,6 +181,7 @@ void net_tick(struct cluster *c, uint64_t now)
     pthread_mutex_unlock(&c->in_mu);
     for (struct rx_link *l = links; l; l = l->next)
         rx_link_unpark(l); /* no-op unless parked and under the bound */
+    cluster_tls_tick(c);
     for (struct peer *p = c->peers; p; p = p->next) {
         if (!flow_gate_busy(&p->gate) || p->stalled)
             continue;
@@ -222,6 +223,10 @@ static int peer_dial(struct peer *p, const char *url)
     int rv = nng_dialer_create(&d, p->sock, url);
     if (rv != 0)
         return rv;
+    if ((rv = cluster_tls_dialer(p, d)) != 0) {
+        nng_dialer_close(d);
+        return rv;
+    }
     struct sockaddr_in sin;
     const char *bind = p->c->cfg->cluster_bind;
     if (bind[0] && strcmp(bind, "0.0.0.0") != 0 && inet_pton(AF_INET, bind, &sin.sin_addr) == 1) {
@@ -243,7 +248,7 @@ int peer_open(struct peer *p)
     int rv;
     if (p->open)
         return 0;
-    snprintf(url, sizeof(url), "tcp://%s:%u", p->host, p->port);
+    snprintf(url, sizeof(url), "%s://%s:%u", cluster_tls_scheme(p->c), p->host, p->port);
     if (nng_aio_alloc(&p->aio, peer_tx_cb, p) != 0)
         return -1;
     if ((rv = nng_push0_open(&p->sock)) != 0) {

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -126,7 +127,9 @@ def cluster():
             run(["docker", "rmi", "-f", ref], check=False)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOL")}
-    env.update(SOL_IMAGE=tag, SOL_PUBLISH_ADDR=HOST, SOL_LOG_LEVEL="debug")
+    secrets = tempfile.mkdtemp(prefix="sol-secrets-")
+    run([os.path.join(REPO, "deploy", "make-secrets.sh"), secrets])
+    env.update(SOL_IMAGE=tag, SOL_PUBLISH_ADDR=HOST, SOL_LOG_LEVEL="debug", SOL_SECRETS_DIR=secrets)
     for n in NODES:
         env[f"{n.upper()}_MQTT_PORT"] = str(free_port(HOST))
         env[f"{n.upper()}_HTTP_PORT"] = str(free_port(HOST))
@@ -143,6 +146,7 @@ def cluster():
         c.compose("down", "-v", "--remove-orphans", "-t", "10", timeout=300, check=False)
         if not given:
             run(["docker", "rmi", "-f", tag], check=False)
+        shutil.rmtree(secrets, ignore_errors=True)
 
 
 def test_image_matches_the_dockerfile_runtime_settings(cluster):

@@ -158,7 +158,9 @@ def test_compose_section_as_written(tmp_path):
     mqtt = {n: free_port() for n in NODES}
     http = {n: free_port() for n in NODES}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOL")}
-    env.update(SOL_IMAGE=tag, SOL_PUBLISH_ADDR="127.0.0.1", COMPOSE_PROJECT_NAME=project)
+    # The page's make-secrets.sh writes where SOL_SECRETS_DIR says (the page's default: deploy/secrets).
+    env.update(SOL_IMAGE=tag, SOL_PUBLISH_ADDR="127.0.0.1", COMPOSE_PROJECT_NAME=project,
+               SOL_SECRETS_DIR=str(tmp_path / "secrets"))
     for n in NODES:
         env[f"{n.upper()}_MQTT_PORT"], env[f"{n.upper()}_HTTP_PORT"] = str(mqtt[n]), str(http[n])
     documented = {"1883": "sol1", "1884": "sol2", "1885": "sol3"}
@@ -175,6 +177,7 @@ def test_compose_section_as_written(tmp_path):
     def after(line, out):
         if " up -d" in line or " start " in line:
             wait_for(ready, 30, 0.1, "the three nodes to be ready")
+            secured(line)
             wait_for(lambda: all(http_get("127.0.0.1", http[n], "/cluster")[1].count('"alive"') == 3
                                  for n in NODES), 20, 0.1, "three alive members on every node")
             # A moment later, as for a person typing: every node holds the same retained messages. (Ready
@@ -184,6 +187,20 @@ def test_compose_section_as_written(tmp_path):
         if " stop sol3" in line:
             wait_for(lambda: '"left"' in http_get("127.0.0.1", http["sol1"], "/cluster")[1], 5, 0.05,
                      "sol1 to see sol3 left")
+
+    def secured(line):
+        """The cluster as the page starts it is secured: every node seals gossip and has authenticated
+        a TLS link to each of the others, and none warns of anything in the clear."""
+        for n in NODES:
+            others = [o for o in NODES if o != n]
+            def linked():
+                out = run(["docker", "logs", n], check=False)
+                log = out.stdout + out.stderr
+                return all(f"node link to {o} authenticated" in log for o in others)
+            wait_for(linked, 20, 0.2, f"{n}'s TLS links to {others} after `{line}`")
+            out = run(["docker", "logs", n], check=False)
+            log = out.stdout + out.stderr
+            assert "not encrypted" not in log, log[-3000:]
 
     def retained_count(port):
         return metric(http_get("127.0.0.1", port, "/metrics")[1], "sol_retained_messages")

@@ -181,10 +181,16 @@ def test_compose_three_nodes_seeded_by_service_name(compose):
         assert sorted(env["SOL_SEEDS"].split(",")) == [f"{s}:7946" for s in sorted(services)]
         assert svc["healthcheck"]["test"][-1] == "/readyz"
         assert svc["restart"] == "unless-stopped" and svc["stop_grace_period"]
-        (vol,) = svc["volumes"]
+        vol, secrets = svc["volumes"]
         vname, path = vol.split(":")
         assert path == "/var/lib/sol" and vname in compose["volumes"]
         volumes.add(vname)
+        # Secured: the key and certificates make-secrets.sh wrote, read-only, named in the settings.
+        assert secrets == "${SOL_SECRETS_DIR:-./deploy/secrets}:/etc/sol/secrets:ro"
+        assert env["SOL_CLUSTER_KEY_FILE"] == "/etc/sol/secrets/gossip.keys"
+        assert env["SOL_CLUSTER_CAFILE"] == "/etc/sol/secrets/ca.crt"
+        assert env["SOL_CLUSTER_CERTFILE"] == f"/etc/sol/secrets/{name}.crt"
+        assert env["SOL_CLUSTER_KEYFILE"] == f"/etc/sol/secrets/{name}.key"
         mqtt = [p for p in svc["ports"] if p.endswith(":1883")]
         assert len(mqtt) == 1
         host_ports.add(mqtt[0].rsplit(":", 1)[0])

@@ -90,14 +90,23 @@ def test_validator_rejects_a_broken_statefulset(sts):
         kv.validate(bad, kv.latest_version(), strict=True)
 
 
-def test_kubectl_kustomize_renders_all_resources():
+def test_kubectl_kustomize_renders_all_resources(tmp_path):
+    """As docs/deploy.md says: secrets made by make-secrets.sh into deploy/k8s/secrets (here a copy of
+    deploy/k8s), then the kustomization renders every manifest and the Secret the StatefulSet mounts."""
     kubectl = shutil.which("kubectl")
     if not kubectl:
         pytest.skip("kubectl is not installed; the kustomization was checked by file list only")
-    out = subprocess.run([kubectl, "kustomize", K8S], capture_output=True, text=True, timeout=60)
+    k8s = tmp_path / "k8s"
+    shutil.copytree(K8S, k8s, ignore=shutil.ignore_patterns("secrets"))
+    subprocess.run([os.path.join(REPO, "deploy", "make-secrets.sh"), str(k8s / "secrets"), "sol-0", "sol-1",
+                    "sol-2"], check=True, capture_output=True)
+    out = subprocess.run([kubectl, "kustomize", str(k8s)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     rendered = [d for d in yaml.safe_load_all(out.stdout) if d]
-    assert sorted((d["kind"], d["metadata"]["name"]) for d in rendered) == sorted(load_all()[1])
+    want = sorted(load_all()[1]) + [("Secret", "sol-cluster-secrets")]
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in rendered) == sorted(want)
+    (secret,) = [d for d in rendered if d["kind"] == "Secret"]
+    assert {"gossip.keys", "ca.crt", "sol-0.crt", "sol-0.key"} <= set(secret["data"])
     for d in rendered:
         kv.validate(d, kv.latest_version(), strict=True)
 

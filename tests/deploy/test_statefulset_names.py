@@ -30,8 +30,23 @@ def fqdn(name):
     return f"{name}.{NAMESPACE}.svc.cluster.local"
 
 
+_SECRETS = []
+
+
+def secrets_dir():
+    """The Secret sol-cluster-secrets as its volume shows it: made once by deploy/make-secrets.sh for
+    the three pod names."""
+    if not _SECRETS:
+        d = tempfile.mkdtemp(prefix="sol-secrets-")
+        subprocess.run([os.path.join(K8S, "..", "make-secrets.sh"), d, *PODS], check=True,
+                       capture_output=True)
+        _SECRETS.append(d)
+    return _SECRETS[0]
+
+
 def pod_environment(pod):
-    """The SOL_* environment the kubelet gives container "sol" of pod, from the manifests."""
+    """The SOL_* environment the kubelet gives container "sol" of pod, from the manifests (the
+    Secret's mount point is a local directory of the same files)."""
     with open(os.path.join(K8S, "statefulset.yaml")) as f:
         sts = yaml.safe_load(f)
     with open(os.path.join(K8S, "configmap.yaml")) as f:
@@ -48,6 +63,11 @@ def pod_environment(pod):
         else:
             env[e["name"]] = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)),
                                     e["value"])
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    secret = mounts["cluster-secrets"] + "/"
+    for k, v in env.items():
+        if v.startswith(secret):
+            env[k] = os.path.join(secrets_dir(), v[len(secret):])
     return env
 
 

@@ -716,6 +716,31 @@ static void test_overload_settings(void **state)
     assert_non_null(strstr(err, "backlog_low"));
 }
 
+/* Node link TLS takes its three files together: one alone is refused naming it and the missing one;
+ * a file that cannot be opened is refused naming its setting. */
+static void test_cluster_tls_files(void **state)
+{
+    struct sol_settings cfg;
+    char err[512];
+
+    (void)state;
+    assert_int_equal(
+        load(&cfg, NULL, err, sizeof(err), "--cluster-certfile", "data/config_full.conf", NULL),
+        SETTINGS_ERROR);
+    assert_non_null(strstr(err, "--cluster-certfile"));
+    assert_non_null(strstr(err, "--cluster-keyfile is not set"));
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--cluster-certfile",
+                          "data/config_full.conf", "--cluster-keyfile", "data/config_full.conf",
+                          "--cluster-cafile", "/nonexistent/ca.crt", NULL),
+                     SETTINGS_ERROR);
+    assert_non_null(strstr(err, "invalid --cluster-cafile: cannot open /nonexistent/ca.crt"));
+    assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--cluster-certfile",
+                          "data/config_full.conf", "--cluster-keyfile", "data/config_full.conf",
+                          "--cluster-cafile", "data/config_full.conf", NULL),
+                     SETTINGS_OK);
+    assert_string_equal(cfg.cluster.cluster_cafile, "data/config_full.conf");
+}
+
 static void test_help_line_per_setting(void **state)
 {
     struct sol_settings cfg;
@@ -726,8 +751,8 @@ static void test_help_line_per_setting(void **state)
     assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), SETTINGS_EXIT_OK);
     for (char *p = strstr(out, "\n  --"); p != NULL; p = strstr(p + 1, "\n  --"))
         lines++;
-    /* 44 settings + --config + --help + --version, one line each. */
-    assert_int_equal(lines, 47);
+    /* 47 settings + --config + --help + --version, one line each. */
+    assert_int_equal(lines, 50);
 }
 
 static void test_version(void **state)
@@ -863,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_tiny_error_buffer),
         cmocka_unit_test(test_overload_settings),
+        cmocka_unit_test(test_cluster_tls_files),
         cmocka_unit_test(test_example_conf_documents_every_key),
         cmocka_unit_test(test_example_conf_values_are_defaults),
     };
