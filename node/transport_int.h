@@ -1,6 +1,7 @@
 /*
- * transport_int.h - the transport module's own state, shared by listener.c (the list) and
- * transport_tcp.c (TCP sockets and streams). Included by nothing else: transport.h is the face.
+ * transport_int.h - the transport module's own state, shared by listener.c (the list),
+ * transport_tcp.c (TCP sockets and streams), transport_tls.c and transport_ws.c. Included by
+ * nothing else: transport.h is the face.
  */
 #ifndef SOL_TRANSPORT_INT_H
 #define SOL_TRANSPORT_INT_H
@@ -16,7 +17,11 @@ struct listener {
     enum transport_kind kind;
     bool inited;              /* tcp must be closed */
     bool accepting;           /* bound and listening */
-    struct tls_listener *tls; /* TRANSPORT_TLS: its settings and current SSL_CTX */
+    struct tls_listener *tls; /* TRANSPORT_TLS, _WSS: its settings and current SSL_CTX */
+    struct ws_listener *ws;   /* TRANSPORT_WS, _WSS: its settings and the events of its streams */
+    /* Whose events and user state the TCP or TLS streams accepted here carry: the list's (set),
+     * or for WebSocket the WebSocket layer's, which carries the list's in turn. */
+    struct listeners *streams;
 };
 
 struct listeners {
@@ -46,5 +51,11 @@ int tls_listener_init(struct listener *l, const struct listener_config *cfg, cha
 int tls_listener_reload(struct listener *l, char *err, size_t errlen);
 void tls_listener_free(struct listener *l);
 void tls_on_connection(uv_stream_t *server, int status);
+
+/* transport_ws.c: a WebSocket listener's settings and the events its TCP or TLS streams report to
+ * (l->streams; -1 with one line in err), and freeing them. */
+int ws_listener_init(struct listener *l, const struct listener_config *cfg, char *err,
+                     size_t errlen);
+void ws_listener_free(struct listener *l);
 
 #endif

@@ -176,7 +176,7 @@ static const struct transport_ops tcp_ops = {
 static void tcp_on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
-    struct listeners *ls = l->set;
+    struct listeners *ls = l->streams;
     if (status < 0 || !l->accepting)
         return;
     struct tcp_stream *s = calloc(1, TCP_USER_OFFSET + ls->user_size);
@@ -211,7 +211,7 @@ int tcp_listen(struct listener *l, const struct sockaddr *addr)
     l->inited = true;
     if ((rc = uv_tcp_bind(&l->tcp, addr, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&l->tcp, 4096,
-                        l->kind == TRANSPORT_TLS ? tls_on_connection : tcp_on_connection)) < 0)
+                        l->tls ? tls_on_connection : tcp_on_connection)) < 0)
         return rc;
     l->accepting = true;
     return 0;

@@ -531,7 +531,7 @@ static int tls_stream_ssl(struct tls_stream *s, SSL_CTX *ctx)
 void tls_on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
-    struct listeners *ls = l->set;
+    struct listeners *ls = l->streams;
     if (status < 0 || !l->accepting)
         return;
     struct tls_stream *s = calloc(1, TLS_USER_OFFSET + ls->user_size);

@@ -35,6 +35,9 @@ static const char *all_flags[] = {
     "--use-identity-as-username",
     "--tls-min-version",
     "--ciphers",
+    "--ws-origins",
+    "--proxy-protocol",
+    "--trust-x-forwarded-for",
     "--acl-file",
     "--password-file",
     "--allow-anonymous",
@@ -726,8 +729,8 @@ static void test_help_line_per_setting(void **state)
     assert_int_equal(load_capture(&cfg, out, sizeof(out), "--help"), SETTINGS_EXIT_OK);
     for (char *p = strstr(out, "\n  --"); p != NULL; p = strstr(p + 1, "\n  --"))
         lines++;
-    /* 44 settings + --config + --help + --version, one line each. */
-    assert_int_equal(lines, 47);
+    /* 47 settings + --config + --help + --version, one line each. */
+    assert_int_equal(lines, 50);
 }
 
 static void test_version(void **state)
@@ -824,7 +827,7 @@ static void test_example_conf_values_are_defaults(void **state)
     }
     fclose(in);
     fclose(out);
-    assert_true(uncommented == 31);
+    assert_true(uncommented == 33);
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), SETTINGS_OK);
     unlink(path);
     settings_defaults(&def);
