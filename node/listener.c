@@ -50,6 +50,7 @@ static int listener_start(struct listeners *ls, const struct listener_config *cf
     l->set = ls;
     l->streams = ls;
     l->kind = cfg->kind;
+    l->proxy = cfg->proxy_protocol;
     l->next = ls->list;
     ls->list = l;
     if ((cfg->kind == TRANSPORT_TLS || cfg->kind == TRANSPORT_WSS) &&

@@ -200,8 +200,8 @@ class WsRaw:
             pass
 
 
-def ws_connect(port, cid, tls_ca=None, **kw):
-    c = WsRaw(port, tls_ca=tls_ca).upgrade(**kw)
+def ws_connect(port, cid, tls_ca=None, prefix=b"", **kw):
+    c = WsRaw(port, tls_ca=tls_ca, prefix=prefix).upgrade(**kw)
     c.send_mqtt(connect_pkt(cid))
     p = c.recv_packet()
     assert p.type == CONNACK and p.body[1] == 0, p
@@ -220,8 +220,8 @@ class Witness:
         self.sub.send(subscribe_pkt(1, [("witness/#", 0)]))
         self.sub.recv_type(SUBACK)
 
-    def alive(self):
-        c = ws_connect(self.t.ws_port, "witness-pub")
+    def alive(self, prefix=b""):
+        c = ws_connect(self.t.ws_port, "witness-pub", prefix=prefix)
         c.send_mqtt(publish_pkt("witness/x", b"still here"))
         p = self.sub.recv_type(PUBLISH)
         assert p.payload == b"still here"
@@ -447,3 +447,61 @@ def test_x_forwarded_for(ws_broker, trusted):
     line = [ln for ln in t.b.log().splitlines() if "behind-lb connected from" in ln][0]
     assert ("connected from 203.0.113.7 " in line) == trusted, line
     c.close()
+
+
+PROXY_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(src, sport, dst="127.0.0.1", dport=1883, tlvs=b""):
+    """A PROXY protocol v2 header (command PROXY, TCP over IPv4 or IPv6) with some TLV bytes."""
+    if ":" in src:
+        addrs = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, "::1")
+        fam = 0x21
+    else:
+        addrs = socket.inet_aton(src) + socket.inet_aton(dst)
+        fam = 0x11
+    body = addrs + struct.pack("!HH", sport, dport) + tlvs
+    return PROXY_SIG + bytes([0x21, fam]) + struct.pack("!H", len(body)) + body
+
+
+def connected_from(b, cid):
+    assert wait_log(b, f"client {cid} connected from"), b.log()
+    line = [ln for ln in b.log().splitlines() if f"client {cid} connected from" in ln][0]
+    return line.split("connected from ")[1].split(" ")[0]
+
+
+def test_proxy_protocol_v2(ws_broker):
+    """--proxy-protocol: on mqtt://, ws:// and wss:// listeners the header's source address is the
+    client's (IPv4 and IPv6, TLVs skipped, the header split across writes); bind:port is not
+    affected; a connection without a valid header is closed, logged once; others go on."""
+    plain = free_port()
+    t = ws_broker("--proxy-protocol", "true", "--listener", f"mqtt://{HOST}:{plain}")
+    assert wait_port(HOST, plain, t.b.proc, time.monotonic() + 10)
+    w = Witness(t)  # on bind:port, without a header
+    hdr = proxy_v2("198.51.100.9", 4242, tlvs=b"\x04\x00\x03abc")
+    c = RawClient(HOST, plain)
+    c.send(hdr[:7])  # the header in two writes (TCP_NODELAY: two segments)
+    c.send(hdr[7:] + connect_pkt("px-plain"))
+    c.recv_type(CONNACK)
+    assert connected_from(t.b, "px-plain") == "198.51.100.9:4242"
+    c6 = RawClient(HOST, plain)
+    c6.send(proxy_v2("2001:db8::7", 5555) + connect_pkt("px-six"))
+    c6.recv_type(CONNACK)
+    assert connected_from(t.b, "px-six") == "2001:db8::7:5555"
+    ws_connect(t.ws_port, "px-ws", prefix=proxy_v2("198.51.100.10", 1000)).close()
+    assert connected_from(t.b, "px-ws") == "198.51.100.10:1000"
+    ws_connect(t.wss_port, "px-wss", tls_ca=t.ca(), prefix=proxy_v2("198.51.100.11", 1001)).close()
+    assert connected_from(t.b, "px-wss") == "198.51.100.11:1001"
+    # no header: closed at once, logged once
+    bad = RawClient(HOST, plain)
+    bad.send(connect_pkt("no-header"))
+    bad.expect_closed(5)
+    bad_ws = WsRaw(t.ws_port)
+    bad_ws.request()
+    assert bad_ws.closed_with(timeout=5) is None
+    assert wait_log(t.b, "no valid PROXY protocol v2 header", count=2), t.b.log()
+    w.alive(prefix=proxy_v2("198.51.100.12", 1002))
+    assert t.b.log().count("no valid PROXY protocol v2 header") == 2
+    assert "no-header" not in t.b.log()
+    c.sock.close()
+    c6.sock.close()
