@@ -271,6 +271,7 @@ class Paho:
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
 def test_paho_round_trip(ws_broker, secure):
     """paho over ws and wss, on a path of our own: subscribe, publish QoS 0/1/2, receive each."""
+    # MQTT-6.0.0-4 MQTT5-6.0.0-4: the server selects the mqtt subprotocol (checked in WsRaw too)
     t = ws_broker(path="/mqtt/ws")
     port, ca = (t.wss_port, t.ca()) if secure else (t.ws_port, None)
     sub = Paho(port, "psub", path="/mqtt/ws", ca=ca, subscribe="ws/#", qos=2)
@@ -290,6 +291,7 @@ def test_paho_round_trip(ws_broker, secure):
 def test_packets_split_across_frames_and_shared(ws_broker):
     """One CONNECT in three frames (a fragmented message); then SUBSCRIBE and PUBLISH in one frame,
     and a PUBLISH split in the middle of its topic."""
+    # MQTT-6.0.0-2 MQTT5-6.0.0-2: packets not aligned with frames
     t = ws_broker()
     c = WsRaw(t.ws_port).upgrade()
     pkt = connect_pkt("split")
@@ -331,6 +333,7 @@ def test_ping_pong_and_close_handshake(ws_broker):
 def test_refused_frames(ws_broker, case, code, log):
     """An unmasked, a text or an oversized frame closes that connection with its close code,
     logged once; others go on."""
+    # MQTT-6.0.0-1 MQTT5-6.0.0-1: binary frames only, a text frame closes the connection
     t = ws_broker("--max-packet-size", "1000")
     w = Witness(t)
     c = ws_connect(t.ws_port, "bad-" + case)
