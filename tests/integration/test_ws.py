@@ -508,3 +508,22 @@ def test_proxy_protocol_v2(ws_broker):
     assert "no-header" not in t.b.log()
     c.sock.close()
     c6.sock.close()
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+def test_large_messages_both_ways(ws_broker, secure):
+    """Messages of 300 KB (frames larger than one read, output larger than one write) arrive
+    whole and in order, over ws and wss."""
+    t = ws_broker()
+    port, ca = (t.wss_port, t.ca()) if secure else (t.ws_port, None)
+    sub = Paho(port, "bigsub", ca=ca, subscribe="big/#", qos=1)
+    pub = Paho(port, "bigpub", ca=ca)
+    try:
+        payloads = [bytes([i]) * 300000 for i in range(5)]
+        for p in payloads:
+            pub.c.publish("big/x", p, 1)
+        sub.wait(lambda: len(sub.msgs) == 5, timeout=30)
+        assert [m[1] for m in sub.msgs] == payloads
+    finally:
+        pub.stop()
+        sub.stop()
