@@ -61,7 +61,9 @@ static const struct settings_opt settings_opts[] = {
     {"port", OPT_U16, FIELD(node.port), 1, 65535, false, "PORT", "MQTT listener TCP port", NULL},
     /* More listeners and TLS (settings_tls checks them together). */
     {"listener", OPT_LIST, FIELD(node.listeners), 0, 0, true, "URL",
-     "one more listener, mqtt://ADDR:PORT or mqtts://ADDR:PORT; repeatable", "none"},
+     "one more listener: mqtt://ADDR:PORT, mqtts://ADDR:PORT, ws://ADDR:PORT/PATH or "
+     "wss://ADDR:PORT/PATH; repeatable",
+     "none"},
     {"certfile", OPT_STR, FIELD(node.certfile), 0, 0, false, "FILE",
      "PEM server certificate (chain) for mqtts listeners", NULL},
     {"keyfile", OPT_STR, FIELD(node.keyfile), 0, 0, false, "FILE", "PEM key of --certfile", NULL},
@@ -77,6 +79,12 @@ static const struct settings_opt settings_opts[] = {
      "1.2|1.3: oldest TLS version accepted", NULL},
     {"ciphers", OPT_STR, FIELD(node.ciphers), 0, 0, false, "LIST",
      "OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default", NULL},
+    {"ws_origins", OPT_STR, FIELD(node.ws_origins), 0, 0, false, "LIST",
+     "ws/wss: Origin values allowed, comma-separated; empty = any", NULL},
+    {"proxy_protocol", OPT_BOOL, FIELD(node.proxy_protocol), 0, 0, false, "BOOL",
+     "--listener connections start with a PROXY v2 header (behind a load balancer)", NULL},
+    {"trust_x_forwarded_for", OPT_BOOL, FIELD(node.trust_x_forwarded_for), 0, 0, false, "BOOL",
+     "ws/wss: the first X-Forwarded-For address is the client's", NULL},
     {"acl_file", OPT_STR, FIELD(node.acl_file), 0, 0, false, "FILE",
      "Mosquitto acl_file; empty = allow all", NULL},
     {"password_file", OPT_STR, FIELD(node.password_file), 0, 0, false, "FILE",

@@ -5,6 +5,8 @@ PKGS="build-essential cmake pkg-config libuv1-dev libnng-dev libprotobuf-c-dev p
 libcmocka-dev libssl-dev libhttp-parser-dev libcjson-dev mosquitto mosquitto-clients python3-paho-mqtt \
 python3-pytest clang libclang-rt-14-dev iproute2 dnsutils procps curl python3-yaml python3-jsonschema iptables"
 PKGS="$PKGS python3-pip debootstrap strace gdb clang-format librocksdb-dev openssl"
+# WebSocket listeners (libwslay-dev) and the real-browser test (chromium).
+PKGS="$PKGS libwslay-dev chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -101,23 +101,24 @@ static int broker_listen(struct broker *b, char *err, size_t errlen)
     struct listener_config ls[BROKER_MAX_LISTENERS] = {
         {.kind = TRANSPORT_TCP, .bind = cfg->bind, .port = cfg->port, .origin = cfg->origin.port},
     };
-    char addrs[BROKER_MAX_LISTENERS][64], origins[BROKER_MAX_LISTENERS][96];
+    struct config_listener urls[BROKER_MAX_LISTENERS];
+    char origins[BROKER_MAX_LISTENERS][96];
     size_t n = 1;
     for (const char *p = cfg->listeners; *p; n++) {
         size_t len = strcspn(p, " ");
-        bool tls;
-        uint16_t port;
         if (n == BROKER_MAX_LISTENERS) {
             errf(err, errlen, "--listener: at most %d listeners", BROKER_MAX_LISTENERS - 1);
             return -1;
         }
-        if (config_listener_parse(p, len, &tls, addrs[n], sizeof(addrs[n]), &port, err, errlen) < 0)
+        struct config_listener *u = &urls[n];
+        if (config_listener_parse(p, len, u, err, errlen) < 0)
             return -1;
         snprintf(origins[n], sizeof(origins[n]), "--listener %.*s", (int)len, p);
         ls[n] = (struct listener_config){
-            .kind = tls ? TRANSPORT_TLS : TRANSPORT_TCP,
-            .bind = addrs[n],
-            .port = port,
+            .kind = u->ws ? (u->tls ? TRANSPORT_WSS : TRANSPORT_WS)
+                          : (u->tls ? TRANSPORT_TLS : TRANSPORT_TCP),
+            .bind = u->addr,
+            .port = u->port,
             .origin = origins[n],
             .certfile = cfg->certfile,
             .keyfile = cfg->keyfile,
@@ -127,6 +128,11 @@ static int broker_listen(struct broker *b, char *err, size_t errlen)
             .require_certificate = cfg->require_certificate,
             .use_identity_as_username = cfg->use_identity_as_username,
             .tls_min_version = strcmp(cfg->tls_min_version, "1.3") == 0 ? 13 : 12,
+            .ws_path = u->path,
+            .ws_origins = cfg->ws_origins,
+            .trust_xff = cfg->trust_x_forwarded_for,
+            .ws_max_frame = cfg->max_packet_size + 5, /* a whole packet: fixed header + rest */
+            .proxy_protocol = cfg->proxy_protocol,
         };
         p += len + (p[len] == ' ');
     }

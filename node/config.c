@@ -48,23 +48,39 @@ void config_defaults(struct sol_config *cfg)
 }
 
 /* --listener's URL shapes, in one place for settings (checked at start-up) and the broker. */
-int config_listener_parse(const char *url, size_t len, bool *tls, char *addr, size_t addrlen,
-                          uint16_t *port, char *err, size_t errlen)
+int config_listener_parse(const char *url, size_t len, struct config_listener *out, char *err,
+                          size_t errlen)
 {
-    const char *p = url, *end = url + len;
-    if (len >= 5 && (strncmp(url, "ws://", 5) == 0 || strncmp(url, "wss://", 6) == 0)) {
-        snprintf(err, errlen, "'%.*s': WebSocket listeners (ws://, wss://) are not supported yet",
-                 (int)len, url);
-        return -1;
+    static const struct {
+        const char *scheme;
+        bool tls, ws;
+    } schemes[] = {{"mqtt://", false, false},
+                   {"mqtts://", true, false},
+                   {"ws://", false, true},
+                   {"wss://", true, true}};
+    const char *p = NULL, *end = url + len;
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && !p; i++) {
+        size_t sl = strlen(schemes[i].scheme);
+        if (len > sl && strncmp(url, schemes[i].scheme, sl) == 0) {
+            p = url + sl;
+            out->tls = schemes[i].tls;
+            out->ws = schemes[i].ws;
+        }
     }
-    if (len > 7 && strncmp(url, "mqtt://", 7) == 0) {
-        *tls = false;
-        p += 7;
-    } else if (len > 8 && strncmp(url, "mqtts://", 8) == 0) {
-        *tls = true;
-        p += 8;
-    } else {
+    if (!p)
         goto bad;
+    snprintf(out->path, sizeof(out->path), "/mqtt");
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    if (slash) {
+        if (!out->ws || (size_t)(end - slash) >= sizeof(out->path))
+            goto bad;
+        for (const char *c = slash; c < end; c++)
+            if (*c <= ' ' || *c > '~' || *c == '?' || *c == '#')
+                goto bad;
+        memcpy(out->path, slash, (size_t)(end - slash));
+        out->path[end - slash] = '\0';
+        end = slash;
     }
     const char *colon = end;
     while (colon > p && colon[-1] != ':')
@@ -79,36 +95,36 @@ int config_listener_parse(const char *url, size_t len, bool *tls, char *addr, si
         if (*c < '0' || *c > '9' || (v = v * 10 + (unsigned long)(*c - '0')) > 65535)
             goto bad;
     }
-    if (v == 0 || ae <= a || (size_t)(ae - a) >= addrlen)
+    if (v == 0 || ae <= a || (size_t)(ae - a) >= sizeof(out->addr))
         goto bad;
-    memcpy(addr, a, (size_t)(ae - a));
-    addr[ae - a] = '\0';
-    *port = (uint16_t)v;
+    memcpy(out->addr, a, (size_t)(ae - a));
+    out->addr[ae - a] = '\0';
+    out->port = (uint16_t)v;
     return 0;
 bad:
     snprintf(err, errlen,
-             "invalid listener '%.*s' (expected mqtt://ADDR:PORT or mqtts://ADDR:PORT)", (int)len,
-             url);
+             "invalid listener '%.*s' (expected mqtt://ADDR:PORT, mqtts://ADDR:PORT, "
+             "ws://ADDR:PORT/PATH or wss://ADDR:PORT/PATH)",
+             (int)len, url);
     return -1;
 }
 
 /* Here rather than in settings.c, so that the rules stay beside the fields they are about. */
 const char *config_tls_check(const struct sol_config *n, char *why, size_t len)
 {
-    char addr[64];
-    bool tls, any_tls = false;
-    uint16_t port;
+    struct config_listener l;
+    bool any_tls = false;
 
     for (const char *p = n->listeners; *p != '\0';) {
-        size_t l = strcspn(p, " ");
-        if (config_listener_parse(p, l, &tls, addr, sizeof(addr), &port, why, len) < 0)
+        size_t ul = strcspn(p, " ");
+        if (config_listener_parse(p, ul, &l, why, len) < 0)
             return "listener";
-        any_tls |= tls;
-        p += l + (p[l] == ' ');
+        any_tls |= l.tls;
+        p += ul + (p[ul] == ' ');
     }
     const char *need = !n->certfile[0] ? "certfile" : !n->keyfile[0] ? "keyfile" : NULL;
     if (any_tls && need) {
-        snprintf(why, len, "needed by an mqtts:// listener");
+        snprintf(why, len, "needed by an mqtts:// or wss:// listener");
         return need;
     }
     if (strcmp(n->tls_min_version, "1.2") != 0 && strcmp(n->tls_min_version, "1.3") != 0) {

@@ -46,13 +46,17 @@ struct sol_config {
     char durability[8]; /* sync (default) | async | none */
 
     /* More listeners (beside bind:port) and TLS (docs/deploy.md "TLS listeners") */
-    char listeners[1024];             /* --listener URLs, space-separated: mqtt:// or mqtts:// */
+    char listeners[1024];             /* --listener URLs, space-separated: mqtt://, mqtts://, ws://,
+                                       * wss:// */
     char certfile[256], keyfile[256]; /* PEM server certificate (chain) and key for mqtts */
     char cafile[256], capath[256];    /* CAs that client certificates are checked against */
     bool require_certificate;         /* mqtts clients must present a valid certificate */
     bool use_identity_as_username;    /* ... whose subject CN is then the username */
     char tls_min_version[8];          /* "1.2" (default) or "1.3" */
     char ciphers[256];                /* TLS 1.2 cipher list; "" = OpenSSL's default */
+    char ws_origins[1024];            /* WebSocket Origin allow-list, comma-separated; "" = any */
+    bool proxy_protocol;        /* every --listener connection starts with a PROXY v2 header */
+    bool trust_x_forwarded_for; /* ws/wss: X-Forwarded-For's first address is the client's */
 
     /* Overload (docs/overload.md) */
     enum overload_policy overload_policy; /* default backpressure */
@@ -80,10 +84,19 @@ const char *config_log_level_name(enum log_level level);
  * "<origin>: <err>", origin being how the user gave the port (e.g. "--cluster-port 7946"), with
  * strip (if not NULL) removed from the front of the old text. An empty origin leaves err as it is.
  */
-/* One --listener URL: "mqtt://ADDR:PORT" (*tls false) or "mqtts://ADDR:PORT" (true); ADDR may be
- * [IPv6]. 0, or -1 with the reason in err (ws:// and wss:// are not supported yet). */
-int config_listener_parse(const char *url, size_t len, bool *tls, char *addr, size_t addrlen,
-                          uint16_t *port, char *err, size_t errlen);
+/* One --listener URL, parsed. */
+struct config_listener {
+    bool tls;      /* mqtts:// or wss:// */
+    bool ws;       /* ws:// or wss:// */
+    char addr[64]; /* ADDR, without the brackets of an [IPv6] */
+    uint16_t port;
+    char path[128]; /* ws/wss: the HTTP path, default "/mqtt" */
+};
+
+/* One --listener URL: "mqtt://ADDR:PORT", "mqtts://ADDR:PORT", "ws://ADDR:PORT[/PATH]" or
+ * "wss://ADDR:PORT[/PATH]"; ADDR may be [IPv6]. 0, or -1 with the reason in err. */
+int config_listener_parse(const char *url, size_t len, struct config_listener *out, char *err,
+                          size_t errlen);
 
 /* The listener and TLS settings checked together: each listener URL, certfile and keyfile for an
  * mqtts listener, tls_min_version 1.2|1.3, use_identity_as_username only with

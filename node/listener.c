@@ -1,7 +1,8 @@
 /*
  * listener.c - the list of listeners: every configured address started in one place, the read
  * buffer their streams share, reloading the TLS ones' certificates, and closing them all at
- * shutdown. The sockets themselves are transport_tcp.c's, TLS is transport_tls.c's.
+ * shutdown. The sockets themselves are transport_tcp.c's, TLS is transport_tls.c's, WebSocket
+ * (over either) transport_ws.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +48,16 @@ static int listener_start(struct listeners *ls, const struct listener_config *cf
         return -1;
     }
     l->set = ls;
+    l->streams = ls;
     l->kind = cfg->kind;
+    l->proxy = cfg->proxy_protocol;
     l->next = ls->list;
     ls->list = l;
-    if (cfg->kind == TRANSPORT_TLS && tls_listener_init(l, cfg, err, errlen) < 0)
+    if ((cfg->kind == TRANSPORT_TLS || cfg->kind == TRANSPORT_WSS) &&
+        tls_listener_init(l, cfg, err, errlen) < 0)
+        return -1;
+    if ((cfg->kind == TRANSPORT_WS || cfg->kind == TRANSPORT_WSS) &&
+        ws_listener_init(l, cfg, err, errlen) < 0)
         return -1;
     if ((rc = tcp_listen(l, (const struct sockaddr *)&addr)) < 0) {
         const char *origin = cfg->origin ? cfg->origin : "";
@@ -128,6 +135,7 @@ void listeners_free(struct listeners *ls)
         struct listener *l = ls->list;
         ls->list = l->next;
         tls_listener_free(l);
+        ws_listener_free(l);
         free(l);
     }
     free(ls->read_buf);

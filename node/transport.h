@@ -1,8 +1,8 @@
 /*
  * transport.h - byte streams to clients and the listeners that accept them: the layer under MQTT.
  *
- * A transport is one accepted stream (plain TCP today; TLS and WebSocket are to be further
- * implementations of struct transport_ops). Its user (the MQTT connection, conn.c) sees bytes only:
+ * A transport is one accepted stream (plain TCP, TLS, WebSocket over either: implementations of
+ * struct transport_ops). Its user (the MQTT connection, conn.c) sees bytes only:
  * it starts and stops reading, writes, closes and asks for the peer's name through the ops, and
  * hears back through the struct transport_events its listeners were created with. Nothing above
  * this layer touches a socket or a libuv stream.
@@ -112,7 +112,9 @@ const char *transport_strerror(int err);
 
 enum transport_kind {
     TRANSPORT_TCP = 0, /* plain TCP */
-    TRANSPORT_TLS,     /* TLS over TCP (transport_tls.c; WebSocket to come) */
+    TRANSPORT_TLS,     /* TLS over TCP (transport_tls.c) */
+    TRANSPORT_WS,      /* WebSocket over TCP (transport_ws.c) */
+    TRANSPORT_WSS,     /* WebSocket over TLS */
 };
 
 /* One configured address clients connect to (read during listeners_start only). */
@@ -122,13 +124,21 @@ struct listener_config {
     uint16_t port;
     const char *origin; /* the setting that chose the port, as the user gave it (config.h's
                          * origin): it starts an error for a port that cannot be bound. "" = none */
-    /* TRANSPORT_TLS only (paths read at start and again on listeners_reload): */
+    /* TRANSPORT_TLS and TRANSPORT_WSS only (paths read at start and again on listeners_reload): */
     const char *certfile, *keyfile; /* PEM, required */
     const char *cafile, *capath;    /* client certificates are verified against these ("" = none) */
     const char *ciphers;            /* TLS 1.2 cipher list ("" = OpenSSL's default) */
     bool require_certificate;       /* refuse a client without a valid certificate */
     bool use_identity_as_username;  /* its subject CN is the username (ops->identity) */
     int tls_min_version;            /* 12 or 13 */
+    /* TRANSPORT_WS and TRANSPORT_WSS only: */
+    const char *ws_path;    /* the upgrade request's path, e.g. "/mqtt" */
+    const char *ws_origins; /* Origin allow-list, comma-separated ("" = any origin) */
+    bool trust_xff;         /* X-Forwarded-For's first address becomes the peer */
+    size_t ws_max_frame;    /* a larger frame closes the connection (1009) */
+    /* Any kind: every connection starts with a PROXY protocol v2 header whose source address
+     * becomes the peer; one without a valid header is closed. */
+    bool proxy_protocol;
 };
 
 /* Every listener of a broker, started in one place, sharing one read buffer. */

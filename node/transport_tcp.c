@@ -16,6 +16,7 @@
 struct tcp_stream {
     struct transport base;
     uv_tcp_t tcp;
+    struct transport_proxy *proxy; /* its listener's proxy setting: the header and its source */
 };
 
 /* The user's state starts here, aligned for anything. */
@@ -77,9 +78,40 @@ static void tcp_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     ls->ev->data(tcp_user(s), (uint8_t *)buf->base, (size_t)nread);
 }
 
+/* While the PROXY header is read: exactly what is left of it, never beyond. */
+static void tcp_proxy_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct proxy_reader *r = tcp_of_handle(h)->proxy->r;
+    (void)suggested;
+    *buf = uv_buf_init((char *)r->buf + r->len, (unsigned)proxy_want(r));
+}
+
+/* Header bytes arrived; once it is whole, the stream reads for its user. */
+static void tcp_proxy_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct tcp_stream *s = tcp_of_handle(st);
+    struct listeners *ls = st->data;
+    if (nread <= 0) {
+        tcp_on_read(st, nread, buf);
+        return;
+    }
+    if (transport_proxy_read(s->proxy, &s->tcp, ls->log, (size_t)nread) < 0) {
+        uv_read_stop(st);
+        ls->ev->ended(tcp_user(s), "invalid PROXY protocol header");
+        return;
+    }
+    if (!s->proxy->r) {
+        uv_read_stop(st);
+        if (uv_read_start(st, tcp_on_alloc, tcp_on_read) < 0)
+            ls->ev->ended(tcp_user(s), "read start failed");
+    }
+}
+
 static int tcp_read_start(struct transport *t)
 {
     struct tcp_stream *s = (struct tcp_stream *)t;
+    if (s->proxy && s->proxy->r)
+        return uv_read_start((uv_stream_t *)&s->tcp, tcp_proxy_alloc, tcp_proxy_on_read);
     return uv_read_start((uv_stream_t *)&s->tcp, tcp_on_alloc, tcp_on_read);
 }
 
@@ -128,6 +160,7 @@ static void tcp_on_close(uv_handle_t *h)
     struct listeners *ls = h->data;
     if (ls)
         ls->ev->closed(tcp_user(s));
+    transport_proxy_free(s->proxy);
     free(s);
 }
 
@@ -141,7 +174,46 @@ static void tcp_close(struct transport *t)
 static const char *tcp_peer(const struct transport *t, char *buf, size_t len)
 {
     const struct tcp_stream *s = (const struct tcp_stream *)t;
+    if (s->proxy && s->proxy->peer[0]) {
+        snprintf(buf, len, "%s", s->proxy->peer);
+        return buf;
+    }
     return tcp_peer_name(&s->tcp, buf, len);
+}
+
+struct transport_proxy *transport_proxy_new(void)
+{
+    struct transport_proxy *p = calloc(1, sizeof(*p));
+    if (p && !(p->r = calloc(1, sizeof(*p->r)))) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void transport_proxy_free(struct transport_proxy *p)
+{
+    if (!p)
+        return;
+    free(p->r);
+    free(p);
+}
+
+int transport_proxy_read(struct transport_proxy *p, const uv_tcp_t *tcp, const struct logger *log,
+                         size_t n)
+{
+    char peer[64];
+    int rc = proxy_feed(p->r, n, p->peer, sizeof(p->peer));
+    if (rc < 0) {
+        p->peer[0] = '\0';
+        log_info(log, "connection from %s closed: no valid PROXY protocol v2 header",
+                 tcp_peer_name(tcp, peer, sizeof(peer)));
+    }
+    if (rc != 0) {
+        free(p->r);
+        p->r = NULL;
+    }
+    return rc < 0 ? -1 : 0;
 }
 
 const char *tcp_peer_name(const uv_tcp_t *tcp, char *buf, size_t len)
@@ -176,7 +248,7 @@ static const struct transport_ops tcp_ops = {
 static void tcp_on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
-    struct listeners *ls = l->set;
+    struct listeners *ls = l->streams;
     if (status < 0 || !l->accepting)
         return;
     struct tcp_stream *s = calloc(1, TCP_USER_OFFSET + ls->user_size);
@@ -185,7 +257,8 @@ static void tcp_on_connection(uv_stream_t *server, int status)
         return;
     }
     s->base.ops = &tcp_ops;
-    if (uv_tcp_init(ls->loop, &s->tcp) < 0) {
+    if ((l->proxy && !(s->proxy = transport_proxy_new())) || uv_tcp_init(ls->loop, &s->tcp) < 0) {
+        transport_proxy_free(s->proxy);
         free(s);
         return;
     }
@@ -211,7 +284,7 @@ int tcp_listen(struct listener *l, const struct sockaddr *addr)
     l->inited = true;
     if ((rc = uv_tcp_bind(&l->tcp, addr, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&l->tcp, 4096,
-                        l->kind == TRANSPORT_TLS ? tls_on_connection : tcp_on_connection)) < 0)
+                        l->tls ? tls_on_connection : tcp_on_connection)) < 0)
         return rc;
     l->accepting = true;
     return 0;

@@ -45,9 +45,10 @@ struct tls_stream {
     BIO *rbio, *wbio;  /* owned by ssl */
     uint8_t *user_buf; /* a background write's buffer, handed back once queued_writes is 0 */
     const uint8_t *held;
-    size_t held_len;   /* bytes of a write waiting for the handshake */
-    int queued_writes; /* our uv_writes of ciphertext not yet completed */
-    int open_handles;  /* tcp and timer: freed when both closed */
+    size_t held_len;               /* bytes of a write waiting for the handshake */
+    int queued_writes;             /* our uv_writes of ciphertext not yet completed */
+    int open_handles;              /* tcp and timer: freed when both closed */
+    struct transport_proxy *proxy; /* its listener's proxy setting: read before the handshake */
     bool handshaken, reading, ended, closing;
 };
 
@@ -183,6 +184,7 @@ static void tls_on_close(uv_handle_t *h)
         s->ls->ev->closed(tls_user(s));
     }
     SSL_free(s->ssl);
+    transport_proxy_free(s->proxy);
     free(s);
 }
 
@@ -351,6 +353,11 @@ static void tls_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct tls_stream *s = h->data;
     (void)suggested;
+    if (s->proxy && s->proxy->r) { /* the PROXY header first, never beyond it */
+        struct proxy_reader *r = s->proxy->r;
+        *buf = uv_buf_init((char *)r->buf + r->len, (unsigned)proxy_want(r));
+        return;
+    }
     *buf = uv_buf_init((char *)s->ls->read_buf, TRANSPORT_READ_CHUNK);
 }
 
@@ -362,6 +369,11 @@ static void tls_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         tls_end(s, nread == UV_EOF ? "connection closed by client" : uv_strerror((int)nread));
+        return;
+    }
+    if (s->proxy && s->proxy->r) {
+        if (transport_proxy_read(s->proxy, &s->tcp, s->ls->log, (size_t)nread) < 0)
+            tls_end(s, "invalid PROXY protocol header");
         return;
     }
     if (BIO_write(s->rbio, buf->base, (int)nread) != (int)nread) {
@@ -468,6 +480,11 @@ static void tls_close(struct transport *t)
 
 static const char *tls_peer(const struct transport *t, char *buf, size_t len)
 {
+    const struct tls_stream *s = (const struct tls_stream *)t;
+    if (s->proxy && s->proxy->peer[0]) {
+        snprintf(buf, len, "%s", s->proxy->peer);
+        return buf;
+    }
     return tcp_peer_name(&((const struct tls_stream *)t)->tcp, buf, len);
 }
 
@@ -531,7 +548,7 @@ static int tls_stream_ssl(struct tls_stream *s, SSL_CTX *ctx)
 void tls_on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
-    struct listeners *ls = l->set;
+    struct listeners *ls = l->streams;
     if (status < 0 || !l->accepting)
         return;
     struct tls_stream *s = calloc(1, TLS_USER_OFFSET + ls->user_size);
@@ -541,7 +558,8 @@ void tls_on_connection(uv_stream_t *server, int status)
     }
     s->base.ops = &tls_ops;
     s->l = l;
-    if (uv_tcp_init(ls->loop, &s->tcp) < 0) {
+    if ((l->proxy && !(s->proxy = transport_proxy_new())) || uv_tcp_init(ls->loop, &s->tcp) < 0) {
+        transport_proxy_free(s->proxy);
         free(s);
         return;
     }

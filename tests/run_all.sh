@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every test Sol has, in one run: unit (cmocka via ctest), integration, cluster, deploy and benchmark-smoke
 # suites (pytest against real sol processes), then the unit, integration and cluster suites under
-# ASan/UBSan, then the fuzzers (codec 60 s, gossip 30 s). Each stage runs even if an earlier one failed; the exit code is non-zero if any
+# ASan/UBSan, then the fuzzers (codec 60 s, gossip 30 s; seal, tls, ws, proxy 15 s each). Each stage runs even if an earlier one failed; the exit code is non-zero if any
 # failed. Called by `make test` (which builds first) and by .ci/run.
 set -u
 cd "$(dirname "$0")/.."
@@ -46,10 +46,14 @@ asan_build() {
 # then opening sealed gossip for a quarter.
 fuzz_run() {
     cmake -S . -B "$FUZZ_BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOL_FUZZ=ON >/dev/null &&
-        cmake --build "$FUZZ_BUILD" -j"$JOBS" --target fuzz_codec fuzz_gossip fuzz_seal >/dev/null &&
+        cmake --build "$FUZZ_BUILD" -j"$JOBS" --target fuzz_codec fuzz_gossip fuzz_seal fuzz_tls fuzz_ws fuzz_proxy \
+            >/dev/null &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" "$FUZZ_SECONDS" fuzz_codec &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 2)) fuzz_gossip &&
-        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_seal
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_seal &&
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_tls &&
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_ws &&
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_proxy
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

@@ -336,7 +336,6 @@ STATEMENTS = [
 # check fails while a cited statement keeps a reason).
 PENDING = "No MQTT 5 test cites it yet."
 CLIENT = "Client obligation."
-NO_WS = "Sol has no WebSocket transport (section 6 is optional)."
 ENHANCED_AUTH = ("Not implemented yet: enhanced authentication (a CONNECT with an "
                  "Authentication Method gets CONNACK 0x8C, an AUTH packet DISCONNECT 0x82).")
 RETAIN_ALWAYS = ("Does not arise: Sol always supports retained messages (CONNACK sends Retain "
@@ -392,10 +391,7 @@ REASONS = {
     "4.12.1-1": CLIENT + " Re-authentication needs enhanced authentication (not implemented "
                 "yet).",
     "4.12.1-2": ENHANCED_AUTH + " Re-authentication cannot start.",
-    "6.0.0-1": NO_WS,
-    "6.0.0-2": NO_WS,
-    "6.0.0-3": CLIENT + " Sol has no WebSocket transport.",
-    "6.0.0-4": NO_WS,
+    "6.0.0-3": CLIENT + " Sol refuses an upgrade without it (test_ws.py).",
 }
 
 HEAD = [

@@ -173,10 +173,7 @@ REASONS = {
     "4.6.0-4": "Client obligation.",
     "4.8.0-2": "Transient internal errors (e.g. allocation failure) cannot be provoked from "
                "outside the process by an integration test.",
-    "6.0.0-1": "Sol has no WebSocket transport (section 6 is optional).",
-    "6.0.0-2": "Sol has no WebSocket transport (section 6 is optional).",
-    "6.0.0-3": "Client obligation; Sol has no WebSocket transport.",
-    "6.0.0-4": "Sol has no WebSocket transport (section 6 is optional).",
+    "6.0.0-3": "Client obligation (Sol refuses an upgrade without it: test_ws.py).",
 }
 
 HEAD = [

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "settings.h"
 
 #ifndef SOL_VERSION
@@ -35,6 +36,9 @@ static const char *all_flags[] = {
     "--use-identity-as-username",
     "--tls-min-version",
     "--ciphers",
+    "--ws-origins",
+    "--proxy-protocol",
+    "--trust-x-forwarded-for",
     "--acl-file",
     "--password-file",
     "--allow-anonymous",
@@ -765,6 +769,28 @@ static void test_version(void **state)
     assert_string_equal(out, "sol " SOL_VERSION "\n");
 }
 
+/* --listener URLs: ws/wss with and without a path, a path only on ws/wss, [IPv6]. */
+static void test_listener_urls(void **state)
+{
+    struct config_listener l;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(config_listener_parse("ws://0.0.0.0:8080", 17, &l, err, sizeof(err)), 0);
+    assert_true(l.ws && !l.tls && l.port == 8080);
+    assert_string_equal(l.path, "/mqtt");
+    assert_int_equal(config_listener_parse("wss://[::1]:8443/a/b", 20, &l, err, sizeof(err)), 0);
+    assert_true(l.ws && l.tls && l.port == 8443);
+    assert_string_equal(l.addr, "::1");
+    assert_string_equal(l.path, "/a/b");
+    assert_int_equal(config_listener_parse("mqtts://1.2.3.4:8883", 20, &l, err, sizeof(err)), 0);
+    assert_true(!l.ws && l.tls);
+    assert_int_equal(config_listener_parse("mqtt://1.2.3.4:1883/x", 21, &l, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "ws://ADDR:PORT/PATH"));
+    assert_int_equal(config_listener_parse("ws://1.2.3.4:1/x?y", 18, &l, err, sizeof(err)), -1);
+    assert_int_equal(config_listener_parse("ws://1.2.3.4/x", 14, &l, err, sizeof(err)), -1);
+}
+
 static void test_tiny_error_buffer(void **state)
 {
     struct sol_settings cfg;
@@ -849,7 +875,7 @@ static void test_example_conf_values_are_defaults(void **state)
     }
     fclose(in);
     fclose(out);
-    assert_true(uncommented == 31);
+    assert_true(uncommented == 33);
     assert_int_equal(load(&cfg, NULL, err, sizeof(err), "--config", path, NULL), SETTINGS_OK);
     unlink(path);
     settings_defaults(&def);
@@ -886,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_help_lists_every_flag),
         cmocka_unit_test(test_help_line_per_setting),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_listener_urls),
         cmocka_unit_test(test_tiny_error_buffer),
         cmocka_unit_test(test_overload_settings),
         cmocka_unit_test(test_cluster_tls_files),
