@@ -19,6 +19,7 @@
  *   cluster_takeover.c  client-id takeover
  *   cluster_replica.c   session replicas: one other node holds each persistent session
  *   cluster_log.c       store and forward: what a peer has not confirmed, kept for it
+ *   cluster_move.c      the session-move window: stubs of moved sessions, skipped duplicates
  *   cluster_status.c    what operators see: /cluster, the cluster's metrics and readiness through
  *                       ops/, $SYS
  *   cluster_clock.c     pure logic: HLC, last-writer-wins, version checks

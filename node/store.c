@@ -60,6 +60,8 @@ bool store_durability_parse(const char *s, enum store_durability *out)
     return false;
 }
 
+static rocksdb_t *store_open_db(struct store *s, char *err, size_t errlen);
+
 /* One write of batch, with the mode's fsync; retried once a second while it fails (a full disk):
  * nothing waiting on it is acknowledged meanwhile. Returns false only when asked to stop. */
 static bool store_write_batch(struct store *s, rocksdb_writebatch_t *batch)
@@ -67,7 +69,15 @@ static bool store_write_batch(struct store *s, rocksdb_writebatch_t *batch)
     for (;;) {
         char *err = NULL;
         uint64_t t0 = uv_hrtime();
-        rocksdb_write(s->db, s->mode == STORE_SYNC ? s->wsync : s->wnosync, batch, &err);
+        if (!s->db) { /* reopened after a failed write (below) */
+            char why[256];
+            if (!(s->db = store_open_db(s, why, sizeof(why))))
+                err = strdup(why);
+        }
+        if (s->db)
+            rocksdb_write(s->db, s->mode == STORE_SYNC ? s->wsync : s->wnosync, batch, &err);
+        else if (!err)
+            err = strdup("cannot reopen");
         uint64_t us = (uv_hrtime() - t0) / 1000;
         uv_mutex_lock(&s->mu);
         if (!err) {
@@ -94,10 +104,17 @@ static bool store_write_batch(struct store *s, rocksdb_writebatch_t *batch)
         uv_mutex_unlock(&s->mu);
         if (first)
             log_error(s->log, "store %s: write failed, holding acknowledgements: %s", s->dir, err);
-        rocksdb_free(err);
+        free(err); /* rocksdb_free is free() */
         if (stop)
             return false;
         uv_sleep(1000);
+        /* After a write error RocksDB refuses every later write (its background error state)
+         * even once the disk has room again: reopen it (WAL replayed) and retry. Only this thread
+         * uses the database while the store is open. */
+        if (s->db) {
+            rocksdb_close(s->db);
+            s->db = NULL;
+        }
     }
 }
 
@@ -134,7 +151,8 @@ static void store_writer(void *arg)
         if (s->mode == STORE_ASYNC && unsynced &&
             uv_hrtime() - last_sync >= STORE_ASYNC_SYNC_MS * 1000000ull) {
             char *err = NULL;
-            rocksdb_flush_wal(s->db, 1, &err);
+            if (s->db)
+                rocksdb_flush_wal(s->db, 1, &err);
             rocksdb_free(err);
             last_sync = uv_hrtime();
             unsynced = false;
@@ -290,18 +308,26 @@ void store_close(struct store *s)
     uv_thread_join(&s->thread);
     /* What the writer had and what the last turns added, with an fsync in every mode. */
     char *err = NULL;
-    if (s->handed) {
+    if (!s->db) {
+        char why[256];
+        if (!(s->db = store_open_db(s, why, sizeof(why))))
+            err = strdup(why);
+    }
+    if (s->handed && s->db) {
         rocksdb_write(s->db, s->wsync, s->handed, &err);
         rocksdb_writebatch_destroy(s->handed);
     }
-    if (!err && rocksdb_writebatch_count(s->open) > 0)
+    if (s->handed && !s->db)
+        rocksdb_writebatch_destroy(s->handed);
+    if (!err && s->db && rocksdb_writebatch_count(s->open) > 0)
         rocksdb_write(s->db, s->wsync, s->open, &err);
     if (err) {
         log_error(s->log, "store %s: last write failed: %s", s->dir, err);
         rocksdb_free(err);
     }
     rocksdb_writebatch_destroy(s->open);
-    rocksdb_close(s->db);
+    if (s->db)
+        rocksdb_close(s->db);
     rocksdb_writeoptions_destroy(s->wsync);
     rocksdb_writeoptions_destroy(s->wnosync);
     rocksdb_options_destroy(s->opts);

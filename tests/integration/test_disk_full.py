@@ -88,10 +88,6 @@ def body(i):
     return b"%08d" % i + b"m" * (PAYLOAD - 8)
 
 
-@pytest.mark.xfail(strict=True, raises=Timeout, reason=(
-    "node/store.c: after RocksDB's write fails with ENOSPC its error is sticky: the retries keep "
-    "failing after space is freed (IO error: No space left on device on 00000N.log), so the held "
-    "PUBACKs never go out (a Timeout waiting for them); the store needs a reopen (or Resume)"))
 def test_full_disk_holds_acks_then_delivers_everything(broker_factory, tmp_path):
     mnt = str(tmp_path / "mnt")
     mount_tmpfs(mnt, "16m")
