@@ -230,7 +230,8 @@ static void session_export(struct cluster *c, struct peer *p, const Cl__Takeover
     struct session_out so = {.req = req};
     so.ck = (struct chunker){c, p, session_fill, session_release, &so, 0, false};
     const struct session_visitor v = {&so,           session_sub,     session_msg,
-                                      session_rx_id, session_next_id, session_expiry};
+                                      session_rx_id, session_next_id, session_expiry,
+                                      NULL /* a delayed will does not move (docs/cluster.md) */};
     replica_promoted_forget(c, req->client_id);
     if (req->token && !req->clean_session && !c->leaving)
         so.stub = move_stub_begin(c, p, req->client_id);

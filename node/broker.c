@@ -746,6 +746,17 @@ static struct session *broker_import_session(struct broker *b, const char *clien
     return s;
 }
 
+int broker_session_restore_will(struct broker *b, const char *client_id, struct message *will,
+                                uint32_t delay_s)
+{
+    struct session *s = broker_import_session(b, client_id);
+    if (!s)
+        return -1;
+    if (!session_conn(s))
+        session_will_later(b, s, will, delay_s);
+    return 0;
+}
+
 int broker_session_restore_sub(struct broker *b, const char *client_id, const char *filter,
                                uint8_t opts, uint32_t subid)
 {

@@ -168,6 +168,9 @@ struct session_visitor {
     void (*rx_id)(void *ctx, uint16_t id);
     void (*next_id)(void *ctx, uint16_t next_id);
     void (*expiry)(void *ctx, uint32_t seconds); /* Session Expiry Interval (session.h) */
+    /* An offline session's delayed will (MQTT 5 Will Delay Interval), published at will_at (the
+     * broker's clock, ms) unless the client returns first. Last, after the next id. */
+    void (*will)(void *ctx, struct message *msg, uint64_t will_at);
 };
 
 /* The client id connected on another node: close it here (its will is published, as for any close
@@ -218,5 +221,7 @@ int broker_session_restore_msg(struct broker *b, const char *client_id, struct m
                                const struct session_msg_info *info);
 int broker_session_restore_rx_id(struct broker *b, const char *client_id, uint16_t id);
 int broker_session_restore_next_id(struct broker *b, const char *client_id, uint16_t next_id);
+int broker_session_restore_will(struct broker *b, const char *client_id, struct message *will,
+                                uint32_t delay_s);
 
 #endif

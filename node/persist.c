@@ -221,6 +221,16 @@ static void persist_visit_expiry(void *ctx, uint32_t s)
     pbuf_u32(v->p, s);
 }
 
+/* A pending delayed will: when it goes out (wall ms, so it survives a restart), then it. */
+static void persist_visit_will(void *ctx, struct message *msg, uint64_t will_at)
+{
+    struct persist_visit *v = ctx;
+    uint64_t now = broker_now_ms(v->b);
+    pbuf_u8(v->p, 'W');
+    pbuf_u64(v->p, persist_wall_ms() + (will_at > now ? will_at - now : 0));
+    persist_put_msg(v->b, v->p, msg);
+}
+
 static void persist_visit_sub_v(void *ctx, const char *filter, uint8_t opts, uint32_t subid)
 {
     struct persist_visit *v = ctx;
@@ -249,7 +259,8 @@ static void persist_write_session(struct broker *b, struct persist *p, struct se
                                 persist_visit_msg,
                                 persist_visit_rx,
                                 persist_visit_next,
-                                persist_visit_expiry};
+                                persist_visit_expiry,
+                                persist_visit_will};
     session_snapshot(s, &v);
     if (p->oom) {
         log_error(&b->core.log, "store: out of memory writing session %s", id);
@@ -309,6 +320,17 @@ static int persist_restore_session(struct broker *b, const char *id, struct prd 
             uint16_t rid = (uint16_t)prd_uint(r, 2);
             if (!r->bad)
                 rc = broker_session_restore_rx_id(b, id, rid);
+        } else if (tag == 'W') {
+            uint64_t at = prd_uint(r, 8), wall = persist_wall_ms();
+            struct message *m = persist_get_msg(b, r);
+            if (r->bad || !m) {
+                if (m)
+                    message_unref(m);
+                return -1;
+            }
+            uint64_t left = at > wall ? at - wall : 0;
+            rc = broker_session_restore_will(b, id, m, (uint32_t)((left + 999) / 1000));
+            message_unref(m);
         } else if (tag == 'N') {
             uint16_t next = (uint16_t)prd_uint(r, 2);
             if (!r->bad)

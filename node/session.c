@@ -239,6 +239,7 @@ void session_will_later(struct broker *b, struct session *s, struct message *wil
     s->will = message_ref(will);
     s->will_at = broker_now_ms(b) + (uint64_t)delay_s * 1000;
     broker_sessions(b)->wills++;
+    persist_session_changed(b, s); /* the store keeps the pending will too */
 }
 
 void session_destroy(struct broker *b, struct session *s)
@@ -391,8 +392,10 @@ void sessions_expire(struct broker *b, uint64_t now)
     sessions_foreach(b, sessions_expire_one, &p);
     for (size_t i = 0; i < p.n; i++) {
         struct session *s = p.due[i];
-        if (s->will && s->will_at <= now)
+        if (s->will && s->will_at <= now) {
             session_will_publish(b, s);
+            persist_session_changed(b, s); /* published: no longer in its record */
+        }
         if (s->expire_at && s->expire_at <= now) {
             log_debug(broker_log(b), "session %s expired", s->client_id);
             session_share_redeliver(b, s);
@@ -985,6 +988,8 @@ void session_snapshot(const struct session *s, const struct session_visitor *v)
         v->rx_id(v->ctx, id);
     if (v->next_id)
         v->next_id(v->ctx, q->next_id);
+    if (v->will && s->will)
+        v->will(v->ctx, s->will, s->will_at);
 }
 
 /* An in-flight entry as it was on the other node: same id, same state, so the client's PUBACK,

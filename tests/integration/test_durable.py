@@ -259,3 +259,29 @@ def test_metrics_show_the_store(broker_factory, tmp_path):
     assert after["sol_store_fsyncs_total"] >= before["sol_store_fsyncs_total"] + 5
     assert after["sol_store_fsync_microseconds_total"] > before["sol_store_fsync_microseconds_total"]
     assert after["sol_store_bytes"] > 0 and after["sol_store_acks_held"] == 0
+
+
+def test_delayed_will_survives_kill9(broker_factory, tmp_path):
+    """The pending MQTT 5 delayed will of an offline session is part of its record: kill -9 while
+    it waits, restart, and it is still published when its delay ends (not at once, not never)."""
+    from test_mqtt5_will_keepalive import V5, will_props
+    store = str(tmp_path / "store")
+    b = broker_factory(extra_args=["--data-dir", store])
+    dev = V5(b.port, "dw-dev", will=("dw/dev", b"offline", 1, False), will_props=will_props(4),
+             session_expiry=300).connect()
+    dev.drop()  # no DISCONNECT: the will waits 4 s
+    t0 = time.monotonic()
+    c = b.raw()  # one acknowledged write after the drop: the will's record is durable by then
+    c.connect("dw-writer")
+    c.publish("dw/marker", b"m", qos=1, retain=True, pid=1)
+    c.close()
+    b.kill()
+    b = broker_factory(port=b.port, extra_args=["--data-dir", store])
+    watch = V5(b.port, "dw-watch").connect()
+    watch.subscribe("dw/dev")
+    msg = watch.messages.get(timeout=10)
+    waited = time.monotonic() - t0
+    assert msg.topic == "dw/dev" and msg.payload == b"offline"
+    assert msg.properties.UserProperty == [("why", "gone")]
+    assert 3.0 <= waited <= 8.0, "published %.1f s after the drop (delay 4 s)" % waited
+    watch.close()
