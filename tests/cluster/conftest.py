@@ -20,6 +20,7 @@ $SOL_FIGURES_FILE if set.
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -433,6 +434,9 @@ def cluster(request):
             cl.close()
             reports = cl.sanitizer_reports()
         ns.delete()
+        # Node logs are attached to a failed test's report before teardown; the stores (RocksDB
+        # preallocates its log: tens of MB a node) must not pile up over a whole run.
+        shutil.rmtree(tmpdir, ignore_errors=True)
     assert not reports, "sanitizer reports in node logs:\n" + "\n".join(reports[:20])
 
 
