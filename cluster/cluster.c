@@ -155,6 +155,9 @@ static void cluster_dispatch(struct cluster *c, struct peer *p, const Cl__Envelo
     case CL__ENVELOPE__BODY_STUB_PUBLISH:
         move_on_stub(c, p, e->stub_publish);
         break;
+    case CL__ENVELOPE__BODY_HANDOVER:
+        handover_on_msg(c, p, e->handover);
+        break;
     default:
         cluster_bad_input(c, p->name, "an envelope of unknown kind");
         break;
@@ -267,8 +270,11 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
             /* It may be cut off, not gone: keep its routes and log what they match (cluster_log.c). */
             routes_hold(p);
         } else if (m->state == MEMBER_LEFT) {
+            /* It handed its sessions over; if a hand-off was lost, their replicas are promoted
+             * and ask for what it had not confirmed: its log stays a while for that. */
             routes_drop(p);
-            peerlog_free(p, true); /* it handed its sessions over: nothing there wants these */
+            p->log_keep = true;
+            p->hold_since = uv_now(c->loop);
         }
         p->retained_synced = false;
         replica_member_gone(c, p); /* first: a takeover resumed next finds the promoted session */
@@ -286,6 +292,7 @@ static void cluster_on_member(void *ctx, const struct member *m, enum member_sta
         /* A join, a restart or a heal: whatever we held may be stale; take its whole state again.
          * What it missed goes first (it skips what it had). */
         size_t again = peerlog_replay(p);
+        p->log_keep = false;
         if (again)
             log_info(c->log, "cluster: %zu message(s) kept for %s while it was away sent again",
                      again, p->name);
@@ -374,12 +381,17 @@ static void cluster_tick_cb(uv_timer_t *t)
     takeover_tick(c, now);
     replica_tick(c, now);
     move_tick(c, now);
+    handover_tick(c, now);
     for (struct peer *p = c->peers; p; p = p->next) {
         if (p->holding && now - p->hold_since >= CLUSTER_TOMB_DEAD_GRACE_MS) {
             log_warn(c->log, "cluster: %s dead for %u s: %zu message(s) kept for it dropped",
                      p->name, CLUSTER_TOMB_DEAD_GRACE_MS / 1000, p->log_count);
             routes_drop(p);
             peerlog_free(p, true);
+        }
+        if (p->log_keep && now - p->hold_since >= CLUSTER_LEFT_LOG_KEEP_MS) {
+            p->log_keep = false;
+            peerlog_free(p, false); /* it left: they were handed over with its sessions */
         }
     }
     if (!c->ready)
@@ -405,6 +417,7 @@ static void cluster_handle_closed(uv_handle_t *h)
             free(p->staging_shares[i]);
         free(p->staging_shares);
         peerlog_free(p, false);
+        peerlog_marks_free(p);
         free(p->win_seqs);
         free(p);
     }
@@ -412,6 +425,7 @@ static void cluster_handle_closed(uv_handle_t *h)
     retained_free(c);
     replica_free(c);
     move_free(c);
+    handover_free(c);
     cluster_tls_free(&c->tls);
     pthread_mutex_destroy(&c->in_mu);
     free(c);
@@ -456,7 +470,8 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
     c->handles = 2;
     const char *drop = getenv("SOL_TEST_DROP_HANDOFF");
     c->drop_handoff = drop && strcmp(drop, "1") == 0;
-    if (!c->local || retained_init(c) != 0 || replica_init(c) != 0 || move_init(c) != 0) {
+    if (!c->local || retained_init(c) != 0 || replica_init(c) != 0 || move_init(c) != 0 ||
+        handover_init(c) != 0) {
         snprintf(err, errlen, "cluster: out of memory");
         goto fail;
     }
@@ -486,6 +501,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
             .server_reference = cluster_server_reference,
             .on_session_state = replica_hook_state,
             .on_turn_end = replica_hook_turn_end,
+            .on_stored = replica_hook_stored,
         };
         broker_set_hooks(b, &hooks);
         uv_timer_start(&c->tick, cluster_tick_cb, CLUSTER_TICK_MS, CLUSTER_TICK_MS);

@@ -78,9 +78,14 @@
 /* A takeover told to wait by a replica holder (its owner suspected) waits this long at most for
  * the owner's answer or its death. Failure detection takes 1-2 s (cluster-membership.md). */
 #define CLUSTER_REPLICA_WAIT_MS 10000
+#define REPLICA_ORIGINS_MAX 64 /* peers whose stream position a replica records */
 /* A session that moved away keeps a stub here this long (cluster_move.c): longer than any route
  * delta takes to reach every peer. The new node records what it receives for twice as long. */
 #define CLUSTER_MOVE_STUB_MS 5000
+/* How long a promoting node waits for its peers' kept messages of a dead node (a takeover of the
+ * promoted sessions waits as long), and how long a node that left has its log kept for that. */
+#define CLUSTER_HANDOVER_MS 3000
+#define CLUSTER_LEFT_LOG_KEEP_MS 60000
 #define CLUSTER_MOVE_RECORD_MAX (1u << 22) /* numbers recorded per peer while a move is young */
 /* After the join: ready even if a peer never completed its sync */
 #define CLUSTER_READY_TIMEOUT_MS 5000
@@ -217,6 +222,14 @@ struct wbuf {
     uint8_t data[];
 };
 
+/* Loop turns and the Publish number each reached, oldest first (cluster_log.c). */
+struct turn_marks {
+    struct turn_mark {
+        uint64_t turn, seq;
+    } * v;
+    size_t head, n, cap;
+};
+
 struct peer {
     struct peer *next;
     struct cluster *c;
@@ -290,7 +303,17 @@ struct peer {
     size_t log_head, log_len, log_cap, log_count;
     uint64_t log_dropped;
     bool holding;
+    bool
+        log_keep; /* it left: its log stays (since hold_since) for a hand-over (cluster_handover.c) */
     uint64_t hold_since;
+    /* Forwarded QoS 1/2 PUBLISHes not yet confirmed durable there: the last numbered this turn, and
+     * per earlier turn the last one (the turn's acknowledgements wait for it, broker_turn_hold). */
+    uint64_t fwd_turn_seq;
+    struct turn_marks fwd_marks;
+    /* Received from it, per turn the highest number, confirmed back (pub_rx_durable) once the
+     * turn is on disk and in the replicas here (--durability sync). */
+    struct turn_marks rx_marks;
+    uint64_t pub_rx_durable;
     /* Publish sequence numbers received from it: the highest (duplicates below it are skipped),
      * and the one confirmed back. */
     uint64_t pub_rx_hi, pub_rx_acked, pub_dups;
@@ -299,6 +322,12 @@ struct peer {
     uint64_t *win_seqs;
     size_t win_n, win_cap;
     uint64_t seq_horizon;
+};
+
+/* How far a node had received another's Publish stream: a session replica's dedup point. */
+struct origin_seq {
+    char node[64];
+    uint64_t seq;
 };
 
 /* A frame received on a link, waiting for the loop. */
@@ -419,6 +448,9 @@ struct cluster {
     struct replicas *rep;       /* session replicas, ours and held (cluster_replica.c) */
     struct moves *moves;        /* stubs of sessions moved away, young moved-in ones */
     size_t nmove_stubs, nmove_ins;
+    struct handovers *handovers; /* a dead node's kept messages to its promoted sessions */
+    /* Every turn up to turns_stored is on disk here, up to turns_replicated in the replicas. */
+    uint64_t turns_stored, turns_replicated;
     bool drop_handoff; /* test-only fault (SOL_TEST_DROP_HANDOFF): hand-offs are lost */
 
     bool tls_on; /* node links over mutual TLS (set at start) */
@@ -615,6 +647,44 @@ size_t peerlog_replay(struct peer *p);
 void peerlog_free(struct peer *p, bool count);
 /* A Publish numbered seq arrived from p: true if it was received before (skip it). */
 bool peerlog_seen(struct peer *p, uint64_t seq);
+/* A QoS 1/2 PUBLISH numbered seq was forwarded to p this turn: the turn's acknowledgements wait
+ * until p confirms it durable. */
+void peerlog_forwarded(struct peer *p, uint64_t seq);
+/* End of loop turn `turn`: mark what each peer was sent and what we received from it. */
+void peerlog_turn_end(struct cluster *c, uint64_t turn);
+/* p confirmed everything numbered up to seq durable: forget it; true if a turn was released. */
+bool peerlog_confirmed(struct peer *p, uint64_t seq);
+/* The turn watermark wm, lowered below the oldest turn whose forwards a peer has not confirmed. */
+uint64_t peerlog_forwards_wm(const struct cluster *c, uint64_t wm);
+/* Turns stored or replicated here advanced: what they received may be confirmed to its senders. */
+void peerlog_durable(struct cluster *c);
+/* What to confirm to p: received and durable here (everything received without a store). */
+uint64_t peerlog_confirmable(const struct cluster *c, const struct peer *p);
+/* p is gone or its link closed: forwards to it no longer hold acknowledgements; marks freed. */
+void peerlog_peer_reset(struct peer *p);
+/* The peer struct goes: its marks too. */
+void peerlog_marks_free(struct peer *p);
+/* Walk p's log, oldest first: fn(ctx, seq, envelope, len). */
+void peerlog_each(const struct peer *p,
+                  void (*fn)(void *ctx, uint64_t seq, const uint8_t *env, size_t len), void *ctx);
+
+/* ---- cluster_handover.c: a dead node's kept messages to its promoted sessions ---- */
+int handover_init(struct cluster *c);
+void handover_free(struct cluster *c);
+/* owner is dead: a hand-over (NULL when out of memory) that handover_add gives each session
+ * promoted from it, with the replica's origins, and handover_ask then starts (or frees when it
+ * has none): our own log for owner is applied at once, the peers are asked for theirs. */
+struct handover *handover_start(struct cluster *c, const struct peer *owner);
+void handover_add(struct cluster *c, struct handover *ho, const char *id,
+                  const struct origin_seq *origins, size_t n);
+void handover_ask(struct cluster *c, struct handover *ho, struct peer *owner);
+/* Whether session id waits for a hand-over still (a takeover of it waits too). */
+bool handover_holds(const struct cluster *c, const char *id);
+void handover_on_msg(struct cluster *c, struct peer *p, const Cl__Handover *h);
+void handover_peer_gone(struct cluster *c, struct peer *p);
+void handover_tick(struct cluster *c, uint64_t now);
+#define HANDOVER_METRICS 3
+void handover_metrics(const struct cluster *c, struct cluster_metric out[HANDOVER_METRICS]);
 
 /* ---- cluster_move.c: the session-move window ---- */
 int move_init(struct cluster *c);
@@ -637,6 +707,8 @@ void move_in_begin(struct cluster *c, const char *id);
 /* A Publish numbered seq came from p while a moved-in session is young. */
 void move_record(struct peer *p, uint64_t seq);
 void move_on_stub(struct cluster *c, struct peer *p, const Cl__StubPublish *sp);
+/* Did the young moved-in (or promoted) session id get o's Publish seq directly here? */
+bool move_in_had(const struct cluster *c, const char *id, const struct peer *o, uint64_t seq);
 void move_tick(struct cluster *c, uint64_t now);
 #define MOVE_METRICS 3
 void move_metrics(const struct cluster *c, struct cluster_metric out[MOVE_METRICS]);
@@ -649,6 +721,8 @@ struct peer *replica_pick(struct cluster *c, const char *client_id);
 /* broker_hooks.on_session_state / on_turn_end. */
 void replica_hook_state(void *ctx, const char *id, const uint8_t *state, size_t len, uint64_t seq);
 void replica_hook_turn_end(void *ctx, uint64_t seq);
+/* broker_hooks.on_stored: turns up to seq are on disk here. */
+void replica_hook_stored(void *ctx, uint64_t seq);
 void replica_on_put(struct cluster *c, struct peer *p, const Cl__ReplicaPut *r);
 void replica_on_drop(struct cluster *c, struct peer *p, const Cl__ReplicaDrop *d);
 void replica_on_ack(struct cluster *c, struct peer *p, const Cl__ReplicaAck *a);
@@ -671,6 +745,9 @@ void replica_member_up(struct cluster *c, struct peer *p);
 /* p died or left: its replicas held here become sessions here; ours that it held go elsewhere. */
 void replica_member_gone(struct cluster *c, struct peer *p);
 void replica_tick(struct cluster *c, uint64_t now);
+/* The hand-over of a dead owner's kept messages is done: a takeover waiting for session id
+ * gets it now. */
+void replica_waits_settle(struct cluster *c, const char *id);
 #define REPLICA_METRICS 5
 void replica_metrics(const struct cluster *c, struct cluster_metric out[REPLICA_METRICS]);
 

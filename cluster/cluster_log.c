@@ -125,3 +125,132 @@ bool peerlog_seen(struct peer *p, uint64_t seq)
     p->c->kick = true; /* confirm it at the end of the turn */
     return false;
 }
+
+void peerlog_each(const struct peer *p,
+                  void (*fn)(void *ctx, uint64_t seq, const uint8_t *env, size_t len), void *ctx)
+{
+    for (size_t at = p->log_head; at < p->log_len;) {
+        uint32_t len = peerlog_len_at(p->log + at);
+        fn(ctx, peerlog_seq_at(p->log + at), p->log + at + PEERLOG_ENTRY_HEAD, len);
+        at += PEERLOG_ENTRY_HEAD + len;
+    }
+}
+
+/* ---- Durable confirmation ----
+ *
+ * A node confirms a peer's PUBLISH only once it survives here: the turn that received it is on
+ * disk and in the replicas (so a kill -9 right after loses nothing the sender forgot). The sender
+ * holds its own publisher's acknowledgement until then (broker_turn_hold), and keeps the message
+ * in the log meanwhile. Both sides keep (turn, number) marks; the confirmations depend only on
+ * the receiver's disk and replicas, never on its own forwards, so two nodes forwarding to each
+ * other cannot wait on each other. */
+
+/* Append (turn, seq) to m; on no memory the newest mark stands for it (its turn is not older, so
+ * nothing is released early). */
+static void marks_push(struct turn_marks *m, uint64_t turn, uint64_t seq)
+{
+    if (m->n && m->v[m->head + m->n - 1].turn == turn) {
+        m->v[m->head + m->n - 1].seq = seq;
+        return;
+    }
+    if (m->head + m->n == m->cap && m->head) {
+        memmove(m->v, m->v + m->head, m->n * sizeof(*m->v));
+        m->head = 0;
+    }
+    if (m->n == m->cap) {
+        size_t cap = buf_grow((void **)&m->v, m->cap, m->n + 1, sizeof(*m->v), SIZE_MAX);
+        if (!cap) {
+            if (m->n)
+                m->v[m->head + m->n - 1] = (struct turn_mark){turn, seq};
+            return;
+        }
+        m->cap = cap;
+    }
+    m->v[m->head + m->n++] = (struct turn_mark){turn, seq};
+}
+
+static void marks_pop(struct turn_marks *m)
+{
+    m->head++;
+    if (--m->n == 0)
+        m->head = 0;
+}
+
+static void marks_free(struct turn_marks *m)
+{
+    free(m->v);
+    *m = (struct turn_marks){0};
+}
+
+void peerlog_forwarded(struct peer *p, uint64_t seq)
+{
+    p->fwd_turn_seq = seq;
+    broker_turn_hold(p->c->b);
+}
+
+void peerlog_turn_end(struct cluster *c, uint64_t turn)
+{
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (p->fwd_turn_seq) {
+            marks_push(&p->fwd_marks, turn, p->fwd_turn_seq);
+            p->fwd_turn_seq = 0;
+        }
+        uint64_t last = p->rx_marks.n ? p->rx_marks.v[p->rx_marks.head + p->rx_marks.n - 1].seq
+                                      : p->pub_rx_durable;
+        if (p->pub_rx_hi > last)
+            marks_push(&p->rx_marks, turn, p->pub_rx_hi);
+    }
+}
+
+bool peerlog_confirmed(struct peer *p, uint64_t seq)
+{
+    peerlog_confirm(p, seq);
+    bool released = false;
+    while (p->fwd_marks.n && p->fwd_marks.v[p->fwd_marks.head].seq <= seq) {
+        marks_pop(&p->fwd_marks);
+        released = true;
+    }
+    return released;
+}
+
+uint64_t peerlog_forwards_wm(const struct cluster *c, uint64_t wm)
+{
+    for (const struct peer *p = c->peers; p; p = p->next) {
+        if (p->fwd_marks.n) {
+            uint64_t t = p->fwd_marks.v[p->fwd_marks.head].turn;
+            if (t - 1 < wm)
+                wm = t - 1;
+        }
+    }
+    return wm;
+}
+
+void peerlog_durable(struct cluster *c)
+{
+    uint64_t upto = c->turns_stored < c->turns_replicated ? c->turns_stored : c->turns_replicated;
+    for (struct peer *p = c->peers; p; p = p->next) {
+        while (p->rx_marks.n && p->rx_marks.v[p->rx_marks.head].turn <= upto) {
+            p->pub_rx_durable = p->rx_marks.v[p->rx_marks.head].seq;
+            marks_pop(&p->rx_marks);
+            c->kick = true; /* replica_send_acks confirms it */
+        }
+    }
+}
+
+uint64_t peerlog_confirmable(const struct cluster *c, const struct peer *p)
+{
+    return broker_replication_seq(c->b) ? p->pub_rx_durable : p->pub_rx_hi;
+}
+
+void peerlog_peer_reset(struct peer *p)
+{
+    marks_free(&p->fwd_marks);
+    p->fwd_turn_seq = 0;
+}
+
+/* The peer struct goes: its marks too. */
+void peerlog_marks_free(struct peer *p)
+{
+    marks_free(&p->fwd_marks);
+    marks_free(&p->rx_marks);
+}

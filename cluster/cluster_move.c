@@ -327,6 +327,14 @@ static bool move_had(const struct move_in *in, const struct peer *o, uint64_t se
     return seq > start && move_recorded(o, seq);
 }
 
+bool move_in_had(const struct cluster *c, const char *id, const struct peer *o, uint64_t seq)
+{
+    const struct move_in *in = c->moves->ins;
+    while (in && strcmp(in->id, id) != 0)
+        in = in->next;
+    return in && move_had(in, o, seq);
+}
+
 void move_record(struct peer *p, uint64_t seq)
 {
     if (p->win_n == p->win_cap) {

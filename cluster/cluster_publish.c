@@ -133,8 +133,10 @@ size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *pic
                 continue;
             }
             wire_write_planned(out, &own, msg, seq);
-            if (msg->qos)
+            if (msg->qos) {
                 peerlog_add(p, seq, out, n);
+                peerlog_forwarded(p, seq);
+            }
             p->fwd_msgs++;
             p->fwd_bytes += n;
             peer_after_forward(p);
@@ -155,8 +157,10 @@ size_t publish_hook(void *ctx, struct message *msg, const struct share_pick *pic
         else
             wire_write_planned(out, &plan[k], msg, seq);
         enc[k] = out; /* stays valid: this peer's stage is not touched again in this call */
-        if (k == 0 && msg->qos)
+        if (k == 0 && msg->qos) {
             peerlog_add(p, seq, out, len[k]);
+            peerlog_forwarded(p, seq);
+        }
         if (k == 0) {
             p->fwd_msgs++;
             p->fwd_bytes += len[k];

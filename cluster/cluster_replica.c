@@ -28,6 +28,8 @@ struct replica_held {
     char owner[64];
     uint8_t *state;
     size_t len;
+    struct origin_seq *origins; /* how far the owner had each stream at this snapshot */
+    size_t norigins;
 };
 
 /* One of our sessions and the peer holding its replica (NULL: none yet). */
@@ -78,6 +80,7 @@ int replica_init(struct cluster *c)
 
 static void replica_held_free(struct replica_held *h)
 {
+    free(h->origins);
     free(h->state);
     free(h->id);
     free(h);
@@ -150,7 +153,8 @@ struct peer *replica_pick(struct cluster *c, const char *id)
     return best;
 }
 
-/* Tell the broker how far every turn is held by its replicas. */
+/* Tell the broker how far every turn is held by its replicas and confirmed by the peers its
+ * forwards went to; what is held by the replicas alone may be confirmed to the senders. */
 static void replica_report(struct cluster *c)
 {
     struct replicas *r = c->rep;
@@ -164,6 +168,11 @@ static void replica_report(struct cluster *c)
         else if (wm > r->frozen_wm)
             wm = r->frozen_wm;
     }
+    if (wm > c->turns_replicated) {
+        c->turns_replicated = wm;
+        peerlog_durable(c);
+    }
+    wm = peerlog_forwards_wm(c, wm);
     if (wm > r->reported) {
         r->reported = wm;
         broker_replicated(c->b, wm);
@@ -248,6 +257,19 @@ void replica_hook_state(void *ctx, const char *id, const uint8_t *state, size_t 
     put.state.data = (uint8_t *)state;
     put.state.len = len;
     put.seq = seq;
+    /* At the turn's end everything received so far is in the snapshot: the dedup point of a
+     * hand-over (cluster_handover.c). */
+    Cl__OriginSeq os[REPLICA_ORIGINS_MAX], *osp[REPLICA_ORIGINS_MAX];
+    for (struct peer *p = c->peers; p && put.n_origins < REPLICA_ORIGINS_MAX; p = p->next) {
+        if (!p->pub_rx_hi)
+            continue;
+        cl__origin_seq__init(&os[put.n_origins]);
+        os[put.n_origins].node = p->name;
+        os[put.n_origins].seq = p->pub_rx_hi;
+        osp[put.n_origins] = &os[put.n_origins];
+        put.n_origins++;
+    }
+    put.origins = osp;
     env.body_case = CL__ENVELOPE__BODY_REPLICA_PUT;
     env.replica_put = &put;
     replica_send_env(c, t, &env, seq);
@@ -257,17 +279,32 @@ void replica_hook_state(void *ctx, const char *id, const uint8_t *state, size_t 
 void replica_hook_turn_end(void *ctx, uint64_t seq)
 {
     struct cluster *c = ctx;
+    peerlog_turn_end(c, seq); /* before the report: this turn's forwards hold it */
     c->rep->flushed = seq;
-    net_kick(c); /* the cluster's own check may have run before the broker's this turn */
     replica_report(c);
+    replica_send_acks(c); /* the cluster's own check may have run before the broker's this turn */
+    net_kick(c);
+}
+
+void replica_hook_stored(void *ctx, uint64_t seq)
+{
+    struct cluster *c = ctx;
+    if (seq <= c->turns_stored)
+        return;
+    c->turns_stored = seq;
+    peerlog_durable(c);
+    replica_send_acks(c); /* from the store's completion: no end-of-turn check may follow */
+    net_kick(c);
 }
 
 void replica_on_ack(struct cluster *c, struct peer *p, const Cl__ReplicaAck *a)
 {
-    if (a->publish_seq)
-        peerlog_confirm(p, a->publish_seq);
-    if (a->seq <= p->rep_acked)
+    bool released = a->publish_seq && peerlog_confirmed(p, a->publish_seq);
+    if (a->seq <= p->rep_acked) {
+        if (released)
+            replica_report(c);
         return;
+    }
     p->rep_acked = a->seq > p->rep_sent ? p->rep_sent : a->seq;
     if (p->rep_acked < p->rep_sent)
         p->rep_first = p->rep_acked + 1;
@@ -278,18 +315,19 @@ void replica_on_ack(struct cluster *c, struct peer *p, const Cl__ReplicaAck *a)
 void replica_send_acks(struct cluster *c)
 {
     for (struct peer *p = c->peers; p; p = p->next) {
-        if ((p->rep_rx <= p->rep_rx_acked && p->pub_rx_hi <= p->pub_rx_acked) || !p->open)
+        uint64_t confirm = peerlog_confirmable(c, p);
+        if ((p->rep_rx <= p->rep_rx_acked && confirm <= p->pub_rx_acked) || !p->open)
             continue;
         Cl__ReplicaAck a = CL__REPLICA_ACK__INIT;
         Cl__Envelope env = CL__ENVELOPE__INIT;
         a.seq = p->rep_rx;
-        a.publish_seq = p->pub_rx_hi;
+        a.publish_seq = confirm;
         env.body_case = CL__ENVELOPE__BODY_REPLICA_ACK;
         env.replica_ack = &a;
         struct wbuf *w = cluster_pack(c, &env);
         if (w && peer_send(p, w)) {
             p->rep_rx_acked = p->rep_rx;
-            p->pub_rx_acked = p->pub_rx_hi;
+            p->pub_rx_acked = confirm;
         }
         if (w)
             wbuf_unref(w);
@@ -330,6 +368,20 @@ static void replica_wait_answer(struct cluster *c, struct replica_wait *w, bool 
         takeover_export(c, w->requester, w->id, w->token);
     else
         replica_reply_empty(c, w->requester, w->id, w->token, true);
+}
+
+/* The session id waits for a hand-over: its waiting takeovers are told to wait on, and do. */
+static void replica_waits_defer(struct cluster *c, const char *id)
+{
+    uint64_t until = uv_now(c->loop) + CLUSTER_HANDOVER_MS + 1000;
+    for (struct replica_wait *w = c->rep->waits; w; w = w->next) {
+        if (strcmp(w->id, id) != 0)
+            continue;
+        if (w->deadline < until)
+            w->deadline = until;
+        if (w->requester->open) /* its own wait restarts on a "wait" answer */
+            replica_reply_empty(c, w->requester, w->id, w->token, false);
+    }
 }
 
 /* Answer and forget the waits for id (all of them when id is NULL and requester matches). */
@@ -381,6 +433,18 @@ void replica_on_put(struct cluster *c, struct peer *p, const Cl__ReplicaPut *rp)
     free(h->state);
     h->state = state;
     h->len = rp->state.len;
+    free(h->origins);
+    h->origins = NULL;
+    h->norigins = 0;
+    if (rp->n_origins && (h->origins = calloc(rp->n_origins, sizeof(*h->origins)))) {
+        for (size_t i = 0; i < rp->n_origins; i++) {
+            if (!rp->origins[i]->node)
+                continue;
+            snprintf(h->origins[h->norigins].node, sizeof(h->origins->node), "%s",
+                     rp->origins[i]->node);
+            h->origins[h->norigins++].seq = rp->origins[i]->seq;
+        }
+    }
     r->puts_rx++;
 }
 
@@ -416,8 +480,9 @@ static void replica_route_add(void *ctx, const char *filter)
     routes_local_add(ctx, filter, strlen(filter));
 }
 
-/* The owner is gone: the replica becomes the session, here. */
-static void replica_promote(struct cluster *c, struct replica_held *h)
+/* The owner is gone: the replica becomes the session, here. With a hand-over (ho) of what the
+ * peers kept for the owner, a takeover waiting for it waits for that too. */
+static void replica_promote(struct cluster *c, struct replica_held *h, struct handover *ho)
 {
     char *id = h->id;
     h->id = NULL;
@@ -438,28 +503,24 @@ static void replica_promote(struct cluster *c, struct replica_held *h)
     }
     if (pr)
         snprintf(pr->owner, sizeof(pr->owner), "%s", h->owner);
-    replica_waits_resolve(c, id, true);
+    if (ho) {
+        handover_add(c, ho, id, h->origins, h->norigins);
+        replica_waits_defer(c, id);
+    } else {
+        replica_waits_resolve(c, id, true);
+    }
     free(id);
     replica_held_free(h);
 }
 
-bool replica_on_takeover_request(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *req)
+void replica_waits_settle(struct cluster *c, const char *id)
 {
-    struct replicas *r = c->rep;
-    struct replica_held *h = strmap_get(&r->held, req->client_id, strlen(req->client_id));
-    if (!h)
-        return false;
-    struct peer *owner = cluster_peer_find(c, h->owner);
-    if (req->clean_session) {
-        replica_held_del(r, h); /* the client starts over: nothing of it is wanted */
-        return false;
-    }
-    if (owner == p)
-        return false; /* the owner itself asks: its own session is there */
-    if (!owner || !owner->open) {
-        replica_promote(c, h); /* then moved as any session here */
-        return false;
-    }
+    replica_waits_resolve(c, id, true);
+}
+
+/* Answer p's takeover "wait" and remember it; false when out of memory (answered at once). */
+static bool replica_wait_add(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *req)
+{
     struct replica_wait *w = calloc(1, sizeof(*w));
     if (!w || !(w->id = strdup(req->client_id))) {
         free(w);
@@ -468,10 +529,31 @@ bool replica_on_takeover_request(struct cluster *c, struct peer *p, const Cl__Ta
     w->requester = p;
     w->token = req->token;
     w->deadline = uv_now(c->loop) + CLUSTER_REPLICA_WAIT_MS;
-    w->next = r->waits;
-    r->waits = w;
+    w->next = c->rep->waits;
+    c->rep->waits = w;
     replica_reply_empty(c, p, req->client_id, req->token, false);
     return true;
+}
+
+bool replica_on_takeover_request(struct cluster *c, struct peer *p, const Cl__TakeoverRequest *req)
+{
+    struct replicas *r = c->rep;
+    struct replica_held *h = strmap_get(&r->held, req->client_id, strlen(req->client_id));
+    if (!h) /* promoted here, its owner's kept messages still coming: the session moves after */
+        return !req->clean_session && handover_holds(c, req->client_id) &&
+               replica_wait_add(c, p, req);
+    struct peer *owner = cluster_peer_find(c, h->owner);
+    if (req->clean_session) {
+        replica_held_del(r, h); /* the client starts over: nothing of it is wanted */
+        return false;
+    }
+    if (owner == p)
+        return false; /* the owner itself asks: its own session is there */
+    if (!owner || !owner->open) {
+        replica_promote(c, h, NULL); /* then moved as any session here */
+        return false;
+    }
+    return replica_wait_add(c, p, req);
 }
 
 void replica_promoted_forget(struct cluster *c, const char *client_id)
@@ -600,6 +682,7 @@ void replica_member_gone(struct cluster *c, struct peer *p)
     }
     p->rep_sent = p->rep_acked = p->rep_first = 0;
     p->rep_rx = p->rep_rx_acked = 0;
+    peerlog_peer_reset(p); /* what went to it is in its log now, for a hand-over */
 
     struct replica_ids l = {0};
     for (size_t i = 0; i < r->held.cap; i++) {
@@ -607,12 +690,15 @@ void replica_member_gone(struct cluster *c, struct peer *p)
         if (h && strcmp(h->owner, p->name) == 0 && replica_ids_add(&l, h->id) != 0)
             log_error(c->log, "cluster: out of memory promoting the sessions of %s", p->name);
     }
+    struct handover *ho = l.n ? handover_start(c, p) : NULL;
     for (size_t i = 0; i < l.n; i++) {
         struct replica_held *h = strmap_get(&r->held, l.ids[i], strlen(l.ids[i]));
         if (h)
-            replica_promote(c, h);
+            replica_promote(c, h, ho);
     }
     replica_ids_free(&l);
+    handover_peer_gone(c, p); /* it answers no hand-over of another's any more */
+    handover_ask(c, ho, p);
 
     struct replica_wait **pp = &r->waits;
     while (*pp) {

@@ -106,6 +106,10 @@ static void status_metrics(void *ctx, struct prom *t)
     move_metrics(c, mm);
     for (size_t i = 0; i < MOVE_METRICS; i++)
         prom_u64(t, mm[i].name, mm[i].type, mm[i].help, mm[i].value);
+    struct cluster_metric hm[HANDOVER_METRICS];
+    handover_metrics(c, hm);
+    for (size_t i = 0; i < HANDOVER_METRICS; i++)
+        prom_u64(t, hm[i].name, hm[i].type, hm[i].help, hm[i].value);
 
     prom_head(t, "sol_cluster_members", "gauge", "Known members by state (self included).");
     static const enum member_state states[] = {MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DEAD,

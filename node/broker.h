@@ -91,6 +91,9 @@ struct broker_hooks {
     void (*on_session_state)(void *ctx, const char *client_id, const uint8_t *state, size_t len,
                              uint64_t seq);
     void (*on_turn_end)(void *ctx, uint64_t seq);
+    /* Every turn up to seq is on disk (--durability sync; at the turn's end otherwise): what its
+     * PUBLISHes changed here survives a kill -9 once the replicas hold it too. */
+    void (*on_stored)(void *ctx, uint64_t seq);
 };
 
 struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *err, size_t errlen);
@@ -202,6 +205,9 @@ void broker_deliver_shared(struct broker *b, struct message *msg, const char *ke
 
 /* Every replication turn up to seq is held by the replicas it went to (see on_session_state). */
 void broker_replicated(struct broker *b, uint64_t seq);
+/* This turn's acknowledgements wait for broker_replicated to pass it (--durability sync): the
+ * cluster forwarded a QoS 1/2 PUBLISH of it to a peer that has not confirmed it durable yet. */
+void broker_turn_hold(struct broker *b);
 /* The next replication turn's sequence number (what a turn-end report will carry next). */
 uint64_t broker_replication_seq(const struct broker *b);
 /* Report client_id's session again at the end of this turn (its replica moves, or is re-sent).

@@ -34,7 +34,14 @@ struct persist {
     bool restoring;
     uint64_t committed;          /* the store's batches up to this one are durable */
     uint64_t rep_open, rep_done; /* this turn's replication seq; all turns up to done are held */
-    uint8_t *buf;                /* scratch for one record */
+    bool hold_turn;              /* this turn's acknowledgements wait for its replication turn */
+    /* Turns whose batch is not on disk yet, oldest first: [head, n) (persist_stored_advance). */
+    struct persist_turn {
+        uint64_t turn, batch;
+    } * turns;
+    size_t turns_head, turns_n, turns_cap;
+    uint64_t stored; /* every turn up to this one is on disk */
+    uint8_t *buf;    /* scratch for one record */
     size_t len, cap;
     bool oom; /* the record being built ran out of memory */
 };
@@ -441,6 +448,7 @@ void persist_close(struct broker *b)
         session_dirty_set(p->dirty[i], 0);
     free(p->dirty);
     free(p->held);
+    free(p->turns);
     free(p->buf);
     free(p);
     b->persist = NULL;
@@ -517,6 +525,74 @@ void persist_retained(struct broker *b, const char *topic, size_t len, struct me
         store_del(p->store, p->buf, klen);
 }
 
+/* The batch what changed so far must wait for: the open one if it holds anything or will at the
+ * turn's end (a dirty session), else the last one handed to the writer (numbered below it). */
+static uint64_t persist_batch(const struct persist *p)
+{
+    return p->ndirty || store_pending(p->store) ? store_open_seq(p->store)
+                                                : store_open_seq(p->store) - 1;
+}
+
+/* ---- Turns on disk (what the cluster confirms to the peers that sent its messages) ---- */
+
+/* Tell the hook that every turn up to turn is on disk. */
+static void persist_stored(struct broker *b, uint64_t turn)
+{
+    struct persist *p = b->persist;
+    if (turn <= p->stored)
+        return;
+    p->stored = turn;
+    if (b->hooks.on_stored)
+        b->hooks.on_stored(b->hooks.ctx, turn);
+}
+
+/* Pop the turns whose batch the store has made durable. */
+static void persist_stored_advance(struct broker *b)
+{
+    struct persist *p = b->persist;
+    uint64_t last = 0;
+    while (p->turns_n && p->turns[p->turns_head].batch <= p->committed) {
+        last = p->turns[p->turns_head].turn;
+        p->turns_head++;
+        p->turns_n--;
+    }
+    if (!p->turns_n)
+        p->turns_head = 0;
+    if (last)
+        persist_stored(b, last);
+}
+
+/* Turn turn wrote into batch (and every earlier batch): on disk once the store says so. Outside
+ * sync mode a turn counts as stored when it ends (what async may lose is said in persistence.md). */
+static void persist_turn_written(struct broker *b, uint64_t turn, uint64_t batch)
+{
+    struct persist *p = b->persist;
+    if (p->mode != STORE_SYNC || (!p->turns_n && batch <= p->committed)) {
+        persist_stored(b, turn);
+        return;
+    }
+    if (p->turns_head + p->turns_n == p->turns_cap) {
+        if (p->turns_head) {
+            memmove(p->turns, p->turns + p->turns_head, p->turns_n * sizeof(*p->turns));
+            p->turns_head = 0;
+        }
+        if (p->turns_n == p->turns_cap) {
+            size_t cap = p->turns_cap ? p->turns_cap * 2 : 64;
+            struct persist_turn *nt = realloc(p->turns, cap * sizeof(*nt));
+            if (!nt) {
+                /* The watermark only rises: the newest pending turn, or the next one recorded,
+                 * stands for this one (its batch is not earlier). */
+                if (p->turns_n)
+                    p->turns[p->turns_head + p->turns_n - 1] = (struct persist_turn){turn, batch};
+                return;
+            }
+            p->turns = nt;
+            p->turns_cap = cap;
+        }
+    }
+    p->turns[p->turns_head + p->turns_n++] = (struct persist_turn){turn, batch};
+}
+
 void persist_turn_end(struct broker *b)
 {
     struct persist *p = b->persist;
@@ -527,8 +603,11 @@ void persist_turn_end(struct broker *b)
         persist_write_session(b, p, p->dirty[i]);
     }
     p->ndirty = 0;
+    uint64_t batch = persist_batch(p);
     store_commit(p->store);
     uint64_t seq = p->rep_open++;
+    p->hold_turn = false;
+    persist_turn_written(b, seq, batch);
     if (b->hooks.on_turn_end)
         b->hooks.on_turn_end(b->hooks.ctx, seq); /* may report it held at once */
     else
@@ -541,9 +620,9 @@ int persist_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t id, uin
                 persist_ack_fn send)
 {
     struct persist *p = b->persist;
-    bool wait =
-        p && p->mode == STORE_SYNC &&
-        (p->ndirty || store_pending(p->store) || c->acks_waiting || p->rep_done + 1 < p->rep_open);
+    bool wait = p && p->mode == STORE_SYNC &&
+                (p->ndirty || store_pending(p->store) || c->acks_waiting || p->hold_turn ||
+                 p->rep_done + 1 < p->rep_open);
     if (!wait)
         return send(c, type, id, reason);
     if (p->held_head + p->held_n == p->held_cap) {
@@ -561,7 +640,7 @@ int persist_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t id, uin
         }
     }
     p->held[p->held_head + p->held_n++] =
-        (struct persist_held){c, send, store_open_seq(p->store), p->rep_open, id, type, reason};
+        (struct persist_held){c, send, persist_batch(p), p->rep_open, id, type, reason};
     c->acks_waiting++;
     return 0;
 }
@@ -605,7 +684,14 @@ static void persist_on_committed(void *ctx, uint64_t seq)
     struct broker *b = ctx;
     if (seq > b->persist->committed)
         b->persist->committed = seq;
+    persist_stored_advance(b);
     persist_release(b);
+}
+
+void broker_turn_hold(struct broker *b)
+{
+    if (b->persist)
+        b->persist->hold_turn = true;
 }
 
 void broker_replicated(struct broker *b, uint64_t seq)
