@@ -131,6 +131,9 @@ struct message *broker_retain_get(const struct broker *b, const char *topic, siz
 /* Visit every retained message (full sync to a joining node). */
 void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *msg, void *ctx),
                            void *ctx);
+/* How many retained messages this node removed so far because their expiry ended (it goes up
+ * when the retained values change without any hook being told). */
+uint64_t broker_retain_expired(const struct broker *b);
 /* Visit every filter with at least one local subscriber (full route sync). */
 void broker_routes_foreach(const struct broker *b,
                            void (*fn)(const char *filter, size_t len, void *ctx), void *ctx);

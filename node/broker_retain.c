@@ -35,7 +35,7 @@ int broker_retain_apply(struct broker *b, struct message *msg)
 /* One expired retained message, just before the store releases it: its record goes too, so the
  * disk holds no more than memory does. Not gossiped: each node expires its copy on its own
  * (docs/cluster.md, "Retained messages"). */
-static void broker_retain_expired(const char *topic, size_t len, void *value, void *ctx)
+static void broker_retain_expire_one(const char *topic, size_t len, void *value, void *ctx)
 {
     struct broker *b = ctx;
     persist_retained(b, topic, len, NULL);
@@ -44,7 +44,12 @@ static void broker_retain_expired(const char *topic, size_t len, void *value, vo
 
 void broker_retain_sweep(struct broker *b, uint64_t now)
 {
-    retain_expire(b->retained, now, BROKER_RETAIN_EXPIRE_BATCH, broker_retain_expired, b);
+    retain_expire(b->retained, now, BROKER_RETAIN_EXPIRE_BATCH, broker_retain_expire_one, b);
+}
+
+uint64_t broker_retain_expired(const struct broker *b)
+{
+    return b->core.stats.retained_expired;
 }
 
 struct retained_send {
