@@ -196,16 +196,24 @@ static int due_reserve(struct retain_store *store)
     return 0;
 }
 
-/* Take node's entry out of the heap (it has one). */
+/* Take node's entry out of the heap (it has one). A heap down to a quarter gives half its room
+ * back, so a burst of expiring values leaves no lasting footprint (if that fails it just stays). */
 static void due_remove(struct retain_store *store, struct rnode *node)
 {
     size_t i = node->topic->due - 1;
     node->topic->due = 0;
     struct rdue last = store->due[--store->ndue];
-    if (i == store->ndue)
-        return;
-    store->due[i] = last;
-    due_fix(store, i);
+    if (i < store->ndue) {
+        store->due[i] = last;
+        due_fix(store, i);
+    }
+    if (store->due_cap > 64 && store->ndue <= store->due_cap / 4) {
+        struct rdue *d = realloc(store->due, store->due_cap / 2 * sizeof(*d));
+        if (d != NULL) {
+            store->due = d;
+            store->due_cap /= 2;
+        }
+    }
 }
 
 /* Give node's value the deadline at (0: none); room was reserved if it had no entry yet. */
@@ -287,6 +295,8 @@ int retain_set(struct retain_store *store, const char *topic, size_t len, void *
     return retain_set_until(store, topic, len, value, 0);
 }
 
+/* The one set: the heap's room is reserved before anything changes, so a failure leaves the store
+ * as it was. */
 int retain_set_until(struct retain_store *store, const char *topic, size_t len, void *value,
                      uint64_t expire_at)
 {
@@ -327,6 +337,7 @@ int retain_set_until(struct retain_store *store, const char *topic, size_t len, 
     return 0;
 }
 
+/* The heap's top is the earliest deadline: the sweep looks at nothing that is not due. */
 size_t retain_expire(struct retain_store *store, uint64_t now, size_t max, retain_visit_fn fn,
                      void *ctx)
 {
