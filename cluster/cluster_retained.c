@@ -18,6 +18,13 @@
  * so a partition that heals in time brings back nothing that was cleared while it lasted).
  * Tombstones at or below the floor are dropped; a set at or below it for a topic with no stamp
  * here is stale (its clear was reaped): it is refused, and its sender told to clear it too.
+ *
+ * A retained message whose MQTT 5 expiry ends is removed by each node's broker on its own (the
+ * expiry travels with the value, so every copy ends within the link's latency of the others):
+ * nothing is sent, and the stamp stays here without a value, so a peer's copy of the same stamp
+ * (not yet swept there) cannot come back in a sync. Such a stamp goes like a tombstone once the
+ * floor passes it. A sweep counts as a change for the digest's quiet rule, so the moment two nodes
+ * differ by a message one of them swept first never counts as a miss (docs/cluster.md).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +58,8 @@ struct retained {
     uint64_t digest;     /* of our retained values, computed at the last heartbeat */
     bool digest_quiet;   /* ... and no retained change for a heartbeat period before it */
     uint64_t changed;    /* loop ms of the last retained change here */
+    uint64_t expired;    /* broker_retain_expired at the last heartbeat */
+    size_t orphans;      /* value stamps whose value is gone (expired), at the last digest */
 };
 
 /* $SYS topics are each node's own (the broker retains its statistics there): never replicated. */
@@ -299,6 +308,7 @@ static uint64_t digest_entry(const char *topic, size_t len, uint64_t hlc, const 
 struct digest_walk {
     const struct retained *r;
     uint64_t x;
+    size_t stamped; /* values with a stamp here */
 };
 
 /* The stamp of a value the broker retains (0 and "" if it has none); false for $SYS. */
@@ -318,41 +328,59 @@ static void digest_msg(struct message *msg, void *ctx)
     struct digest_walk *d = ctx;
     uint64_t hlc;
     const char *origin;
-    if (value_stamp(d->r, msg, &hlc, &origin))
-        d->x ^= digest_entry(msg->topic, msg->topic_len, hlc, origin);
+    if (!value_stamp(d->r, msg, &hlc, &origin))
+        return;
+    d->x ^= digest_entry(msg->topic, msg->topic_len, hlc, origin);
+    d->stamped += hlc != 0; /* a stamp is never 0 (hlc_next; 0 is under any floor) */
 }
 
 /* Order-independent digest of the retained values (without $SYS). Tombstones are left out: two
  * nodes holding the same values agree whether or not each still remembers a clear, so the nodes
- * need not reap in step. */
+ * need not reap in step. Stamps without a value (expired) are left out too, and counted. */
 static uint64_t retained_digest(struct cluster *c)
 {
-    struct digest_walk d = {c->retained, 0};
+    struct retained *r = c->retained;
+    struct digest_walk d = {r, 0, 0};
     broker_retain_foreach(c->b, digest_msg, &d);
+    size_t values = r->stamps.count - (size_t)r->ntombs;
+    r->orphans = values > d.stamped ? values - d.stamped : 0;
     return d.x;
 }
 
 /* ---- the floor ---- */
 
-/* Drop the tombstones at or below the floor (collected first: the map is not changed while it is
- * walked; what cannot be collected for want of memory is reaped at a later heartbeat). */
-static void retained_reap(struct retained *r)
+/* Whether st is a tombstone, or the stamp of a value this node's broker no longer holds (expired):
+ * both are dropped under the floor. */
+static bool stamp_valueless(const struct cluster *c, const struct rstamp *st)
 {
+    return rstamp_cleared(st) ||
+           (c->retained->orphans && !broker_retain_get(c->b, rstamp_topic(st), st->key.len));
+}
+
+/* Drop the tombstones and valueless stamps at or below the floor (collected first: the map is not
+ * changed while it is walked; what cannot be collected for want of memory is reaped at a later
+ * heartbeat). */
+static void retained_reap(struct cluster *c)
+{
+    struct retained *r = c->retained;
     struct rstamp **dead = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, tombs = 0;
     uint32_t pos = 0;
     for (struct rstamp *st; (st = stamp_next(r, &pos));) {
-        if (!rstamp_cleared(st) || st->hlc > r->floor)
+        if (st->hlc > r->floor || !stamp_valueless(c, st))
             continue;
         size_t ncap = buf_grow((void **)&dead, cap, n + 1, sizeof(*dead), SIZE_MAX);
         if (!ncap)
             break;
         cap = ncap;
         dead[n++] = st;
+        tombs += rstamp_cleared(st);
     }
     for (size_t i = 0; i < n; i++)
         stamp_remove(r, dead[i]);
-    r->reaped += n;
+    r->reaped += tombs;
+    size_t gone = n - tombs; /* valueless stamps */
+    r->orphans = r->orphans > gone ? r->orphans - gone : 0;
     free(dead);
 }
 
@@ -387,8 +415,8 @@ static void retained_advance(struct cluster *c, uint64_t now)
     }
     if (floor > r->floor) {
         r->floor = floor;
-        if (r->ntombs)
-            retained_reap(r);
+        if (r->ntombs || r->orphans)
+            retained_reap(c);
     }
 }
 
@@ -397,6 +425,11 @@ void retained_heartbeat(struct cluster *c, Cl__RouteVersion *v)
     struct retained *r = c->retained;
     uint64_t now = uv_now(c->loop);
     retained_advance(c, now);
+    uint64_t expired = broker_retain_expired(c->b);
+    if (expired != r->expired) { /* values went without a stamped change: a change all the same */
+        r->expired = expired;
+        r->changed = now;
+    }
     r->digest = retained_digest(c);
     r->digest_quiet = now - r->changed >= CLUSTER_HEARTBEAT_MS;
     r->digest_hlc = c->hlc;
@@ -448,7 +481,8 @@ void retained_metrics(const struct cluster *c, struct cluster_metric out[RETAINE
          "Heartbeats at which the retained digest was compared and the floor moved.", r->round},
         /* a stamp for each value and each tombstone */
         {"sol_cluster_retained_sync_entries", "gauge",
-         "Entries a full retained sync would send now: values and tombstones.", r->stamps.count},
+         "Entries a full retained sync would send now: values and tombstones.",
+         r->stamps.count > r->orphans ? r->stamps.count - r->orphans : 0},
     };
     memcpy(out, m, sizeof(m));
 }
@@ -509,7 +543,9 @@ static void retained_collect_msg(struct message *msg, void *ctx)
     uint64_t hlc;
     const char *origin;
     Cl__Publish *pb;
-    if (!value_stamp(rc->r, msg, &hlc, &origin) || !(pb = retained_item(rc, hlc, origin)))
+    /* An expired value the sweep has not reached yet is not handed on. */
+    if (message_expired(msg, uv_now(rc->ck.c->loop)) || !value_stamp(rc->r, msg, &hlc, &origin) ||
+        !(pb = retained_item(rc, hlc, origin)))
         return;
     publish_fill(pb, msg, NULL, uv_now(rc->ck.c->loop)); /* the stamp is set already */
     pb->retain = true;

@@ -12,16 +12,13 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-static void broker_release_retained(void *value)
-{
-    message_unref(value);
-}
-
 static void broker_on_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
+    uint64_t now = broker_now_ms(b);
     conns_sweep(b->conns);
-    sessions_expire(b, broker_now_ms(b));
+    sessions_expire(b, now);
+    broker_retain_sweep(b, now);
 }
 
 static void broker_on_sys(uv_timer_t *t)
@@ -43,7 +40,7 @@ struct broker *broker_new(uv_loop_t *loop, const struct sol_config *cfg, char *e
     strmap_init(&b->routes);
     b->subs = topic_tree_new();
     b->shares = shares_new();
-    b->retained = retain_new(broker_release_retained);
+    b->retained = retain_new(broker_retain_release);
     b->sessions = sessions_new();
     b->conns = conns_new(b);
     if (!b->subs || !b->shares || !b->retained || !b->sessions || !b->conns) {
@@ -350,19 +347,6 @@ void broker_publish(struct broker *b, struct message *msg, bool from_local_clien
     broker_publish_from(b, msg, from_local_client, NULL);
 }
 
-/* Set or clear the retained message for msg->topic [MQTT-3.3.1-5/10/11]. */
-static void broker_retain_store(struct broker *b, struct message *msg)
-{
-    if (msg->payload_len == 0) {
-        retain_set(b->retained, msg->topic, msg->topic_len, NULL);
-        persist_retained(b, msg->topic, msg->topic_len, NULL);
-    } else if (retain_set(b->retained, msg->topic, msg->topic_len, message_ref(msg)) < 0) {
-        message_unref(msg);
-    } else {
-        persist_retained(b, msg->topic, msg->topic_len, msg);
-    }
-}
-
 /* The peers chosen for shared groups, per message: more groups than this matching one message
  * go to local members only. */
 #define BROKER_SHARE_PICKS 64
@@ -383,8 +367,8 @@ static size_t broker_route_on(struct broker *b, struct message *msg, const struc
 size_t broker_publish_from(struct broker *b, struct message *msg, bool from_local_client,
                            const struct session *from)
 {
-    if (msg->retain)
-        broker_retain_store(b, msg);
+    if (msg->retain) /* [MQTT-3.3.1-5/10/11] */
+        broker_retain_apply(b, msg);
     broker_deliver_local(b, msg, from);
     size_t n = b->match.n;
     if (from_local_client) /* a peer's message was routed to groups where it was published */
@@ -475,32 +459,6 @@ void broker_deliver_shared(struct broker *b, struct message *msg, const char *ke
         b->core.stats.dropped_share_no_member++;
         b->core.stats.msgs_dropped++;
     }
-}
-
-struct retained_send {
-    struct broker *b;
-    struct session *s;
-    uint8_t granted;
-};
-
-static void broker_send_one_retained(const char *topic, size_t len, void *value, void *ctx)
-{
-    struct retained_send *rs = ctx;
-    struct message *msg = value;
-    struct session *s = rs->s;
-    if (!broker_acl_allows(rs->b, s, topic, len, ACL_READ))
-        return;
-    uint8_t qos = msg->qos < rs->granted ? msg->qos : rs->granted;
-    /* [MQTT-3.3.1-8] sent with the retain flag set; QoS 1/2 through the session window as any
-     * other. */
-    session_deliver(rs->b, s, msg, qos, true);
-}
-
-void broker_send_retained(struct broker *b, struct session *s, const char *filter, size_t len,
-                          uint8_t granted)
-{
-    struct retained_send rs = {b, s, granted};
-    retain_match(b->retained, filter, len, broker_send_one_retained, &rs);
 }
 
 /* Count local subscriptions per filter; the first and last tell the cluster. */
@@ -612,43 +570,6 @@ void broker_connect_resume(struct broker *b, uint64_t token)
 void broker_deliver_remote(struct broker *b, struct message *msg)
 {
     broker_deliver_local(b, msg, NULL);
-}
-
-int broker_retain_apply(struct broker *b, struct message *msg)
-{
-    if (msg->payload_len == 0) {
-        persist_retained(b, msg->topic, msg->topic_len, NULL);
-        return retain_set(b->retained, msg->topic, msg->topic_len, NULL);
-    }
-    if (retain_set(b->retained, msg->topic, msg->topic_len, message_ref(msg)) < 0) {
-        message_unref(msg);
-        return -1;
-    }
-    persist_retained(b, msg->topic, msg->topic_len, msg);
-    return 0;
-}
-
-struct message *broker_retain_get(const struct broker *b, const char *topic, size_t len)
-{
-    return retain_get(b->retained, topic, len);
-}
-
-struct retain_visit {
-    void (*fn)(struct message *msg, void *ctx);
-    void *ctx;
-};
-
-static void broker_retain_visit(const char *topic, size_t len, void *value, void *ctx)
-{
-    struct retain_visit *v = ctx;
-    v->fn(value, v->ctx);
-}
-
-void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *msg, void *ctx),
-                           void *ctx)
-{
-    struct retain_visit v = {fn, ctx};
-    retain_foreach(b->retained, broker_retain_visit, &v);
 }
 
 struct routes_visit {

@@ -42,6 +42,7 @@ struct broker_stats {
     uint64_t dropped_peer_gone;    /* for a peer that died or left (filled by hooks.add_stats) */
     uint64_t dropped_peer_full;    /* past a stalled peer's hard queue limit (hooks.add_stats) */
     uint64_t msgs_expired;      /* not sent: the Message Expiry Interval ended first (not a drop) */
+    uint64_t retained_expired;  /* retained messages removed (memory and store) at their expiry */
     uint64_t dropped_too_large; /* over a v5 client's Maximum Packet Size [MQTT-3.1.2-25] */
     uint64_t dropped_share_no_member; /* for a shared group with no member left to take it */
     uint64_t publishers_paused;       /* sources waiting on a full subscriber or peer now */
@@ -125,13 +126,17 @@ void broker_store_stats(const struct broker *b, struct store_stats *out, uint64_
  * state. */
 void broker_deliver_remote(struct broker *b, struct message *msg);
 /* Set (or clear, with an empty payload) a retained message decided by the cluster. Takes a
- * reference. */
+ * reference. When its Message Expiry Interval is over the broker removes it on its own, telling
+ * no hook: every node expires its copy itself. */
 int broker_retain_apply(struct broker *b, struct message *msg);
 /* The retained message for topic, or NULL (no reference added). */
 struct message *broker_retain_get(const struct broker *b, const char *topic, size_t len);
 /* Visit every retained message (full sync to a joining node). */
 void broker_retain_foreach(const struct broker *b, void (*fn)(struct message *msg, void *ctx),
                            void *ctx);
+/* How many retained messages this node removed so far because their expiry ended (it goes up
+ * when the retained values change without any hook being told). */
+uint64_t broker_retain_expired(const struct broker *b);
 /* Visit every filter with at least one local subscriber (full route sync). */
 void broker_routes_foreach(const struct broker *b,
                            void (*fn)(const char *filter, size_t len, void *ctx), void *ctx);

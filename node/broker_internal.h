@@ -1,7 +1,8 @@
 /*
  * broker_internal.h - the broker's own state, shared by the broker module's files only (broker.c:
- * life cycle and routing; flow.c: back-pressure bookkeeping; sys.c: $SYS). Other modules see the
- * broker through broker.h (the public face) and broker_core.h (what node modules share).
+ * life cycle and routing; broker_retain.c: retained messages set, sent, expired; flow.c:
+ * back-pressure bookkeeping; sys.c: $SYS). Other modules see the broker through broker.h (the
+ * public face) and broker_core.h (what node modules share).
  *
  * Ownership in one paragraph: struct broker owns the connections (struct conns, conn.h: they own
  * the listeners and every client connection), the sessions table (session.h), the subscription
@@ -62,6 +63,13 @@ struct broker {
     void (*shutdown_done)(void *ctx);
     void *shutdown_ctx;
 };
+
+/* broker_retain.c: the retained store's release function (a value is one message reference). */
+void broker_retain_release(void *value);
+
+/* broker_retain.c: remove the retained messages whose Message Expiry Interval is over at now, from
+ * memory and from the store (the broker's tick). */
+void broker_retain_sweep(struct broker *b, uint64_t now);
 
 /* flow.c: check phase: resume every released source. */
 void flow_run_ready(struct broker *b);

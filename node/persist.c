@@ -374,14 +374,16 @@ static int persist_restore_one(void *ctx, const uint8_t *k, size_t kl, const uin
             pr->sessions++;
     } else if (k[0] == 'r') {
         struct message *m = persist_get_msg(b, &r);
-        if (m) {
-            if (!message_expired(m, broker_now_ms(b)))
-                rc = broker_retain_apply(b, m);
-            else
-                rc = 0;
-            message_unref(m);
+        if (m && message_expired(m, broker_now_ms(b))) {
+            /* Expired while the broker was down: deleted, not just skipped (issue 12). */
+            rc = store_del(b->persist->store, k, kl);
+            b->core.stats.retained_expired++;
+        } else if (m) {
+            rc = broker_retain_apply(b, m);
             pr->retained++;
         }
+        if (m)
+            message_unref(m);
     }
     if (rc != 0) {
         pr->bad++;

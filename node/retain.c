@@ -9,6 +9,11 @@
  * to the next sibling by finding the current child's slot again, and the filter position of the
  * parent level is recovered by scanning back to the previous '/'. The visit callback must not
  * modify the store.
+ *
+ * Values with a deadline are also in a binary min-heap of (deadline, node); each such node knows
+ * its slot, so a replace or clear moves or removes its entry in O(log n) and the heap never holds a
+ * node that is gone. The slot lives with the value's topic copy, not in the node: the many nodes
+ * that hold no value (inner levels) do not grow.
  */
 #include "retain.h"
 #include "levelmap.h"
@@ -19,19 +24,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a node holding a value has besides it: one allocation. */
+struct rtopic {
+    uint32_t due; /* the value's slot in the expiry heap + 1; 0: it never expires */
+    char name[];  /* the full topic, NUL-terminated */
+};
+
 struct rnode {
     struct rnode *parent;
     struct levelmap kids;
     void *value;             /* NULL: no retained message here */
-    char *topic;             /* full topic, NUL-terminated, while value is set */
+    struct rtopic *topic;    /* while value is set */
     struct levelmap_key key; /* this node's level (bytes follow); key.user is the topic's length */
 };
 LEVELMAP_KEY_LAST(struct rnode, key);
+
+/* One value with a deadline. */
+struct rdue {
+    uint64_t at;
+    struct rnode *node;
+};
 
 struct retain_store {
     struct rnode *root;
     retain_release_fn release;
     size_t count;
+    struct rdue *due; /* min-heap by at: the values that expire */
+    size_t ndue, due_cap;
 };
 
 /* ---- children ---- */
@@ -129,6 +148,88 @@ static struct rnode *rnode_make(struct retain_store *store, const char *topic, s
     }
 }
 
+/* ---- the expiry heap ---- */
+
+/* Put d in slot i and tell its node. */
+static void due_place(struct retain_store *store, size_t i, struct rdue d)
+{
+    store->due[i] = d;
+    d.node->topic->due = (uint32_t)(i + 1);
+}
+
+/* Restore the heap order for the entry in slot i, which may be too early or too late for it. */
+static void due_fix(struct retain_store *store, size_t i)
+{
+    struct rdue d = store->due[i];
+    while (i > 0 && store->due[(i - 1) / 2].at > d.at) {
+        due_place(store, i, store->due[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= store->ndue)
+            break;
+        if (k + 1 < store->ndue && store->due[k + 1].at < store->due[k].at)
+            k++;
+        if (store->due[k].at >= d.at)
+            break;
+        due_place(store, i, store->due[k]);
+        i = k;
+    }
+    due_place(store, i, d);
+}
+
+/* Room for one more entry, so that setting a deadline cannot fail half-way. -1 when out of
+ * memory. */
+static int due_reserve(struct retain_store *store)
+{
+    if (store->ndue < store->due_cap)
+        return 0;
+    size_t cap = store->due_cap ? store->due_cap * 2 : 64;
+    if (cap > UINT32_MAX - 1) /* a slot + 1 must fit in rtopic.due */
+        return -1;
+    struct rdue *d = realloc(store->due, cap * sizeof(*d));
+    if (d == NULL)
+        return -1;
+    store->due = d;
+    store->due_cap = cap;
+    return 0;
+}
+
+/* Take node's entry out of the heap (it has one). A heap down to a quarter gives half its room
+ * back, so a burst of expiring values leaves no lasting footprint (if that fails it just stays). */
+static void due_remove(struct retain_store *store, struct rnode *node)
+{
+    size_t i = node->topic->due - 1;
+    node->topic->due = 0;
+    struct rdue last = store->due[--store->ndue];
+    if (i < store->ndue) {
+        store->due[i] = last;
+        due_fix(store, i);
+    }
+    if (store->due_cap > 64 && store->ndue <= store->due_cap / 4) {
+        struct rdue *d = realloc(store->due, store->due_cap / 2 * sizeof(*d));
+        if (d != NULL) {
+            store->due = d;
+            store->due_cap /= 2;
+        }
+    }
+}
+
+/* Give node's value the deadline at (0: none); room was reserved if it had no entry yet. */
+static void due_set(struct retain_store *store, struct rnode *node, uint64_t at)
+{
+    uint32_t slot = node->topic->due;
+    if (at == 0) {
+        if (slot)
+            due_remove(store, node);
+        return;
+    }
+    size_t i = slot ? slot - 1 : store->ndue++;
+    store->due[i] = (struct rdue){at, node};
+    due_fix(store, i);
+}
+
 /* ---- the store ---- */
 
 struct retain_store *retain_new(retain_release_fn release)
@@ -168,16 +269,16 @@ void retain_free(struct retain_store *store)
         levelmap_clear(&node->kids);
         free(node);
     }
+    free(store->due);
     free(store);
 }
 
-/* Clear topic: release its value and prune the branch. Absent topics are fine. */
-static void retain_clear(struct retain_store *store, const char *topic, size_t len)
+/* Release node's value, out of the heap too, and prune the branch. */
+static void rnode_clear(struct retain_store *store, struct rnode *node)
 {
-    struct rnode *node = rnode_find(store, topic, len);
-    if (node == NULL || node->value == NULL)
-        return;
     void *old = node->value;
+    if (node->topic->due)
+        due_remove(store, node);
     node->value = NULL;
     free(node->topic);
     node->topic = NULL;
@@ -191,34 +292,64 @@ static void retain_clear(struct retain_store *store, const char *topic, size_t l
  * (-1, value not taken). */
 int retain_set(struct retain_store *store, const char *topic, size_t len, void *value)
 {
+    return retain_set_until(store, topic, len, value, 0);
+}
+
+/* The one set: the heap's room is reserved before anything changes, so a failure leaves the store
+ * as it was. */
+int retain_set_until(struct retain_store *store, const char *topic, size_t len, void *value,
+                     uint64_t expire_at)
+{
     if (store == NULL || !topic_name_valid(topic, len))
         return -1;
     if (value == NULL) {
-        retain_clear(store, topic, len); /* [MQTT-3.3.1-10], [MQTT-3.3.1-11] */
+        struct rnode *node = rnode_find(store, topic, len);
+        if (node != NULL && node->value != NULL)
+            rnode_clear(store, node); /* [MQTT-3.3.1-10], [MQTT-3.3.1-11] */
         return 0;
     }
+    if (expire_at && due_reserve(store) < 0)
+        return -1;
     struct rnode *node = rnode_make(store, topic, len);
     if (node == NULL)
         return -1;
     if (node->value != NULL) {
         void *old = node->value;
         node->value = value;
+        due_set(store, node, expire_at);
         if (store->release)
             store->release(old);
         return 0;
     }
-    char *copy = malloc(len + 1);
+    struct rtopic *copy = malloc(sizeof(*copy) + len + 1);
     if (copy == NULL) {
         rnode_prune(store, node);
         return -1;
     }
-    memcpy(copy, topic, len);
-    copy[len] = '\0';
+    copy->due = 0;
+    memcpy(copy->name, topic, len);
+    copy->name[len] = '\0';
     node->topic = copy;
     node->key.user = (uint16_t)len;
     node->value = value;
     store->count++;
+    due_set(store, node, expire_at);
     return 0;
+}
+
+/* The heap's top is the earliest deadline: the sweep looks at nothing that is not due. */
+size_t retain_expire(struct retain_store *store, uint64_t now, size_t max, retain_visit_fn fn,
+                     void *ctx)
+{
+    size_t n = 0;
+    while (store != NULL && n < max && store->ndue > 0 && store->due[0].at <= now) {
+        struct rnode *node = store->due[0].node;
+        if (fn != NULL)
+            fn(node->topic->name, node->key.user, node->value, ctx);
+        rnode_clear(store, node);
+        n++;
+    }
+    return n;
 }
 
 void *retain_get(const struct retain_store *store, const char *topic, size_t len)
@@ -232,7 +363,7 @@ void *retain_get(const struct retain_store *store, const char *topic, size_t len
 static void rnode_visit(const struct rnode *node, retain_visit_fn fn, void *ctx)
 {
     if (node->value != NULL)
-        fn(node->topic, node->key.user, node->value, ctx);
+        fn(node->topic->name, node->key.user, node->value, ctx);
 }
 
 /* Visit top and all its descendants, preorder, without recursion. With skip_dollar, top's own

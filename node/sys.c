@@ -66,4 +66,5 @@ void sys_publish(struct broker *b)
     sys_set_u64(b, "$SYS/broker/bytes/sent", st.bytes_sent);
     sys_set_u64(b, "$SYS/broker/subscriptions/count", st.subscriptions);
     sys_set_u64(b, "$SYS/broker/retained messages/count", st.retained);
+    sys_set_u64(b, "$SYS/broker/retained messages/expired", st.retained_expired);
 }

@@ -62,6 +62,10 @@ void metrics_broker(struct prom *t, const struct broker *b)
              "Bytes held in client connections' packet and output buffers.", bs.conn_buffer_bytes);
     prom_u64(t, "sol_subscriptions", "gauge", "Local (filter, session) pairs.", bs.subscriptions);
     prom_u64(t, "sol_retained_messages", "gauge", "Retained messages held.", bs.retained);
+    prom_u64(t, "sol_retained_expired_total", "counter",
+             "Retained messages removed, from memory and the store, when their Message Expiry "
+             "Interval ended.",
+             bs.retained_expired);
 
     struct store_stats ss;
     uint64_t held;

@@ -21,10 +21,12 @@
 
 #define malloc(n) fail_malloc(n)
 #define calloc(a, b) fail_calloc(a, b)
+#define realloc(p, n) fail_realloc(p, n)
 #include "../../node/levelmap.c"
 #include "../../node/retain.c"
 #undef malloc
 #undef calloc
+#undef realloc
 
 #include "topic.h"
 
@@ -554,6 +556,152 @@ static void test_alloc_failure(void **state)
     assert_int_equal(old.released, 1);
 }
 
+/* ---- deadlines ---- */
+
+/* The heap is ordered, and every entry and its node name each other. */
+static void due_check(const struct retain_store *st)
+{
+    for (size_t i = 0; i < st->ndue; i++) {
+        assert_non_null(st->due[i].node->value);
+        assert_int_equal(st->due[i].node->topic->due, i + 1);
+        assert_true(st->due[i].at > 0);
+        if (i > 0)
+            assert_true(st->due[(i - 1) / 2].at <= st->due[i].at);
+    }
+}
+
+struct expired {
+    uint64_t now, last;
+    size_t n;
+    const uint64_t *deadline; /* per value, indexed from base */
+    struct val *base;
+};
+
+/* Each value goes at or after its deadline, earliest first, while still held (not released). */
+static void expired_visit(const char *topic, size_t len, void *value, void *ctx)
+{
+    struct expired *e = ctx;
+    struct val *v = value;
+    uint64_t at = e->deadline[v - e->base];
+    assert_int_equal(strlen(topic), len);
+    assert_int_equal(v->released, 0);
+    assert_true(at > 0 && at <= e->now);
+    assert_true(at >= e->last);
+    e->last = at;
+    e->n++;
+}
+
+/* Random sets (with and without deadlines), replaces and clears; then sweeps at rising times:
+ * exactly the values whose deadline passed go, each once, in deadline order, and the others stay. */
+static void test_expire_order(void **state)
+{
+    struct retain_store *st = *state;
+    enum { NT = 300, OPS = 3000 };
+    static struct val v[OPS];
+    static uint64_t deadline[OPS];
+    static int holder[NT]; /* the value index held per topic, -1 none */
+    memset(v, 0, sizeof(v));
+    char buf[32];
+    srand(7);
+    for (size_t t = 0; t < NT; t++)
+        holder[t] = -1;
+    for (int i = 0; i < OPS; i++) {
+        size_t t = (size_t)rand() % NT;
+        int n = snprintf(buf, sizeof(buf), "e/%zu/%zu", t % 13, t);
+        if (rand() % 8 == 0) {
+            assert_int_equal(retain_set(st, buf, (size_t)n, NULL), 0);
+            holder[t] = -1;
+        } else {
+            deadline[i] = rand() % 3 == 0 ? 0 : 1 + (uint64_t)(rand() % 1000);
+            assert_int_equal(retain_set_until(st, buf, (size_t)n, &v[i], deadline[i]), 0);
+            holder[t] = i;
+        }
+        due_check(st);
+    }
+    size_t live = 0, expiring = 0;
+    for (size_t t = 0; t < NT; t++)
+        if (holder[t] >= 0) {
+            live++;
+            expiring += deadline[holder[t]] != 0;
+        }
+    assert_int_equal(retain_count(st), live);
+    assert_int_equal(st->ndue, expiring);
+
+    struct expired e = {0, 0, 0, deadline, v};
+    for (e.now = 0; e.now <= 1000; e.now += 50) {
+        size_t before = retain_count(st);
+        size_t n = retain_expire(st, e.now, SIZE_MAX, expired_visit, &e);
+        assert_int_equal(retain_count(st), before - n);
+        due_check(st);
+        for (size_t t = 0; t < NT; t++) {
+            if (holder[t] < 0)
+                continue;
+            int k = snprintf(buf, sizeof(buf), "e/%zu/%zu", t % 13, t);
+            uint64_t at = deadline[holder[t]];
+            bool gone = at != 0 && at <= e.now;
+            assert_ptr_equal(retain_get(st, buf, (size_t)k), gone ? NULL : &v[holder[t]]);
+            assert_int_equal(v[holder[t]].released, gone ? 1 : 0);
+        }
+    }
+    assert_int_equal(e.n, expiring);
+    assert_int_equal(retain_count(st), live - expiring);
+    assert_int_equal(st->ndue, 0);
+    assert_true(st->due_cap <= 128); /* the heap gave its room back */
+    assert_int_equal(retain_expire(st, UINT64_MAX, SIZE_MAX, expired_visit, &e), 0);
+}
+
+/* A sweep stops after max values (the rest wait for the next); a replace moves the deadline and a
+ * replace without one takes the value out of the sweep; a failed set changes nothing. */
+static void test_expire_limits(void **state)
+{
+    struct retain_store *st = *state;
+    static struct val v[8];
+    memset(v, 0, sizeof(v));
+    assert_int_equal(retain_set_until(st, S("a/1"), &v[0], 10), 0);
+    assert_int_equal(retain_set_until(st, S("a/2"), &v[1], 20), 0);
+    assert_int_equal(retain_set_until(st, S("a/3"), &v[2], 30), 0);
+    assert_int_equal(retain_set_until(st, S("a/2"), &v[3], 100), 0); /* later now */
+    assert_int_equal(v[1].released, 1);
+    assert_int_equal(retain_set(st, S("a/3"), &v[4]), 0); /* never now */
+    assert_int_equal(retain_set_until(st, S("b"), &v[5], 5), 0);
+    due_check(st);
+    assert_int_equal(st->ndue, 3);
+
+    assert_int_equal(retain_expire(st, 50, 1, NULL, NULL), 1); /* b first */
+    assert_null(retain_get(st, S("b")));
+    assert_ptr_equal(retain_get(st, S("a/1")), &v[0]);
+    assert_int_equal(retain_expire(st, 50, 10, NULL, NULL), 1);
+    assert_null(retain_get(st, S("a/1")));
+    assert_ptr_equal(retain_get(st, S("a/2")), &v[3]);
+    assert_int_equal(retain_expire(st, 99, 10, NULL, NULL), 0);
+    assert_int_equal(retain_expire(st, 100, 10, NULL, NULL), 1); /* at the deadline itself */
+    assert_int_equal(retain_expire(st, UINT64_MAX, 10, NULL, NULL), 0);
+    assert_ptr_equal(retain_get(st, S("a/3")), &v[4]);
+    assert_int_equal(retain_count(st), 1);
+    assert_int_equal(rnode_count(st->root), 3); /* root, a, a/3: the expired branches pruned */
+
+    /* the heap cannot grow: the set fails, the value is not taken, nothing changed */
+    for (int i = 0; i < 64; i++) {
+        char buf[16];
+        int n = snprintf(buf, sizeof(buf), "f/%d", i);
+        assert_int_equal(retain_set_until(st, buf, (size_t)n, &v[6], 1000 + (uint64_t)i), 0);
+    }
+    assert_int_equal(st->ndue, st->due_cap);
+    size_t count = retain_count(st), nodes = rnode_count(st->root);
+    alloc_budget = 0;
+    assert_int_equal(retain_set_until(st, S("g/1"), &v[7], 5), -1);
+    assert_int_equal(retain_set_until(st, S("a/3"), &v[7], 5), -1);
+    alloc_budget = -1;
+    assert_int_equal(retain_count(st), count);
+    assert_int_equal(rnode_count(st->root), nodes);
+    assert_ptr_equal(retain_get(st, S("a/3")), &v[4]);
+    assert_int_equal(v[7].released, 0);
+    due_check(st);
+    store_done(state);
+    assert_int_equal(v[6].released, 64);
+    assert_int_equal(v[4].released, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +714,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
