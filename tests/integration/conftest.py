@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -93,6 +94,29 @@ def wait_port(host, port, proc, deadline):
             return True
         time.sleep(0.02)
     return False
+
+
+def store_metrics(http_port, timeout=10.0):
+    """{name: value} of the sol_store_* samples on the broker's /metrics at HOST:http_port; retried
+    until timeout, since the HTTP endpoint may not listen yet right after the broker's MQTT port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = urllib.request.urlopen("http://%s:%d/metrics" % (HOST, http_port), timeout=2).read()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no /metrics on port %d" % http_port
+            time.sleep(0.05)
+    return {l.split()[0]: float(l.split()[1]) for l in text.decode().splitlines()
+            if l.startswith("sol_store_")}
+
+
+def wait_until(cond, timeout, what, interval=0.02):
+    """Poll cond until it is true; fail naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(interval)
 
 
 def make_password_file(path, users):
