@@ -8,7 +8,6 @@ and repeated User Properties can be checked. Nothing here sleeps a fixed time.
 """
 import struct
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -17,6 +16,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import mqttraw
+from mqttclients import PahoThread
 from mqttraw import (CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
                      DISCONNECT, enc_str, enc_varint, packet)
 
@@ -339,7 +339,7 @@ def rc_value(rc):
     return rc if isinstance(rc, int) else rc.value
 
 
-class Paho5:
+class Paho5(PahoThread):
     """A paho-mqtt 1.6 client in MQTTv5 mode on its own network thread, recording what it gets:
     messages (with .properties), the CONNACK (flags, reason, properties), SUBACK / UNSUBACK
     reason codes, and the server's DISCONNECT reason."""
@@ -374,11 +374,6 @@ class Paho5:
             self.connack = (flags.get("session present", 0), rc_value(rc), properties)
             self.cond.notify_all()
 
-    def _on_message(self, client, userdata, msg):
-        with self.cond:
-            self.messages.append(msg)
-            self.cond.notify_all()
-
     def _on_subscribe(self, client, userdata, mid, rcs, properties=None):
         with self.cond:
             self.subacks[mid] = [rc_value(r) for r in rcs]
@@ -398,27 +393,6 @@ class Paho5:
             if self.disconnect_rc is None:
                 self.disconnect_rc = rc_value(rc)
             self.cond.notify_all()
-
-    def _wait(self, pred, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        with self.cond:
-            while not pred():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            return True
-
-    def _start_loop(self):
-        self._stop = False
-
-        def run():
-            while not self._stop:
-                if self.client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
-                    time.sleep(0.02)
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        self.started = True
 
     def connect(self, expect_rc=0):
         """Connect and wait for CONNACK; returns (session_present, reason, properties)."""
@@ -453,12 +427,6 @@ class Paho5:
         assert info.is_published(), f"publish of {topic} not completed"
         return info
 
-    def wait_messages(self, n, timeout=None):
-        ok = self._wait(lambda: len(self.messages) >= n, timeout)
-        assert ok, f"got {len(self.messages)} messages, expected {n}: " + \
-            repr([(m.topic, m.payload[:30]) for m in self.messages])
-        return list(self.messages)
-
     def wait_disconnected(self, timeout=None):
         return self._wait(lambda: self.disconnect_rc is not None, timeout)
 
@@ -467,21 +435,6 @@ class Paho5:
         self.client.disconnect(reasoncode=reason, properties=props)
         self.wait_disconnected(2)
         self.stop_loop()
-
-    def stop_loop(self):
-        if self.started:
-            self._stop = True
-            self.thread.join(5)
-            self.started = False
-
-    def stop(self):
-        try:
-            if self.started:
-                self.client.disconnect()
-                self.wait_disconnected(1)
-                self.stop_loop()
-        except Exception:
-            pass
 
 
 def publish_props(**kw):
