@@ -16,6 +16,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import mqttraw
+from conftest import client_factory
 from mqttclients import PahoThread
 from mqttraw import (CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
                      DISCONNECT, enc_str, enc_varint, packet)
@@ -457,32 +458,19 @@ def props_of(ptype, **kw):
 def r5(request):
     """r5(target=None, timeout=5) -> RawClient5 connected by TCP (no MQTT yet) to target (default:
     the `broker` fixture); closed at teardown."""
-    socks = []
-
-    def make(target=None, timeout=5.0):
-        if target is None:
-            target = request.getfixturevalue("broker")
-        c = raw5(target, timeout)
-        socks.append(c)
-        return c
-
+    make, made = client_factory(request, raw5)
     yield make
-    for c in socks:
+    for c in made:
         c.close()
 
 
 @pytest.fixture
 def p5(request):
     """p5(target=None, client_id="", **kw) -> connected Paho5; disconnected at teardown."""
-    made = []
+    def open_one(target, client_id="", **kw):
+        return Paho5(target.host, target.port, client_id, **kw)
 
-    def make(target=None, client_id="", **kw):
-        if target is None:
-            target = request.getfixturevalue("broker")
-        c = Paho5(target.host, target.port, client_id, **kw)
-        made.append(c)
-        return c
-
+    make, made = client_factory(request, open_one)
     yield make
     for c in made:
         c.stop()
