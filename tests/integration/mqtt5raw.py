@@ -19,7 +19,7 @@ import mqttraw
 from conftest import client_factory
 from mqttclients import PahoThread
 from mqttraw import (CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
-                     DISCONNECT, enc_str, enc_varint, packet)
+                     DISCONNECT, credentials, enc_str, enc_varint, packet)
 
 AUTH = 15
 
@@ -210,12 +210,9 @@ def connect5_pkt(client_id="", clean=True, keepalive=60, props=(), will=None, us
         topic, msg, qos, retain, wprops = will
         f |= 0x04 | (qos << 3) | (0x20 if retain else 0)
         payload += enc_props(wprops) + enc_str(topic) + enc_str(msg)
-    if username is not None:
-        f |= 0x80
-        payload += enc_str(username)
-    if password is not None:
-        f |= 0x40
-        payload += enc_str(password)
+    auth_flags, auth = credentials(username, password)
+    f |= auth_flags
+    payload += auth
     if flags is not None:
         f = flags
     body = enc_str("MQTT") + bytes([5, f]) + struct.pack("!H", keepalive) + enc_props(props)
