@@ -7,7 +7,9 @@
  *                   packet, writes coalesced per connection and flushed once per loop turn;
  *                   optionally TLS (OpenSSL on the same non-blocking sockets, --tls);
  *   bench_opts.c    the command line;
- *   solbench.c      the MQTT client flows (QoS 0/1/2 both ways, 3.1.1 or 5), the run phases, main();
+ *   bench_mqtt.c    the MQTT client flows (QoS 0/1/2 both ways, 3.1.1 or 5): what each connection
+ *                   sends, and what it does with every packet the broker sends;
+ *   solbench.c      the run phases, the event loop, main();
  *   bench_props.c   MQTT 5 User Properties: the block every PUBLISH carries and its check;
  *   bench_report.c  the summary and the RESULT line.
  *
@@ -21,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "codec.h"
 
@@ -197,6 +200,20 @@ int io_tls_handshake(struct bench_io *io, struct conn *c);
 /* Close the socket and drop buffers; state is left for the caller to set. */
 void io_close(struct bench_io *io, struct conn *c);
 
+/* What c is, for error messages. */
+static inline const char *conn_role_name(const struct conn *c)
+{
+    return c->role == ROLE_PUB ? "publisher" : c->role == ROLE_SUB ? "subscriber" : "idle";
+}
+
+/* CLOCK_MONOTONIC in ns: every time stamp of a run (latency, phases, the loop's timeouts). */
+static inline uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- Options (bench_opts.c) ---- */
 
 struct bench_opts {
@@ -295,7 +312,24 @@ struct bench {
     char err[256];
 };
 
+/* Record the first fatal error of the run (solbench.c): the loop ends and the report says why. */
+__attribute__((format(printf, 2, 3))) void bench_fail(struct bench *b, const char *fmt, ...);
+
 /* Print the human summary (unless --quiet) and the RESULT line; returns the exit code. */
 int bench_report(struct bench *b);
+
+/* ---- The MQTT client flows (bench_mqtt.c) ---- */
+
+/* After the TCP (and TLS) handshake: queue CONNECT; c->state becomes CS_CONNECT_SENT. 0, or -1 if
+ * out of memory. */
+int bench_mqtt_connect(struct bench *b, struct conn *c);
+/* Bytes of one PUBLISH of this run on a topic of topic_len at qos. */
+size_t bench_mqtt_publish_size(const struct bench *b, size_t topic_len, uint8_t qos);
+/* Queue one PUBLISH of kind (BENCH_KIND_DATA at --qos with the next sequence number, or a QoS 0
+ * route probe) on p. 0, or -1 if out of memory. */
+int bench_mqtt_publish(struct bench *b, struct publisher *p, uint8_t kind);
+/* Every packet the broker sends (an io_packet_fn): acks, deliveries, the handshake's answers.
+ * Anything out of place is a protocol error: -1. */
+int bench_mqtt_on_packet(struct bench *b, struct conn *c, const struct mqtt_packet *pkt);
 
 #endif

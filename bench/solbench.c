@@ -1,5 +1,6 @@
 /*
- * solbench.c - MQTT load generator: the client flows, the run phases and the event loop.
+ * solbench.c - MQTT load generator: the run phases and the event loop (the client flows they drive
+ * are bench_mqtt.c).
  *
  * Phases: SETUP (connect everyone, paced; subscribers SUBSCRIBE), SYNC (each publisher sends route
  * probes until every subscriber got one: a cluster learns routes asynchronously, and a message
@@ -29,15 +30,8 @@
 /* Flat out: about this much new data per publisher per loop turn. */
 #define BURST_BYTES (64u * 1024)
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
-}
-
 /* Record the first fatal error; the loop ends and the report says why. */
-__attribute__((format(printf, 2, 3))) static void bench_fail(struct bench *b, const char *fmt, ...)
+void bench_fail(struct bench *b, const char *fmt, ...)
 {
     if (!b->err[0]) {
         va_list ap;
@@ -47,11 +41,6 @@ __attribute__((format(printf, 2, 3))) static void bench_fail(struct bench *b, co
     }
     b->exit_code = 1;
     b->phase = PH_DONE;
-}
-
-static const char *role_name(const struct conn *c)
-{
-    return c->role == ROLE_PUB ? "publisher" : c->role == ROLE_SUB ? "subscriber" : "idle";
 }
 
 /* A connection failed (refused, reset, protocol error): idle ones are counted, others end the
@@ -75,313 +64,7 @@ static void conn_failed(struct bench *b, struct conn *c, int err)
     const char *why = b->io.tls_err[0] ? b->io.tls_err
                       : err == -EPROTO ? "protocol error or refused"
                                        : strerror(err < 0 ? -err : err);
-    bench_fail(b, "%s %u failed: %s", role_name(c), c->index, why);
-}
-
-/* Queue an ack (PUBACK, PUBREC, PUBREL, PUBCOMP): 4 bytes either way, the v5 one in its short form
- * (reason 0, no properties). */
-static int send_ack(struct bench *b, struct conn *c, enum mqtt_type type, uint16_t id)
-{
-    uint8_t *p = io_reserve(&b->io, c, CODEC_ACK_SIZE);
-    if (!p)
-        return -1;
-    io_commit(&b->io, c,
-              b->o.mqtt5 ? codec_encode_ack5(p, type, id, MQTT_RC_SUCCESS, NULL)
-                         : codec_encode_ack(p, type, id));
-    return 0;
-}
-
-/* CONNECT: a clean session, but for subscribers with --clean 0 (MQTT 5: Clean Start 0 and a
- * Session Expiry of an hour, since 0 would end the session at disconnect). */
-static int send_connect(struct bench *b, struct conn *c)
-{
-    char id[64];
-    char kind = "psi"[c->role]; /* publisher, subscriber, idle */
-    int n = b->o.client_prefix[0]
-                ? snprintf(id, sizeof(id), "%s-%c%u", b->o.client_prefix, kind, c->index)
-                : snprintf(id, sizeof(id), "sb-%08x-%c%u", b->o.run_id, kind, c->index);
-    bool persistent = c->role == ROLE_SUB && b->o.sub_persistent;
-    struct mqtt_connect cn = {.level = b->o.mqtt5 ? MQTT_PROTOCOL_LEVEL_5 : MQTT_PROTOCOL_LEVEL_311,
-                              .clean_session = !persistent,
-                              .keepalive = b->o.keepalive,
-                              .client_id = {id, (uint16_t)n}};
-    /* MQTT 5: every limit at the spec's default, as a plain client; only the session's expiry. */
-    struct props_build pb = {0};
-    const struct props_build *props = NULL;
-    if (persistent) {
-        pb.v.has |= 1ull << PROP_SESSION_EXPIRY;
-        pb.v.session_expiry = 3600;
-        props = &pb;
-    }
-    size_t size = b->o.mqtt5 ? codec_connect5_size(&cn, props, NULL) : codec_connect_size(&cn);
-    uint8_t *p = io_reserve(&b->io, c, size);
-    if (!p)
-        return -1;
-    io_commit(&b->io, c,
-              b->o.mqtt5 ? codec_encode_connect5(p, &cn, props, NULL)
-                         : codec_encode_connect(p, &cn));
-    c->state = CS_CONNECT_SENT;
-    return 0;
-}
-
-/* One SUBSCRIBE: the wildcard filter, or every publisher's exact topic. */
-static int send_subscribe(struct bench *b, struct subscriber *s)
-{
-    char wild[160];
-    size_t n = 1;
-    struct mqtt_str one, *filters = &one;
-    uint8_t *qos = NULL;
-    struct mqtt_sub_options *opts = NULL;
-    int rc = -1;
-    if (b->o.wildcard || b->o.shared_topic || b->o.npub == 0) {
-        if (b->o.wildcard) {
-            int len = snprintf(wild, sizeof(wild), "%s/%08x/%s", b->o.prefix, b->o.run_id,
-                               b->o.shared_topic ? "#" : "p/+");
-            one = (struct mqtt_str){wild, (uint16_t)len};
-        } else {
-            int len = snprintf(wild, sizeof(wild), "%s/%08x/all", b->o.prefix, b->o.run_id);
-            one = (struct mqtt_str){wild, (uint16_t)len};
-        }
-    } else {
-        n = b->o.npub;
-        filters = calloc(n, sizeof(*filters));
-        if (!filters)
-            return -1;
-        for (size_t i = 0; i < n; i++)
-            filters[i] = (struct mqtt_str){b->pubs[i].topic, b->pubs[i].topic_len};
-    }
-    uint8_t *p;
-    if (b->o.mqtt5) {
-        /* Maximum QoS only: no No Local, Retain As Published or Retain Handling, as in 3.1.1. */
-        opts = calloc(n, sizeof(*opts));
-        if (!opts)
-            goto out;
-        for (size_t i = 0; i < n; i++)
-            opts[i].qos = b->o.sub_qos;
-        if (!(p = io_reserve(&b->io, &s->c, codec_subscribe5_size(filters, n, NULL))))
-            goto out;
-        io_commit(&b->io, &s->c, codec_encode_subscribe5(p, 1, filters, opts, n, NULL));
-    } else {
-        qos = malloc(n);
-        if (!qos)
-            goto out;
-        memset(qos, b->o.sub_qos, n);
-        if (!(p = io_reserve(&b->io, &s->c, codec_subscribe_size(filters, n))))
-            goto out;
-        io_commit(&b->io, &s->c, codec_encode_subscribe(p, 1, filters, qos, n));
-    }
-    s->c.state = CS_SUBSCRIBING;
-    rc = 0;
-out:
-    free(qos);
-    free(opts);
-    if (filters != &one)
-        free(filters);
-    return rc;
-}
-
-/* Bytes of one PUBLISH of this run on topic_len at qos. */
-static size_t publish_size(const struct bench *b, size_t topic_len, uint8_t qos)
-{
-    return b->o.mqtt5 ? codec_publish5_size(topic_len, b->props_len, b->o.size, qos)
-                      : codec_publish_size(topic_len, b->o.size, qos);
-}
-
-/* Encode one PUBLISH (data or probe) straight into the publisher's output buffer. */
-static int publish_one(struct bench *b, struct publisher *p, uint8_t kind)
-{
-    uint8_t qos = kind == BENCH_KIND_DATA ? b->o.qos : 0;
-    struct bench_hdr h = {.run_id = b->o.run_id,
-                          .pub_id = p->c.index,
-                          .seq = kind == BENCH_KIND_DATA ? p->seq : 0,
-                          .send_ns = now_ns(),
-                          .kind = kind};
-    bench_hdr_write(b->payload, &h);
-    struct mqtt_publish m = {.qos = qos,
-                             .topic = {p->topic, p->topic_len},
-                             .payload = b->payload,
-                             .payload_len = b->o.size};
-    if (qos) {
-        uint16_t id = p->next_id;
-        while (p->inflight[id >> 6] & (1ull << (id & 63)))
-            id = (uint16_t)(id == 65535 ? 1 : id + 1);
-        p->inflight[id >> 6] |= 1ull << (id & 63);
-        p->next_id = (uint16_t)(id == 65535 ? 1 : id + 1);
-        p->unacked++;
-        m.packet_id = id;
-    }
-    uint8_t *dst = io_reserve(&b->io, &p->c, publish_size(b, p->topic_len, qos));
-    if (!dst)
-        return -1;
-    if (b->o.mqtt5) {
-        if (b->props)
-            bench_props_stamp(b->props, b->o.user_props, h.seq);
-        io_commit(&b->io, &p->c, codec_encode_publish5(dst, &m, b->props, b->props_len, NULL));
-    } else {
-        io_commit(&b->io, &p->c, codec_encode_publish(dst, &m, NULL));
-    }
-    if (kind == BENCH_KIND_DATA)
-        p->seq++;
-    return 0;
-}
-
-/* A PUBACK (QoS 1) or PUBCOMP (QoS 2) frees a window slot; an unknown id is counted, not fatal. */
-static void publisher_acked(struct bench *b, struct publisher *p, uint16_t id)
-{
-    uint64_t bit = 1ull << (id & 63);
-    if (!p->inflight || !(p->inflight[id >> 6] & bit)) {
-        b->bad_acks++;
-        return;
-    }
-    p->inflight[id >> 6] &= ~bit;
-    p->unacked--;
-    p->acked++;
-    b->t_last_event = b->now;
-}
-
-/* A message for a subscriber: acknowledge per QoS, then account it (MQTT 5: and check its User
- * Properties, in pkt->props). */
-static int subscriber_publish(struct bench *b, struct subscriber *s, const struct mqtt_packet *pkt)
-{
-    const struct mqtt_publish *m = &pkt->u.publish;
-    if (m->qos == 1 && send_ack(b, &s->c, MQTT_PUBACK, m->packet_id) < 0)
-        return -1;
-    if (m->qos == 2 && send_ack(b, &s->c, MQTT_PUBREC, m->packet_id) < 0)
-        return -1;
-    struct bench_hdr h;
-    if (bench_hdr_read(m->payload, m->payload_len, &h) < 0 || h.run_id != b->o.run_id ||
-        h.pub_id >= b->o.npub) {
-        b->foreign++;
-        return 0;
-    }
-    struct pair *pr = &s->pairs[h.pub_id];
-    if (h.kind == BENCH_KIND_PROBE) {
-        if (!pr->probed) {
-            pr->probed = true;
-            b->probes_seen++;
-        }
-        return 0;
-    }
-    if (h.seq >= b->pubs[h.pub_id].seq) { /* never sent: not ours after all */
-        b->foreign++;
-        return 0;
-    }
-    if (b->o.mqtt5 && !bench_props_check(&pkt->props, b->o.user_props, h.seq))
-        b->prop_bad++;
-    uint64_t t = now_ns();
-    b->delivered++;
-    b->t_last_event = b->t_last_recv = t;
-    int r = pair_record(pr, h.seq);
-    if (r == PAIR_NOMEM)
-        return -1;
-    if (r == PAIR_DUP) {
-        b->dup++;
-        return 0;
-    }
-    b->unique++;
-    if (r == PAIR_OOO)
-        b->ooo++;
-    hist_record(&b->hist, t > h.send_ns ? t - h.send_ns : 0);
-    return 0;
-}
-
-/* MQTT 5 CONNACK properties a client must obey: Receive Maximum bounds a publisher's window of
- * unacknowledged QoS 1/2 PUBLISHes [MQTT-3.3.4-7], Maximum QoS what it may publish [MQTT-3.2.2-11].
- * Returns 0, or -1 (run failed) if the broker does not allow the QoS asked for. */
-static int connack5_limits(struct bench *b, struct conn *c, const struct props_values *v)
-{
-    if (props_has(v, PROP_MAXIMUM_QOS) &&
-        v->maximum_qos < (c->role == ROLE_SUB ? b->o.sub_qos : b->o.qos)) {
-        bench_fail(b, "%s %u: the broker allows QoS %u at most", role_name(c), c->index,
-                   v->maximum_qos);
-        return -1;
-    }
-    if (!props_has(v, PROP_RECEIVE_MAXIMUM))
-        return 0;
-    if (!b->recv_max || v->receive_maximum < b->recv_max)
-        b->recv_max = v->receive_maximum;
-    struct publisher *p = c->role == ROLE_PUB ? (struct publisher *)c : NULL;
-    if (p && v->receive_maximum < p->window)
-        p->window = v->receive_maximum;
-    return 0;
-}
-
-/* A v5 PUBACK, PUBREC or PUBCOMP with a failure reason: the broker did not take the message (the
- * subscriber's accounting will miss it); its QoS flow is over all the same [MQTT-4.3.3]. A 3.1.1
- * ack has no reason, and the codec leaves u.ack.reason unset at level 4: do not read it there. */
-static bool ack_failed(struct bench *b, const struct mqtt_packet *pkt)
-{
-    if (pkt->level != MQTT_PROTOCOL_LEVEL_5 || pkt->u.ack.reason < MQTT_RC_UNSPECIFIED)
-        return false;
-    b->ack_fail++;
-    return true;
-}
-
-/* Every packet the broker sends us. Anything out of place is a protocol error (-1). */
-static int on_packet(struct bench *b, struct conn *c, const struct mqtt_packet *pkt)
-{
-    struct publisher *p = c->role == ROLE_PUB ? (struct publisher *)c : NULL;
-    struct subscriber *s = c->role == ROLE_SUB ? (struct subscriber *)c : NULL;
-    switch (pkt->type) {
-    case MQTT_CONNACK:
-        if (c->state != CS_CONNECT_SENT)
-            return -1;
-        if (pkt->u.connack.rc != MQTT_CONNACK_ACCEPTED) {
-            bench_fail(b, "%s %u: CONNACK refused, %s 0x%02x", role_name(c), c->index,
-                       b->o.mqtt5 ? "reason" : "return code", pkt->u.connack.rc);
-            return -1;
-        }
-        if (b->o.mqtt5 && connack5_limits(b, c, &pkt->props.v) < 0)
-            return -1;
-        if (s)
-            return send_subscribe(b, s);
-        c->state = CS_READY;
-        b->pending--;
-        if (p)
-            b->ready_pubs++;
-        else
-            b->ready_idle++;
-        return 0;
-    case MQTT_SUBACK:
-        if (!s || c->state != CS_SUBSCRIBING)
-            return -1;
-        /* 3.1.1 has one failure code, 0x80; MQTT 5's failure reasons are all >= 0x80. */
-        for (size_t i = 0; i < pkt->u.suback.count; i++)
-            if (pkt->u.suback.ptr[i] >= MQTT_SUBACK_FAILURE)
-                return -1;
-        c->state = CS_READY;
-        b->pending--;
-        b->ready_subs++;
-        return 0;
-    case MQTT_PUBLISH:
-        return s ? subscriber_publish(b, s, pkt) : -1;
-    case MQTT_PUBACK:
-    case MQTT_PUBCOMP:
-        if (!p)
-            return -1;
-        ack_failed(b, pkt);
-        publisher_acked(b, p, pkt->u.packet_id);
-        return 0;
-    case MQTT_PUBREC:
-        if (!p)
-            return -1;
-        if (ack_failed(b, pkt)) { /* no PUBREL after a failed PUBREC [MQTT-4.3.3] */
-            publisher_acked(b, p, pkt->u.packet_id);
-            return 0;
-        }
-        return send_ack(b, c, MQTT_PUBREL, pkt->u.packet_id);
-    case MQTT_PUBREL:
-        return s ? send_ack(b, c, MQTT_PUBCOMP, pkt->u.packet_id) : -1;
-    case MQTT_PINGRESP:
-        return 0;
-    case MQTT_DISCONNECT: /* an MQTT 5 broker's: say why (at level 4 it is out of place) */
-        if (pkt->level == MQTT_PROTOCOL_LEVEL_5)
-            bench_fail(b, "%s %u: the broker sent DISCONNECT, reason 0x%02x", role_name(c),
-                       c->index, pkt->u.reason);
-        return -1;
-    default:
-        return -1;
-    }
+    bench_fail(b, "%s %u failed: %s", conn_role_name(c), c->index, why);
 }
 
 /* Start connects up to --max-pending in flight, each from 127.0.0.(1 + i % src_addrs). */
@@ -413,7 +96,7 @@ static void on_tcp_done(struct bench *b, struct conn *c)
         rc = rc < 0 ? rc : 0;
     }
     if (rc == 0)
-        rc = send_connect(b, c) < 0 ? -ENOMEM : 0;
+        rc = bench_mqtt_connect(b, c) < 0 ? -ENOMEM : 0;
     if (rc < 0)
         conn_failed(b, c, rc);
 }
@@ -565,7 +248,7 @@ static void bench_step(struct bench *b)
         if (now - b->t_last_sync >= SYNC_INTERVAL_NS) {
             b->t_last_sync = now;
             for (uint32_t i = 0; i < o->npub; i++)
-                if (publish_one(b, &b->pubs[i], BENCH_KIND_PROBE) < 0)
+                if (bench_mqtt_publish(b, &b->pubs[i], BENCH_KIND_PROBE) < 0)
                     conn_failed(b, &b->pubs[i].c, -ENOMEM);
         }
         return;
@@ -587,7 +270,7 @@ static void bench_step(struct bench *b)
         enter_drain(b);
         return;
     }
-    size_t pkt = publish_size(b, b->pubs[0].topic_len, o->qos);
+    size_t pkt = bench_mqtt_publish_size(b, b->pubs[0].topic_len, o->qos);
     uint64_t burst = BURST_BYTES / pkt + 1;
     b->generated = 0;
     for (uint32_t i = 0; i < o->npub && b->phase == PH_RUN; i++) {
@@ -597,7 +280,7 @@ static void bench_step(struct bench *b)
         uint64_t n = publish_budget(b, p, burst);
         b->generated += n;
         for (uint64_t k = 0; k < n; k++) {
-            if (publish_one(b, p, BENCH_KIND_DATA) < 0) {
+            if (bench_mqtt_publish(b, p, BENCH_KIND_DATA) < 0) {
                 conn_failed(b, &p->c, -ENOMEM);
                 break;
             }
@@ -631,7 +314,7 @@ static uint64_t loop_timeout_ns(const struct bench *b)
             uint64_t due = b->t_run_start + (uint64_t)((double)b->pubs[i].seq * 1e9 / per_pub);
             next = due < next ? due : next;
         }
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         return next > now ? (next - now < 1000000 ? next - now : 1000000) : 0;
     }
     if (b->phase == PH_RUN && b->generated > 0)
@@ -652,7 +335,7 @@ static void on_event(struct bench *b, struct conn *c, uint32_t ev)
         return;
     }
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        int rc = io_read(&b->io, b, c, on_packet);
+        int rc = io_read(&b->io, b, c, bench_mqtt_on_packet);
         if (rc < 0) {
             conn_failed(b, c, rc);
             return;
@@ -674,7 +357,7 @@ static void bench_loop(struct bench *b)
             bench_fail(b, "epoll_pwait2: %s", strerror(errno));
             break;
         }
-        b->now = now_ns();
+        b->now = bench_now_ns();
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == NULL) {
                 bench_fail(b, "interrupted by a signal");
@@ -687,7 +370,7 @@ static void bench_loop(struct bench *b)
         send_pings(b);
         io_flush(&b->io, b, conn_failed);
     }
-    b->t_end = now_ns();
+    b->t_end = bench_now_ns();
     getrusage(RUSAGE_SELF, &b->ru_end);
 }
 
@@ -950,7 +633,7 @@ int main(int argc, char **argv)
     }
     if (b->o.rate > 0) /* wake up on time for each message, not up to 50 us late */
         prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    b->t_start = b->now = now_ns();
+    b->t_start = b->now = bench_now_ns();
     getrusage(RUSAGE_SELF, &b->ru_start);
     bench_loop(b);
     bench_teardown(b);

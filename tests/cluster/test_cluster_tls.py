@@ -5,7 +5,6 @@ import datetime
 import os
 import socket
 import ssl
-import struct
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -14,6 +13,8 @@ from cryptography.x509.oid import NameOID
 
 from conftest import CLIENT_ADDR
 from routing_helpers import Client, close_all
+from wire_helpers import (SP_HELLO_PUSH0, envelope, field_bytes, field_varint, frame, sp_handshake,
+                          sp_send)
 
 BAD = "sol_cluster_decode_errors_total"
 
@@ -158,7 +159,7 @@ def test_plain_tcp_garbage_dropped(cluster):
     nodes = _tls_nodes(cluster, ca)
     target = nodes[0]
     before = target.metric(BAD) or 0
-    for payload in (b"\x00SP\x00\x00\x50\x00\x00" + os.urandom(64), os.urandom(512),
+    for payload in (SP_HELLO_PUSH0 + os.urandom(64), os.urandom(512),
                     b"GET / HTTP/1.1\r\n\r\n"):
         with socket.create_connection((target.addr, target.cluster_port), timeout=2) as s:
             s.sendall(payload)
@@ -174,7 +175,7 @@ def test_plain_tcp_garbage_dropped(cluster):
     raw = socket.create_connection((target.addr, target.cluster_port), timeout=3)
     try:
         with ctx.wrap_socket(raw, server_hostname=target.name) as s:
-            s.sendall(b"\x00SP\x00\x00\x50\x00\x00")
+            s.sendall(SP_HELLO_PUSH0)
             assert s.recv(8) == b"", "a client without a certificate got an SP hello"
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
         pass  # refused during or right after the handshake
@@ -202,14 +203,10 @@ def test_frames_naming_another_node_dropped(cluster):
         raw = socket.create_connection((target.addr, target.cluster_port), timeout=3,
                                        source_address=(CLIENT_ADDR, 0))
         with ctx.wrap_socket(raw, server_hostname=target.name) as s:
-            s.sendall(b"\x00SP\x00\x00\x50\x00\x00")
-            hello = b""
-            while len(hello) < 8:
-                chunk = s.recv(8 - len(hello))
-                assert chunk, "closed during the SP hello"
-                hello += chunk
-            body = _frame(_envelope(b"n1", 14, _publish(b"tls/forged", b"forged")))
-            s.sendall(struct.pack(">Q", len(body)) + body)
+            sp_handshake(s)
+            # A bare PUBLISH (topic, payload, QoS 0) in an envelope that names n1.
+            forged = field_bytes(1, b"tls/forged") + field_bytes(2, b"forged") + field_varint(3, 0)
+            sp_send(s, frame(envelope(b"n1", 14, forged)))
             cluster.wait_until(
                 lambda: (target.metric("sol_cluster_stranger_messages_total") or 0) > before, 5,
                 "the forged frame to be dropped")
@@ -218,27 +215,3 @@ def test_frames_naming_another_node_dropped(cluster):
         close_all([sub])
     _route(cluster, nodes[0], nodes[1], "tls/real")
 
-
-def _varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def _field(num, data):
-    return _varint(num << 3 | 2) + _varint(len(data)) + data
-
-
-def _publish(topic, payload):
-    return _field(1, topic) + _field(2, payload) + _varint(3 << 3) + _varint(0)
-
-
-def _envelope(sender, body_field, body):
-    return _field(1, sender) + _field(body_field, body)
-
-
-def _frame(*envelopes):
-    return b"".join(_field(1, e) for e in envelopes)

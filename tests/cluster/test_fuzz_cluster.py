@@ -4,7 +4,8 @@ garbage to the gossip port of every node. Afterwards every node is up, /healthz 
 is counted in /metrics, membership is intact and messages still flow.
 
 The SP peer is implemented here on a plain socket (nng's TCP wire protocol is an 8-byte handshake, then
-each message as an 8-byte big-endian length and the body), so no nng binding is needed."""
+each message as an 8-byte big-endian length and the body; wire_helpers.py builds both and the protobuf),
+so no nng binding is needed."""
 import random
 import socket
 import struct
@@ -12,41 +13,8 @@ import time
 
 from conftest import CLIENT_ADDR
 from routing_helpers import Client, close_all, metric_samples, wait_routes
-
-SP_PUSH0 = 0x50
-SP_PULL0 = 0x51
-
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def field_bytes(num, data):
-    return varint(num << 3 | 2) + varint(len(data)) + data
-
-
-def field_varint(num, v):
-    return varint(num << 3) + varint(v)
-
-
-def publish_body(topic, payload=b"x", qos=0, origin=b"n1", retain=False):
-    return (field_bytes(1, topic) + field_bytes(2, payload) + field_varint(3, qos) +
-            field_varint(4, int(retain)) + field_bytes(5, origin) + field_varint(6, 1) +
-            field_varint(7, 1))
-
-
-def envelope(sender, body_field, body):
-    return field_bytes(1, sender) + field_bytes(body_field, body)
-
-
-def frame(*envelopes):
-    return b"".join(field_bytes(1, e) for e in envelopes)
-
+from wire_helpers import (SP_PULL0, envelope, field_bytes, field_varint, frame, publish_body,
+                          sp_handshake, sp_send, varint)
 
 class SpPeer:
     """A push0 peer speaking nng's TCP protocol to a node's pull0 listener."""
@@ -54,17 +22,11 @@ class SpPeer:
     def __init__(self, node):
         self.s = socket.create_connection((node.addr, node.cluster_port), timeout=2,
                                           source_address=(CLIENT_ADDR, 0))
-        self.s.sendall(b"\x00SP\x00" + struct.pack(">H", SP_PUSH0) + b"\x00\x00")
-        hello = b""
-        while len(hello) < 8:
-            chunk = self.s.recv(8 - len(hello))
-            if not chunk:
-                raise ConnectionError("closed during handshake")
-            hello += chunk
+        hello = sp_handshake(self.s)
         assert hello[:4] == b"\x00SP\x00" and struct.unpack(">H", hello[4:6])[0] == SP_PULL0, hello
 
     def send(self, body):
-        self.s.sendall(struct.pack(">Q", len(body)) + body)
+        sp_send(self.s, body)
 
     def send_raw(self, data):
         self.s.sendall(data)

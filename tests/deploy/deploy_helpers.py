@@ -54,19 +54,25 @@ def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
+def _free_both(host, port):
+    """True if port is free for both TCP and UDP on host (bound then released)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, socket.socket(
+            socket.AF_INET, socket.SOCK_DGRAM
+        ) as u:
+            t.bind((host, port))
+            u.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
 def free_port_both(host="127.0.0.1"):
     """A port free for both TCP and UDP on host (the cluster port serves both)."""
     for _ in range(100):
         port = random.randint(20000, 60000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, socket.socket(
-                socket.AF_INET, socket.SOCK_DGRAM
-            ) as u:
-                t.bind((host, port))
-                u.bind((host, port))
+        if _free_both(host, port):
             return port
-        except OSError:
-            continue
     raise RuntimeError("no free TCP+UDP port")
 
 
@@ -74,16 +80,8 @@ def port_free_on(addrs):
     """A port free for TCP and UDP on every address in addrs (nodes that share one port number)."""
     for _ in range(100):
         port = free_port_both(addrs[0])
-        try:
-            for a in addrs:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, socket.socket(
-                    socket.AF_INET, socket.SOCK_DGRAM
-                ) as u:
-                    t.bind((a, port))
-                    u.bind((a, port))
+        if all(_free_both(a, port) for a in addrs):
             return port
-        except OSError:
-            continue
     raise RuntimeError(f"no port free on all of {addrs}")
 
 

@@ -7,6 +7,7 @@ exec` bind-mounts /etc/netns/NS/hosts over /etc/hosts, which maps sol-N.sol-head
 to 127.0.0.(N+1) and the headless Service's name to all three, as cluster DNS does for a headless Service.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -120,30 +121,65 @@ def cluster_view(ns, pod, http_port):
     return doc["self"], {m["name"]: (m["state"], m["address"]) for m in doc["members"]}
 
 
+def pod_env(pod):
+    """The environment of pod's process here: the manifests' SOL_* (pod_environment), a data directory
+    of its own, and its pod IP to bind."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
+    env.update(pod_environment(pod))
+    # every pod has its own volume at /var/lib/sol: here, its own directory
+    env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-%s-" % pod)
+    # Each pod has its own network namespace, where 0.0.0.0 means its pod IP; these pods share
+    # one namespace, so each binds its pod IP instead.
+    env["SOL_BIND"] = ADDR[pod]
+    return env
+
+
+def start_pod(procs, ns, tmp_path, pod, env):
+    """Run sol as pod inside ns with env, its output in tmp_path/POD.log; recorded in procs."""
+    log = open(tmp_path / f"{pod}.log", "wb")
+    procs[pod] = (subprocess.Popen(["ip", "netns", "exec", ns, sol_bin()], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT), log)
+
+
+@contextlib.contextmanager
+def running_pods():
+    """A dict for start_pod to fill. When an assertion fails, every pod's log tail is printed; at the
+    end every pod is stopped (SIGTERM, SIGKILL after 10 s)."""
+    procs = {}
+    try:
+        yield procs
+    except AssertionError:
+        for pod, (p, log) in procs.items():
+            log.flush()
+            print(f"--- {pod}\n" + open(log.name, "rb").read()[-2000:].decode(errors="replace"))
+        raise
+    finally:
+        for p, log in procs.values():
+            p.terminate()
+        for p, log in procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            log.close()
+
+
 @pytest.mark.parametrize("seeds", ["statefulset", "pod-names"])
 def test_statefulset_names_as_seeds(netns, tmp_path, seeds):
     # The names resolve inside the namespace as cluster DNS would resolve them.
     out = in_ns(netns, "getent", "ahostsv4", fqdn("sol-headless"))
     assert {l.split()[0] for l in out.stdout.splitlines()} == set(ADDR.values()), out.stdout
 
-    procs = {}
-    try:
+    with running_pods() as procs:
         for pod in PODS:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
-            env.update(pod_environment(pod))
-            # every pod has its own volume at /var/lib/sol: here, its own directory
-            env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-%s-" % pod)
-            # Each pod has its own network namespace, where 0.0.0.0 means its pod IP; these three share
-            # one namespace, so each binds its pod IP instead.
-            env["SOL_BIND"] = ADDR[pod]
+            env = pod_env(pod)
             if seeds == "pod-names":
                 port = env["SOL_CLUSTER_PORT"]
                 env["SOL_SEEDS"] = ",".join(f"{fqdn(p + '.sol-headless')}:{port}" for p in PODS)
             else:
                 assert env["SOL_SEEDS"] == f"{fqdn('sol-headless')}:7946"
-            log = open(tmp_path / f"{pod}.log", "wb")
-            procs[pod] = (subprocess.Popen(["ip", "netns", "exec", netns, sol_bin()], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT), log)
+            start_pod(procs, netns, tmp_path, pod, env)
         started = time.monotonic()
         http_port = pod_environment(PODS[0])["SOL_HTTP_PORT"]
 
@@ -162,21 +198,6 @@ def test_statefulset_names_as_seeds(netns, tmp_path, seeds):
             # Each member is known at its own pod address.
             assert {n: a.rsplit(":", 1)[0] if ":" in a else a for n, (_, a) in members.items()} == ADDR
         print(f"{seeds}: all alive on all after {time.monotonic() - started:.2f}s")
-    except AssertionError:
-        for pod, (p, log) in procs.items():
-            log.flush()
-            print(f"--- {pod}\n" + open(log.name, "rb").read()[-2000:].decode(errors="replace"))
-        raise
-    finally:
-        for p, log in procs.values():
-            p.terminate()
-        for p, log in procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            log.close()
 
 
 def write_hosts(ns, headless_addrs):
@@ -196,18 +217,11 @@ def test_pods_started_alone_find_each_other_when_dns_catches_up(netns, tmp_path)
     """sol-0 and sol-1 start while the headless name resolves, for each, only to itself (DNS lagging behind
     the pods); once it resolves to both, they find each other by re-resolving the seed name."""
     pods = PODS[:2]
-    procs = {}
-    try:
+    with running_pods() as procs:
         for pod in pods:
             write_hosts(netns, {ADDR[pod]})
-            env = {k: v for k, v in os.environ.items() if not k.startswith("SOL_")}
-            env.update(pod_environment(pod))
-            # every pod has its own volume at /var/lib/sol: here, its own directory
-            env["SOL_DATA_DIR"] = tempfile.mkdtemp(prefix="sol-%s-" % pod)
-            env["SOL_BIND"] = ADDR[pod]
-            log = open(tmp_path / f"{pod}.log", "wb")
-            procs[pod] = (subprocess.Popen(["ip", "netns", "exec", netns, sol_bin()], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT), log)
+            env = pod_env(pod)
+            start_pod(procs, netns, tmp_path, pod, env)
             http_port = env["SOL_HTTP_PORT"]
             wait_for(lambda: cluster_view(netns, pod, http_port)[0] == pod, 5, 0.05, f"{pod} serving")
         # Each is alone.
@@ -220,18 +234,3 @@ def test_pods_started_alone_find_each_other_when_dns_catches_up(netns, tmp_path)
             wait_for(lambda: {n: s for n, (s, _) in cluster_view(netns, pod, http_port)[1].items()}
                      == {p: "alive" for p in pods}, dns_s + JOIN_S, 0.05, f"{pod} to find the other")
         print(f"found each other {time.monotonic() - t0:.2f}s after the name resolved to both")
-    except AssertionError:
-        for pod, (p, log) in procs.items():
-            log.flush()
-            print(f"--- {pod}\n" + open(log.name, "rb").read()[-2000:].decode(errors="replace"))
-        raise
-    finally:
-        for p, log in procs.values():
-            p.terminate()
-        for p, log in procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            log.close()

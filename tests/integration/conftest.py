@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -93,6 +94,29 @@ def wait_port(host, port, proc, deadline):
             return True
         time.sleep(0.02)
     return False
+
+
+def store_metrics(http_port, timeout=10.0):
+    """{name: value} of the sol_store_* samples on the broker's /metrics at HOST:http_port; retried
+    until timeout, since the HTTP endpoint may not listen yet right after the broker's MQTT port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = urllib.request.urlopen("http://%s:%d/metrics" % (HOST, http_port), timeout=2).read()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no /metrics on port %d" % http_port
+            time.sleep(0.05)
+    return {l.split()[0]: float(l.split()[1]) for l in text.decode().splitlines()
+            if l.startswith("sol_store_")}
+
+
+def wait_until(cond, timeout, what, interval=0.02):
+    """Poll cond until it is true; fail naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(interval)
 
 
 def make_password_file(path, users):
@@ -275,21 +299,29 @@ def broker(broker_factory):
     return broker_factory()
 
 
+def client_factory(request, open_one):
+    """The body of a client fixture: (make, made). make(target=None, *args, **kw) opens a client
+    with open_one(target, *args, **kw) (target: the `broker` fixture unless given) and keeps it in
+    made, for the fixture to close at teardown."""
+    made = []
+
+    def make(target=None, *args, **kw):
+        if target is None:
+            target = request.getfixturevalue("broker")
+        c = open_one(target, *args, **kw)
+        made.append(c)
+        return c
+
+    return make, made
+
+
 @pytest.fixture
 def raw(request):
     """raw(target=None, timeout=5) -> RawClient with a TCP connection (no MQTT yet) to target
     (default: the `broker` fixture). Closed at teardown."""
-    socks = []
-
-    def make(target=None, timeout=5.0):
-        if target is None:
-            target = request.getfixturevalue("broker")
-        c = target.raw(timeout)
-        socks.append(c)
-        return c
-
+    make, made = client_factory(request, lambda target, timeout=5.0: target.raw(timeout))
     yield make
-    for c in socks:
+    for c in made:
         c.close()
 
 
@@ -297,15 +329,11 @@ def raw(request):
 def paho(request):
     """paho(target=None, client_id=..., **kw) -> connected PahoClient; disconnected at teardown."""
     import mqttclients
-    made = []
 
-    def make(target=None, client_id="", **kw):
-        if target is None:
-            target = request.getfixturevalue("broker")
-        c = mqttclients.PahoClient(target.host, target.port, client_id, **kw)
-        made.append(c)
-        return c
+    def open_one(target, client_id="", **kw):
+        return mqttclients.PahoClient(target.host, target.port, client_id, **kw)
 
+    make, made = client_factory(request, open_one)
     yield make
     for c in made:
         c.stop()

@@ -8,7 +8,6 @@ and repeated User Properties can be checked. Nothing here sleeps a fixed time.
 """
 import struct
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -17,8 +16,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import mqttraw
+from conftest import client_factory
+from mqttclients import PahoThread
 from mqttraw import (CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
-                     DISCONNECT, enc_str, enc_varint, packet)
+                     DISCONNECT, credentials, enc_str, enc_varint, packet)
 
 AUTH = 15
 
@@ -209,12 +210,9 @@ def connect5_pkt(client_id="", clean=True, keepalive=60, props=(), will=None, us
         topic, msg, qos, retain, wprops = will
         f |= 0x04 | (qos << 3) | (0x20 if retain else 0)
         payload += enc_props(wprops) + enc_str(topic) + enc_str(msg)
-    if username is not None:
-        f |= 0x80
-        payload += enc_str(username)
-    if password is not None:
-        f |= 0x40
-        payload += enc_str(password)
+    auth_flags, auth = credentials(username, password)
+    f |= auth_flags
+    payload += auth
     if flags is not None:
         f = flags
     body = enc_str("MQTT") + bytes([5, f]) + struct.pack("!H", keepalive) + enc_props(props)
@@ -339,7 +337,7 @@ def rc_value(rc):
     return rc if isinstance(rc, int) else rc.value
 
 
-class Paho5:
+class Paho5(PahoThread):
     """A paho-mqtt 1.6 client in MQTTv5 mode on its own network thread, recording what it gets:
     messages (with .properties), the CONNACK (flags, reason, properties), SUBACK / UNSUBACK
     reason codes, and the server's DISCONNECT reason."""
@@ -374,11 +372,6 @@ class Paho5:
             self.connack = (flags.get("session present", 0), rc_value(rc), properties)
             self.cond.notify_all()
 
-    def _on_message(self, client, userdata, msg):
-        with self.cond:
-            self.messages.append(msg)
-            self.cond.notify_all()
-
     def _on_subscribe(self, client, userdata, mid, rcs, properties=None):
         with self.cond:
             self.subacks[mid] = [rc_value(r) for r in rcs]
@@ -398,27 +391,6 @@ class Paho5:
             if self.disconnect_rc is None:
                 self.disconnect_rc = rc_value(rc)
             self.cond.notify_all()
-
-    def _wait(self, pred, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        with self.cond:
-            while not pred():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            return True
-
-    def _start_loop(self):
-        self._stop = False
-
-        def run():
-            while not self._stop:
-                if self.client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
-                    time.sleep(0.02)
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        self.started = True
 
     def connect(self, expect_rc=0):
         """Connect and wait for CONNACK; returns (session_present, reason, properties)."""
@@ -453,12 +425,6 @@ class Paho5:
         assert info.is_published(), f"publish of {topic} not completed"
         return info
 
-    def wait_messages(self, n, timeout=None):
-        ok = self._wait(lambda: len(self.messages) >= n, timeout)
-        assert ok, f"got {len(self.messages)} messages, expected {n}: " + \
-            repr([(m.topic, m.payload[:30]) for m in self.messages])
-        return list(self.messages)
-
     def wait_disconnected(self, timeout=None):
         return self._wait(lambda: self.disconnect_rc is not None, timeout)
 
@@ -467,21 +433,6 @@ class Paho5:
         self.client.disconnect(reasoncode=reason, properties=props)
         self.wait_disconnected(2)
         self.stop_loop()
-
-    def stop_loop(self):
-        if self.started:
-            self._stop = True
-            self.thread.join(5)
-            self.started = False
-
-    def stop(self):
-        try:
-            if self.started:
-                self.client.disconnect()
-                self.wait_disconnected(1)
-                self.stop_loop()
-        except Exception:
-            pass
 
 
 def publish_props(**kw):
@@ -504,32 +455,19 @@ def props_of(ptype, **kw):
 def r5(request):
     """r5(target=None, timeout=5) -> RawClient5 connected by TCP (no MQTT yet) to target (default:
     the `broker` fixture); closed at teardown."""
-    socks = []
-
-    def make(target=None, timeout=5.0):
-        if target is None:
-            target = request.getfixturevalue("broker")
-        c = raw5(target, timeout)
-        socks.append(c)
-        return c
-
+    make, made = client_factory(request, raw5)
     yield make
-    for c in socks:
+    for c in made:
         c.close()
 
 
 @pytest.fixture
 def p5(request):
     """p5(target=None, client_id="", **kw) -> connected Paho5; disconnected at teardown."""
-    made = []
+    def open_one(target, client_id="", **kw):
+        return Paho5(target.host, target.port, client_id, **kw)
 
-    def make(target=None, client_id="", **kw):
-        if target is None:
-            target = request.getfixturevalue("broker")
-        c = Paho5(target.host, target.port, client_id, **kw)
-        made.append(c)
-        return c
-
+    make, made = client_factory(request, open_one)
     yield make
     for c in made:
         c.stop()

@@ -9,7 +9,63 @@ import time
 import paho.mqtt.client as mqtt
 
 
-class PahoClient:
+class PahoThread:
+    """What both paho wrappers (PahoClient here, Paho5 in mqtt5raw.py) share: a network thread of
+    their own, the messages received, and waiting on the condition every callback notifies. A
+    subclass sets client, cond, messages, timeout and started, and defines wait_disconnected()."""
+
+    def _start_loop(self):
+        """Our own network thread (short select timeout, so stopping is quick; no reconnects)."""
+        self._stop = False
+
+        def run():
+            while not self._stop:
+                if self.client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    time.sleep(0.02)
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        self.started = True
+
+    def stop_loop(self):
+        if self.started:
+            self._stop = True
+            self.thread.join(5)
+            self.started = False
+
+    def _on_message(self, client, userdata, msg):
+        with self.cond:
+            self.messages.append(msg)
+            self.cond.notify_all()
+
+    def _wait(self, pred, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        with self.cond:
+            while not pred():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+            return True
+
+    def wait_messages(self, n, timeout=None):
+        """Wait until at least n messages arrived; returns the list (asserting the count)."""
+        ok = self._wait(lambda: len(self.messages) >= n, timeout)
+        assert ok, f"got {len(self.messages)} messages, expected {n}: " + \
+            repr([(m.topic, m.payload[:30]) for m in self.messages])
+        return list(self.messages)
+
+    def stop(self):
+        """Teardown: disconnect if still connected."""
+        try:
+            if self.started:
+                self.client.disconnect()
+                self.wait_disconnected(1)
+                self.stop_loop()
+        except Exception:
+            pass
+
+
+class PahoClient(PahoThread):
     """A paho-mqtt 1.x client on its own network thread, recording every message it receives."""
 
     def __init__(self, host, port, client_id="", clean_session=True, keepalive=30, username=None,
@@ -38,31 +94,9 @@ class PahoClient:
         if connect:
             self.connect()
 
-    def _start_loop(self):
-        """Our own network thread (short select timeout, so stopping is quick; no reconnects)."""
-        self._stop = False
-
-        def run():
-            while not self._stop:
-                if self.client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
-                    time.sleep(0.02)
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        self.started = True
-
-    def _stop_loop(self):
-        self._stop = True
-        self.thread.join(5)
-        self.started = False
-
     def _on_connect(self, client, userdata, flags, rc):
         with self.cond:
             self.connack = (flags.get("session present", 0), rc)
-            self.cond.notify_all()
-
-    def _on_message(self, client, userdata, msg):
-        with self.cond:
-            self.messages.append(msg)
             self.cond.notify_all()
 
     def _on_subscribe(self, client, userdata, mid, granted):
@@ -79,16 +113,6 @@ class PahoClient:
         with self.cond:
             self.disconnected = True
             self.cond.notify_all()
-
-    def _wait(self, pred, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        with self.cond:
-            while not pred():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            return True
 
     def connect(self, expect_rc=0):
         """Connect and wait for CONNACK; returns (session_present, rc)."""
@@ -119,13 +143,6 @@ class PahoClient:
         assert info.is_published(), f"publish of {topic} not completed"
         return info
 
-    def wait_messages(self, n, timeout=None):
-        """Wait until at least n messages arrived; returns the list (asserting the count)."""
-        ok = self._wait(lambda: len(self.messages) >= n, timeout)
-        assert ok, f"got {len(self.messages)} messages, expected {n}: " + \
-            repr([(m.topic, m.payload[:30]) for m in self.messages])
-        return list(self.messages)
-
     def wait_disconnected(self, timeout=None):
         return self._wait(lambda: self.disconnected, timeout)
 
@@ -133,17 +150,7 @@ class PahoClient:
         """Clean DISCONNECT."""
         self.client.disconnect()
         self.wait_disconnected(2)
-        self._stop_loop()
-
-    def stop(self):
-        """Teardown: disconnect if still connected."""
-        try:
-            if self.started:
-                self.client.disconnect()
-                self.wait_disconnected(1)
-                self._stop_loop()
-        except Exception:
-            pass
+        self.stop_loop()
 
 
 class MosquittoSub:

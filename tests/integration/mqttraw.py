@@ -49,6 +49,19 @@ def packet(first_byte, body=b""):
     return bytes([first_byte]) + enc_varint(len(body)) + body
 
 
+def credentials(username, password):
+    """CONNECT's user name and password: their flags (0x80, 0x40) and payload fields, each only if
+    not None."""
+    flags, fields = 0, b""
+    if username is not None:
+        flags |= 0x80
+        fields += enc_str(username)
+    if password is not None:
+        flags |= 0x40
+        fields += enc_str(password)
+    return flags, fields
+
+
 def connect_pkt(client_id="", clean=True, keepalive=60, will=None, username=None, password=None,
                 proto_name=b"MQTT", level=4, reserved=False, flags=None, first_byte=0x10):
     """CONNECT. will = (topic, message, qos, retain). flags overrides the computed connect flags."""
@@ -60,12 +73,9 @@ def connect_pkt(client_id="", clean=True, keepalive=60, will=None, username=None
         topic, msg, qos, retain = will
         f |= 0x04 | (qos << 3) | (0x20 if retain else 0)
         payload += enc_str(topic) + enc_str(msg)
-    if username is not None:
-        f |= 0x80
-        payload += enc_str(username)
-    if password is not None:
-        f |= 0x40
-        payload += enc_str(password)
+    auth_flags, auth = credentials(username, password)
+    f |= auth_flags
+    payload += auth
     if reserved:
         f |= 0x01
     if flags is not None:

@@ -13,7 +13,7 @@ import pytest
 
 import subprocess
 
-from conftest import IS_MOSQUITTO, SOL_BIN
+from conftest import IS_MOSQUITTO, SOL_BIN, wait_until
 from mqttraw import (PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
                      ack_pkt, connect_pkt, disconnect_pkt, pingreq_pkt, publish_pkt,
                      subscribe_pkt, unsubscribe_pkt)
@@ -41,15 +41,6 @@ def small_quarantine(monkeypatch):
     it so RSS follows live memory. Harmless for a build without ASan."""
     opts = os.environ.get("ASAN_OPTIONS", "")
     monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") + "quarantine_size_mb=4")
-
-
-def wait_until(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def marker_roundtrip(pub, sub, topic):

@@ -8,13 +8,11 @@ receives every acknowledged message. Needs root (mount); skipped otherwise.
 """
 import os
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
 import mqttraw
-from conftest import free_port
+from conftest import free_port, store_metrics, wait_until
 from mqttraw import PINGRESP, PUBACK, PUBLISH, Timeout, pingreq_pkt, publish_pkt
 
 pytestmark = pytest.mark.sol_only
@@ -64,26 +62,6 @@ def fill(path):
     return n
 
 
-def metrics(http):
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http, timeout=2).read()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "no /metrics"
-            time.sleep(0.05)
-    return {l.split()[0]: float(l.split()[1]) for l in text.decode().splitlines()
-            if l.startswith("sol_store_")}
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.05)
-
-
 def body(i):
     return b"%08d" % i + b"m" * (PAYLOAD - 8)
 
@@ -107,7 +85,7 @@ def test_full_disk_holds_acks_then_delivers_everything(broker_factory, tmp_path)
         # Room on the disk: acknowledged as usual.
         for i in range(5):
             pub.publish("df/t", body(i), qos=1, pid=i + 1)
-        base = metrics(http)
+        base = store_metrics(http)
         assert base["sol_store_write_errors_total"] == 0
 
         filled = fill(os.path.join(mnt, "filler"))
@@ -128,12 +106,12 @@ def test_full_disk_holds_acks_then_delivers_everything(broker_factory, tmp_path)
         held = [stalled_at, stalled_at + 1, stalled_at + 2, stalled_at + 3]
         for i in held[1:]:
             pub.send(publish_pkt("df/t", body(i), 1, pid=i + 1))
-        m = metrics(http)
+        m = store_metrics(http)
         assert m["sol_store_write_errors_total"] > 0, m
         assert m["sol_store_acks_held"] >= 1, m
         pub.recv_nothing(1.5)  # still no PUBACK, while the writer retries every second
-        wait_for(lambda: metrics(http)["sol_store_write_errors_total"]
-                 > m["sol_store_write_errors_total"], 10, "a retried write")
+        wait_until(lambda: store_metrics(http)["sol_store_write_errors_total"]
+                   > m["sol_store_write_errors_total"], 10, "a retried write")
         assert b.alive()
 
         # The broker keeps serving: QoS 0 between other clients, PINGREQ.
@@ -154,7 +132,7 @@ def test_full_disk_holds_acks_then_delivers_everything(broker_factory, tmp_path)
         os.unlink(os.path.join(mnt, "filler"))
         for i in held:
             pub.recv_ack(PUBACK, i + 1, timeout=30)
-        wait_for(lambda: metrics(http)["sol_store_acks_held"] == 0, 30, "acks_held 0")
+        wait_until(lambda: store_metrics(http)["sol_store_acks_held"] == 0, 30, "acks_held 0")
         pub.close()
         total = held[-1] + 1
 

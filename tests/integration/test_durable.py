@@ -232,29 +232,16 @@ def test_unreadable_store_exits_2_naming_it(tmp_path):
 
 def test_metrics_show_the_store(broker_factory, tmp_path):
     """/metrics: store size, write batches and fsync time grow with acknowledged writes."""
-    import urllib.request
-    from conftest import free_port
+    from conftest import free_port, store_metrics
     http = free_port()
     b = broker_factory(extra_args=["--data-dir", str(tmp_path / "store"), "--http-port", str(http)])
-
-    def metrics():
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http, timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        return {l.split()[0]: float(l.split()[1]) for l in text.decode().splitlines()
-                if l.startswith("sol_store_")}
-    before = metrics()
+    before = store_metrics(http)
     c = b.raw()
     c.connect("m")
     for i in range(5):
         c.publish("m/%d" % i, b"x" * 100, qos=1, retain=True, pid=i + 1)
     c.close()
-    after = metrics()
+    after = store_metrics(http)
     assert after["sol_store_batches_total"] >= before["sol_store_batches_total"] + 5
     assert after["sol_store_fsyncs_total"] >= before["sol_store_fsyncs_total"] + 5
     assert after["sol_store_fsync_microseconds_total"] > before["sol_store_fsync_microseconds_total"]
