@@ -9,12 +9,13 @@
 # subscribers; QoS 1 publishers are bounded only by their own window). A result that lost messages
 # is shown as "LOST n" and gets no ratio: zero loss is a condition of a result.
 #
-# Usage: bench/compare.sh [--quick] [--scenarios a,a5,a5p,at,b,b5,bt,c,d,e,f,g,h,i,p] [--reps N] [--duration SEC]
+# Usage: bench/compare.sh [--quick] [--scenarios a,a5,a5p,at,b,b5,bt,c,d,e,f,g,gp,h,i,p] [--reps N] [--duration SEC]
 #                         [--brokers sol,mosquitto,rumqttd] [--closed-loop] [--out DIR]
 #                         [--no-strace] [--report DIR]
 #   (a) 1->1 QoS 0 64 B        (b) 1->1 QoS 1 64 B window 100   (c) 10->1 fan-in QoS 0 wildcard
 #   (d) 1->50 fan-out QoS 0    (e) latency at 10,000 msg/s      (f) idle connections: 5,000, 100,000
 #   (g) 3-node Sol cluster, publisher on node 1, subscriber on node 2 (vs (a) on one node)
+#   (gp) as (g) with (p)'s load: QoS 1, the subscriber a persistent session on node 2 (vs (p) sync)
 #   (h) 10->1 QoS 0, 2,000,000 messages in all   (i) 1->1 QoS 1 window 100, 300,000 messages
 #   MQTT 5 (solbench --mqtt5), each run right after its 3.1.1 scenario: (a5) = (a), (b5) = (b),
 #   (a5p) = (a) with two 16-byte User Properties on every message (--user-props 2, checked by the
@@ -425,20 +426,21 @@ run_idle() { # size-label K broker rep
     stop_pid "$BROKER_PID"
 }
 
-run_cluster() { # rep
-    local port cport
+run_cluster() { # rep [g|gp]
+    local sc=${2:-g} load=a port cport
+    [ "$sc" = gp ] && load=p
     port=$(free_port)
     cport=$(free_port)
     if ! start_sol_cluster "$port" "$cport"; then
         log "  cluster did not start"
-        echo "g sol $1 errors=1" >>"$RAW"
+        echo "$sc sol $1 errors=1" >>"$RAW"
     else
         # shellcheck disable=SC2046
-        PID2=${CLUSTER_PIDS[1]} run_bench g sol "$1" "${CLUSTER_PIDS[0]}" --host 127.0.0.1 --port "$port" \
-            --sub-host 127.0.0.2 --sub-port "$port" --sync-timeout 30 $(scenario_args a)
+        PID2=${CLUSTER_PIDS[1]} run_bench "$sc" sol "$1" "${CLUSTER_PIDS[0]}" --host 127.0.0.1 --port "$port" \
+            --sub-host 127.0.0.2 --sub-port "$port" --sync-timeout 30 $(scenario_args $load)
     fi
     local p
-    for p in "${CLUSTER_PIDS[@]}"; do broker_check g sol "$1" "$p"; done
+    for p in "${CLUSTER_PIDS[@]}"; do broker_check "$sc" sol "$1" "$p"; done
     for p in "${CLUSTER_PIDS[@]}"; do stop_pid "$p"; done
 }
 
@@ -515,6 +517,7 @@ for rep in $(seq 1 "$REPS"); do
         for br in "${order[@]}"; do run_idle f100k "$IDLE_LARGE" "$br" "$rep"; done
     fi
     if has "$SCENARIOS" g && has "$BROKERS" sol; then run_cluster "$rep"; fi
+    if has "$SCENARIOS" gp && has "$BROKERS" sol; then run_cluster "$rep" gp; fi
     if has "$SCENARIOS" p; then
         # Rotate the five broker variants too.
         nv=${#DUR_VARIANTS[@]}
@@ -626,7 +629,7 @@ total_of() { # scenario default
 
 TABLE="$OUT/results.md"
 {
-    if echo ",$SCENARIOS," | grep -qE ',(a|a5|a5p|b|b5|c|d|e|f|g|h|i),'; then
+    if echo ",$SCENARIOS," | grep -qE ',(a|a5|a5p|b|b5|c|d|e|f|g|gp|h|i),'; then
         echo "Open loop (publishers never wait for subscribers), every broker at its default settings:"
         echo
         header
@@ -667,6 +670,11 @@ TABLE="$OUT/results.md"
         g=$(value g sol recv_rate)
         a=$(value a sol recv_rate)
         echo "| (g) 3-node Sol cluster, pub node 1 -> sub node 2 | msgs/s received | $(cell g sol recv_rate) | | | (Sol (a): $(fmt "$a")) $(ratio "$g" "$a") of (a) | | >= 0.5x of (a) | $(fmt "$(median g sol broker_cpu_pct)") node 1, $(fmt "$(median g sol broker2_cpu_pct)") node 2 ($(fmt "$(median g sol cpu_pct)")) |"
+    fi
+    if has "$SCENARIOS" gp && [ "$(all_runs gp sol)" -gt 0 ]; then
+        g=$(value gp sol recv_rate)
+        a=$(value p sol-sync recv_rate)
+        echo "| (gp) 3-node Sol cluster, QoS 1 to a persistent session, pub node 1 -> sub node 2 | msgs/s received | $(cell gp sol recv_rate) | | | (Sol (p) sync: $(fmt "$a")) $(ratio "$g" "$a") of (p) | | | $(fmt "$(median gp sol broker_cpu_pct)") node 1, $(fmt "$(median gp sol broker2_cpu_pct)") node 2 ($(fmt "$(median gp sol cpu_pct)")) |"
     fi
     if grep -q '^strace ' "$RAW"; then
         s=$(median strace sol syscalls_per_msg)

@@ -263,6 +263,15 @@ void move_stub_forward(struct cluster *c, const struct message *msg, const char 
 {
     struct stub_match sm = {.n = 0};
     topic_tree_match(c->moves->stub_tree, msg->topic, msg->topic_len, move_stub_matched, &sm);
+    if (!sm.n)
+        return;
+    /* A local PUBLISH is a view of the client's packet (message_view_init): its topic is not
+     * NUL-terminated, and protobuf-c encodes a string up to its NUL. */
+    char *topic = strndup(msg->topic, msg->topic_len);
+    if (!topic) {
+        log_error(c->log, "cluster: out of memory passing a PUBLISH on to a moved session");
+        return;
+    }
     for (size_t i = 0; i < sm.n; i++) {
         struct move_stub *s = sm.found[i];
         if (!s->to->open)
@@ -271,6 +280,7 @@ void move_stub_forward(struct cluster *c, const struct message *msg, const char 
         Cl__Publish pb = CL__PUBLISH__INIT;
         Cl__Envelope env = CL__ENVELOPE__INIT;
         publish_fill(&pb, msg, NULL, uv_now(c->loop));
+        pb.topic = topic;
         pb.retain = false;
         sp.client_id = s->id;
         sp.msg = &pb;
@@ -285,6 +295,7 @@ void move_stub_forward(struct cluster *c, const struct message *msg, const char 
             wbuf_unref(w);
         }
     }
+    free(topic);
 }
 
 /* ---- the new node ---- */

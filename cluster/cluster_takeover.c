@@ -233,7 +233,9 @@ static void session_export(struct cluster *c, struct peer *p, const Cl__Takeover
                                       session_rx_id, session_next_id, session_expiry,
                                       NULL /* a delayed will does not move (docs/cluster.md) */};
     replica_promoted_forget(c, req->client_id);
-    if (req->token && !req->clean_session && !c->leaving)
+    /* A takeover, or our hand-off on leaving (token 0): peers may still send its messages here
+     * until the new node's routes reach them. */
+    if (!req->clean_session && (req->token || c->leaving))
         so.stub = move_stub_begin(c, p, req->client_id);
     bool existed = broker_session_takeover(c->b, req->client_id, &v);
     move_stub_end(c, so.stub, existed);
@@ -379,8 +381,8 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
                                        r->subs[i]->subid) == 0)
             routes_local_add(c, f, len);
     }
-    if (mine && r->n_subs)
-        move_in_begin(c, r->client_id); /* its old node may pass on what still reaches it */
+    if ((mine || !r->token) && r->n_subs) /* a takeover, or a leaving node's hand-off */
+        move_in_begin(c, r->client_id);   /* its old node may pass on what still reaches it */
     for (size_t i = 0; i < r->n_msgs; i++) {
         const Cl__SessionMsg *sm = r->msgs[i];
         struct wire_publish wp;
