@@ -223,6 +223,8 @@ void handover_ask(struct cluster *c, struct handover *ho, struct peer *owner)
     Cl__Handover ask = CL__HANDOVER__INIT;
     ask.owner = ho->owner;
     ask.ask = true;
+    ask.route_generation = c->route_gen; /* with the promoted sessions' filters */
+    ask.route_version = c->route_version;
     for (struct peer *p = c->peers; ho->pending && p; p = p->next)
         if (p != owner && p->open && cluster_peer_trusted(c, p) && handover_send(c, p, &ask))
             ho->pending[ho->npending++] = p;
@@ -318,6 +320,16 @@ void handover_on_msg(struct cluster *c, struct peer *p, const Cl__Handover *h)
         return;
     }
     if (h->ask) {
+        /* Answered once we route to p what the promoted sessions match: from then on nothing
+         * new for them goes only into the owner's log. */
+        bool known = p->synced && p->gen == h->route_generation && p->version >= h->route_version;
+        if (!known && p->nowed < sizeof(p->owed) / sizeof(p->owed[0])) {
+            struct handover_owed *o = &p->owed[p->nowed++];
+            snprintf(o->owner, sizeof(o->owner), "%s", h->owner);
+            o->gen = h->route_generation;
+            o->version = h->route_version;
+            return;
+        }
         handover_answer(c, p, h->owner);
         return;
     }
@@ -333,8 +345,22 @@ void handover_on_msg(struct cluster *c, struct peer *p, const Cl__Handover *h)
         handover_unwait(c, ho, p);
 }
 
+void handover_routes_known(struct cluster *c, struct peer *p)
+{
+    for (size_t i = 0; i < p->nowed;) {
+        struct handover_owed o = p->owed[i];
+        if (!p->synced || p->gen != o.gen || p->version < o.version) {
+            i++;
+            continue;
+        }
+        p->owed[i] = p->owed[--p->nowed];
+        handover_answer(c, p, o.owner);
+    }
+}
+
 void handover_peer_gone(struct cluster *c, struct peer *p)
 {
+    p->nowed = 0;
     for (struct handover *ho = c->handovers->list, *next; ho; ho = next) {
         next = ho->next;
         handover_unwait(c, ho, p);

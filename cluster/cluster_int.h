@@ -314,6 +314,12 @@ struct peer {
      * turn is on disk and in the replicas here (--durability sync). */
     struct turn_marks rx_marks;
     uint64_t pub_rx_durable;
+    /* Hand-over asks from it not answered yet: we do not have its routes at that version. */
+    struct handover_owed {
+        char owner[64];
+        uint64_t gen, version;
+    } owed[4];
+    size_t nowed;
     /* Publish sequence numbers received from it: the highest (duplicates below it are skipped),
      * and the one confirmed back. */
     uint64_t pub_rx_hi, pub_rx_acked, pub_dups;
@@ -682,6 +688,8 @@ void handover_ask(struct cluster *c, struct handover *ho, struct peer *owner);
 bool handover_holds(const struct cluster *c, const char *id);
 void handover_on_msg(struct cluster *c, struct peer *p, const Cl__Handover *h);
 void handover_peer_gone(struct cluster *c, struct peer *p);
+/* p's routes changed: answer the asks that waited for them. */
+void handover_routes_known(struct cluster *c, struct peer *p);
 void handover_tick(struct cluster *c, uint64_t now);
 #define HANDOVER_METRICS 3
 void handover_metrics(const struct cluster *c, struct cluster_metric out[HANDOVER_METRICS]);

@@ -171,6 +171,8 @@ void routes_on_delta(struct cluster *c, struct peer *p, const Cl__RouteDelta *d)
         broker_share_route(c->b, d->removed[i], strlen(d->removed[i]), p, false);
     }
     p->version = d->version;
+    if (p->nowed)
+        handover_routes_known(c, p);
 }
 
 void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
@@ -202,6 +204,8 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
     p->synced = true;
     log_debug(c->log, "cluster: routes of %s synced: %zu filters at version %llu", p->name,
               topic_tree_filter_count(p->routes), (unsigned long long)p->version);
+    if (p->nowed)
+        handover_routes_known(c, p);
 }
 
 /* Routes: any difference means something was lost (heartbeats follow deltas on one stream).
