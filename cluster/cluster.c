@@ -504,6 +504,7 @@ struct cluster *cluster_start(uv_loop_t *loop, struct broker *b, struct ops *ops
             .on_stored = replica_hook_stored,
         };
         broker_set_hooks(b, &hooks);
+        replica_restore(c);
         uv_timer_start(&c->tick, cluster_tick_cb, CLUSTER_TICK_MS, CLUSTER_TICK_MS);
     }
     status_sys_member(c, c->ms ? membership_self(c->ms) : NULL);

@@ -314,6 +314,11 @@ struct peer {
      * turn is on disk and in the replicas here (--durability sync). */
     struct turn_marks rx_marks;
     uint64_t pub_rx_durable;
+    /* Its replicas received here, per turn the highest turn of theirs, acknowledged back
+     * (rep_rx_durable) once that turn of ours is on disk: the replicas are in our store too. */
+    struct turn_marks rep_marks;
+    uint64_t rep_rx_durable;
+    bool rep_resync; /* it is sent all it should hold of ours this turn: then an empty drop */
     /* Hand-over asks from it not answered yet: we do not have its routes at that version. */
     struct handover_owed {
         char owner[64];
@@ -666,6 +671,10 @@ uint64_t peerlog_forwards_wm(const struct cluster *c, uint64_t wm);
 void peerlog_durable(struct cluster *c);
 /* What to confirm to p: received and durable here (everything received without a store). */
 uint64_t peerlog_confirmable(const struct cluster *c, const struct peer *p);
+/* Which of p's replica turns to acknowledge: applied and on disk here (applied, without a store). */
+uint64_t peerlog_replicas_confirmable(const struct cluster *c, const struct peer *p);
+/* p's replica turns start again (it died or restarted): nothing of it received counts. */
+void peerlog_replicas_reset(struct peer *p);
 /* p is gone or its link closed: forwards to it no longer hold acknowledgements; marks freed. */
 void peerlog_peer_reset(struct peer *p);
 /* The peer struct goes: its marks too. */
@@ -729,6 +738,10 @@ struct peer *replica_pick(struct cluster *c, const char *client_id);
 /* broker_hooks.on_session_state / on_turn_end. */
 void replica_hook_state(void *ctx, const char *id, const uint8_t *state, size_t len, uint64_t seq);
 void replica_hook_turn_end(void *ctx, uint64_t seq);
+/* p restarted without being declared dead (its routes' generation changed). */
+void replica_peer_restarted(struct cluster *c, struct peer *p);
+/* At start: the replicas our store kept for other nodes are held again. */
+void replica_restore(struct cluster *c);
 /* broker_hooks.on_stored: turns up to seq are on disk here. */
 void replica_hook_stored(void *ctx, uint64_t seq);
 void replica_on_put(struct cluster *c, struct peer *p, const Cl__ReplicaPut *r);

@@ -199,6 +199,10 @@ void peerlog_turn_end(struct cluster *c, uint64_t turn)
                                       : p->pub_rx_durable;
         if (p->pub_rx_hi > last)
             marks_push(&p->rx_marks, turn, p->pub_rx_hi);
+        last = p->rep_marks.n ? p->rep_marks.v[p->rep_marks.head + p->rep_marks.n - 1].seq
+                              : p->rep_rx_durable;
+        if (p->rep_rx > last)
+            marks_push(&p->rep_marks, turn, p->rep_rx);
     }
 }
 
@@ -234,12 +238,29 @@ void peerlog_durable(struct cluster *c)
             marks_pop(&p->rx_marks);
             c->kick = true; /* replica_send_acks confirms it */
         }
+        /* A replica held here depends on our disk alone (never on our replicas: no cycle). */
+        while (p->rep_marks.n && p->rep_marks.v[p->rep_marks.head].turn <= c->turns_stored) {
+            p->rep_rx_durable = p->rep_marks.v[p->rep_marks.head].seq;
+            marks_pop(&p->rep_marks);
+            c->kick = true;
+        }
     }
+}
+
+uint64_t peerlog_replicas_confirmable(const struct cluster *c, const struct peer *p)
+{
+    return broker_replication_seq(c->b) ? p->rep_rx_durable : p->rep_rx;
 }
 
 uint64_t peerlog_confirmable(const struct cluster *c, const struct peer *p)
 {
     return broker_replication_seq(c->b) ? p->pub_rx_durable : p->pub_rx_hi;
+}
+
+void peerlog_replicas_reset(struct peer *p)
+{
+    p->rep_rx = p->rep_rx_acked = p->rep_rx_durable = 0;
+    marks_free(&p->rep_marks);
 }
 
 void peerlog_peer_reset(struct peer *p)
@@ -253,4 +274,5 @@ void peerlog_marks_free(struct peer *p)
 {
     marks_free(&p->fwd_marks);
     marks_free(&p->rx_marks);
+    marks_free(&p->rep_marks);
 }

@@ -18,54 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster_int.h"
+#include "cluster_replica_int.h"
 #include "hash.h"
-#include "strmap.h"
-
-/* A replica held here for another node. */
-struct replica_held {
-    char *id;
-    char owner[64];
-    uint8_t *state;
-    size_t len;
-    struct origin_seq *origins; /* how far the owner had each stream at this snapshot */
-    size_t norigins;
-};
-
-/* One of our sessions and the peer holding its replica (NULL: none yet). */
-struct replica_mine {
-    char *id;
-    struct peer *target;
-};
-
-/* A takeover asked of us while we hold the replica and its owner has not answered yet. */
-struct replica_wait {
-    struct replica_wait *next;
-    char *id;
-    struct peer *requester;
-    uint64_t token;
-    uint64_t deadline;
-};
-
-/* A session promoted here from a replica, and whose it was. */
-struct replica_promoted {
-    char *id;
-    char owner[64];
-};
-
-struct replicas {
-    struct strmap held;     /* client id -> struct replica_held */
-    struct strmap promoted; /* client id -> struct replica_promoted */
-    struct strmap mine;     /* client id -> struct replica_mine */
-    struct replica_wait *waits;
-    uint64_t flushed;  /* the last turn the broker closed */
-    uint64_t reported; /* told to the broker: every turn up to it is held */
-    /* A replica holder died with turns not acknowledged: until the turn that re-sends its
-     * sessions elsewhere (freeze_until) is held, report no more than we had (frozen_wm). */
-    bool frozen;
-    uint64_t frozen_wm, freeze_until;
-    uint64_t promoted_n, dropped_on_return, puts_rx, puts_tx;
-};
 
 int replica_init(struct cluster *c)
 {
@@ -78,7 +32,7 @@ int replica_init(struct cluster *c)
     return 0;
 }
 
-static void replica_held_free(struct replica_held *h)
+void replica_held_free(struct replica_held *h)
 {
     free(h->origins);
     free(h->state);
@@ -276,10 +230,31 @@ void replica_hook_state(void *ctx, const char *id, const uint8_t *state, size_t 
     r->puts_tx++;
 }
 
+/* An empty drop, numbered 0 (not a turn: nothing waits for its acknowledgement, so a peer that
+ * cannot take it yet holds nothing up): all we want p to hold of ours was sent before it. */
+static void replica_send_resynced(struct cluster *c, struct peer *p)
+{
+    Cl__ReplicaDrop d = CL__REPLICA_DROP__INIT;
+    Cl__Envelope env = CL__ENVELOPE__INIT;
+    d.client_id = "";
+    env.body_case = CL__ENVELOPE__BODY_REPLICA_DROP;
+    env.replica_drop = &d;
+    struct wbuf *w = cluster_pack(c, &env);
+    if (w) {
+        peer_send(p, w);
+        wbuf_unref(w);
+    }
+}
+
 void replica_hook_turn_end(void *ctx, uint64_t seq)
 {
     struct cluster *c = ctx;
     peerlog_turn_end(c, seq); /* before the report: this turn's forwards hold it */
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (p->rep_resync && p->open) /* after this turn's puts on the same stream */
+            replica_send_resynced(c, p);
+        p->rep_resync = false;
+    }
     c->rep->flushed = seq;
     replica_report(c);
     replica_send_acks(c); /* the cluster's own check may have run before the broker's this turn */
@@ -315,18 +290,18 @@ void replica_on_ack(struct cluster *c, struct peer *p, const Cl__ReplicaAck *a)
 void replica_send_acks(struct cluster *c)
 {
     for (struct peer *p = c->peers; p; p = p->next) {
-        uint64_t confirm = peerlog_confirmable(c, p);
-        if ((p->rep_rx <= p->rep_rx_acked && confirm <= p->pub_rx_acked) || !p->open)
+        uint64_t confirm = peerlog_confirmable(c, p), rep = peerlog_replicas_confirmable(c, p);
+        if ((rep <= p->rep_rx_acked && confirm <= p->pub_rx_acked) || !p->open)
             continue;
         Cl__ReplicaAck a = CL__REPLICA_ACK__INIT;
         Cl__Envelope env = CL__ENVELOPE__INIT;
-        a.seq = p->rep_rx;
+        a.seq = rep;
         a.publish_seq = confirm;
         env.body_case = CL__ENVELOPE__BODY_REPLICA_ACK;
         env.replica_ack = &a;
         struct wbuf *w = cluster_pack(c, &env);
         if (w && peer_send(p, w)) {
-            p->rep_rx_acked = p->rep_rx;
+            p->rep_rx_acked = rep;
             p->pub_rx_acked = confirm;
         }
         if (w)
@@ -445,25 +420,46 @@ void replica_on_put(struct cluster *c, struct peer *p, const Cl__ReplicaPut *rp)
             h->origins[h->norigins++].seq = rp->origins[i]->seq;
         }
     }
+    if (h->restored) {
+        h->restored = false;
+        r->nrestored--;
+    }
+    replica_record(c, h);
     r->puts_rx++;
 }
 
-static void replica_held_del(struct replicas *r, struct replica_held *h)
+/* h leaves this node: its record in our store too. */
+void replica_held_forget(struct cluster *c, struct replica_held *h)
 {
-    strmap_del(&r->held, h->id, strlen(h->id));
+    if (h->restored) {
+        h->restored = false;
+        c->rep->nrestored--;
+    }
+    if (broker_replica_record(c->b, h->id, NULL, 0) != 0)
+        log_error(c->log, "store: out of memory deleting the replica of %s", h->id);
+}
+
+void replica_held_del(struct cluster *c, struct replica_held *h)
+{
+    replica_held_forget(c, h);
+    strmap_del(&c->rep->held, h->id, strlen(h->id));
     replica_held_free(h);
 }
 
 void replica_on_drop(struct cluster *c, struct peer *p, const Cl__ReplicaDrop *d)
 {
-    if (!d->client_id || !d->client_id[0]) {
+    if (!d->client_id) {
         cluster_bad_input(c, p->name, "an invalid replica drop");
         return;
     }
     replica_got(c, p, d->seq);
+    if (!d->client_id[0]) { /* p sent us all it wants us to hold: the rest restored is stale */
+        replica_restored_drop(c, p);
+        return;
+    }
     struct replica_held *h = strmap_get(&c->rep->held, d->client_id, strlen(d->client_id));
     if (h && strcmp(h->owner, p->name) == 0) {
-        replica_held_del(c->rep, h);
+        replica_held_del(c, h);
         replica_waits_resolve(c, d->client_id, false); /* the owner handed it over itself */
     }
 }
@@ -472,7 +468,7 @@ void replica_on_handoff(struct cluster *c, struct peer *p, const char *id)
 {
     struct replica_held *h = strmap_get(&c->rep->held, id, strlen(id));
     if (h && strcmp(h->owner, p->name) == 0)
-        replica_held_del(c->rep, h); /* the session itself came: the replica is stale */
+        replica_held_del(c, h); /* the session itself came: the replica is stale */
 }
 
 static void replica_route_add(void *ctx, const char *filter)
@@ -482,8 +478,9 @@ static void replica_route_add(void *ctx, const char *filter)
 
 /* The owner is gone: the replica becomes the session, here. With a hand-over (ho) of what the
  * peers kept for the owner, a takeover waiting for it waits for that too. */
-static void replica_promote(struct cluster *c, struct replica_held *h, struct handover *ho)
+void replica_promote(struct cluster *c, struct replica_held *h, struct handover *ho)
 {
+    replica_held_forget(c, h); /* the session's own record replaces it */
     char *id = h->id;
     h->id = NULL;
     strmap_del(&c->rep->held, id, strlen(id));
@@ -544,7 +541,7 @@ bool replica_on_takeover_request(struct cluster *c, struct peer *p, const Cl__Ta
                replica_wait_add(c, p, req);
     struct peer *owner = cluster_peer_find(c, h->owner);
     if (req->clean_session) {
-        replica_held_del(r, h); /* the client starts over: nothing of it is wanted */
+        replica_held_del(c, h); /* the client starts over: nothing of it is wanted */
         return false;
     }
     if (owner == p)
@@ -571,36 +568,11 @@ bool replica_held_wait(struct cluster *c, const char *client_id, bool clean)
     if (!h)
         return false;
     if (clean) {
-        replica_held_del(c->rep, h);
+        replica_held_del(c, h);
         return false;
     }
     struct peer *owner = cluster_peer_find(c, h->owner);
     return owner && owner->open;
-}
-
-/* Collected first: promoting or touching changes the maps being walked. */
-struct replica_ids {
-    char **ids;
-    size_t n;
-};
-
-static int replica_ids_add(struct replica_ids *l, const char *id)
-{
-    char **n = realloc(l->ids, (l->n + 1) * sizeof(*n));
-    if (!n)
-        return -1;
-    l->ids = n;
-    if (!(l->ids[l->n] = strdup(id)))
-        return -1;
-    l->n++;
-    return 0;
-}
-
-static void replica_ids_free(struct replica_ids *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->ids[i]);
-    free(l->ids);
 }
 
 static void replica_touch_one(const char *id, void *ctx)
@@ -656,9 +628,13 @@ void replica_member_up(struct cluster *c, struct peer *p)
 {
     replica_owner_back(c, p);
     replica_touch_all(c); /* rendezvous winners may have changed: replicas move */
+    p->rep_resync = true; /* then tell it: what it restored and we did not send is stale */
 }
 
-void replica_member_gone(struct cluster *c, struct peer *p)
+/* p no longer holds what it held of ours (it died, or restarted: its memory and last turns are
+ * gone): everything goes again to each session's winner, and the acknowledgements that waited on p
+ * wait for that turn instead. Its own turn numbers start again. */
+static void replica_retarget(struct cluster *c, struct peer *p)
 {
     struct replicas *r = c->rep;
     bool held_ours = p->rep_acked < p->rep_sent;
@@ -681,7 +657,21 @@ void replica_member_gone(struct cluster *c, struct peer *p)
         replica_touch_all(c);
     }
     p->rep_sent = p->rep_acked = p->rep_first = 0;
-    p->rep_rx = p->rep_rx_acked = 0;
+    peerlog_replicas_reset(p);
+}
+
+void replica_peer_restarted(struct cluster *c, struct peer *p)
+{
+    log_info(c->log, "cluster: %s restarted: its replicas of our sessions are sent again", p->name);
+    replica_retarget(c, p);
+    replica_touch_all(c);
+    p->rep_resync = true;
+}
+
+void replica_member_gone(struct cluster *c, struct peer *p)
+{
+    struct replicas *r = c->rep;
+    replica_retarget(c, p);
     peerlog_peer_reset(p); /* what went to it is in its log now, for a hand-over */
 
     struct replica_ids l = {0};
@@ -715,6 +705,7 @@ void replica_member_gone(struct cluster *c, struct peer *p)
 
 void replica_tick(struct cluster *c, uint64_t now)
 {
+    replica_restored_promote(c, now);
     struct replica_wait **pp = &c->rep->waits;
     while (*pp) {
         struct replica_wait *w = *pp;

@@ -199,9 +199,12 @@ void routes_on_sync(struct cluster *c, struct peer *p, const Cl__RouteSync *s)
     for (size_t i = 0; i < p->nstaging_shares; i++)
         broker_share_route(c->b, p->staging_shares[i], strlen(p->staging_shares[i]), p, true);
     routes_staging_shares_free(p);
+    bool restarted = p->gen && p->gen != s->generation; /* not seen dead: a quick restart */
     p->gen = s->generation;
     p->version = s->version;
     p->synced = true;
+    if (restarted)
+        replica_peer_restarted(c, p);
     log_debug(c->log, "cluster: routes of %s synced: %zu filters at version %llu", p->name,
               topic_tree_filter_count(p->routes), (unsigned long long)p->version);
     if (p->nowed)

@@ -210,6 +210,13 @@ void broker_deliver_shared(struct broker *b, struct message *msg, const char *ke
 
 /* Every replication turn up to seq is held by the replicas it went to (see on_session_state). */
 void broker_replicated(struct broker *b, uint64_t seq);
+/* A session replica held here for another node (cluster): written into this turn's batch under
+ * client id (v NULL: deleted), on disk once on_stored passes this turn. 0, or -1 (no memory). */
+int broker_replica_record(struct broker *b, const char *client_id, const uint8_t *v, size_t len);
+/* The replica records found at start, each to fn once (v lent for the call), then forgotten. */
+void broker_replicas_restored(struct broker *b,
+                              void (*fn)(void *ctx, const char *id, const uint8_t *v, size_t len),
+                              void *ctx);
 /* This turn's acknowledgements wait for broker_replicated to pass it (--durability sync): the
  * cluster forwarded a QoS 1/2 PUBLISH of it to a peer that has not confirmed it durable yet. */
 void broker_turn_hold(struct broker *b);

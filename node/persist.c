@@ -41,7 +41,14 @@ struct persist {
     } * turns;
     size_t turns_head, turns_n, turns_cap;
     uint64_t stored; /* every turn up to this one is on disk */
-    uint8_t *buf;    /* scratch for one record */
+    /* Replica records ('p') restored at start, until the cluster takes them. */
+    struct persist_rep {
+        char *id;
+        uint8_t *val;
+        size_t len;
+    } * reps;
+    size_t nreps;
+    uint8_t *buf; /* scratch for one record */
     size_t len, cap;
     bool oom; /* the record being built ran out of memory */
 };
@@ -351,6 +358,24 @@ static int persist_restore_session(struct broker *b, const char *id, struct prd 
 
 /* ---- Restore ---- */
 
+/* A replica this node held for another ('p' record): kept for the cluster (broker_replicas_restored). */
+static int persist_keep_replica(struct persist *p, const char *id, const uint8_t *v, size_t len)
+{
+    struct persist_rep *n = realloc(p->reps, (p->nreps + 1) * sizeof(*n));
+    if (!n)
+        return -1;
+    p->reps = n;
+    struct persist_rep *r = &n[p->nreps];
+    if (!(r->id = strdup(id)) || !(r->val = malloc(len ? len : 1))) {
+        free(r->id);
+        return -1;
+    }
+    memcpy(r->val, v, len);
+    r->len = len;
+    p->nreps++;
+    return 0;
+}
+
 struct persist_restore {
     struct broker *b;
     size_t sessions, retained, bad;
@@ -384,6 +409,8 @@ static int persist_restore_one(void *ctx, const uint8_t *k, size_t kl, const uin
         }
         if (m)
             message_unref(m);
+    } else if (k[0] == 'p') {
+        rc = persist_keep_replica(b->persist, name, v, vl);
     }
     if (rc != 0) {
         pr->bad++;
@@ -394,6 +421,40 @@ static int persist_restore_one(void *ctx, const uint8_t *k, size_t kl, const uin
 }
 
 static void persist_on_committed(void *ctx, uint64_t seq);
+
+static void persist_reps_free(struct persist *p)
+{
+    for (size_t i = 0; i < p->nreps; i++) {
+        free(p->reps[i].id);
+        free(p->reps[i].val);
+    }
+    free(p->reps);
+    p->reps = NULL;
+    p->nreps = 0;
+}
+
+void broker_replicas_restored(struct broker *b,
+                              void (*fn)(void *ctx, const char *id, const uint8_t *v, size_t len),
+                              void *ctx)
+{
+    struct persist *p = b->persist;
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nreps; i++)
+        fn(ctx, p->reps[i].id, p->reps[i].val, p->reps[i].len);
+    persist_reps_free(p);
+}
+
+int broker_replica_record(struct broker *b, const char *id, const uint8_t *v, size_t len)
+{
+    struct persist *p = b->persist;
+    if (!p)
+        return 0;
+    size_t klen = persist_key(p, 'p', id, strlen(id));
+    if (p->oom)
+        return -1;
+    return v ? store_put(p->store, p->buf, klen, v, len) : store_del(p->store, p->buf, klen);
+}
 
 int persist_open(struct broker *b, char *err, size_t errlen)
 {
@@ -451,6 +512,7 @@ void persist_close(struct broker *b)
     free(p->dirty);
     free(p->held);
     free(p->turns);
+    persist_reps_free(p);
     free(p->buf);
     free(p);
     b->persist = NULL;

@@ -1,6 +1,7 @@
 """Every persistent session is replicated to one other node before its messages are acknowledged
 (issue 12): a node killed with SIGKILL and never restarted loses no session and no acknowledged
 message; a SIGTERM hand-off whose frame is lost loses nothing; a PUBACK waits for the replica."""
+import os
 import threading
 import time
 
@@ -170,6 +171,45 @@ def test_killed_node_loses_nothing_published_on_other_nodes(cluster):
         assert handed > 0, "the messages kept for the killed node should have been handed over"
     finally:
         close_all(opened)
+
+
+def test_replica_survives_its_holders_restart(cluster):
+    """A replica is in its holder's store too: the owner n1 and the replica's holder are killed
+    (SIGKILL) together; the holder starts again on its store, n1 never: the client reconnects and has
+    its session and every message acknowledged for it. The holder acknowledged each turn only once
+    the replica was on its disk."""
+    addrs = [cluster.next_addr() for _ in range(3)]
+    seeds = cluster.seeds_for(addrs)
+    dirs = [os.path.join(cluster.tmpdir, "keep-n%d" % (i + 1)) for i in range(3)]
+    nodes = [cluster.start_node("n%d" % (i + 1), seeds, ["--data-dir", dirs[i]], addr=addrs[i],
+                                wait_ready=False) for i in range(3)]
+    for n in nodes:
+        n.wait_ready()
+    n1, n2, n3 = nodes
+    cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
+    sub = Client(n1, "keep-sub", clean_session=False).connect()
+    pub, back = None, None
+    try:
+        sub.subscribe("keep/#", qos=1)
+        sub.disconnect()
+        pub = Client(n1, "keep-pub").connect()
+        for i in range(50):
+            pub.publish("keep/q", b"kept-%d" % i, qos=1)  # each acknowledged: on both disks
+        holder = replica_holder(cluster, [n2, n3])
+        other = n3 if holder is n2 else n2
+        i = nodes.index(holder)
+        holder.kill()
+        n1.kill()
+        holder = cluster.start_node(holder.name, seeds, ["--data-dir", dirs[i]], addr=addrs[i])
+        wait_until(lambda: metric(holder, "sol_cluster_replicas_promoted_total") >= 1, 30,
+                   "the restored replica promoted once its owner is known gone")
+        back = Client(other, "keep-sub", clean_session=False).connect()
+        assert back.session_present, "the session should survive on its holder's disk"
+        got = back.wait_count(50, 10)
+        payloads = [p for _, t, p, _, _ in got if t == "keep/q"]
+        assert payloads == [b"kept-%d" % i for i in range(50)], "lost or duplicated: %d" % len(payloads)
+    finally:
+        close_all([c for c in [sub, pub, back] if c])
 
 
 def test_puback_waits_for_the_replica(cluster):
