@@ -78,6 +78,9 @@
 /* A takeover told to wait by a replica holder (its owner suspected) waits this long at most for
  * the owner's answer or its death. Failure detection takes 1-2 s (cluster-membership.md). */
 #define CLUSTER_REPLICA_WAIT_MS 10000
+/* A replica read back from our store whose owner nobody reports, alive or dead, this long after we
+ * are ready: the owner is gone (long enough for a whole cluster's nodes to come back one by one). */
+#define CLUSTER_RESTORED_PROMOTE_MS 60000
 #define REPLICA_ORIGINS_MAX 64 /* peers whose stream position a replica records */
 /* A session that moved away keeps a stub here this long (cluster_move.c): longer than any route
  * delta takes to reach every peer. The new node records what it receives for twice as long. */

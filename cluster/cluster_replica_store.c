@@ -138,7 +138,7 @@ void replica_restored_promote(struct cluster *c, uint64_t now)
         return;
     if (!r->restored_seen)
         r->restored_seen = now;
-    if (now - r->restored_seen < CLUSTER_REPLICA_WAIT_MS)
+    if (now - r->restored_seen < CLUSTER_RESTORED_PROMOTE_MS)
         return;
     struct replica_ids l = {0};
     for (size_t i = 0; i < r->held.cap; i++) {
