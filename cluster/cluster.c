@@ -391,7 +391,9 @@ static void cluster_tick_cb(uv_timer_t *t)
         }
         if (p->log_keep && now - p->hold_since >= CLUSTER_LEFT_LOG_KEEP_MS) {
             p->log_keep = false;
-            peerlog_free(p, false); /* it left: they were handed over with its sessions */
+            /* Never confirmed by it: passed on by its stubs or a hand-over, or lost. Counted as
+             * dropped, as before its log was kept (an overcount when they were handed over). */
+            peerlog_free(p, true);
         }
     }
     if (!c->ready)
