@@ -83,6 +83,9 @@ def seeds():
             envelope(b"n3", PUBLISH, live_publish(b"a/c", 21, qos=2))]
     answer = field_bytes(1, b"n3") + b"".join(field_bytes(3, k) for k in kept) + field_varint(4, 1)
     yield "handover_answer", frame(envelope(n1, HANDOVER, answer))
+    # An empty kept entry: protobuf-c unpacks it as (NULL, 0), once undefined in wire_parse_envelope.
+    empty = field_bytes(1, b"n3") + field_bytes(3, b"") + field_varint(4, 1)
+    yield "handover_empty_entry", frame(envelope(n1, HANDOVER, empty))
     stub = (field_bytes(1, b"c1") + field_bytes(2, live_publish(b"a/b", 30)) + field_bytes(3, b"n2") +
             field_varint(4, 30))
     yield "stub_publish", frame(envelope(n1, STUB_PUBLISH, stub))
