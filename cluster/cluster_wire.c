@@ -384,9 +384,11 @@ static int parse_publish(const uint8_t *p, size_t n, struct wire_publish *out)
     return 0;
 }
 
+/* An empty bytes field unpacked by protobuf-c (a Handover's kept envelope) has no data: p is NULL
+ * and NULL + 0 is undefined, so the end is only computed from a real pointer. */
 int wire_parse_envelope(const uint8_t *p, size_t n, struct wire_envelope *out)
 {
-    struct reader r = {p, p + n};
+    struct reader r = {p, p ? p + n : p};
     out->sender = NULL;
     out->sender_len = 0;
     out->body_field = 0;

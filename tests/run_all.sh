@@ -42,18 +42,21 @@ asan_build() {
         cmake --build "$ASAN_BUILD" -j"$JOBS" >/dev/null
 }
 
-# The packet decoder for FUZZ_SECONDS (60 by default), then the gossip receive path for half as long,
-# then opening sealed gossip for a quarter.
+# The packet decoder for FUZZ_SECONDS (60 by default), then the gossip receive path and the cluster's
+# frame decoders for half as long, then opening sealed gossip, TLS, WebSocket, PROXY and the HTTP
+# endpoint for a quarter each.
 fuzz_run() {
     cmake -S . -B "$FUZZ_BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSOL_FUZZ=ON >/dev/null &&
         cmake --build "$FUZZ_BUILD" -j"$JOBS" --target fuzz_codec fuzz_gossip fuzz_seal fuzz_tls fuzz_ws fuzz_proxy \
-            >/dev/null &&
+            fuzz_cluster fuzz_http >/dev/null &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" "$FUZZ_SECONDS" fuzz_codec &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 2)) fuzz_gossip &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_seal &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_tls &&
         ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_ws &&
-        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_proxy
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_proxy &&
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 2)) fuzz_cluster &&
+        ./tests/fuzz/run_fuzz.sh "$FUZZ_BUILD" $((FUZZ_SECONDS / 4)) fuzz_http
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
