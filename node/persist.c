@@ -2,56 +2,18 @@
  * persist.c - the broker's durable state (persist.h): record encoding, the sessions changed this
  * turn, the acknowledgements held for the disk, and the restore at start.
  */
-#include "persist.h"
+#include "persist_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "broker_internal.h"
+#include "codec.h"
 #include "conn_int.h"
 #include "session.h"
 
 #define PERSIST_VERSION 1
-
-/* One held acknowledgement; conn NULL once its connection closed. */
-struct persist_held {
-    struct conn *conn;
-    persist_ack_fn send;
-    uint64_t seq; /* sent once this batch is durable */
-    uint64_t rep; /* and once this replication turn is held by the replicas */
-    uint16_t id;
-    uint8_t type, reason;
-};
-
-struct persist {
-    struct store *store;
-    enum store_durability mode;
-    struct session **dirty; /* changed this turn (session_dirty_slot = index + 1) */
-    size_t ndirty, dirty_cap;
-    struct persist_held *held; /* FIFO in seq order: [head, n) */
-    size_t held_head, held_n, held_cap;
-    bool restoring;
-    uint64_t committed;          /* the store's batches up to this one are durable */
-    uint64_t rep_open, rep_done; /* this turn's replication seq; all turns up to done are held */
-    bool hold_turn;              /* this turn's acknowledgements wait for its replication turn */
-    /* Turns whose batch is not on disk yet, oldest first: [head, n) (persist_stored_advance). */
-    struct persist_turn {
-        uint64_t turn, batch;
-    } * turns;
-    size_t turns_head, turns_n, turns_cap;
-    uint64_t stored; /* every turn up to this one is on disk */
-    /* Replica records ('p') restored at start, until the cluster takes them. */
-    struct persist_rep {
-        char *id;
-        uint8_t *val;
-        size_t len;
-    } * reps;
-    size_t nreps;
-    uint8_t *buf; /* scratch for one record */
-    size_t len, cap;
-    bool oom; /* the record being built ran out of memory */
-};
 
 /* ---- Encoding ---- */
 
@@ -170,8 +132,11 @@ static struct message *persist_get_msg(struct broker *b, struct prd *r)
     const uint8_t *props = prd_take(r, pl);
     size_t nl = (size_t)prd_uint(r, 4);
     const uint8_t *payload = prd_take(r, nl);
-    if (r->bad || qos > 2)
+    /* A record may come from a peer (a session replica, a moved session): checked as a PUBLISH. */
+    if (r->bad || qos > 2 || !codec_topic_name_valid((const char *)topic, tl)) {
+        r->bad = true;
         return NULL;
+    }
     uint64_t expire_at = 0;
     if (expire) {
         uint64_t wall = persist_wall_ms();
@@ -420,8 +385,6 @@ static int persist_restore_one(void *ctx, const uint8_t *k, size_t kl, const uin
     return 0;
 }
 
-static void persist_on_committed(void *ctx, uint64_t seq);
-
 static void persist_reps_free(struct persist *p)
 {
     for (size_t i = 0; i < p->nreps; i++) {
@@ -589,74 +552,6 @@ void persist_retained(struct broker *b, const char *topic, size_t len, struct me
         store_del(p->store, p->buf, klen);
 }
 
-/* The batch what changed so far must wait for: the open one if it holds anything or will at the
- * turn's end (a dirty session), else the last one handed to the writer (numbered below it). */
-static uint64_t persist_batch(const struct persist *p)
-{
-    return p->ndirty || store_pending(p->store) ? store_open_seq(p->store)
-                                                : store_open_seq(p->store) - 1;
-}
-
-/* ---- Turns on disk (what the cluster confirms to the peers that sent its messages) ---- */
-
-/* Tell the hook that every turn up to turn is on disk. */
-static void persist_stored(struct broker *b, uint64_t turn)
-{
-    struct persist *p = b->persist;
-    if (turn <= p->stored)
-        return;
-    p->stored = turn;
-    if (b->hooks.on_stored)
-        b->hooks.on_stored(b->hooks.ctx, turn);
-}
-
-/* Pop the turns whose batch the store has made durable. */
-static void persist_stored_advance(struct broker *b)
-{
-    struct persist *p = b->persist;
-    uint64_t last = 0;
-    while (p->turns_n && p->turns[p->turns_head].batch <= p->committed) {
-        last = p->turns[p->turns_head].turn;
-        p->turns_head++;
-        p->turns_n--;
-    }
-    if (!p->turns_n)
-        p->turns_head = 0;
-    if (last)
-        persist_stored(b, last);
-}
-
-/* Turn turn wrote into batch (and every earlier batch): on disk once the store says so. Outside
- * sync mode a turn counts as stored when it ends (what async may lose is said in persistence.md). */
-static void persist_turn_written(struct broker *b, uint64_t turn, uint64_t batch)
-{
-    struct persist *p = b->persist;
-    if (p->mode != STORE_SYNC || (!p->turns_n && batch <= p->committed)) {
-        persist_stored(b, turn);
-        return;
-    }
-    if (p->turns_head + p->turns_n == p->turns_cap) {
-        if (p->turns_head) {
-            memmove(p->turns, p->turns + p->turns_head, p->turns_n * sizeof(*p->turns));
-            p->turns_head = 0;
-        }
-        if (p->turns_n == p->turns_cap) {
-            size_t cap = p->turns_cap ? p->turns_cap * 2 : 64;
-            struct persist_turn *nt = realloc(p->turns, cap * sizeof(*nt));
-            if (!nt) {
-                /* The watermark only rises: the newest pending turn, or the next one recorded,
-                 * stands for this one (its batch is not earlier). */
-                if (p->turns_n)
-                    p->turns[p->turns_head + p->turns_n - 1] = (struct persist_turn){turn, batch};
-                return;
-            }
-            p->turns = nt;
-            p->turns_cap = cap;
-        }
-    }
-    p->turns[p->turns_head + p->turns_n++] = (struct persist_turn){turn, batch};
-}
-
 void persist_turn_end(struct broker *b)
 {
     struct persist *p = b->persist;
@@ -676,101 +571,6 @@ void persist_turn_end(struct broker *b)
         b->hooks.on_turn_end(b->hooks.ctx, seq); /* may report it held at once */
     else
         broker_replicated(b, seq);
-}
-
-/* ---- Held acknowledgements ---- */
-
-int persist_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t id, uint8_t reason,
-                persist_ack_fn send)
-{
-    struct persist *p = b->persist;
-    bool wait = p && p->mode == STORE_SYNC &&
-                (p->ndirty || store_pending(p->store) || c->acks_waiting || p->hold_turn ||
-                 p->rep_done + 1 < p->rep_open);
-    if (!wait)
-        return send(c, type, id, reason);
-    if (p->held_head + p->held_n == p->held_cap) {
-        if (p->held_head) { /* slide the live part to the front */
-            memmove(p->held, p->held + p->held_head, p->held_n * sizeof(*p->held));
-            p->held_head = 0;
-        }
-        if (p->held_n == p->held_cap) {
-            size_t cap = p->held_cap ? p->held_cap * 2 : 256;
-            struct persist_held *nh = realloc(p->held, cap * sizeof(*nh));
-            if (!nh)
-                return -1;
-            p->held = nh;
-            p->held_cap = cap;
-        }
-    }
-    p->held[p->held_head + p->held_n++] =
-        (struct persist_held){c, send, persist_batch(p), p->rep_open, id, type, reason};
-    c->acks_waiting++;
-    return 0;
-}
-
-void persist_conn_gone(struct broker *b, struct conn *c)
-{
-    struct persist *p = b->persist;
-    if (!p || !c->acks_waiting)
-        return;
-    for (size_t i = 0; i < p->held_n; i++) {
-        struct persist_held *h = &p->held[p->held_head + i];
-        if (h->conn == c)
-            h->conn = NULL;
-    }
-    c->acks_waiting = 0;
-}
-
-/* Send the held acknowledgements whose batch is durable and whose turn is replicated, in order. */
-static void persist_release(struct broker *b)
-{
-    struct persist *p = b->persist;
-    while (p->held_n && p->held[p->held_head].seq <= p->committed &&
-           p->held[p->held_head].rep <= p->rep_done) {
-        struct persist_held h = p->held[p->held_head];
-        p->held_head++;
-        p->held_n--;
-        if (!h.conn)
-            continue;
-        h.conn->acks_waiting--;
-        if (h.send(h.conn, h.type, h.id, h.reason) < 0)
-            conn_close(h.conn, "out of memory");
-    }
-    if (!p->held_n)
-        p->held_head = 0;
-    broker_wake(b);
-}
-
-/* The store made batches up to seq durable. */
-static void persist_on_committed(void *ctx, uint64_t seq)
-{
-    struct broker *b = ctx;
-    if (seq > b->persist->committed)
-        b->persist->committed = seq;
-    persist_stored_advance(b);
-    persist_release(b);
-}
-
-void broker_turn_hold(struct broker *b)
-{
-    if (b->persist)
-        b->persist->hold_turn = true;
-}
-
-void broker_replicated(struct broker *b, uint64_t seq)
-{
-    struct persist *p = b->persist;
-    if (!p || seq <= p->rep_done)
-        return;
-    p->rep_done = seq;
-    if (p->held_n)
-        persist_release(b);
-}
-
-uint64_t broker_replication_seq(const struct broker *b)
-{
-    return b->persist ? b->persist->rep_open : 0;
 }
 
 void broker_session_touch(struct broker *b, const char *client_id)
