@@ -84,7 +84,10 @@ def kill_owner_and_resume(cluster, prefix, pub_on, keep_publishing, sigterm=Fals
     acknowledgements have resumed for 100 more each. With sigterm, n1 leaves on SIGTERM instead
     (handing its session over). Checks session present 1, every acknowledged message there, the
     QoS 2 ones once. Returns (nodes, the resumed client, clients to close)."""
-    nodes = cluster.start_nodes(3)
+    # The resumed subscriber is a Python client next to two publishers: on a loaded machine it can
+    # stall past --stall-timeout-ms, and then its queue is bounded by --max-queued (drops counted,
+    # issue 9). This test is about node loss, not overload: room for every message.
+    nodes = cluster.start_nodes(3, extra_args=("--max-queued", "100000"))
     n1, n2, n3 = nodes
     cluster.wait_until(lambda: cluster.converged(), 5, "3 nodes alive")
     sub = Client(n1, prefix + "-sub", clean_session=False).connect()
