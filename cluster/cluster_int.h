@@ -607,6 +607,11 @@ void publish_fill(Cl__Publish *pb, const struct message *msg, const struct wire_
 /* A message from a received Publish, expiring expiry_ms after now, or NULL if invalid or out of
  * memory. */
 struct message *publish_to_message(const struct wire_publish *wp, bool retain, uint64_t now);
+/* A moved session's subscription is acceptable (a valid filter, options in range). */
+bool publish_moved_sub_valid(const Cl__SessionSub *s);
+/* A moved session's message checked as takeover_on_reply takes it: true and *out its message (one
+ * reference; NULL for a PUBREL-pending entry, which has none), or false (nothing to free). */
+bool publish_moved_msg(const Cl__SessionMsg *sm, uint64_t now, struct message **out);
 /* View a protobuf-c Publish as a wire_publish (pointers into pb). */
 void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out);
 

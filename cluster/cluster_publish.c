@@ -55,6 +55,32 @@ void publish_from_pb(const Cl__Publish *pb, struct wire_publish *out)
     out->share_last_hop = pb->share_last_hop;
 }
 
+bool publish_moved_sub_valid(const Cl__SessionSub *s)
+{
+    size_t len = s->filter ? strlen(s->filter) : 0;
+    return len && len <= UINT16_MAX && topic_filter_valid(s->filter, len) && (s->qos & 3) <= 2 &&
+           s->qos <= 0x0f;
+}
+
+bool publish_moved_msg(const Cl__SessionMsg *sm, uint64_t now, struct message **out)
+{
+    *out = NULL;
+    bool pubrel = sm->state == SESSION_MSG_PUBREL_SENT;
+    if (sm->msg && !pubrel) {
+        struct wire_publish wp;
+        publish_from_pb(sm->msg, &wp);
+        *out = publish_to_message(&wp, sm->msg->retain, now);
+    }
+    bool bad = sm->qos < 1 || sm->qos > 2 || sm->state > SESSION_MSG_PUBREL_SENT ||
+               sm->packet_id > UINT16_MAX || (pubrel && (sm->qos != 2 || !sm->packet_id)) ||
+               (!pubrel && !*out);
+    if (bad && *out) {
+        message_unref(*out);
+        *out = NULL;
+    }
+    return !bad;
+}
+
 /* Checked like a client's PUBLISH: a peer's bytes are not trusted to be a valid topic (the
  * properties are passed on as they came: the publisher's node validated them). */
 struct message *publish_to_message(const struct wire_publish *wp, bool retain, uint64_t now)

@@ -372,8 +372,7 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
     for (size_t i = 0; i < r->n_subs; i++) {
         const char *f = r->subs[i]->filter;
         size_t len = f ? strlen(f) : 0;
-        if (len == 0 || len > UINT16_MAX || !topic_filter_valid(f, len) ||
-            (r->subs[i]->qos & 3) > 2 || r->subs[i]->qos > 0x0f) {
+        if (!publish_moved_sub_valid(r->subs[i])) {
             cluster_bad_input(c, p->name, "an invalid moved subscription");
             continue;
         }
@@ -385,20 +384,9 @@ void takeover_on_reply(struct cluster *c, struct peer *p, const Cl__TakeoverRepl
         move_in_begin(c, r->client_id);   /* its old node may pass on what still reaches it */
     for (size_t i = 0; i < r->n_msgs; i++) {
         const Cl__SessionMsg *sm = r->msgs[i];
-        struct wire_publish wp;
         struct message *m = NULL;
-        bool pubrel = sm->state == SESSION_MSG_PUBREL_SENT;
-        if (sm->msg && !pubrel) {
-            publish_from_pb(sm->msg, &wp);
-            m = publish_to_message(&wp, sm->msg->retain, uv_now(c->loop));
-        }
-        bool bad = sm->qos < 1 || sm->qos > 2 || sm->state > SESSION_MSG_PUBREL_SENT ||
-                   sm->packet_id > UINT16_MAX || (pubrel && (sm->qos != 2 || !sm->packet_id)) ||
-                   (!pubrel && !m);
-        if (bad) {
+        if (!publish_moved_msg(sm, uv_now(c->loop), &m)) {
             cluster_bad_input(c, p->name, "an invalid moved message");
-            if (m)
-                message_unref(m);
             continue;
         }
         struct session_msg_info info = {(uint16_t)sm->packet_id, (uint8_t)sm->qos,

@@ -84,26 +84,15 @@ static void fuzz_handover_entry(const uint8_t *env, size_t len)
 static void fuzz_takeover_reply(const Cl__TakeoverReply *r)
 {
     for (size_t i = 0; i < r->n_subs; i++) {
-        const char *f = r->subs[i]->filter;
-        size_t len = f ? strlen(f) : 0;
-        if (len == 0 || len > UINT16_MAX || !topic_filter_valid(f, len) ||
-            (r->subs[i]->qos & 3) > 2 || r->subs[i]->qos > 0x0f)
+        if (!publish_moved_sub_valid(r->subs[i]))
             continue;
-        broker_session_restore_sub(b, FUZZ_CLIENT, f, (uint8_t)r->subs[i]->qos, r->subs[i]->subid);
+        broker_session_restore_sub(b, FUZZ_CLIENT, r->subs[i]->filter, (uint8_t)r->subs[i]->qos,
+                                   r->subs[i]->subid);
     }
     for (size_t i = 0; i < r->n_msgs; i++) {
         const Cl__SessionMsg *sm = r->msgs[i];
-        struct wire_publish wp;
         struct message *m = NULL;
-        bool pubrel = sm->state == SESSION_MSG_PUBREL_SENT;
-        if (sm->msg && !pubrel) {
-            publish_from_pb(sm->msg, &wp);
-            m = fuzz_message(&wp, sm->msg->retain);
-        }
-        bool bad = sm->qos < 1 || sm->qos > 2 || sm->state > SESSION_MSG_PUBREL_SENT ||
-                   sm->packet_id > UINT16_MAX || (pubrel && (sm->qos != 2 || !sm->packet_id)) ||
-                   (!pubrel && !m);
-        if (!bad) {
+        if (publish_moved_msg(sm, 1000, &m)) {
             struct session_msg_info info = {(uint16_t)sm->packet_id, (uint8_t)sm->qos,
                                             (uint8_t)sm->state, sm->retain};
             broker_session_restore_msg(b, FUZZ_CLIENT, m, &info);
