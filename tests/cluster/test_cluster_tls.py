@@ -126,9 +126,10 @@ def test_tls_cluster_forms_and_routes(cluster):
     nodes = _tls_nodes(cluster, ca)
     _route(cluster, nodes[0], nodes[2], "tls/route")
     for n in nodes:
-        log = n.log_tail(100000)
-        assert "node links are not encrypted" not in log
-        assert "authenticated" in log
+        # Listed (and logged) at the loop tick after its link authenticated: may follow readiness.
+        cluster.wait_until(lambda: "authenticated" in n.log_tail(100000), 5,
+                           "%s to log an authenticated node link" % n.name)
+        assert "node links are not encrypted" not in n.log_tail(100000)
 
 
 def test_other_ca_never_admitted(cluster):
