@@ -135,6 +135,8 @@ static void replica_report(struct cluster *c)
 
 static void replica_sent(struct peer *p, uint64_t seq)
 {
+    if (!seq)
+        return; /* not a turn (an empty drop): nothing waits for it */
     if (p->rep_acked >= p->rep_sent)
         p->rep_first = seq; /* nothing was outstanding */
     if (seq > p->rep_sent)
@@ -230,29 +232,16 @@ void replica_hook_state(void *ctx, const char *id, const uint8_t *state, size_t 
     r->puts_tx++;
 }
 
-/* An empty drop, numbered 0 (not a turn: nothing waits for its acknowledgement, so a peer that
- * cannot take it yet holds nothing up): all we want p to hold of ours was sent before it. */
-static void replica_send_resynced(struct cluster *c, struct peer *p)
-{
-    Cl__ReplicaDrop d = CL__REPLICA_DROP__INIT;
-    Cl__Envelope env = CL__ENVELOPE__INIT;
-    d.client_id = "";
-    env.body_case = CL__ENVELOPE__BODY_REPLICA_DROP;
-    env.replica_drop = &d;
-    struct wbuf *w = cluster_pack(c, &env);
-    if (w) {
-        peer_send(p, w);
-        wbuf_unref(w);
-    }
-}
-
 void replica_hook_turn_end(void *ctx, uint64_t seq)
 {
     struct cluster *c = ctx;
     peerlog_turn_end(c, seq); /* before the report: this turn's forwards hold it */
     for (struct peer *p = c->peers; p; p = p->next) {
-        if (p->rep_resync && p->open) /* after this turn's puts on the same stream */
-            replica_send_resynced(c, p);
+        /* After this turn's puts on the same stream: an empty drop, numbered 0 (not a turn:
+         * nothing waits for its acknowledgement, so a peer that cannot take it yet holds nothing
+         * up): all we want p to hold of ours was sent before it. */
+        if (p->rep_resync && p->open)
+            replica_send_drop(c, p, "", 0);
         p->rep_resync = false;
     }
     c->rep->flushed = seq;

@@ -566,11 +566,12 @@ void persist_turn_end(struct broker *b)
     store_commit(p->store);
     uint64_t seq = p->rep_open++;
     p->hold_turn = false;
-    persist_turn_written(b, seq, batch);
     if (b->hooks.on_turn_end)
         b->hooks.on_turn_end(b->hooks.ctx, seq); /* may report it held at once */
     else
         broker_replicated(b, seq);
+    /* After the hook marked what this turn received: a turn stored at once confirms it now. */
+    persist_turn_written(b, seq, batch);
 }
 
 void broker_session_touch(struct broker *b, const char *client_id)
